@@ -1,0 +1,39 @@
+# The two commands of the README: `make demo` and `make test`. Both start from nothing but python3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/quickstart.py
+
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# mypy cannot follow the editable install's folder mapping (core/ -> hutch, backends/ ->
+# hutch.backends, ...), so it checks a tree of links laid out as the import names are.
+typecheck: $(STAMP)
+	rm -rf build/typecheck && mkdir -p build/typecheck/hutch
+	for f in core/*.py core/py.typed; do ln -s ../../../$$f build/typecheck/hutch/; done
+	for d in backends plugins contrib; do ln -s ../../../$$d build/typecheck/hutch/$$d; done
+	$(BIN)/mypy build/typecheck/hutch tests bench examples
+
+bench: $(STAMP)
+	$(BIN)/python bench/core.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache data

@@ -1,0 +1,174 @@
+"""Parsing what ``hutch.open`` is given: the URL, the durability and the collection settings.
+
+All of it is checked before a backend is touched, so a typo fails at once with
+a message that says what to write instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import attrs
+
+from hutch.errors import ConfigError
+from hutch.ids import check_table_id
+
+Durability = Literal["commit", "batch", "none"]
+DURABILITIES: tuple[str, ...] = get_args(Durability)
+
+#: Where ``hutch.open()`` goes when given no URL and ``$HUTCH_URL`` is unset.
+DEFAULT_URL = "./data"
+
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+@attrs.frozen
+class URL:
+    """A parsed store URL: its scheme and the text it was written as.
+
+    A bare path (``./data``) is a ``file`` URL; a one-letter "scheme" is a
+    Windows drive (``C:\\data``), so it is a path too.
+    """
+
+    scheme: str
+    raw: str
+    bare_path: bool = False
+
+    def __str__(self) -> str:
+        return self.raw
+
+    @property
+    def rest(self) -> str:
+        """What follows ``scheme:`` (the whole text for a bare path)."""
+        return self.raw if self.bare_path else self.raw[len(self.scheme) + 1 :]
+
+    def redacted(self) -> str:
+        """The URL with any password replaced by ``***``, for messages and logs."""
+        if self.bare_path or not self.rest.startswith("//"):
+            return self.raw
+        parts = urlsplit(self.raw)
+        if parts.password is None:
+            return self.raw
+        netloc = parts.netloc.rsplit("@", 1)
+        user = netloc[0].split(":", 1)[0]
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+    def file_path(self) -> Path:
+        """The local path of a bare path or a ``scheme:///absolute`` / ``scheme:relative`` URL.
+
+        Follows RFC 8089: an empty authority or ``localhost`` means this machine;
+        percent escapes are decoded.
+        """
+        if self.bare_path:
+            return Path(self.raw)
+        path = self.rest
+        if path.startswith("//"):
+            host, slash, after = path[2:].partition("/")
+            if host not in ("", "localhost"):
+                raise ConfigError(
+                    f"{self.raw!r} names the host {host!r}; a {self.scheme} URL names a local "
+                    f"folder: write {self.scheme}:///absolute/path or {self.scheme}:relative/path"
+                )
+            path = slash + after
+        path = unquote(path)
+        if not path:
+            raise ConfigError(
+                f"{self.raw!r} has no path; write {self.scheme}:///absolute/path "
+                f"or {self.scheme}:relative/path"
+            )
+        return Path(path)
+
+
+def parse_url(url: str | os.PathLike[str] | None) -> URL:
+    """Parse what ``hutch.open`` was given; ``None`` means ``$HUTCH_URL``, else ``./data``."""
+    if url is None:
+        url = os.environ.get("HUTCH_URL") or DEFAULT_URL
+    if isinstance(url, os.PathLike):
+        return URL("file", os.fspath(url), bare_path=True)
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigError(
+            f"hutch.open needs a URL or a path, got {url!r}; "
+            "for example 'memory://', './data' or 'sqlite:///app.db'"
+        )
+    match = _SCHEME.match(url)
+    if match and len(match.group(1)) > 1:
+        return URL(match.group(1).lower(), url)
+    return URL("file", url, bare_path=True)
+
+
+def check_durability(durability: object) -> Durability:
+    """Return ``durability`` if it is one of ``commit``, ``batch`` or ``none``."""
+    if durability not in DURABILITIES:
+        raise ConfigError(
+            f"durability={durability!r} is not one of {', '.join(map(repr, DURABILITIES))}"
+        )
+    return cast(Durability, durability)
+
+
+@attrs.frozen
+class CollectionSettings:
+    """How a backend stores one collection; every backend accepts every setting.
+
+    ``indexed``: fields a backend keeps an on-disk index for; ``wal``: whether
+    commits go through the write-ahead log (``None``: the backend's default);
+    ``path``: where the collection lives, for backends with folders.
+    """
+
+    indexed: tuple[str, ...] = ()
+    wal: bool | None = None
+    path: str | None = None
+
+
+_SETTING_NAMES = tuple(field.name for field in attrs.fields(CollectionSettings))
+
+
+def parse_collections(collections: object) -> dict[str, CollectionSettings]:
+    """Check ``hutch.open(collections=...)`` and return it as :class:`CollectionSettings`."""
+    if collections is None:
+        return {}
+    if not isinstance(collections, Mapping):
+        raise ConfigError(
+            "collections must be a dict of collection name -> settings, "
+            f"such as {{'users': {{'indexed': ['email']}}}}; got {type(collections).__name__}"
+        )
+    return {
+        check_table_id(name): _parse_settings(name, settings)
+        for name, settings in collections.items()
+    }
+
+
+def _parse_settings(name: str, settings: object) -> CollectionSettings:
+    if isinstance(settings, CollectionSettings):
+        return settings
+    if not isinstance(settings, Mapping):
+        raise ConfigError(f"the settings of collection {name!r} must be a dict, not {settings!r}")
+    unknown = sorted(set(settings) - set(_SETTING_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"collection {name!r} has unknown settings {unknown}; "
+            f"the settings are {', '.join(_SETTING_NAMES)}"
+        )
+    indexed: Any = settings.get("indexed", ())
+    if isinstance(indexed, str) or not isinstance(indexed, list | tuple):
+        raise ConfigError(f"collection {name!r}: 'indexed' must be a list of field names")
+    for field in indexed:
+        if not isinstance(field, str) or not field or field == "id":
+            raise ConfigError(
+                f"collection {name!r}: indexed field {field!r} must be a non-empty field name "
+                "other than 'id' (the row id needs no index)"
+            )
+    duplicates = sorted({field for field in indexed if indexed.count(field) > 1})
+    if duplicates:
+        raise ConfigError(f"collection {name!r}: indexed fields {duplicates} are listed twice")
+    wal = settings.get("wal")
+    if wal is not None and not isinstance(wal, bool):
+        raise ConfigError(f"collection {name!r}: 'wal' must be true or false, not {wal!r}")
+    path = settings.get("path")
+    if path is not None and (not isinstance(path, str) or not path):
+        raise ConfigError(f"collection {name!r}: 'path' must be a non-empty string, not {path!r}")
+    return CollectionSettings(indexed=tuple(indexed), wal=wal, path=path)

@@ -1,0 +1,133 @@
+"""``hutch.open`` and the ``Database`` it returns: a store, its indexes and relationships."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import pluggy
+
+from hutch.config import URL, check_durability, parse_collections, parse_url
+from hutch.errors import HutchError, PluginError, StorageError, UnknownBackend
+from hutch.indexes import Indexes
+from hutch.persister import BackendConfig, Capabilities, Persister
+from hutch.plugin_manager import AUTOLOAD_OFF, autoload_enabled, backends, make_manager
+from hutch.relationships import Relationships
+from hutch.store import Store
+
+
+def open(
+    url: str | os.PathLike[str] | None = None,
+    *,
+    collections: Mapping[str, Any] | None = None,
+    durability: str = "commit",
+    plugins: Iterable[object] = (),
+    **options: Any,
+) -> Database:
+    """Open the store at ``url`` with the backend its scheme names.
+
+    ``url`` is a URL (``memory://``, ``file:///srv/data``, ``sqlite:///app.db``,
+    ``postgresql://...``) or a bare path (a ``file`` URL); ``None`` means
+    ``$HUTCH_URL``, else ``./data``. ``collections`` holds per-collection
+    settings, ``durability`` is ``"commit"``, ``"batch"`` or ``"none"``,
+    ``plugins`` adds plugins (modules or objects with hook implementations) to
+    those found through entry points, and any other keyword is an option for
+    the backend, which rejects the ones it does not know.
+    """
+    parsed = parse_url(url)
+    config = BackendConfig(
+        url=parsed,
+        durability=check_durability(durability),
+        collections=parse_collections(collections),
+        options=dict(options),
+    )
+    manager = make_manager(plugins)
+    factory = backends(manager).get(parsed.scheme)
+    if factory is None:
+        raise _unknown_scheme(parsed, manager)
+    persister = factory(config)
+    if not isinstance(persister, Persister):
+        raise PluginError(
+            f"the backend for {parsed.scheme!r} returned {persister!r}, which is not a "
+            "hutch.Persister; its factory must return a Persister subclass instance"
+        )
+    try:
+        return Database(config, persister, manager)
+    except BaseException:
+        persister.close()
+        raise
+
+
+class Database:
+    """An open store: ``db.store``, ``db.indexes``, ``db.relationships``; close it when done."""
+
+    def __init__(
+        self, config: BackendConfig, persister: Persister, plugins: pluggy.PluginManager
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self._persister = persister
+        try:
+            snapshot = persister.load()
+        except HutchError:
+            raise
+        except Exception as error:
+            raise StorageError(
+                f"could not load {config.url.redacted()}: {type(error).__name__}: {error}"
+            ) from error
+        self.store = Store(persister, snapshot)
+        self.indexes = Indexes(self.store)
+        self.relationships = Relationships(self.store)
+
+    @property
+    def url(self) -> str:
+        """The URL the database was opened with (any password hidden)."""
+        return self.config.url.redacted()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the backend can do."""
+        return self._persister.capabilities
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self.store.closed
+
+    def refresh(self) -> None:
+        """Take in what other processes or machines committed since this one last looked."""
+        self.store.refresh()
+
+    def close(self) -> None:
+        """Close the backend; closing twice does nothing."""
+        self.store.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<hutch.Database {self.url!r} {state}>"
+
+
+def _unknown_scheme(url: URL, manager: pluggy.PluginManager) -> UnknownBackend:
+    installed = ", ".join(sorted(backends(manager))) or "none"
+    hint = (
+        "install the plugin that provides it, or pass it in plugins=[...]"
+        if autoload_enabled()
+        else f"plugin autoloading is off ({AUTOLOAD_OFF} is set): pass plugins=[...]"
+    )
+    return UnknownBackend(
+        f"no backend for the scheme {url.scheme!r} of {url.redacted()!r}; "
+        f"installed schemes: {installed}; {hint}"
+    )

@@ -1,0 +1,52 @@
+"""Every error hutch raises derives from :class:`HutchError`.
+
+Messages say what failed, where (collection, row, path, URL) and what to do.
+Errors about bad input also derive from :class:`ValueError`, so code that
+already catches ``ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class HutchError(Exception):
+    """Base class of every error raised by hutch."""
+
+
+class InvalidId(HutchError, ValueError):
+    """A table, row, cell or value id breaks the id rules; nothing was written."""
+
+
+class InvalidValue(HutchError, ValueError):
+    """A row, cell or value is not JSON that every backend can store; nothing was written."""
+
+
+class ConfigError(HutchError, ValueError):
+    """A URL, an argument of ``hutch.open`` or a collection setting is wrong."""
+
+
+class UnknownBackend(ConfigError):
+    """No installed plugin provides a backend for the URL's scheme."""
+
+
+class PluginError(HutchError):
+    """A plugin failed to load or registered something that clashes with another plugin."""
+
+
+class DefinitionError(HutchError, LookupError):
+    """An index or relationship is unknown, or its definition failed on a row."""
+
+
+class StorageError(HutchError):
+    """The backend could not make a transaction durable; the transaction was rolled back."""
+
+
+class ClosedError(HutchError):
+    """The database was closed; open it again to go on."""
+
+
+class ListenerError(HutchError):
+    """The transaction committed, but one or more listeners raised afterwards."""
+
+    def __init__(self, message: str, errors: list[BaseException]) -> None:
+        super().__init__(message)
+        self.errors = errors

@@ -1,0 +1,20 @@
+"""The hooks a hutch plugin may implement; docs/plugins.md documents each one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+from hutch.persister import BackendConfig, Persister
+
+hookspec = pluggy.HookspecMarker("hutch")
+hookimpl = pluggy.HookimplMarker("hutch")
+
+#: ``register(scheme, factory)``: a factory takes a ``BackendConfig`` and returns a ``Persister``.
+RegisterBackend = Callable[[str, Callable[[BackendConfig], Persister]], None]
+
+
+@hookspec
+def hutch_register_backends(register: RegisterBackend) -> None:
+    """Register backends: call ``register(scheme, factory)`` once per URL scheme."""

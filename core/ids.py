@@ -1,0 +1,63 @@
+"""The id rules, checked before anything is written, identically on every backend.
+
+Table ids become folder and SQL table names and row ids become file names, so
+both are kept to a small, portable alphabet (see DESIGN.md, "Ids"). Cell ids
+and value keys are free-form strings: they live inside JSON, never in a path.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hutch.errors import InvalidId
+
+_TABLE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
+_ROW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}").fullmatch
+
+#: The cell that every backend uses for the row id (the ``"id"`` inside a record file,
+#: the primary key column of a SQL table); it cannot also be an ordinary cell.
+RESERVED_CELL = "id"
+
+
+def check_table_id(table_id: object) -> str:
+    """Return ``table_id`` if it is a valid table id, else raise :class:`InvalidId`."""
+    if type(table_id) is str and _TABLE_ID(table_id):
+        return table_id
+    raise InvalidId(
+        f"invalid table id {table_id!r}: a table id is a letter followed by up to 63 "
+        "letters, digits or underscores ([A-Za-z][A-Za-z0-9_]{0,63})"
+    )
+
+
+def check_row_id(table_id: str, row_id: object) -> str:
+    """Return ``row_id`` if it is a valid row id, else raise :class:`InvalidId`."""
+    if type(row_id) is str and _ROW_ID(row_id):
+        return row_id
+    raise InvalidId(
+        f"invalid row id {row_id!r} in table {table_id!r}: a row id is a letter or digit "
+        "followed by up to 127 letters, digits, '.', '_' or '-' ([A-Za-z0-9][A-Za-z0-9._-]{0,127})"
+    )
+
+
+def check_cell_id(table_id: str, row_id: str, cell_id: object) -> str:
+    """Return ``cell_id`` if it may name a cell, else raise :class:`InvalidId`."""
+    if type(cell_id) is str and cell_id and cell_id != RESERVED_CELL and "\x00" not in cell_id:
+        return cell_id
+    if cell_id == RESERVED_CELL:
+        raise InvalidId(
+            f"cell 'id' in {table_id}/{row_id}: 'id' is the row id, not a cell; "
+            "pass it as the row id and leave it out of the row"
+        )
+    raise InvalidId(
+        f"invalid cell id {cell_id!r} in {table_id}/{row_id}: a cell id is a non-empty "
+        "string without NUL characters"
+    )
+
+
+def check_value_id(value_id: object) -> str:
+    """Return ``value_id`` if it may name a keyed value, else raise :class:`InvalidId`."""
+    if type(value_id) is str and value_id and "\x00" not in value_id:
+        return value_id
+    raise InvalidId(
+        f"invalid value id {value_id!r}: a value id is a non-empty string without NUL characters"
+    )

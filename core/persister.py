@@ -1,0 +1,109 @@
+"""The persister protocol: what a backend implements to hold a store's data.
+
+A persister is small (DESIGN.md, "Data flow"): it loads everything once,
+applies each transaction's :class:`~hutch.Changes` durably or raises, and
+closes. A backend shared by several processes or machines also brackets each
+write transaction with :meth:`Persister.begin` / :meth:`Persister.end` (to take
+and release its write lock) and reports what others committed through
+:meth:`Persister.poll`.
+
+The store calls every method while holding its own lock, so a persister never
+sees two calls at once from one store.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from hutch.cells import Row
+from hutch.changes import Changes
+from hutch.config import URL, CollectionSettings, Durability
+from hutch.errors import ConfigError
+
+
+@attrs.frozen
+class Capabilities:
+    """What a backend can do; the parity suite reads these to choose its tests."""
+
+    durable: bool = False
+    """A commit survives the process (and, under ``durability="commit"``, a power cut)."""
+    multi_process: bool = False
+    """Several processes on one machine may open the same store at once."""
+    multi_node: bool = False
+    """Several machines may open the same store at once."""
+    change_feed: bool = False
+    """:meth:`Persister.poll` reports changes committed by other processes or machines."""
+    lazy_loading: bool = False
+    """Rows may be fetched on demand rather than all at open."""
+
+
+@attrs.frozen
+class Snapshot:
+    """Everything a persister holds, as :meth:`Persister.load` returns it."""
+
+    tables: dict[str, dict[str, Row]] = attrs.field(factory=dict)
+    values: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class BackendConfig:
+    """What ``hutch.open`` hands a backend's factory."""
+
+    url: URL
+    durability: Durability = "commit"
+    collections: Mapping[str, CollectionSettings] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+    """Keyword arguments of ``hutch.open`` that hutch itself does not know (backend options)."""
+
+    def check_options(self, *accepted: str) -> None:
+        """Raise :class:`~hutch.ConfigError` if ``options`` holds a name not in ``accepted``."""
+        unknown = sorted(set(self.options) - set(accepted))
+        if unknown:
+            takes = ", ".join(accepted) if accepted else "none"
+            raise ConfigError(
+                f"the {self.url.scheme} backend does not take the option(s) {', '.join(unknown)} "
+                f"(given to hutch.open for {self.url.redacted()}); the options it takes: {takes}"
+            )
+
+
+class Persister(abc.ABC):
+    """Base class of every backend; subclass it and register a factory by URL scheme.
+
+    A factory is any callable taking a :class:`BackendConfig` and returning a
+    ``Persister`` (usually the subclass itself).
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @abc.abstractmethod
+    def load(self) -> Snapshot:
+        """Return everything stored; called once, when the database opens."""
+
+    @abc.abstractmethod
+    def apply(self, changes: Changes) -> None:
+        """Make ``changes`` durable (as the durability setting asks) or raise.
+
+        If this raises, the transaction fails and the store rolls memory back,
+        so ``apply`` must leave the stored state as it was before the call.
+        The rows in ``changes`` are shared with the store: read, never mutate.
+        """
+
+    def begin(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """A write transaction starts: take the backend's write lock, if it has one."""
+
+    def end(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """The transaction begun by :meth:`begin` committed or rolled back: release the lock."""
+
+    def poll(self) -> Changes | None:
+        """Return what others committed since the last load or poll, or ``None`` for nothing.
+
+        Called after :meth:`begin` and on ``Database.refresh()``.
+        """
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Release files, connections and locks; called once, by ``Database.close()``."""

@@ -1,0 +1,90 @@
+"""The plugin manager: one per ``Database``, so apps and tests never leak plugins into each other.
+
+Plugins come from the ``hutch`` entry-point group (unless the environment
+variable ``HUTCH_DISABLE_PLUGIN_AUTOLOAD`` is set) and from
+``hutch.open(..., plugins=[...])``. Built-in backends are entry points too:
+core never imports a backend by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable
+from importlib.metadata import EntryPoint, entry_points
+
+import pluggy
+
+from hutch import hookspecs
+from hutch.errors import PluginError
+from hutch.persister import BackendConfig, Persister
+
+GROUP = "hutch"
+AUTOLOAD_OFF = "HUTCH_DISABLE_PLUGIN_AUTOLOAD"
+
+Factory = Callable[[BackendConfig], Persister]
+
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*").fullmatch
+
+
+def autoload_enabled() -> bool:
+    """Whether entry-point plugins load (``HUTCH_DISABLE_PLUGIN_AUTOLOAD`` unset or empty)."""
+    return not os.environ.get(AUTOLOAD_OFF)
+
+
+def make_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:
+    """A new plugin manager holding the entry-point plugins (if autoloading) and ``plugins``."""
+    manager = pluggy.PluginManager(GROUP)
+    manager.add_hookspecs(hookspecs)
+    if autoload_enabled():
+        for entry_point in entry_points(group=GROUP):
+            _load(manager, entry_point)
+    for plugin in plugins:
+        if not manager.is_registered(plugin):
+            manager.register(plugin)
+    return manager
+
+
+def _load(manager: pluggy.PluginManager, entry_point: EntryPoint) -> None:
+    if manager.get_plugin(entry_point.name) is not None:
+        return  # the same distribution seen twice on sys.path
+    where = f"entry point {entry_point.name!r} ({entry_point.value})"
+    if entry_point.dist is not None:
+        where += f" of {entry_point.dist.name} {entry_point.dist.version}"
+    try:
+        plugin = entry_point.load()
+        manager.register(plugin, name=entry_point.name)
+    except Exception as error:
+        raise PluginError(
+            f"the hutch plugin {where} failed to load: {type(error).__name__}: {error}; "
+            f"fix or uninstall it, or set {AUTOLOAD_OFF}=1 and pass plugins=[...] to hutch.open"
+        ) from error
+
+
+def backends(manager: pluggy.PluginManager) -> dict[str, Factory]:
+    """Every backend the plugins register, by URL scheme."""
+    found: dict[str, Factory] = {}
+
+    def register(scheme: str, factory: Factory) -> None:
+        if not isinstance(scheme, str) or not _SCHEME(scheme):
+            raise PluginError(
+                f"a plugin registered the backend scheme {scheme!r}; a scheme is lower-case "
+                "letters, digits, '+', '-' or '.', starting with a letter"
+            )
+        if not callable(factory):
+            raise PluginError(f"the backend for {scheme!r} must be callable, not {factory!r}")
+        if scheme in found and found[scheme] is not factory:
+            raise PluginError(
+                f"two plugins register the backend scheme {scheme!r}: {_name(found[scheme])} and "
+                f"{_name(factory)}; uninstall one, or set {AUTOLOAD_OFF}=1 and pass the one "
+                "you want in plugins=[...]"
+            )
+        found[scheme] = factory
+
+    manager.hook.hutch_register_backends(register=register)
+    return found
+
+
+def _name(factory: object) -> str:
+    module = getattr(factory, "__module__", "?")
+    return f"{module}.{getattr(factory, '__qualname__', repr(factory))}"

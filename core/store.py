@@ -1,0 +1,582 @@
+"""The Store: tables of rows of cells, plus keyed values, resident in memory.
+
+Reads are dictionary lookups that return copies. Every write runs in a
+transaction (an implicit one for a single call). A transaction records the
+state of each row and value the first time it touches it; at the end of the
+outermost transaction those records give the net :class:`~hutch.Changes`,
+which flow, in order, to the change consumers (indexes, relationships: they
+may veto), the persister (which makes them durable or raises), and finally the
+listeners. A failure anywhere before the persister returns puts every touched
+row back as it was.
+
+Rows are replaced, never mutated in place, so a record of "the row before" is
+just a reference, and ``Changes`` can share rows with the store.
+
+One re-entrant lock guards the store: a transaction holds it from start to
+end, so no other thread's write interleaves with it, and reads wait for a
+transaction in flight rather than see its uncommitted rows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Protocol
+
+from hutch.cells import Row, check_row, check_value, copy_row, copy_value, has_containers, same_json
+from hutch.changes import Changes
+from hutch.errors import ClosedError, HutchError, InvalidId, ListenerError, StorageError
+from hutch.ids import check_cell_id, check_row_id, check_table_id, check_value_id
+from hutch.persister import Persister, Snapshot
+
+Listener = Callable[[Changes], None]
+
+_MISSING: Any = object()
+
+
+class ChangeConsumer(Protocol):
+    """Something kept current from each transaction's changes (indexes, relationships)."""
+
+    def update(self, changes: Changes) -> None:
+        """Take in ``changes``, or raise having changed nothing (which aborts the transaction)."""
+
+
+class _Table:
+    """The rows of one table, and which of them hold a list or dict (deep-copied on reads)."""
+
+    __slots__ = ("deep", "rows")
+
+    def __init__(self, rows: dict[str, Row]) -> None:
+        self.rows = rows
+        self.deep = {row_id for row_id, row in rows.items() if has_containers(row)}
+
+
+class _Level:
+    """One level of a (possibly nested) transaction: what its rows and values were before it."""
+
+    __slots__ = ("rows", "values")
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[str, Row | None]] = {}
+        self.values: dict[str, Any] = {}
+
+
+class _ListenerEntry:
+    __slots__ = ("fn", "row_id", "table_id")
+
+    def __init__(self, fn: Listener, table_id: str | None, row_id: str | None) -> None:
+        self.fn = fn
+        self.table_id = table_id
+        self.row_id = row_id
+
+
+class Store:
+    """Tables → rows → cells, and keyed values; see DESIGN.md, "Public contract"."""
+
+    def __init__(self, persister: Persister, snapshot: Snapshot) -> None:
+        self._lock = threading.RLock()
+        self._persister = persister
+        self._tables = {t: _Table(dict(rows)) for t, rows in snapshot.tables.items() if rows}
+        self._values = dict(snapshot.values)
+        self._levels: list[_Level] = []
+        self._consumers: list[ChangeConsumer] = []
+        self._listeners: dict[int, _ListenerEntry] = {}
+        self._next_listener_id = 1
+        self._closed = False
+        # Skip the calls a persister does not override (most do not): they sit on every write.
+        kind = type(persister)
+        self._brackets = kind.begin is not Persister.begin or kind.end is not Persister.end
+        self._polls = kind.poll is not Persister.poll
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get_row(self, table_id: str, row_id: str) -> Row | None:
+        """Return a copy of the row, or ``None`` if there is no such row."""
+        with self._lock:
+            try:
+                table = self._tables[table_id]
+                row = table.rows[row_id]
+            except (KeyError, TypeError):
+                self._check_read(table_id, row_id)
+                return None
+            return copy_row(row) if row_id in table.deep else row.copy()
+
+    def get_cell(self, table_id: str, row_id: str, cell_id: str, default: Any = None) -> Any:
+        """Return a copy of the cell's value, or ``default`` if the row or cell is missing."""
+        with self._lock:
+            try:
+                value = self._tables[table_id].rows[row_id].get(cell_id, _MISSING)
+            except (KeyError, TypeError):
+                self._check_read(table_id, row_id)
+                return default
+            return default if value is _MISSING else copy_value(value)
+
+    def has_row(self, table_id: str, row_id: str) -> bool:
+        """Tell whether the row exists."""
+        with self._lock:
+            try:
+                if row_id in self._tables[table_id].rows:
+                    return True
+            except (KeyError, TypeError):
+                pass
+            self._check_read(table_id, row_id)
+            return False
+
+    def has_cell(self, table_id: str, row_id: str, cell_id: str) -> bool:
+        """Tell whether the row exists and has the cell (whose value may be ``None``)."""
+        with self._lock:
+            try:
+                return cell_id in self._tables[table_id].rows[row_id]
+            except (KeyError, TypeError):
+                self._check_read(table_id, row_id)
+                return False
+
+    def has_table(self, table_id: str) -> bool:
+        """Tell whether the table has any rows (a table with no rows does not exist)."""
+        with self._lock:
+            self._check_read(table_id)
+            return table_id in self._tables
+
+    def get_row_ids(self, table_id: str) -> list[str]:
+        """Return the table's row ids in sorted order (empty for a missing table)."""
+        with self._lock:
+            self._check_read(table_id)
+            table = self._tables.get(table_id)
+            return [] if table is None else sorted(table.rows)
+
+    def get_row_count(self, table_id: str) -> int:
+        """Return how many rows the table has."""
+        with self._lock:
+            self._check_read(table_id)
+            table = self._tables.get(table_id)
+            return 0 if table is None else len(table.rows)
+
+    def get_table(self, table_id: str) -> dict[str, Row]:
+        """Return a copy of the table, ``{row_id: row}`` in row id order."""
+        with self._lock:
+            self._check_read(table_id)
+            table = self._tables.get(table_id)
+            if table is None:
+                return {}
+            deep = table.deep
+            rows = table.rows
+            return {r: copy_row(rows[r]) if r in deep else rows[r].copy() for r in sorted(rows)}
+
+    def get_table_ids(self) -> list[str]:
+        """Return the ids of the tables that have rows, sorted."""
+        with self._lock:
+            self.check_open()
+            return sorted(self._tables)
+
+    def get_value(self, value_id: str, default: Any = None) -> Any:
+        """Return a copy of the keyed value, or ``default`` if it is not set."""
+        with self._lock:
+            value = self._values.get(value_id, _MISSING)
+            if value is _MISSING:
+                self.check_open()
+                check_value_id(value_id)
+                return default
+            return copy_value(value)
+
+    def has_value(self, value_id: str) -> bool:
+        """Tell whether the keyed value is set (its value may be ``None``)."""
+        with self._lock:
+            self.check_open()
+            return check_value_id(value_id) in self._values
+
+    def get_values(self) -> dict[str, Any]:
+        """Return a copy of every keyed value, sorted by key."""
+        with self._lock:
+            self.check_open()
+            return {key: copy_value(self._values[key]) for key in sorted(self._values)}
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def set_row(self, table_id: str, row_id: str, row: Row) -> None:
+        """Replace the row (creating it); a row of no cells deletes it."""
+        self._check_write(table_id, row_id)
+        checked, nested = check_row(table_id, row_id, row)
+        with self:
+            self._put(table_id, row_id, checked or None, nested)
+
+    def set_partial_row(self, table_id: str, row_id: str, partial: Row) -> None:
+        """Set the given cells and keep the others, creating the row if it is missing."""
+        self._check_write(table_id, row_id)
+        checked, nested = check_row(table_id, row_id, partial)
+        if not checked:
+            return
+        with self:
+            table = self._tables.get(table_id)
+            old = None if table is None else table.rows.get(row_id)
+            if old is None:
+                self._put(table_id, row_id, checked, nested)
+            else:
+                merged = {**old, **checked}
+                self._put(table_id, row_id, merged, nested or has_containers(merged))
+
+    def set_cell(self, table_id: str, row_id: str, cell_id: str, value: Any) -> None:
+        """Set one cell, creating the row if it is missing; ``None`` is a value, not a deletion."""
+        self._check_write(table_id, row_id)
+        check_cell_id(table_id, row_id, cell_id)
+        checked = check_value(value, f"cell {cell_id!r} of {table_id}/{row_id}")
+        with self:
+            table = self._tables.get(table_id)
+            old = None if table is None else table.rows.get(row_id)
+            row = {cell_id: checked} if old is None else {**old, cell_id: checked}
+            self._put(table_id, row_id, row, has_containers(row))
+
+    def del_row(self, table_id: str, row_id: str) -> None:
+        """Delete the row; deleting a missing row does nothing."""
+        self._check_write(table_id, row_id)
+        with self:
+            self._put(table_id, row_id, None, False)
+
+    def del_cell(self, table_id: str, row_id: str, cell_id: str) -> None:
+        """Delete one cell; a row whose last cell goes no longer exists."""
+        self._check_write(table_id, row_id)
+        with self:
+            table = self._tables.get(table_id)
+            old = None if table is None else table.rows.get(row_id)
+            if old is None or cell_id not in old:
+                return
+            row = {c: v for c, v in old.items() if c != cell_id}
+            self._put(table_id, row_id, row or None, row_id in table.deep and has_containers(row))  # type: ignore[union-attr]
+
+    def del_table(self, table_id: str) -> None:
+        """Delete every row of the table."""
+        check_table_id(table_id)
+        with self:
+            table = self._tables.get(table_id)
+            for row_id in [] if table is None else list(table.rows):
+                self._put(table_id, row_id, None, False)
+
+    def set_value(self, value_id: str, value: Any) -> None:
+        """Set a keyed value; ``None`` is a value, not a deletion."""
+        check_value_id(value_id)
+        checked = check_value(value, f"value {value_id!r}")
+        with self:
+            self._put_value(value_id, checked)
+
+    def del_value(self, value_id: str) -> None:
+        """Delete a keyed value; deleting a missing value does nothing."""
+        check_value_id(value_id)
+        with self:
+            self._put_value(value_id, _MISSING)
+
+    # -- transactions and listeners --------------------------------------------------------------
+
+    def transaction(self) -> Store:
+        """Group writes: ``with store.transaction(): ...`` commits all of them or none.
+
+        An exception that leaves the block rolls its writes back and goes on up.
+        A transaction nested in another joins it: its changes commit with the
+        outer one, and an exception that leaves it undoes just its own writes.
+        Listeners fire once, after the outermost commit. (The store itself is
+        the context manager, as a ``sqlite3`` connection is: ``with store:`` is
+        the same thing.)
+        """
+        return self
+
+    def __enter__(self) -> Store:
+        self._lock.acquire()
+        if not self._levels:
+            try:
+                self._start_outermost()
+            except BaseException:
+                self._lock.release()
+                raise
+        self._levels.append(_Level())
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        level = self._levels.pop()
+        try:
+            if self._levels:
+                if kind is None:
+                    self._merge_into_parent(level)
+                else:
+                    self._restore(level)
+                return
+            changes = None
+            try:
+                if kind is None:
+                    changes = self._commit(level)
+                else:
+                    self._restore(level)
+            finally:
+                if self._brackets:
+                    self._persister.end()
+            if changes is not None and self._listeners:
+                self._notify(changes)
+        finally:
+            self._lock.release()
+
+    def add_listener(self, fn: Listener, table: str | None = None, row: str | None = None) -> int:
+        """Call ``fn(changes)`` after each commit touching ``table`` (and ``row``); return an id.
+
+        With no table, ``fn`` hears every commit. Listeners run on the committing
+        thread, in the order of commits, and receive a private copy of the changes.
+        """
+        if table is not None:
+            check_table_id(table)
+        if row is not None:
+            if table is None:
+                raise InvalidId(
+                    f"a row listener needs its table: add_listener(fn, table=..., row={row!r})"
+                )
+            check_row_id(table, row)
+        with self._lock:
+            self.check_open()
+            listener_id = self._next_listener_id
+            self._next_listener_id += 1
+            self._listeners[listener_id] = _ListenerEntry(fn, table, row)
+            return listener_id
+
+    def remove_listener(self, listener_id: int) -> None:
+        """Stop calling a listener; removing an unknown id does nothing."""
+        with self._lock:
+            self._listeners.pop(listener_id, None)
+
+    # -- what Database, Indexes and Relationships use ----------------------------------------------
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The store's lock; hold it to read several things consistently."""
+        return self._lock
+
+    def add_consumer(self, consumer: ChangeConsumer) -> None:
+        """Feed every transaction's changes to ``consumer`` before they are persisted."""
+        with self._lock:
+            self._consumers.append(consumer)
+
+    def rows_of(self, table_id: str) -> dict[str, Row]:
+        """The live rows of a table, for code holding :attr:`lock` that only reads them."""
+        table = self._tables.get(table_id)
+        return {} if table is None else table.rows
+
+    def refresh(self) -> None:
+        """Take in what other processes or machines committed, as the persister reports it."""
+        with self._lock:
+            self.check_open()
+            self._take_external()
+
+    def close(self) -> None:
+        """Release the persister; later calls raise :class:`~hutch.ClosedError`."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._tables = {}
+            self._values = {}
+            self._persister.close()
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (meaningful to the thread holding :attr:`lock`)."""
+        return bool(self._levels)
+
+    def remove_consumer(self, consumer: ChangeConsumer) -> None:
+        """Stop feeding changes to ``consumer``."""
+        with self._lock:
+            self._consumers.remove(consumer)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def check_open(self) -> None:
+        """Raise :class:`~hutch.ClosedError` if the database was closed."""
+        if self._closed:
+            raise ClosedError("the database is closed; open it again with hutch.open(...)")
+
+    def _check_read(self, table_id: str, row_id: str | None = None) -> None:
+        """Validate ids on a read that found nothing (a hit proves them valid already)."""
+        self.check_open()
+        check_table_id(table_id)
+        if row_id is not None:
+            check_row_id(table_id, row_id)
+
+    def _check_write(self, table_id: str, row_id: str) -> None:
+        table = self._tables.get(table_id) if type(table_id) is str else None
+        if table is None:
+            check_table_id(table_id)
+        if table is None or type(row_id) is not str or row_id not in table.rows:
+            check_row_id(table_id, row_id)
+
+    def _put(self, table_id: str, row_id: str, row: Row | None, nested: bool) -> None:
+        """Replace (or, with ``None``, delete) a row, remembering what it was before."""
+        table = self._tables.get(table_id)
+        old = None if table is None else table.rows.get(row_id)
+        if old is None and row is None:
+            return
+        before = self._levels[-1].rows.get(table_id)
+        if before is None:
+            before = self._levels[-1].rows[table_id] = {}
+        if row_id not in before:
+            before[row_id] = old
+        self._store_row(table_id, row_id, row, nested)
+
+    def _store_row(self, table_id: str, row_id: str, row: Row | None, nested: bool) -> None:
+        table = self._tables.get(table_id)
+        if row is None:
+            if table is not None and row_id in table.rows:
+                del table.rows[row_id]
+                table.deep.discard(row_id)
+                if not table.rows:
+                    del self._tables[table_id]
+            return
+        if table is None:
+            self._tables[table_id] = _Table({row_id: row})
+            return
+        table.rows[row_id] = row
+        if nested:
+            table.deep.add(row_id)
+        elif table.deep:
+            table.deep.discard(row_id)
+
+    def _put_value(self, value_id: str, value: Any) -> None:
+        old = self._values.get(value_id, _MISSING)
+        if old is _MISSING and value is _MISSING:
+            return
+        self._levels[-1].values.setdefault(value_id, old)
+        if value is _MISSING:
+            del self._values[value_id]
+        else:
+            self._values[value_id] = value
+
+    def _start_outermost(self) -> None:
+        """Open the outermost transaction: the backend's write lock, then what others committed."""
+        self.check_open()
+        if self._brackets or self._polls:
+            self._persister.begin()
+            try:
+                self._take_external()
+            except BaseException:
+                self._persister.end()
+                raise
+
+    def _merge_into_parent(self, level: _Level) -> None:
+        parent = self._levels[-1]
+        for table_id, rows in level.rows.items():
+            parent_rows = parent.rows.setdefault(table_id, {})
+            for row_id, old in rows.items():
+                parent_rows.setdefault(row_id, old)
+        for value_id, old in level.values.items():
+            parent.values.setdefault(value_id, old)
+
+    def _restore(self, level: _Level) -> None:
+        for table_id, rows in level.rows.items():
+            for row_id, old in rows.items():
+                self._store_row(table_id, row_id, old, old is not None and has_containers(old))
+        for value_id, old in level.values.items():
+            if old is _MISSING:
+                self._values.pop(value_id, None)
+            else:
+                self._values[value_id] = old
+
+    def _commit(self, level: _Level) -> Changes | None:
+        """Update the consumers and persist the level's net changes, or restore and raise.
+
+        Returns the changes, or ``None`` if the transaction changed nothing in the end.
+        """
+        changes = self._net_changes(level)
+        if changes is None:
+            return None
+        updated: list[ChangeConsumer] = []
+        try:
+            for consumer in self._consumers:
+                consumer.update(changes)
+                updated.append(consumer)
+            self._persister.apply(changes)
+        except BaseException as error:
+            self._restore(level)
+            if updated:
+                undo = self._undo_changes(level, changes)
+                for consumer in updated:
+                    consumer.update(undo)
+            if isinstance(error, Exception) and not isinstance(error, HutchError):
+                raise StorageError(
+                    f"the backend failed to persist the transaction ({type(error).__name__}: "
+                    f"{error}); it was rolled back and nothing was written"
+                ) from error
+            raise
+        return changes
+
+    def _undo_changes(self, level: _Level, changes: Changes) -> Changes:
+        """The changes that take the consumers back to the state before ``changes``."""
+        return Changes(
+            {t: {r: level.rows[t][r] for r in rows} for t, rows in changes.tables.items()},
+            {
+                k: level.values[k]
+                for k in (*changes.values, *changes.deleted_values)
+                if level.values[k] is not _MISSING
+            },
+            frozenset(k for k in changes.values if level.values[k] is _MISSING),
+        )
+
+    def _net_changes(self, level: _Level) -> Changes | None:
+        tables: dict[str, dict[str, Row | None]] = {}
+        for table_id, rows in level.rows.items():
+            table = self._tables.get(table_id)
+            current = {} if table is None else table.rows
+            changed: dict[str, Row | None] = {}
+            for row_id, old in rows.items():
+                new = current.get(row_id)
+                if new is old:
+                    continue
+                if new is None or old is None or new != old or not same_json(new, old):
+                    changed[row_id] = new
+            if changed:
+                tables[table_id] = changed
+        values: dict[str, Any] = {}
+        deleted: set[str] = set()
+        for value_id, old in level.values.items():
+            new = self._values.get(value_id, _MISSING)
+            if new is old:
+                continue
+            if new is _MISSING:
+                deleted.add(value_id)
+            elif old is _MISSING or new != old or not same_json(new, old):
+                values[value_id] = new
+        if not (tables or values or deleted):
+            return None
+        return Changes(tables, values, frozenset(deleted))
+
+    def _take_external(self) -> None:
+        """Apply what the persister reports others committed: memory, consumers, listeners."""
+        changes = self._persister.poll() if self._polls else None
+        if not changes:
+            return
+        for table_id, row_id, row in changes.rows():
+            self._store_row(table_id, row_id, row, row is not None and has_containers(row))
+        for value_id, value in changes.values.items():
+            self._values[value_id] = value
+        for value_id in changes.deleted_values:
+            self._values.pop(value_id, None)
+        for consumer in self._consumers:
+            consumer.update(changes)
+        self._notify(changes)
+
+    def _notify(self, changes: Changes) -> None:
+        errors: list[BaseException] = []
+        for entry in list(self._listeners.values()):
+            if changes.touches(entry.table_id, entry.row_id):
+                try:
+                    entry.fn(changes.copy())
+                except Exception as error:
+                    errors.append(error)
+        if errors:
+            names = ", ".join(repr(e) for e in errors)
+            raise ListenerError(
+                f"the transaction committed, but {len(errors)} listener(s) raised: {names}",
+                errors,
+            ) from errors[0]
