@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import attrs
 
-from hutch.errors import ConfigError
+from hutch.errors import ConfigError, InvalidId
 from hutch.ids import check_table_id
 
 Durability = Literal["commit", "batch", "none"]
@@ -136,10 +136,14 @@ def parse_collections(collections: object) -> dict[str, CollectionSettings]:
             "collections must be a dict of collection name -> settings, "
             f"such as {{'users': {{'indexed': ['email']}}}}; got {type(collections).__name__}"
         )
-    return {
-        check_table_id(name): _parse_settings(name, settings)
-        for name, settings in collections.items()
-    }
+    parsed = {}
+    for name, settings in collections.items():
+        try:
+            check_table_id(name)
+        except InvalidId as error:
+            raise ConfigError(f"collections: {error}") from None
+        parsed[name] = _parse_settings(name, settings)
+    return parsed
 
 
 def _parse_settings(name: str, settings: object) -> CollectionSettings:

@@ -84,6 +84,10 @@ class Store:
         self._listeners: dict[int, _ListenerEntry] = {}
         self._next_listener_id = 1
         self._closed = False
+        # A sequence number, odd while a transaction is in flight, lets the hot reads skip the
+        # lock: a read that saw the same even number before and after saw only committed rows
+        # (rows are replaced, never mutated in place, and each dict access is atomic).
+        self._seq = 0
         # Skip the calls a persister does not override (most do not): they sit on every write.
         kind = type(persister)
         self._brackets = kind.begin is not Persister.begin or kind.end is not Persister.end
@@ -93,6 +97,17 @@ class Store:
 
     def get_row(self, table_id: str, row_id: str) -> Row | None:
         """Return a copy of the row, or ``None`` if there is no such row."""
+        seq = self._seq
+        if not seq & 1:
+            try:
+                table = self._tables[table_id]
+                row = table.rows[row_id]
+                found = copy_row(row) if row_id in table.deep else row.copy()
+            except (KeyError, TypeError):
+                pass  # a miss: the locked path below checks the ids and the state
+            else:
+                if self._seq == seq:
+                    return found
         with self._lock:
             try:
                 table = self._tables[table_id]
@@ -212,19 +227,13 @@ class Store:
             if old is None:
                 self._put(table_id, row_id, checked, nested)
             else:
-                merged = {**old, **checked}
-                self._put(table_id, row_id, merged, nested or has_containers(merged))
+                merged = old | checked
+                was_nested = row_id in table.deep  # type: ignore[union-attr]
+                self._put(table_id, row_id, merged, nested or was_nested and has_containers(merged))
 
     def set_cell(self, table_id: str, row_id: str, cell_id: str, value: Any) -> None:
         """Set one cell, creating the row if it is missing; ``None`` is a value, not a deletion."""
-        self._check_write(table_id, row_id)
-        check_cell_id(table_id, row_id, cell_id)
-        checked = check_value(value, f"cell {cell_id!r} of {table_id}/{row_id}")
-        with self:
-            table = self._tables.get(table_id)
-            old = None if table is None else table.rows.get(row_id)
-            row = {cell_id: checked} if old is None else {**old, cell_id: checked}
-            self._put(table_id, row_id, row, has_containers(row))
+        self.set_partial_row(table_id, row_id, {cell_id: value})
 
     def del_row(self, table_id: str, row_id: str) -> None:
         """Delete the row; deleting a missing row does nothing."""
@@ -281,11 +290,13 @@ class Store:
     def __enter__(self) -> Store:
         self._lock.acquire()
         if not self._levels:
-            try:
-                self._start_outermost()
-            except BaseException:
-                self._lock.release()
-                raise
+            if self._closed or self._brackets or self._polls:
+                try:
+                    self._start_outermost()
+                except BaseException:
+                    self._lock.release()
+                    raise
+            self._seq += 1  # odd: a transaction is in flight (see get_row)
         self._levels.append(_Level())
         return self
 
@@ -310,6 +321,7 @@ class Store:
                 else:
                     self._restore(level)
             finally:
+                self._seq += 1  # even again: what readers see is committed
                 if self._brackets:
                     self._persister.end()
             if changes is not None and self._listeners:
@@ -364,7 +376,8 @@ class Store:
         """Take in what other processes or machines committed, as the persister reports it."""
         with self._lock:
             self.check_open()
-            self._take_external()
+            if not self._levels:  # inside a transaction, the view stays as it began
+                self._take_external()
 
     def close(self) -> None:
         """Release the persister; later calls raise :class:`~hutch.ClosedError`."""
@@ -531,12 +544,14 @@ class Store:
             changed: dict[str, Row | None] = {}
             for row_id, old in rows.items():
                 new = current.get(row_id)
-                if new is old:
-                    continue
-                if new is None or old is None or new != old or not same_json(new, old):
+                if new is not old and (
+                    new is None or old is None or new != old or not same_json(new, old)
+                ):
                     changed[row_id] = new
             if changed:
                 tables[table_id] = changed
+        if not level.values:
+            return Changes(tables) if tables else None
         values: dict[str, Any] = {}
         deleted: set[str] = set()
         for value_id, old in level.values.items():
@@ -556,6 +571,7 @@ class Store:
         changes = self._persister.poll() if self._polls else None
         if not changes:
             return
+        self._seq |= 1  # in flight, whether or not a transaction is open around this
         for table_id, row_id, row in changes.rows():
             self._store_row(table_id, row_id, row, row is not None and has_containers(row))
         for value_id, value in changes.values.items():
@@ -564,6 +580,8 @@ class Store:
             self._values.pop(value_id, None)
         for consumer in self._consumers:
             consumer.update(changes)
+        if not self._levels:
+            self._seq += 1
         self._notify(changes)
 
     def _notify(self, changes: Changes) -> None:

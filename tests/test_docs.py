@@ -1,0 +1,85 @@
+"""Documentation is part of the product: every hook documented, the examples and README run."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hutch import hookspecs
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+def hook_names() -> list[str]:
+    return [
+        name
+        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("hutch_")
+    ]
+
+
+def test_there_are_hooks() -> None:
+    assert "hutch_register_backends" in hook_names()
+
+
+@pytest.mark.parametrize("name", hook_names())
+def test_every_hook_is_documented(name: str) -> None:
+    docs = (ROOT / "docs" / "plugins.md").read_text()
+    signature = inspect.signature(getattr(hookspecs, name))
+    heading = f"### `{name}({', '.join(signature.parameters)})`"
+    assert heading in docs, f"docs/plugins.md needs a section headed {heading}"
+    summary = inspect.getdoc(getattr(hookspecs, name))
+    assert summary, f"{name} needs a one-line docstring"
+    first_line = summary.splitlines()[0].replace("``", "`")
+    assert first_line in docs, "the section should open with the hook's docstring"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.name)
+def test_examples_run(example: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(example)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), f"{example.name} should print what it did"
+
+
+def test_the_quickstart_shows_what_it_did(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "rolled back: t1 is still there -> True" in result.stdout
+    assert "acme's teams: ['t1', 't2']" in result.stdout
+
+
+def test_the_readme_quickstart_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+    assert blocks, "the README should show Python code"
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+
+
+def test_the_readme_gives_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make demo" in readme
+    assert "make test" in readme
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^demo:", makefile, flags=re.MULTILINE)
+    assert re.search(r"^test:", makefile, flags=re.MULTILINE)
+    assert "make test" in (ROOT / ".ci" / "run").read_text()

@@ -1,0 +1,215 @@
+"""Plugins: entry points of installed distributions, in-process plugins, and their failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hutch
+from hutch import BackendConfig, Changes, Persister, Snapshot
+
+FAKE_BACKEND = '''
+import hutch
+
+class FakePersister(hutch.Persister):
+    capabilities = hutch.Capabilities(durable=True)
+
+    def __init__(self, config):
+        self.config = config
+
+    def load(self):
+        return hutch.Snapshot(tables={"greetings": {"g1": {"text": "hello from a plugin"}}})
+
+    def apply(self, changes):
+        pass
+
+@hutch.hookimpl
+def hutch_register_backends(register):
+    register("fake", FakePersister)
+'''
+
+
+def install_distribution(site: Path, name: str, module_source: str) -> None:
+    """Lay out an installed distribution as pip would: a module and its .dist-info."""
+    (site / f"{name}.py").write_text(textwrap.dedent(module_source))
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[hutch]\n{name} = {name}\n")
+
+
+def run_python(site: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if k != "HUTCH_DISABLE_PLUGIN_AUTOLOAD"}
+    environ.update(env, PYTHONPATH=str(site))
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_an_installed_distribution_provides_a_backend(tmp_path: Path) -> None:
+    install_distribution(tmp_path, "hutch_fake", FAKE_BACKEND)
+    result = run_python(
+        tmp_path,
+        """
+        import hutch
+        with hutch.open("fake://anything") as db:
+            print(db.store.get_cell("greetings", "g1", "text"), db.capabilities.durable)
+            print(sorted(name for name, _ in db.plugins.list_name_plugin()))
+        """,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "hello from a plugin True",
+        "['hutch_fake', 'memory']",
+    ]
+
+
+def test_the_unknown_scheme_error_lists_installed_schemes(tmp_path: Path) -> None:
+    install_distribution(tmp_path, "hutch_fake", FAKE_BACKEND)
+    result = run_python(
+        tmp_path,
+        """
+        import hutch
+        try:
+            hutch.open("s3://bucket")
+        except hutch.UnknownBackend as error:
+            print(error)
+        """,
+    )
+    assert "installed schemes: fake, memory" in result.stdout, result.stderr
+
+
+def test_autoload_can_be_switched_off(tmp_path: Path) -> None:
+    install_distribution(tmp_path, "hutch_fake", FAKE_BACKEND)
+    result = run_python(
+        tmp_path,
+        """
+        import hutch, hutch_fake
+        import hutch.backends.memory as memory
+        try:
+            hutch.open("fake://")
+        except hutch.UnknownBackend as error:
+            print(error)
+        with hutch.open("fake://", plugins=[hutch_fake]) as db:
+            print(db.store.get_row_ids("greetings"))
+        with hutch.open("memory://", plugins=[memory]) as db:
+            print("memory by hand")
+        """,
+        HUTCH_DISABLE_PLUGIN_AUTOLOAD="1",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "installed schemes: none" in lines[0]
+    assert "HUTCH_DISABLE_PLUGIN_AUTOLOAD is set" in lines[0]
+    assert lines[1:] == ["['g1']", "memory by hand"]
+
+
+def test_a_plugin_that_fails_to_import_is_named(tmp_path: Path) -> None:
+    install_distribution(tmp_path, "hutch_broken", "raise ImportError('needs libfoo')\n")
+    result = run_python(
+        tmp_path,
+        """
+        import hutch
+        try:
+            hutch.open("memory://")
+        except hutch.PluginError as error:
+            print(error)
+        """,
+    )
+    assert "'hutch_broken'" in result.stdout, result.stderr
+    assert "hutch_broken 1.0" in result.stdout
+    assert "needs libfoo" in result.stdout
+
+
+class RecordingPersister(Persister):
+    def __init__(self, config: BackendConfig) -> None:
+        self.config = config
+
+    def load(self) -> Snapshot:
+        return Snapshot()
+
+    def apply(self, changes: Changes) -> None:
+        pass
+
+
+class RecordingPlugin:
+    @hutch.hookimpl
+    def hutch_register_backends(self, register: hutch.RegisterBackend) -> None:
+        register("rec", RecordingPersister)
+
+
+def test_in_process_plugins_add_backends() -> None:
+    with hutch.open("rec://x", plugins=[RecordingPlugin()], flavour="plain") as db:
+        assert db.url == "rec://x"
+        db.store.set_row("t", "r", {"a": 1})
+        assert db.config.options == {"flavour": "plain"}
+
+
+def test_each_database_has_its_own_plugin_manager() -> None:
+    with hutch.open("rec://", plugins=[RecordingPlugin()]) as db:
+        assert db.plugins is not None
+        with pytest.raises(hutch.UnknownBackend):
+            hutch.open("rec://")
+
+
+def test_two_plugins_claiming_one_scheme_clash() -> None:
+    class Impostor:
+        @hutch.hookimpl
+        def hutch_register_backends(self, register: hutch.RegisterBackend) -> None:
+            register("memory", RecordingPersister)
+
+    with pytest.raises(hutch.PluginError, match="two plugins register the backend scheme 'memory'"):
+        hutch.open("memory://", plugins=[Impostor()])
+
+
+@pytest.mark.parametrize(("scheme", "factory"), [("Bad_Scheme", RecordingPersister), ("ok", 42)])
+def test_bad_registrations_are_refused(scheme: str, factory: Any) -> None:
+    class Bad:
+        @hutch.hookimpl
+        def hutch_register_backends(self, register: hutch.RegisterBackend) -> None:
+            register(scheme, factory)
+
+    with pytest.raises(hutch.PluginError):
+        hutch.open("memory://", plugins=[Bad()])
+
+
+def test_a_factory_must_return_a_persister() -> None:
+    class NotAPersister:
+        @hutch.hookimpl
+        def hutch_register_backends(self, register: hutch.RegisterBackend) -> None:
+            register("odd", lambda config: object())
+
+    with pytest.raises(hutch.PluginError, match="not a hutch.Persister"):
+        hutch.open("odd://", plugins=[NotAPersister()])
+
+
+def test_a_failing_load_is_a_storage_error_and_closes_the_backend() -> None:
+    closed: list[bool] = []
+
+    class Unreadable(RecordingPersister):
+        def load(self) -> Snapshot:
+            raise OSError("disk on fire")
+
+        def close(self) -> None:
+            closed.append(True)
+
+    class Plugin:
+        @hutch.hookimpl
+        def hutch_register_backends(self, register: hutch.RegisterBackend) -> None:
+            register("unreadable", Unreadable)
+
+    with pytest.raises(hutch.StorageError, match="disk on fire") as caught:
+        hutch.open("unreadable://", plugins=[Plugin()])
+    assert isinstance(caught.value.__cause__, OSError)
+    assert closed == [True]
