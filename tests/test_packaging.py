@@ -1,4 +1,4 @@
-"""The distribution: a wheel built from the tree installs and works in a fresh virtual environment."""
+"""The distribution: a wheel built from the tree installs and works in a fresh environment."""
 
 from __future__ import annotations
 

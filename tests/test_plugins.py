@@ -14,7 +14,7 @@ import pytest
 import hutch
 from hutch import BackendConfig, Changes, Persister, Snapshot
 
-FAKE_BACKEND = '''
+FAKE_BACKEND = """
 import hutch
 
 class FakePersister(hutch.Persister):
@@ -32,7 +32,7 @@ class FakePersister(hutch.Persister):
 @hutch.hookimpl
 def hutch_register_backends(register):
     register("fake", FakePersister)
-'''
+"""
 
 
 def install_distribution(site: Path, name: str, module_source: str) -> None:
@@ -188,9 +188,9 @@ def test_a_factory_must_return_a_persister() -> None:
     class NotAPersister:
         @hutch.hookimpl
         def hutch_register_backends(self, register: hutch.RegisterBackend) -> None:
-            register("odd", lambda config: object())
+            register("odd", lambda config: object())  # type: ignore[arg-type,return-value]
 
-    with pytest.raises(hutch.PluginError, match="not a hutch.Persister"):
+    with pytest.raises(hutch.PluginError, match=r"not a hutch\.Persister"):
         hutch.open("odd://", plugins=[NotAPersister()])
 
 
