@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from hutch.cells import Row, check_row, check_value, copy_row, copy_value, has_containers, same_json
 from hutch.changes import Changes
 from hutch.errors import ClosedError, HutchError, InvalidId, ListenerError, StorageError
-from hutch.ids import check_cell_id, check_row_id, check_table_id, check_value_id
+from hutch.ids import check_row_id, check_table_id, check_value_id
 from hutch.persister import Persister, Snapshot
 
 Listener = Callable[[Changes], None]
@@ -228,8 +228,9 @@ class Store:
                 self._put(table_id, row_id, checked, nested)
             else:
                 merged = old | checked
-                was_nested = row_id in table.deep  # type: ignore[union-attr]
-                self._put(table_id, row_id, merged, nested or was_nested and has_containers(merged))
+                if not nested and row_id in table.deep:  # type: ignore[union-attr]
+                    nested = has_containers(merged)
+                self._put(table_id, row_id, merged, nested)
 
     def set_cell(self, table_id: str, row_id: str, cell_id: str, value: Any) -> None:
         """Set one cell, creating the row if it is missing; ``None`` is a value, not a deletion."""
