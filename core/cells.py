@@ -146,6 +146,8 @@ def same_json(a: Any, b: Any) -> bool:
         return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
     if kind is list:
         return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if kind is float and a == 0.0:
+        return bool(b == 0.0) and math.copysign(1.0, a) == math.copysign(1.0, b)  # 0.0 vs -0.0
     return bool(a == b)
 
 

@@ -96,9 +96,20 @@ class Database:
         """Whether :meth:`close` was called."""
         return self.store.closed
 
+    @property
+    def backend(self) -> Persister:
+        """The backend's persister, for what is particular to it (see its documentation)."""
+        return self._persister
+
     def refresh(self) -> None:
         """Take in what other processes or machines committed since this one last looked."""
         self.store.refresh()
+
+    def reindex(self) -> None:
+        """Rebuild the backend's on-disk indexes from its records (a no-op where it has none)."""
+        with self.store.lock:
+            self.store.check_open()
+            self._persister.reindex()
 
     def close(self) -> None:
         """Close the backend; closing twice does nothing."""

@@ -52,9 +52,9 @@ class Definitions:
             self._store.add_consumer(index)
 
     def _get(self, name: str) -> SliceIndex:
+        self._store.check_open()
         index = self._defined.get(name)
         if index is None:
-            self._store.check_open()
             known = ", ".join(sorted(self._defined)) or "none"
             raise DefinitionError(
                 f"no {self.kind} {name!r}; define it with db.{self.define_call}(...) "

@@ -50,3 +50,23 @@ class ListenerError(HutchError):
     def __init__(self, message: str, errors: list[BaseException]) -> None:
         super().__init__(message)
         self.errors = errors
+
+
+class DiskFull(StorageError):
+    """The disk (or quota) is full; free space, then retry. Nothing was written."""
+
+
+class StoragePermissionError(StorageError):
+    """The process may not write (or read) where the store lives; fix the permissions."""
+
+
+class ReadOnlyStorage(StorageError):
+    """The store lives on a read-only file system; remount it read-write or open a copy."""
+
+
+class CorruptData(StorageError):
+    """Stored data cannot be read back (a malformed record, a damaged log line)."""
+
+
+class UnsupportedFormat(StorageError):
+    """The store was written by a newer (or unknown) format version; upgrade hutch."""

@@ -41,7 +41,13 @@ def check_row_id(table_id: str, row_id: object) -> str:
 
 def check_cell_id(table_id: str, row_id: str, cell_id: object) -> str:
     """Return ``cell_id`` if it may name a cell, else raise :class:`InvalidId`."""
-    if type(cell_id) is str and cell_id and cell_id != RESERVED_CELL and "\x00" not in cell_id:
+    if (
+        type(cell_id) is str
+        and cell_id
+        and cell_id != RESERVED_CELL
+        and "\x00" not in cell_id
+        and _is_utf8(cell_id)
+    ):
         return cell_id
     if cell_id == RESERVED_CELL:
         raise InvalidId(
@@ -50,14 +56,26 @@ def check_cell_id(table_id: str, row_id: str, cell_id: object) -> str:
         )
     raise InvalidId(
         f"invalid cell id {cell_id!r} in {table_id}/{row_id}: a cell id is a non-empty "
-        "string without NUL characters"
+        "string of valid UTF-8 without NUL characters"
     )
 
 
 def check_value_id(value_id: object) -> str:
     """Return ``value_id`` if it may name a keyed value, else raise :class:`InvalidId`."""
-    if type(value_id) is str and value_id and "\x00" not in value_id:
+    if type(value_id) is str and value_id and "\x00" not in value_id and _is_utf8(value_id):
         return value_id
     raise InvalidId(
-        f"invalid value id {value_id!r}: a value id is a non-empty string without NUL characters"
+        f"invalid value id {value_id!r}: a value id is a non-empty string of valid UTF-8 "
+        "without NUL characters"
     )
+
+
+def _is_utf8(text: str) -> bool:
+    """No lone surrogates: the string can be written as UTF-8 (and so as JSON)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

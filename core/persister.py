@@ -105,5 +105,8 @@ class Persister(abc.ABC):
         """
         return None
 
+    def reindex(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Rebuild whatever on-disk indexes the backend keeps from its records."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release files, connections and locks; called once, by ``Database.close()``."""

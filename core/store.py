@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from hutch.cells import Row, check_row, check_value, copy_row, copy_value, has_containers, same_json
 from hutch.changes import Changes
 from hutch.errors import ClosedError, HutchError, InvalidId, ListenerError, StorageError
-from hutch.ids import check_row_id, check_table_id, check_value_id
+from hutch.ids import check_cell_id, check_row_id, check_table_id, check_value_id
 from hutch.persister import Persister, Snapshot
 
 Listener = Callable[[Changes], None]
@@ -123,9 +123,12 @@ class Store:
             try:
                 value = self._tables[table_id].rows[row_id].get(cell_id, _MISSING)
             except (KeyError, TypeError):
+                value = _MISSING
+            if value is _MISSING:
                 self._check_read(table_id, row_id)
+                check_cell_id(table_id, row_id, cell_id)
                 return default
-            return default if value is _MISSING else copy_value(value)
+            return copy_value(value)
 
     def has_row(self, table_id: str, row_id: str) -> bool:
         """Tell whether the row exists."""
@@ -142,10 +145,13 @@ class Store:
         """Tell whether the row exists and has the cell (whose value may be ``None``)."""
         with self._lock:
             try:
-                return cell_id in self._tables[table_id].rows[row_id]
+                if cell_id in self._tables[table_id].rows[row_id]:
+                    return True
             except (KeyError, TypeError):
-                self._check_read(table_id, row_id)
-                return False
+                pass
+            self._check_read(table_id, row_id)
+            check_cell_id(table_id, row_id, cell_id)
+            return False
 
     def has_table(self, table_id: str) -> bool:
         """Tell whether the table has any rows (a table with no rows does not exist)."""
@@ -187,7 +193,10 @@ class Store:
     def get_value(self, value_id: str, default: Any = None) -> Any:
         """Return a copy of the keyed value, or ``default`` if it is not set."""
         with self._lock:
-            value = self._values.get(value_id, _MISSING)
+            try:
+                value = self._values.get(value_id, _MISSING)
+            except TypeError:  # unhashable: not an id at all
+                value = _MISSING
             if value is _MISSING:
                 self.check_open()
                 check_value_id(value_id)
@@ -220,6 +229,7 @@ class Store:
         self._check_write(table_id, row_id)
         checked, nested = check_row(table_id, row_id, partial)
         if not checked:
+            self.check_open()
             return
         with self:
             table = self._tables.get(table_id)
@@ -234,6 +244,7 @@ class Store:
 
     def set_cell(self, table_id: str, row_id: str, cell_id: str, value: Any) -> None:
         """Set one cell, creating the row if it is missing; ``None`` is a value, not a deletion."""
+        check_cell_id(table_id, row_id, cell_id)
         self.set_partial_row(table_id, row_id, {cell_id: value})
 
     def del_row(self, table_id: str, row_id: str) -> None:
@@ -245,6 +256,7 @@ class Store:
     def del_cell(self, table_id: str, row_id: str, cell_id: str) -> None:
         """Delete one cell; a row whose last cell goes no longer exists."""
         self._check_write(table_id, row_id)
+        check_cell_id(table_id, row_id, cell_id)
         with self:
             table = self._tables.get(table_id)
             old = None if table is None else table.rows.get(row_id)
@@ -354,6 +366,7 @@ class Store:
     def remove_listener(self, listener_id: int) -> None:
         """Stop calling a listener; removing an unknown id does nothing."""
         with self._lock:
+            self.check_open()
             self._listeners.pop(listener_id, None)
 
     # -- what Database, Indexes and Relationships use ----------------------------------------------
@@ -412,11 +425,11 @@ class Store:
         if self._closed:
             raise ClosedError("the database is closed; open it again with hutch.open(...)")
 
-    def _check_read(self, table_id: str, row_id: str | None = None) -> None:
+    def _check_read(self, table_id: str, row_id: object = _MISSING) -> None:
         """Validate ids on a read that found nothing (a hit proves them valid already)."""
         self.check_open()
         check_table_id(table_id)
-        if row_id is not None:
+        if row_id is not _MISSING:
             check_row_id(table_id, row_id)
 
     def _check_write(self, table_id: str, row_id: str) -> None:

@@ -57,7 +57,7 @@ def test_the_wheel_works_in_a_fresh_virtual_environment(wheel: Path, tmp_path: P
     out = run(
         python,
         "-c",
-        "import importlib.metadata as m, hutch, hutch.backends.memory as mem;"
+        "import importlib.metadata as m, hutch, hutch.backends.memory, hutch.backends.file;"
         "print(hutch.__file__);"
         "print(sorted(e.name for e in m.entry_points(group='hutch')));"
         "db = hutch.open('memory://'); db.store.set_row('t', 'r', {'a': 1});"
@@ -66,7 +66,7 @@ def test_the_wheel_works_in_a_fresh_virtual_environment(wheel: Path, tmp_path: P
     )
     location, entry_points, row = out.splitlines()
     assert location.startswith(str(env))
-    assert entry_points == "['memory']"
+    assert entry_points == "['file', 'memory']"
     assert row == "{'a': 1}"
 
 

@@ -1,0 +1,699 @@
+"""``FilePersister``: a folder of JSON records, made durable through a write-ahead log.
+
+Commit: append the transaction to the log and ``fdatasync`` it (one flush per
+commit). Checkpoint (in the background, and at open and close): write the
+record files, values and indices that the log says changed, flush the file
+system once, then start a new log generation. Several processes share the
+folder: a write transaction holds an ``flock`` on ``hutch.lock`` and first
+reads what the others appended to the log, so it starts from the latest state.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hutch import (
+    BackendConfig,
+    Capabilities,
+    Changes,
+    CollectionSettings,
+    ConfigError,
+    CorruptData,
+    Persister,
+    Snapshot,
+    StorageError,
+    UnsupportedFormat,
+)
+from hutch.cells import Row, check_value
+
+from . import indices, records, wal
+from .fsio import (
+    is_temp,
+    open_dir,
+    read_file,
+    remove,
+    storage_error,
+    sync_filesystem,
+    write_atomic,
+)
+
+log = logging.getLogger("hutch.backends.file")
+
+LOCK_FILE = "hutch.lock"
+WAL_FOLDER = "_wal"
+QUARANTINE_FOLDER = "_quarantine"
+#: A checkpoint also starts when the log grows past this many bytes.
+CHECKPOINT_BYTES = 16 << 20
+_FIELD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}").fullmatch
+_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})*").fullmatch
+_TABLE_FOLDER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
+
+
+class FilePersister(Persister):
+    """The ``file://`` backend (and bare paths): one JSON file per record."""
+
+    capabilities = Capabilities(durable=True, multi_process=True, change_feed=True)
+
+    def __init__(self, config: BackendConfig) -> None:
+        config.check_options("on_corrupt", "batch_interval", "checkpoint_interval")
+        options = config.options
+        self.root = config.url.file_path()
+        self._durability = config.durability
+        self._on_corrupt = options.get("on_corrupt", "raise")
+        if self._on_corrupt not in ("raise", "quarantine"):
+            raise ConfigError(
+                f"on_corrupt must be 'raise' or 'quarantine', not {self._on_corrupt!r}"
+            )
+        self._batch_interval = _seconds(options, "batch_interval", 2.0)
+        self._checkpoint_interval = _seconds(options, "checkpoint_interval", 5.0)
+        self._given = {name: _checked(name, s) for name, s in config.collections.items()}
+        self._root_fd = _open_root(self.root)
+        try:
+            self._lock_fd = os.open(
+                LOCK_FILE,
+                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                0o644,
+                dir_fd=self._root_fd,
+            )
+            self._wal_fd = open_dir(self._root_fd, WAL_FOLDER, create=True)
+        except OSError as error:
+            os.close(self._root_fd)
+            raise storage_error(error, "prepare", self.root) from error
+        self._mutex = threading.Lock()  # this process's threads; the flock is per process
+        self._held = False
+        #: The settings of every collection (given, or kept in the manifest).
+        self.settings: dict[str, CollectionSettings] = {}
+        #: Damaged files moved aside by ``on_corrupt="quarantine"``.
+        self.quarantined: list[Path] = []
+        self._dir_fds: dict[str, int] = {}
+        self._writer: wal.Writer | None = None
+        self._generation = 0
+        self._seen = 0  # offset just past the last intact record read in this generation
+        self._ids: dict[str, set[str]] = {}
+        self._values: dict[str, Any] = {}
+        self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
+        self._dirty: dict[str, dict[str, Row | None]] = {}  # logged, not yet in record files
+        self._dirty_values = False
+        self._unseen: list[Changes] = []  # others' commits, not yet handed to the store
+        self._unsynced = False
+        self._last_checkpoint = time.monotonic()
+        self._closing = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    # -- the protocol ------------------------------------------------------------------------
+
+    def load(self) -> Snapshot:
+        with self._exclusive():
+            snapshot = self._read_everything()
+            self._checkpoint()
+            self._write_stale_indices()
+        self._worker = threading.Thread(target=self._maintain, name="hutch-file", daemon=True)
+        self._worker.start()
+        return snapshot
+
+    def begin(self) -> None:
+        self._mutex.acquire()
+        try:
+            self._lock()
+        except BaseException:
+            self._mutex.release()
+            raise
+
+    def end(self) -> None:
+        try:
+            self._unlock()
+        finally:
+            self._mutex.release()
+
+    def poll(self) -> Changes | None:
+        if self._held:
+            self._catch_up()
+        else:
+            with self._exclusive():
+                self._catch_up()
+        if not self._unseen:
+            return None
+        unseen, self._unseen = self._unseen, []
+        return _merge(unseen)
+
+    def apply(self, changes: Changes) -> None:
+        assert self._writer is not None
+        try:
+            self._writer.append(wal.encode(changes), self._seen, sync=self._durability == "commit")
+        except OSError as error:
+            raise storage_error(error, "append to the write-ahead log of", self.root) from error
+        # The commit is durable from here on: nothing below may fail the transaction.
+        self._seen = self._writer.size
+        self._unsynced = self._durability == "batch"
+        self._take(changes)
+        self._write_unlogged(changes)
+
+    def reindex(self) -> None:
+        with self._exclusive():
+            self._catch_up()
+            try:
+                for table_id in self._indexed:
+                    self._write_indices(table_id, sync=False)
+                self._sync(self._root_fd)
+            except OSError as error:
+                raise storage_error(error, "rebuild the indices of", self.root) from error
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._worker is not None:
+            self._worker.join()
+        try:
+            if self._writer is not None:
+                with self._exclusive():
+                    self._catch_up()
+                    self._checkpoint()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            for fd in [*self._dir_fds.values(), self._wal_fd, self._lock_fd, self._root_fd]:
+                os.close(fd)
+            self._dir_fds.clear()
+
+    # -- locking -----------------------------------------------------------------------------
+
+    def _lock(self) -> None:
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        self._held = True
+
+    def _unlock(self) -> None:
+        self._held = False
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        with self._mutex:
+            self._lock()
+            try:
+                yield
+            finally:
+                self._unlock()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _read_everything(self) -> Snapshot:
+        """The manifest, the records, and the newest log generation replayed over them.
+
+        Older generations were checkpointed before the newest began, so only the
+        newest can hold what the record files lack.
+        """
+        self.settings = self._merge_manifest()
+        generations = wal.generations(self._wal_fd) or [1]
+        self._generation = generations[-1]
+        replay = []
+        self._seen = 0
+        for changes, end in wal.read_lines(self._read_log(self._generation)):
+            replay.append(changes)
+            self._seen = end
+        covered = {(t, r) for changes in replay for t, r, _ in changes.rows()}
+        tables = self._read_records(covered)
+        values = self._read_values()
+        for changes in replay:
+            _apply_to(tables, values, changes)
+        tables = {t: rows for t, rows in tables.items() if rows}
+        self._ids = {t: set(rows) for t, rows in tables.items()}
+        self._values = dict(values)
+        self._indexed = {
+            table_id: {
+                field: {
+                    r: row[field] for r, row in tables.get(table_id, {}).items() if field in row
+                }
+                for field in settings.indexed
+            }
+            for table_id, settings in self.settings.items()
+            if settings.indexed
+        }
+        self._dirty, self._dirty_values = {}, False
+        for changes in replay:
+            self._mark_dirty(changes)
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = wal.Writer(self._wal_fd, self._generation)
+        return Snapshot(tables=tables, values=values)
+
+    def _merge_manifest(self) -> dict[str, CollectionSettings]:
+        """The settings kept in ``hutch.json``, updated with those given to ``hutch.open``."""
+        where = self.root / records.MANIFEST
+        try:
+            stored = _parse_manifest(read_file(self._root_fd, records.MANIFEST), where)
+            exists = True
+        except FileNotFoundError:
+            stored, exists = {}, False
+        except OSError as error:
+            raise storage_error(error, "read", where) from error
+        merged = {name: _checked(name, _settings_from(name, s)) for name, s in stored.items()}
+        merged.update(self._given)
+        folders: dict[str, str] = {}
+        for name, settings in merged.items():
+            folder = settings.path or name
+            if folder in folders:
+                raise ConfigError(
+                    f"collections {folders[folder]!r} and {name!r} would both live in "
+                    f"{self.root / folder}; give one of them another path"
+                )
+            folders[folder] = name
+        wanted = {name: _settings_json(s) for name, s in sorted(merged.items())}
+        if not exists or wanted != stored:
+            try:
+                write_atomic(
+                    self._root_fd,
+                    records.MANIFEST,
+                    records.encode_manifest(wanted),
+                    sync=self._durability != "none",
+                )
+            except OSError as error:
+                raise storage_error(error, "write", where) from error
+        return merged
+
+    def _folders(self) -> dict[str, str]:
+        """Every collection, in the settings or found as a folder, with its folder."""
+        folders = {name: s.path or name for name, s in self.settings.items()}
+        claimed = set(folders.values())
+        for entry in os.scandir(self._root_fd):
+            if (
+                entry.name not in claimed
+                and _TABLE_FOLDER(entry.name)
+                and entry.is_dir(follow_symlinks=False)
+            ):
+                folders[entry.name] = entry.name
+        return folders
+
+    def _read_records(self, covered: set[tuple[str, str]]) -> dict[str, dict[str, Row]]:
+        tables: dict[str, dict[str, Row]] = {}
+        for table_id, folder in self._folders().items():
+            try:
+                dir_fd = self._dir_fd(table_id, create=False)
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                raise storage_error(error, "open", self.root / folder) from error
+            rows: dict[str, Row] = {}
+            for entry in os.scandir(dir_fd):
+                name = entry.name
+                if not name.endswith(records.RECORD_SUFFIX):
+                    if is_temp(name):
+                        remove(dir_fd, name)  # left by a crash; its content never counted
+                    continue
+                where = self.root / folder / name
+                try:
+                    row_id, row = records.decode_record(
+                        table_id, name, read_file(dir_fd, name), str(where)
+                    )
+                except IsADirectoryError:
+                    continue
+                except CorruptData:
+                    if (table_id, name.removesuffix(records.RECORD_SUFFIX)) in covered:
+                        continue  # the log holds its latest version and rewrites it
+                    if self._on_corrupt == "raise":
+                        raise
+                    self._quarantine(dir_fd, folder, name)
+                    continue
+                except OSError as error:
+                    raise storage_error(error, "read", where) from error
+                rows[row_id] = row
+            tables[table_id] = rows
+        return tables
+
+    def _read_values(self) -> dict[str, Any]:
+        where = self.root / records.VALUES
+        try:
+            data = read_file(self._root_fd, records.VALUES)
+        except FileNotFoundError:
+            return {}
+        except OSError as error:
+            raise storage_error(error, "read", where) from error
+        try:
+            document = orjson.loads(data)
+            if not isinstance(document, dict):
+                raise ValueError("keyed values must be one JSON object")
+            return {k: check_value(v, f"value {k!r}") for k, v in document.items()}
+        except ValueError as error:  # JSONDecodeError and InvalidValue are ValueErrors
+            if self._on_corrupt == "raise":
+                raise CorruptData(f"{where}: {error}; fix or remove the file") from None
+            self._quarantine(self._root_fd, ".", records.VALUES)
+            return {}
+
+    def _quarantine(self, dir_fd: int, folder: str, name: str) -> None:
+        """Move a damaged file to ``_quarantine/<folder>/`` and report it."""
+        sub = "_root" if folder == "." else folder.replace("/", "__")
+        try:
+            top = open_dir(self._root_fd, QUARANTINE_FOLDER, create=True)
+            try:
+                inner = open_dir(top, sub, create=True)
+            finally:
+                os.close(top)
+            try:
+                target = name
+                while _exists(inner, target):
+                    target += ".again"
+                os.rename(name, target, src_dir_fd=dir_fd, dst_dir_fd=inner)
+            finally:
+                os.close(inner)
+        except OSError as error:
+            raise storage_error(error, "quarantine", self.root / folder / name) from error
+        moved = self.root / QUARANTINE_FOLDER / sub / target
+        self.quarantined.append(moved)
+        log.warning("moved the damaged file %s to %s", self.root / folder / name, moved)
+
+    def _read_log(self, generation: int, offset: int = 0) -> bytes:
+        try:
+            fd = os.open(
+                wal.name(generation),
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                dir_fd=self._wal_fd,
+            )
+        except FileNotFoundError:
+            return b""
+        try:
+            size = os.fstat(fd).st_size
+            return os.pread(fd, size - offset, offset) if size > offset else b""
+        finally:
+            os.close(fd)
+
+    def _catch_up(self) -> None:
+        """Take in what other processes appended to the log since this one last looked."""
+        generations = wal.generations(self._wal_fd)
+        if self._generation not in generations:
+            self._reload()
+            return
+        for generation in generations[generations.index(self._generation) :]:
+            if generation != self._generation:
+                # The one before was checkpointed by another process: it is in the files.
+                self._dirty, self._dirty_values = {}, False
+                self._generation, self._seen = generation, 0
+            data = self._read_log(generation, self._seen)
+            start = self._seen
+            for changes, end in wal.read_lines(data):
+                self._unseen.append(changes)
+                self._take(changes)
+                self._seen = start + end
+        assert self._writer is not None
+        if self._writer.generation != self._generation:
+            self._writer.close()
+            self._writer = wal.Writer(self._wal_fd, self._generation)
+
+    def _reload(self) -> None:
+        """Too far behind to read the log: read everything and report the difference."""
+        old_ids, old_values = self._ids, self._values
+        snapshot = self._read_everything()
+        tables: dict[str, dict[str, Row | None]] = {}
+        for table_id, ids in old_ids.items():
+            tables[table_id] = dict.fromkeys(ids)
+        for table_id, rows in snapshot.tables.items():
+            tables.setdefault(table_id, {}).update(rows)
+        gone = frozenset(old_values) - frozenset(snapshot.values)
+        self._unseen.append(Changes(tables, dict(snapshot.values), gone))
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _take(self, changes: Changes) -> None:
+        """Keep this process's view of ids, values and indexed fields current."""
+        for table_id, row_id, row in changes.rows():
+            ids = self._ids.setdefault(table_id, set())
+            fields = self._indexed.get(table_id)
+            if row is None:
+                ids.discard(row_id)
+                if fields:
+                    for by_row in fields.values():
+                        by_row.pop(row_id, None)
+            else:
+                ids.add(row_id)
+                if fields:
+                    for field, by_row in fields.items():
+                        if field in row:
+                            by_row[row_id] = row[field]
+                        else:
+                            by_row.pop(row_id, None)
+        self._values.update(changes.values)
+        for key in changes.deleted_values:
+            self._values.pop(key, None)
+        self._mark_dirty(changes)
+
+    def _mark_dirty(self, changes: Changes) -> None:
+        for table_id, rows in changes.tables.items():
+            self._dirty.setdefault(table_id, {}).update(rows)
+        if changes.values or changes.deleted_values:
+            self._dirty_values = True
+
+    def _write_unlogged(self, changes: Changes) -> None:
+        """Write the records of ``"wal": false`` collections now (the log already holds them)."""
+        for table_id, rows in changes.tables.items():
+            settings = self.settings.get(table_id)
+            if settings is None or settings.wal is not False:
+                continue
+            sync = self._durability != "none"
+            try:
+                dir_fd = self._dir_fd(table_id, create=True)
+                for row_id, row in rows.items():
+                    self._write_record(dir_fd, row_id, row, sync=sync)
+                    self._dirty[table_id].pop(row_id, None)
+                if table_id in self._indexed:
+                    self._write_indices(table_id, sync=sync)
+            except OSError as error:  # the commit stands: the next checkpoint retries
+                log.warning("could not write %s records now (%s); will retry", table_id, error)
+
+    def _write_record(self, dir_fd: int, row_id: str, row: Row | None, *, sync: bool) -> None:
+        name = row_id + records.RECORD_SUFFIX
+        if row is None:
+            remove(dir_fd, name)
+            if sync:
+                os.fsync(dir_fd)
+        else:
+            write_atomic(dir_fd, name, records.encode_record(row_id, row), sync=sync)
+
+    def _checkpoint(self) -> None:
+        """Bring record files, values and indices up to date with the log; start a new log."""
+        assert self._writer is not None
+        self._last_checkpoint = time.monotonic()
+        if not self._dirty and not self._dirty_values:
+            return
+        try:
+            for table_id, rows in self._dirty.items():
+                if not rows:
+                    continue
+                dir_fd = self._dir_fd(table_id, create=True)
+                for row_id, row in rows.items():
+                    self._write_record(dir_fd, row_id, row, sync=False)
+                if table_id in self._indexed:
+                    self._write_indices(table_id, sync=False)
+            if self._dirty_values:
+                write_atomic(
+                    self._root_fd, records.VALUES, records.encode_values(self._values), sync=False
+                )
+            self._sync(self._root_fd)
+            next_generation = self._generation + 1
+            writer = wal.Writer(self._wal_fd, next_generation)
+            self._sync(self._wal_fd)
+        except OSError as error:
+            raise storage_error(error, "checkpoint", self.root) from error
+        self._writer.close()
+        self._writer = writer
+        for old in wal.generations(self._wal_fd):
+            if old < self._generation:
+                remove(self._wal_fd, wal.name(old))
+        self._generation, self._seen = next_generation, 0
+        self._dirty, self._dirty_values = {}, False
+        self._unsynced = False
+        self._last_checkpoint = time.monotonic()
+
+    def _write_indices(self, table_id: str, *, sync: bool) -> None:
+        fields = self._indexed.get(table_id)
+        if not fields:
+            return
+        dir_fd = self._dir_fd(table_id, create=True)
+        folder_fd = open_dir(dir_fd, indices.FOLDER, create=True)
+        try:
+            for field, by_row in fields.items():
+                write_atomic(folder_fd, indices.file_name(field), indices.encode(by_row), sync=sync)
+        finally:
+            os.close(folder_fd)
+
+    def _write_stale_indices(self) -> None:
+        """Rewrite index files that do not match the records (a hand edit, a new setting)."""
+        written = False
+        try:
+            for table_id, fields in self._indexed.items():
+                dir_fd = self._dir_fd(table_id, create=True)
+                for field, by_row in fields.items():
+                    try:
+                        folder_fd = open_dir(dir_fd, indices.FOLDER, create=False)
+                        try:
+                            current = read_file(folder_fd, indices.file_name(field))
+                        finally:
+                            os.close(folder_fd)
+                    except FileNotFoundError:
+                        current = None
+                    if current != indices.encode(by_row):
+                        self._write_indices(table_id, sync=False)
+                        written = True
+                        break
+            if written:
+                self._sync(self._root_fd)
+        except OSError as error:
+            raise storage_error(error, "write the indices of", self.root) from error
+
+    def _sync(self, fd: int) -> None:
+        if self._durability != "none":
+            sync_filesystem(fd)
+
+    def _dir_fd(self, table_id: str, *, create: bool) -> int:
+        """The folder of a collection, opened once and never through a symbolic link."""
+        fd = self._dir_fds.get(table_id)
+        if fd is None:
+            settings = self.settings.get(table_id)
+            path = (settings.path if settings else None) or table_id
+            fd = self._root_fd
+            parts = path.split("/")
+            for depth, part in enumerate(parts):
+                inner = open_dir(fd, part, create=create)
+                if depth:
+                    os.close(fd)
+                fd = inner
+            self._dir_fds[table_id] = fd
+        return fd
+
+    # -- the background worker ---------------------------------------------------------------
+
+    def _maintain(self) -> None:
+        """Flush batched commits and checkpoint, until the database closes."""
+        tick = min(self._batch_interval, self._checkpoint_interval, 1.0)
+        while not self._closing.wait(tick):
+            try:
+                with self._exclusive():
+                    assert self._writer is not None
+                    if self._unsynced:
+                        self._writer.sync()
+                        self._unsynced = False
+                    due = time.monotonic() - self._last_checkpoint >= self._checkpoint_interval
+                    if due or self._writer.size >= CHECKPOINT_BYTES:
+                        self._catch_up()
+                        self._checkpoint()
+            except (OSError, StorageError) as error:
+                log.warning("background checkpoint of %s failed: %s", self.root, error)
+
+
+def _apply_to(tables: dict[str, dict[str, Row]], values: dict[str, Any], changes: Changes) -> None:
+    for table_id, row_id, row in changes.rows():
+        if row is None:
+            tables.get(table_id, {}).pop(row_id, None)
+        else:
+            tables.setdefault(table_id, {})[row_id] = row
+    values.update(changes.values)
+    for key in changes.deleted_values:
+        values.pop(key, None)
+
+
+def _merge(many: list[Changes]) -> Changes:
+    """One ``Changes`` with the effect of several, in order."""
+    if len(many) == 1:
+        return many[0]
+    tables: dict[str, dict[str, Row | None]] = {}
+    values: dict[str, Any] = {}
+    deleted: set[str] = set()
+    for changes in many:
+        for table_id, rows in changes.tables.items():
+            tables.setdefault(table_id, {}).update(rows)
+        for key, value in changes.values.items():
+            values[key] = value
+            deleted.discard(key)
+        for key in changes.deleted_values:
+            values.pop(key, None)
+            deleted.add(key)
+    return Changes(tables, values, frozenset(deleted))
+
+
+def _open_root(root: Path) -> int:
+    """The root folder, created if its parent exists; the root itself may be a link."""
+    if not root.exists():
+        if not root.parent.is_dir():
+            raise ConfigError(
+                f"cannot open {root}: its parent folder {root.parent} does not exist; create it"
+            )
+        try:
+            root.mkdir()
+        except OSError as error:
+            raise storage_error(error, "create the data folder", root) from error
+    if not root.is_dir():
+        raise ConfigError(f"cannot open {root}: it is not a folder")
+    if not os.access(root, os.W_OK | os.X_OK):
+        read_only = os.statvfs(root).f_flag & os.ST_RDONLY
+        code = errno.EROFS if read_only else errno.EACCES
+        raise storage_error(OSError(code, os.strerror(code)), "write to", root)
+    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _seconds(options: Mapping[str, Any], name: str, default: float) -> float:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+    return float(value)
+
+
+def _checked(name: str, settings: CollectionSettings) -> CollectionSettings:
+    """Settings the file backend can honour: field and folder names that are safe file names."""
+    for field in settings.indexed:
+        if not _FIELD(field):
+            raise ConfigError(
+                f"collection {name!r}: the indexed field {field!r} becomes a file name; use "
+                "letters, digits, '_', '.' and '-' (not leading with '.' or '-')"
+            )
+    if settings.path is not None and not _PATH(settings.path):
+        raise ConfigError(
+            f"collection {name!r}: path {settings.path!r} must be a relative folder inside the "
+            "root, of letters, digits, '_', '.' and '-' (no '..', no leading '/', '.' or '_')"
+        )
+    return settings
+
+
+def _settings_json(settings: CollectionSettings) -> dict[str, Any]:
+    return {"indexed": list(settings.indexed), "wal": settings.wal, "path": settings.path}
+
+
+def _settings_from(name: str, stored: Any) -> CollectionSettings:
+    from hutch.config import parse_collections
+
+    return parse_collections({name: stored})[name]
+
+
+def _parse_manifest(data: bytes, where: Path) -> dict[str, Any]:
+    try:
+        manifest = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise CorruptData(
+            f"{where}: malformed JSON at line {error.lineno}, column {error.colno}; fix it"
+        ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
+        raise CorruptData(f"{where}: not a hutch manifest (no format version)")
+    if manifest["format"] > records.FORMAT_VERSION:
+        raise UnsupportedFormat(
+            f"{where} says format {manifest['format']}, newer than the {records.FORMAT_VERSION} "
+            "this hutch reads; upgrade hutch to open it"
+        )
+    collections = manifest.get("collections", {})
+    if not isinstance(collections, dict):
+        raise CorruptData(f"{where}: 'collections' must be an object")
+    return collections
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True

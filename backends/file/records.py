@@ -1,0 +1,61 @@
+"""Record files and the manifest: how a row and the folder's settings look on disk.
+
+A record is ``<collection>/<row_id>.json``: the row as a pretty JSON object with
+sorted keys, the row id inside as ``"id"``, and a trailing newline, so a person
+can read, grep and diff it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from hutch import CorruptData, InvalidId, InvalidValue
+from hutch.cells import Row, check_row
+from hutch.ids import check_row_id
+
+FORMAT_VERSION = 1
+MANIFEST = "hutch.json"
+VALUES = "_values.json"
+RECORD_SUFFIX = ".json"
+_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def encode_record(row_id: str, row: Row) -> bytes:
+    return orjson.dumps({**row, "id": row_id}, option=_PRETTY)
+
+
+def decode_record(table_id: str, file_name: str, data: bytes, where: str) -> tuple[str, Row]:
+    """The row id and row a record file holds, or :class:`~hutch.CorruptData` naming the file."""
+    row_id = file_name.removesuffix(RECORD_SUFFIX)
+    try:
+        check_row_id(table_id, row_id)
+        document = orjson.loads(data)
+    except InvalidId as error:
+        raise CorruptData(f"{where}: the file name is not a valid row id ({error})") from None
+    except orjson.JSONDecodeError as error:
+        raise CorruptData(
+            f"{where}: malformed JSON at line {error.lineno}, column {error.colno} "
+            f"(character {error.pos}): {error.msg}; fix or remove the file"
+        ) from None
+    if not isinstance(document, dict):
+        raise CorruptData(f"{where}: a record must be a JSON object, not {type(document).__name__}")
+    stored_id = document.pop("id", row_id)
+    if stored_id != row_id:
+        raise CorruptData(
+            f'{where}: its "id" is {stored_id!r} but its file name says {row_id!r}; make them agree'
+        )
+    try:
+        row, _ = check_row(table_id, row_id, document)
+    except (InvalidId, InvalidValue) as error:
+        raise CorruptData(f"{where}: {error}") from None
+    return row_id, row
+
+
+def encode_values(values: dict[str, Any]) -> bytes:
+    return orjson.dumps(values, option=_PRETTY)
+
+
+def encode_manifest(collections: dict[str, dict[str, Any]]) -> bytes:
+    return orjson.dumps({"format": FORMAT_VERSION, "collections": collections}, option=_PRETTY)
