@@ -1,22 +1,27 @@
 """hutch in one page: rows, a transaction, an index, a relationship and a listener.
 
-Run it with ``make demo``, or ``python examples/quickstart.py [URL]`` (default ``memory://``).
+Run it with ``make demo``, or ``python examples/quickstart.py [URL]``. The default
+URL is ``./data``: a folder of JSON files, one per record, which it lists at the end.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hutch
 
 
 def main(url: str) -> None:
-    with hutch.open(url) as db:
+    collections = {"teams": {"indexed": ["organisation_id"]}}
+    with hutch.open(url, collections=collections) as db:
         store = db.store
         print(f"opened {db.url} ({type(db).__name__}); durable: {db.capabilities.durable}")
 
         # Hear about every commit: once per transaction, with its net changes.
-        store.add_listener(lambda changes: print(f"  committed: {dict(changes.tables)}"))
+        store.add_listener(
+            lambda changes: print(f"  committed: {dict(changes.tables) or dict(changes.values)}")
+        )
 
         store.set_row("organisations", "acme", {"name": "Acme"})
         with store.transaction():  # all or nothing; listeners fire once, at the end
@@ -43,7 +48,15 @@ def main(url: str) -> None:
         store.set_value("schema_version", 1)
         print("tables:", store.get_table_ids(), "values:", store.get_values())
         print("teams:", store.get_table("teams"))
+        folder = getattr(db.backend, "root", None)
+
+    if isinstance(folder, Path):  # the file backend: show what it wrote
+        print(f"files under {folder}:")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            print(f"  {path.relative_to(folder)} ({path.stat().st_size} bytes)")
+        print(f"{folder / 'teams' / 't1.json'}:")
+        print((folder / "teams" / "t1.json").read_text(), end="")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "memory://")
+    main(sys.argv[1] if len(sys.argv) > 1 else "./data")

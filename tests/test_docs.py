@@ -67,7 +67,8 @@ def test_the_quickstart_shows_what_it_did(tmp_path: Path) -> None:
     assert "acme's teams: ['t1', 't2']" in result.stdout
 
 
-def test_the_readme_quickstart_runs() -> None:
+def test_the_readme_code_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
     assert blocks, "the README should show Python code"

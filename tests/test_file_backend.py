@@ -1,0 +1,304 @@
+"""The file backend: its format on disk, its settings, durability modes, indices and round trips."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hutch
+from hutch.backends.file import FilePersister
+
+
+def files_under(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_a_bare_path_and_a_file_url_open_the_file_backend(tmp_path: Path) -> None:
+    with hutch.open(tmp_path / "a") as db:
+        assert isinstance(db.backend, FilePersister)
+        assert db.capabilities.durable
+        assert db.capabilities.multi_process
+    with hutch.open(f"file://{tmp_path}/b") as db:
+        assert isinstance(db.backend, FilePersister)
+        assert db.backend.root == tmp_path / "b"
+
+
+def test_records_are_pretty_sorted_json_with_the_id_inside(tmp_path: Path) -> None:
+    with hutch.open(tmp_path) as db:
+        db.store.set_row("users", "u1", {"name": "Ada", "email": "ada@x.io", "tags": ["a"]})
+    text = (tmp_path / "users" / "u1.json").read_text()
+    assert text.splitlines() == [
+        "{",
+        '  "email": "ada@x.io",',
+        '  "id": "u1",',
+        '  "name": "Ada",',
+        '  "tags": [',
+        '    "a"',
+        "  ]",
+        "}",
+    ]
+    assert text.endswith("}\n")
+
+
+def test_a_committed_transaction_is_on_disk_in_the_log_at_once(tmp_path: Path) -> None:
+    db = hutch.open(tmp_path, checkpoint_interval=3600)
+    try:
+        db.store.set_row("users", "u1", {"name": "Ada"})
+        logged = b"".join(p.read_bytes() for p in (tmp_path / "_wal").iterdir())
+        assert b'"u1":{"name":"Ada"}' in logged
+    finally:
+        db.close()
+    assert (tmp_path / "users" / "u1.json").exists()
+
+
+def test_everything_round_trips_through_close_and_open(tmp_path: Path) -> None:
+    row = {"s": "é\u2603", "i": -(2**63), "f": 0.1, "t": True, "n": None, "l": [1, [2]], "d": {}}
+    with hutch.open(tmp_path) as db:
+        db.store.set_row("things", "a.b-c_1", row)
+        db.store.set_value("config", {"nested": [1.5, None]})
+        db.store.set_value("none", None)
+    with hutch.open(tmp_path) as db:
+        assert db.store.get_row("things", "a.b-c_1") == row
+        assert type(db.store.get_cell("things", "a.b-c_1", "f")) is float
+        assert db.store.get_values() == {"config": {"nested": [1.5, None]}, "none": None}
+
+
+def test_deletes_remove_files_and_empty_tables_vanish(tmp_path: Path) -> None:
+    with hutch.open(tmp_path) as db:
+        db.store.set_row("t", "r1", {"a": 1})
+        db.store.set_row("t", "r2", {"a": 2})
+    with hutch.open(tmp_path) as db:
+        db.store.del_row("t", "r1")
+        db.store.del_cell("t", "r2", "a")
+        db.store.set_value("v", 1)
+        db.store.del_value("v")
+    assert files_under(tmp_path / "t") == []
+    with hutch.open(tmp_path) as db:
+        assert db.store.get_table_ids() == []
+        assert db.store.get_values() == {}
+
+
+def test_the_manifest_keeps_collection_settings(tmp_path: Path) -> None:
+    settings_ = {"users": {"indexed": ["email"], "wal": False, "path": "people"}}
+    with hutch.open(tmp_path, collections=settings_) as db:
+        db.store.set_row("users", "u1", {"email": "a@x.io"})
+    manifest = json.loads((tmp_path / "hutch.json").read_text())
+    assert manifest == {
+        "format": 1,
+        "collections": {"users": {"indexed": ["email"], "wal": False, "path": "people"}},
+    }
+    assert (tmp_path / "people" / "u1.json").exists()
+    with hutch.open(tmp_path) as db:  # no settings given: the kept ones apply
+        assert db.store.get_row("users", "u1") == {"email": "a@x.io"}
+        assert isinstance(db.backend, FilePersister)
+        assert db.backend.settings["users"].path == "people"
+
+
+def test_a_newer_format_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "hutch.json").write_text('{"format": 99, "collections": {}}')
+    with pytest.raises(hutch.UnsupportedFormat, match="upgrade hutch"):
+        hutch.open(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("collections", "message"),
+    [
+        ({"users": {"indexed": ["../x"]}}, "becomes a file name"),
+        ({"users": {"path": "../outside"}}, "relative folder inside the root"),
+        ({"users": {"path": "/etc"}}, "relative folder inside the root"),
+        ({"users": {"path": "_wal"}}, "relative folder inside the root"),
+        ({"a": {"path": "same"}, "b": {"path": "same"}}, "would both live in"),
+    ],
+)
+def test_unsafe_settings_fail_before_any_work(
+    tmp_path: Path, collections: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(hutch.ConfigError, match=message):
+        hutch.open(tmp_path / "data", collections=collections)
+
+
+def test_the_root_is_created_but_not_its_parents(tmp_path: Path) -> None:
+    hutch.open(tmp_path / "new").close()
+    assert (tmp_path / "new" / "hutch.json").exists()
+    with pytest.raises(hutch.ConfigError, match="does not exist; create it"):
+        hutch.open(tmp_path / "missing" / "data")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(hutch.ConfigError, match="not a folder"):
+        hutch.open(tmp_path / "file")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"on_corrupt": "ignore"}, "on_corrupt"),
+        ({"batch_interval": 0}, "positive number"),
+        ({"checkpoint_interval": "soon"}, "positive number"),
+        ({"flavour": 1}, "does not take the option"),
+    ],
+)
+def test_bad_options_are_refused(tmp_path: Path, options: dict[str, Any], message: str) -> None:
+    with pytest.raises(hutch.ConfigError, match=message):
+        hutch.open(tmp_path, **options)
+
+
+def test_indices_list_value_and_row_id_sorted(tmp_path: Path) -> None:
+    settings_ = {"users": {"indexed": ["email", "age"]}}
+    with hutch.open(tmp_path, collections=settings_) as db:
+        db.store.set_row("users", "u2", {"email": "b@x.io", "age": 30})
+        db.store.set_row("users", "u1", {"email": "a@x.io"})
+        db.store.set_row("users", "u3", {"email": "a@x.io", "age": None})
+    lines = (tmp_path / "users" / "indices" / "email.jsonl").read_text().splitlines()
+    assert lines == ['["a@x.io","u1"]', '["a@x.io","u3"]', '["b@x.io","u2"]']
+    ages = (tmp_path / "users" / "indices" / "age.jsonl").read_text().splitlines()
+    assert ages == ['[null,"u3"]', '[30,"u2"]']
+
+
+def test_a_hand_edit_is_read_at_the_next_open_and_stale_indices_are_rewritten(
+    tmp_path: Path,
+) -> None:
+    settings_ = {"users": {"indexed": ["email"]}}
+    with hutch.open(tmp_path, collections=settings_) as db:
+        db.store.set_row("users", "u1", {"email": "a@x.io"})
+    record = tmp_path / "users" / "u1.json"
+    record.write_text('{"id": "u1", "email": "edited@x.io"}')
+    (tmp_path / "users" / "u2.json").write_text('{"email": "new@x.io"}\n')
+    with hutch.open(tmp_path) as db:
+        assert db.store.get_table("users") == {
+            "u1": {"email": "edited@x.io"},
+            "u2": {"email": "new@x.io"},
+        }
+    lines = (tmp_path / "users" / "indices" / "email.jsonl").read_text().splitlines()
+    assert lines == ['["edited@x.io","u1"]', '["new@x.io","u2"]']
+
+
+def test_reindex_rebuilds_index_files(tmp_path: Path) -> None:
+    with hutch.open(tmp_path, collections={"users": {"indexed": ["email"]}}) as db:
+        db.store.set_row("users", "u1", {"email": "a@x.io"})
+        index = tmp_path / "users" / "indices" / "email.jsonl"
+        db.close()
+    with hutch.open(tmp_path) as db:
+        index.unlink()
+        db.reindex()
+        assert index.read_text() == '["a@x.io","u1"]\n'
+
+
+def test_wal_false_collections_have_their_records_written_at_commit(tmp_path: Path) -> None:
+    settings_ = {"audit": {"wal": False, "indexed": ["kind"]}, "users": {}}
+    db = hutch.open(tmp_path, collections=settings_, checkpoint_interval=3600)
+    try:
+        db.store.set_row("audit", "e1", {"kind": "login"})
+        db.store.set_row("users", "u1", {"name": "Ada"})
+        assert orjson.loads((tmp_path / "audit" / "e1.json").read_bytes()) == {
+            "id": "e1",
+            "kind": "login",
+        }
+        assert (tmp_path / "audit" / "indices" / "kind.jsonl").read_text() == '["login","e1"]\n'
+        assert not (tmp_path / "users" / "u1.json").exists()  # waits for the checkpoint
+        db.store.del_row("audit", "e1")
+        assert not (tmp_path / "audit" / "e1.json").exists()
+    finally:
+        db.close()
+    assert (tmp_path / "users" / "u1.json").exists()
+
+
+@pytest.mark.parametrize("durability", ["commit", "batch", "none"])
+def test_every_durability_keeps_data_across_a_clean_close(tmp_path: Path, durability: str) -> None:
+    with hutch.open(tmp_path, durability=durability, batch_interval=0.05) as db:
+        for i in range(20):
+            db.store.set_row("t", f"r{i}", {"i": i})
+    with hutch.open(tmp_path) as db:
+        assert db.store.get_row_count("t") == 20
+
+
+def test_a_checkpoint_leaves_an_empty_newest_log(tmp_path: Path) -> None:
+    with hutch.open(tmp_path) as db:
+        db.store.set_row("t", "r", {"a": 1})
+    logs = sorted((tmp_path / "_wal").iterdir())
+    assert logs[-1].stat().st_size == 0
+    assert len(logs) <= 2
+
+
+def test_leftover_temp_files_are_removed_at_open(tmp_path: Path) -> None:
+    with hutch.open(tmp_path) as db:
+        db.store.set_row("t", "r", {"a": 1})
+    (tmp_path / "t" / ".r.json.0badc0de.tmp").write_text("{half")
+    with hutch.open(tmp_path) as db:
+        assert db.store.get_table("t") == {"r": {"a": 1}}
+    assert files_under(tmp_path / "t") == ["r.json"]
+
+
+def test_a_folder_that_is_not_a_collection_is_left_alone(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref")
+    (tmp_path / "notes.txt").write_text("hello")
+    with hutch.open(tmp_path) as db:
+        assert db.store.get_table_ids() == []
+    assert (tmp_path / "notes.txt").read_text() == "hello"
+
+
+_ids = st.sampled_from(["a", "b", "c", "d"])
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=3),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=6,
+)
+_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("set_row"), _ids, _ids, st.dictionaries(_ids, _values, max_size=3)),
+        st.tuples(st.just("set_cell"), _ids, _ids, _ids, _values),
+        st.tuples(st.just("del_row"), _ids, _ids),
+        st.tuples(st.just("del_cell"), _ids, _ids, _ids),
+        st.tuples(st.just("set_value"), _ids, _values),
+        st.tuples(st.just("del_value"), _ids),
+        st.tuples(st.just("reopen")),
+    ),
+    max_size=25,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(operations=_operations)
+def test_random_operations_survive_reopening(
+    tmp_path: Path, operations: list[tuple[Any, ...]]
+) -> None:
+    root = tmp_path / os.urandom(6).hex()
+    expected = hutch.open("memory://")
+    db = hutch.open(root, checkpoint_interval=3600)
+    try:
+        for operation in operations:
+            name, *args = operation
+            if name == "reopen":
+                db.close()
+                db = hutch.open(root, checkpoint_interval=3600)
+                continue
+            getattr(expected.store, name)(*args)
+            getattr(db.store, name)(*args)
+    finally:
+        db.close()
+    with hutch.open(root) as reopened:
+        for table_id in ["a", "b", "c", "d"]:
+            got = orjson.dumps(reopened.store.get_table(table_id), option=orjson.OPT_SORT_KEYS)
+            want = orjson.dumps(expected.store.get_table(table_id), option=orjson.OPT_SORT_KEYS)
+            assert got == want
+        got_values = orjson.dumps(reopened.store.get_values(), option=orjson.OPT_SORT_KEYS)
+        assert got_values == orjson.dumps(expected.store.get_values(), option=orjson.OPT_SORT_KEYS)
