@@ -99,7 +99,8 @@ class _Slice:
     A write only records the row as added or removed (O(1)); the next read
     folds what was recorded into the sorted list, in time proportional to the
     slice, which a read must copy anyway. So a slice of a million rows under
-    one key costs a write no more than a slice of ten.
+    one key costs a write no more than a slice of ten, and building an index
+    sorts no slice until it is read.
     """
 
     __slots__ = ("_added", "_ids", "_ordered", "_removed", "entries", "key")
@@ -107,24 +108,27 @@ class _Slice:
     def __init__(self, key: Any, entries: dict[str, Any]) -> None:
         self.key = key
         self.entries = entries  # row id -> its sort entry
-        self._ordered: list[Any] = sorted(entries.values())
-        self._ids: list[str] = _ids_of(self._ordered)
+        self._ordered: list[Any] | None = None  # None: sort everything at the next read
+        self._ids: list[str] = []
         self._added: dict[str, Any] = {}
         self._removed: set[Any] = set()
 
     def add(self, row_id: str, entry: Any) -> None:
         self.entries[row_id] = entry
-        self._added[row_id] = entry
+        if self._ordered is not None:
+            self._added[row_id] = entry
 
     def remove(self, row_id: str) -> None:
         entry = self.entries.pop(row_id)
-        if self._added.pop(row_id, None) is None:
+        if self._ordered is not None and self._added.pop(row_id, None) is None:
             self._removed.add(entry)
 
     def ids(self) -> list[str]:
         """The row ids in order (the list itself: copy it before handing it out)."""
-        if self._added or self._removed:
-            ordered = self._ordered
+        ordered = self._ordered
+        if ordered is None:
+            ordered = sorted(self.entries.values())
+        elif self._added or self._removed:
             if self._removed:
                 removed = self._removed
                 ordered = [entry for entry in ordered if entry not in removed]
@@ -133,8 +137,10 @@ class _Slice:
                 ordered += sorted(self._added.values())
                 ordered.sort()  # two sorted runs: a linear merge
                 self._added = {}
-            self._ordered = ordered
-            self._ids = _ids_of(ordered)
+        else:
+            return self._ids
+        self._ordered = ordered
+        self._ids = _ids_of(ordered)
         return self._ids
 
 

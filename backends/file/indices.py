@@ -21,6 +21,17 @@ def file_name(field: str) -> str:
     return f"{field}{SUFFIX}"
 
 
+def matches(data: bytes, values: dict[str, Any]) -> bool:
+    """Whether an index file lists exactly ``{row_id: value}`` (read in one parse, not per line)."""
+    if not data:
+        return not values
+    try:
+        pairs = orjson.loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]")
+        return {row_id: value for value, row_id in pairs} == values and len(pairs) == len(values)
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return False
+
+
 def encode(values: dict[str, Any]) -> bytes:
     """The index file for ``{row_id: value}``."""
     ordered = sorted(values.items(), key=lambda item: (order_key(item[1]), item[0]))

@@ -304,16 +304,16 @@ class FilePersister(Persister):
             except OSError as error:
                 raise storage_error(error, "open", self.root / folder) from error
             rows: dict[str, Row] = {}
+            folder_path = self.root / folder
             for entry in os.scandir(dir_fd):
                 name = entry.name
                 if not name.endswith(records.RECORD_SUFFIX):
                     if is_temp(name):
                         remove(dir_fd, name)  # left by a crash; its content never counted
                     continue
-                where = self.root / folder / name
                 try:
                     row_id, row = records.decode_record(
-                        table_id, name, read_file(dir_fd, name), str(where)
+                        table_id, name, read_file(dir_fd, name), folder_path
                     )
                 except IsADirectoryError:
                     continue
@@ -325,7 +325,7 @@ class FilePersister(Persister):
                     self._quarantine(dir_fd, folder, name)
                     continue
                 except OSError as error:
-                    raise storage_error(error, "read", where) from error
+                    raise storage_error(error, "read", self.root / folder / name) from error
                 rows[row_id] = row
             tables[table_id] = rows
         return tables
@@ -539,7 +539,7 @@ class FilePersister(Persister):
                             os.close(folder_fd)
                     except FileNotFoundError:
                         current = None
-                    if current != indices.encode(by_row):
+                    if current is None or not indices.matches(current, by_row):
                         self._write_indices(table_id, sync=False)
                         written = True
                         break

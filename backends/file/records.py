@@ -7,6 +7,7 @@ can read, grep and diff it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,30 +27,35 @@ def encode_record(row_id: str, row: Row) -> bytes:
     return orjson.dumps({**row, "id": row_id}, option=_PRETTY)
 
 
-def decode_record(table_id: str, file_name: str, data: bytes, where: str) -> tuple[str, Row]:
+def decode_record(table_id: str, file_name: str, data: bytes, folder: Path) -> tuple[str, Row]:
     """The row id and row a record file holds, or :class:`~hutch.CorruptData` naming the file."""
     row_id = file_name.removesuffix(RECORD_SUFFIX)
     try:
         check_row_id(table_id, row_id)
         document = orjson.loads(data)
     except InvalidId as error:
-        raise CorruptData(f"{where}: the file name is not a valid row id ({error})") from None
+        raise CorruptData(
+            f"{folder / file_name}: the file name is not a valid row id ({error})"
+        ) from None
     except orjson.JSONDecodeError as error:
         raise CorruptData(
-            f"{where}: malformed JSON at line {error.lineno}, column {error.colno} "
+            f"{folder / file_name}: malformed JSON at line {error.lineno}, column {error.colno} "
             f"(character {error.pos}): {error.msg}; fix or remove the file"
         ) from None
     if not isinstance(document, dict):
-        raise CorruptData(f"{where}: a record must be a JSON object, not {type(document).__name__}")
+        raise CorruptData(
+            f"{folder / file_name}: a record must be a JSON object, not {type(document).__name__}"
+        )
     stored_id = document.pop("id", row_id)
     if stored_id != row_id:
         raise CorruptData(
-            f'{where}: its "id" is {stored_id!r} but its file name says {row_id!r}; make them agree'
+            f'{folder / file_name}: its "id" is {stored_id!r} but its file name says '
+            f"{row_id!r}; make them agree"
         )
     try:
         row, _ = check_row(table_id, row_id, document)
     except (InvalidId, InvalidValue) as error:
-        raise CorruptData(f"{where}: {error}") from None
+        raise CorruptData(f"{folder / file_name}: {error}") from None
     return row_id, row
 
 
