@@ -91,6 +91,7 @@ class FilePersister(Persister):
         except OSError as error:
             os.close(self._root_fd)
             raise storage_error(error, "prepare", self.root) from error
+        self._pid = os.getpid()
         self._mutex = threading.Lock()  # this process's threads; the flock is per process
         self._held = False
         #: The settings of every collection (given, or kept in the manifest).
@@ -124,6 +125,7 @@ class FilePersister(Persister):
         return snapshot
 
     def begin(self) -> None:
+        self._check_process()
         self._mutex.acquire()
         try:
             self._lock()
@@ -138,6 +140,7 @@ class FilePersister(Persister):
             self._mutex.release()
 
     def poll(self) -> Changes | None:
+        self._check_process()
         if self._held:
             self._catch_up()
         else:
@@ -187,6 +190,14 @@ class FilePersister(Persister):
             self._dir_fds.clear()
 
     # -- locking -----------------------------------------------------------------------------
+
+    def _check_process(self) -> None:
+        """A forked child shares the parent's lock, so it must not write through its database."""
+        if os.getpid() != self._pid:
+            raise StorageError(
+                f"this database on {self.root} was opened by process {self._pid}, before a "
+                "fork; open it again in each process (for web servers: in each worker)"
+            )
 
     def _lock(self) -> None:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
