@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -56,7 +57,8 @@ def open(
     try:
         return Database(config, persister, manager)
     except BaseException:
-        persister.close()
+        with contextlib.suppress(Exception):  # keep the error that matters: the one from opening
+            persister.close()
         raise
 
 

@@ -124,7 +124,12 @@ class _Slice:
             self._removed.add(entry)
 
     def ids(self) -> list[str]:
-        """The row ids in order (the list itself: copy it before handing it out)."""
+        """The row ids in order (the list itself: copy it before handing it out).
+
+        Call it holding the store's lock. A published list is never changed
+        again, and the pending records are cleared only after the new list is
+        published, so :meth:`peek` can run without the lock.
+        """
         ordered = self._ordered
         if ordered is None:
             ordered = sorted(self.entries.values())
@@ -132,15 +137,21 @@ class _Slice:
             if self._removed:
                 removed = self._removed
                 ordered = [entry for entry in ordered if entry not in removed]
-                self._removed = set()
             if self._added:
-                ordered += sorted(self._added.values())
+                ordered = ordered + sorted(self._added.values())
                 ordered.sort()  # two sorted runs: a linear merge
-                self._added = {}
         else:
             return self._ids
         self._ordered = ordered
         self._ids = _ids_of(ordered)
+        self._added = {}
+        self._removed = set()
+        return self._ids
+
+    def peek(self) -> list[str] | None:
+        """The row ids if nothing is pending (no lock needed), else ``None``."""
+        if self._added or self._removed or self._ordered is None:
+            return None
         return self._ids
 
 
@@ -223,6 +234,19 @@ class SliceIndex:
         if found is None:
             return []
         return found.ids()[::-1] if self._reverse else found.ids().copy()
+
+    def peek_row_ids(self, key: Any) -> list[str] | None:
+        """:meth:`row_ids` without the lock, or ``None`` when the slice must first be sorted."""
+        try:
+            found = self._slices.get(slice_key(key))
+        except TypeError:
+            return []
+        if found is None:
+            return []
+        ids = found.peek()
+        if ids is None:
+            return None
+        return ids[::-1] if self._reverse else ids.copy()
 
     def keys(self) -> list[Any]:
         """Every key that has rows, in the order of :func:`order_key`."""

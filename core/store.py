@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from threading import get_ident
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -88,6 +89,7 @@ class Store:
         # lock: a read that saw the same even number before and after saw only committed rows
         # (rows are replaced, never mutated in place, and each dict access is atomic).
         self._seq = 0
+        self._owner: int | None = None  # the thread whose transaction is open
         # Skip the calls a persister does not override (most do not): they sit on every write.
         kind = type(persister)
         self._brackets = kind.begin is not Persister.begin or kind.end is not Persister.end
@@ -221,8 +223,7 @@ class Store:
         """Replace the row (creating it); a row of no cells deletes it."""
         self._check_write(table_id, row_id)
         checked, nested = check_row(table_id, row_id, row)
-        with self:
-            self._put(table_id, row_id, checked or None, nested)
+        self._write(self._put, table_id, row_id, checked or None, nested)
 
     def set_partial_row(self, table_id: str, row_id: str, partial: Row) -> None:
         """Set the given cells and keep the others, creating the row if it is missing."""
@@ -231,16 +232,7 @@ class Store:
         if not checked:
             self.check_open()
             return
-        with self:
-            table = self._tables.get(table_id)
-            old = None if table is None else table.rows.get(row_id)
-            if old is None:
-                self._put(table_id, row_id, checked, nested)
-            else:
-                merged = old | checked
-                if not nested and row_id in table.deep:  # type: ignore[union-attr]
-                    nested = has_containers(merged)
-                self._put(table_id, row_id, merged, nested)
+        self._write(self._merge, table_id, row_id, checked, nested)
 
     def set_cell(self, table_id: str, row_id: str, cell_id: str, value: Any) -> None:
         """Set one cell, creating the row if it is missing; ``None`` is a value, not a deletion."""
@@ -250,41 +242,29 @@ class Store:
     def del_row(self, table_id: str, row_id: str) -> None:
         """Delete the row; deleting a missing row does nothing."""
         self._check_write(table_id, row_id)
-        with self:
-            self._put(table_id, row_id, None, False)
+        self._write(self._put, table_id, row_id, None, False)
 
     def del_cell(self, table_id: str, row_id: str, cell_id: str) -> None:
         """Delete one cell; a row whose last cell goes no longer exists."""
         self._check_write(table_id, row_id)
         check_cell_id(table_id, row_id, cell_id)
-        with self:
-            table = self._tables.get(table_id)
-            old = None if table is None else table.rows.get(row_id)
-            if old is None or cell_id not in old:
-                return
-            row = {c: v for c, v in old.items() if c != cell_id}
-            self._put(table_id, row_id, row or None, row_id in table.deep and has_containers(row))  # type: ignore[union-attr]
+        self._write(self._drop_cell, table_id, row_id, cell_id)
 
     def del_table(self, table_id: str) -> None:
         """Delete every row of the table."""
         check_table_id(table_id)
-        with self:
-            table = self._tables.get(table_id)
-            for row_id in [] if table is None else list(table.rows):
-                self._put(table_id, row_id, None, False)
+        self._write(self._drop_table, table_id)
 
     def set_value(self, value_id: str, value: Any) -> None:
         """Set a keyed value; ``None`` is a value, not a deletion."""
         check_value_id(value_id)
         checked = check_value(value, f"value {value_id!r}")
-        with self:
-            self._put_value(value_id, checked)
+        self._write(self._put_value, value_id, checked)
 
     def del_value(self, value_id: str) -> None:
         """Delete a keyed value; deleting a missing value does nothing."""
         check_value_id(value_id)
-        with self:
-            self._put_value(value_id, _MISSING)
+        self._write(self._put_value, value_id, _MISSING)
 
     # -- transactions and listeners --------------------------------------------------------------
 
@@ -310,6 +290,7 @@ class Store:
                     self._lock.release()
                     raise
             self._seq += 1  # odd: a transaction is in flight (see get_row)
+            self._owner = get_ident()
         self._levels.append(_Level())
         return self
 
@@ -334,6 +315,7 @@ class Store:
                 else:
                     self._restore(level)
             finally:
+                self._owner = None
                 self._seq += 1  # even again: what readers see is committed
                 if self._brackets:
                     self._persister.end()
@@ -399,9 +381,22 @@ class Store:
             if self._closed:
                 return
             self._closed = True
+            self._seq |= 1  # for good: every read takes the lock, which reports the close
             self._tables = {}
             self._values = {}
             self._persister.close()
+
+    def read_unlocked(self, read: Callable[..., Any], *args: Any) -> Any:
+        """``read(*args)`` without the lock, or ``None`` if a write may have run meanwhile.
+
+        ``read`` must only read, and return ``None`` when it cannot answer
+        without the lock; the caller then reads again holding it.
+        """
+        seq = self._seq
+        if seq & 1:
+            return None
+        result = read(*args)
+        return result if self._seq == seq else None
 
     @property
     def in_transaction(self) -> bool:
@@ -438,6 +433,43 @@ class Store:
             check_table_id(table_id)
         if table is None or type(row_id) is not str or row_id not in table.rows:
             check_row_id(table_id, row_id)
+
+    def _write(self, change: Callable[..., None], *args: Any) -> None:
+        """Make one checked write: its own transaction, or part of this thread's open one.
+
+        Inside a transaction a single write needs no nested level: it was checked
+        before anything changed, and ``change`` itself cannot fail half-way.
+        """
+        if self._owner == get_ident():
+            change(*args)
+            return
+        with self:
+            change(*args)
+
+    def _merge(self, table_id: str, row_id: str, cells: Row, nested: bool) -> None:
+        table = self._tables.get(table_id)
+        old = None if table is None else table.rows.get(row_id)
+        if old is None:
+            self._put(table_id, row_id, cells, nested)
+            return
+        merged = old | cells
+        if not nested and row_id in table.deep:  # type: ignore[union-attr]
+            nested = has_containers(merged)
+        self._put(table_id, row_id, merged, nested)
+
+    def _drop_cell(self, table_id: str, row_id: str, cell_id: str) -> None:
+        table = self._tables.get(table_id)
+        old = None if table is None else table.rows.get(row_id)
+        if old is None or cell_id not in old:
+            return
+        row = {c: v for c, v in old.items() if c != cell_id}
+        nested = row_id in table.deep and has_containers(row)  # type: ignore[union-attr]
+        self._put(table_id, row_id, row or None, nested)
+
+    def _drop_table(self, table_id: str) -> None:
+        table = self._tables.get(table_id)
+        for row_id in [] if table is None else list(table.rows):
+            self._put(table_id, row_id, None, False)
 
     def _put(self, table_id: str, row_id: str, row: Row | None, nested: bool) -> None:
         """Replace (or, with ``None``, delete) a row, remembering what it was before."""

@@ -338,3 +338,37 @@ def test_readers_never_observe_rolled_back_or_half_written_transactions(
     assert sorted(reads) == ["get_cell", "get_row", "get_table", "get_value"]
     assert store.get_table("pair") == {"a": {"v": transactions}, "b": {"v": transactions}}
     assert store.get_value("v") == transactions
+
+
+def test_slice_reads_never_see_a_transaction_half_done(db: hutch.Database) -> None:
+    """Index reads skip the lock when they can; they must still see whole transactions only."""
+    store = db.store
+    rows = [f"r{i}" for i in range(10)]
+    with store.transaction():
+        for row_id in rows:
+            store.set_row("t", row_id, {"k": "a"})
+    db.indexes.define("by_k", "t", "k")
+    done = threading.Event()
+    seen: set[int] = set()
+
+    def writer() -> None:
+        try:
+            for round_ in range(200):
+                target = "b" if round_ % 2 == 0 else "a"
+                try:
+                    with store.transaction():
+                        for row_id in rows:
+                            store.set_cell("t", row_id, "k", target)
+                        if round_ % 3 == 0:
+                            raise Boom
+                except Boom:
+                    pass
+        finally:
+            done.set()
+
+    def reader() -> None:
+        while not done.is_set():
+            seen.add(len(db.indexes.slice_row_ids("by_k", "a")))
+
+    run_threads([writer, reader])
+    assert seen <= {0, 10}

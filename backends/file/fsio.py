@@ -13,6 +13,7 @@ import ctypes.util
 import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 
 from hutch import DiskFull, ReadOnlyStorage, StorageError, StoragePermissionError
@@ -25,6 +26,8 @@ TEMP_SUFFIX = ".tmp"
 def storage_error(error: OSError, doing: str, where: Path | str) -> StorageError:
     """Turn an ``OSError`` into the :class:`~hutch.StorageError` that says what to do."""
     reason = error.strerror or str(error)
+    if error.filename and str(error.filename) not in str(where):
+        where = f"{where} ({error.filename})"
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return DiskFull(f"could not {doing} {where}: the disk is full ({reason}); free space")
     if error.errno in (errno.EACCES, errno.EPERM):
@@ -49,19 +52,31 @@ def open_dir(parent_fd: int | None, name: str | Path, *, create: bool) -> int:
     if create:
         with contextlib.suppress(FileExistsError):
             os.mkdir(name, 0o755, dir_fd=parent_fd)
-    return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    except NotADirectoryError:
+        if stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, "a symbolic link", str(name)) from None
+        raise
 
 
 def read_file(dir_fd: int, name: str) -> bytes:
-    """The whole content of a file in a folder (never through a link)."""
-    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    """The whole content of a regular file in a folder (never through a link, never a FIFO)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    fd = os.open(name, flags, dir_fd=dir_fd)
     try:
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-            if len(chunk) < 1 << 16:
-                break
-        return b"".join(chunks)
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "a folder", name)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
+        data = os.read(fd, info.st_size + 1)
+        if len(data) != info.st_size:  # it grew, or the read was short: read on to the end
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        return data
     finally:
         os.close(fd)
 

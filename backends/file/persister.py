@@ -31,6 +31,7 @@ from hutch import (
     CollectionSettings,
     ConfigError,
     CorruptData,
+    DiskFull,
     Persister,
     Snapshot,
     StorageError,
@@ -118,8 +119,11 @@ class FilePersister(Persister):
     def load(self) -> Snapshot:
         with self._exclusive():
             snapshot = self._read_everything()
-            self._checkpoint()
-            self._write_stale_indices()
+            try:
+                self._checkpoint()
+                self._write_stale_indices()
+            except DiskFull as error:  # the log still holds it all: open, and retry later
+                log.warning("could not checkpoint %s while opening it: %s", self.root, error)
         self._worker = threading.Thread(target=self._maintain, name="hutch-file", daemon=True)
         self._worker.start()
         return snapshot
@@ -141,11 +145,14 @@ class FilePersister(Persister):
 
     def poll(self) -> Changes | None:
         self._check_process()
-        if self._held:
-            self._catch_up()
-        else:
-            with self._exclusive():
+        try:
+            if self._held:
                 self._catch_up()
+            else:
+                with self._exclusive():
+                    self._catch_up()
+        except OSError as error:
+            raise storage_error(error, "read the write-ahead log of", self.root) from error
         if not self._unseen:
             return None
         unseen, self._unseen = self._unseen, []
@@ -225,6 +232,7 @@ class FilePersister(Persister):
         newest can hold what the record files lack.
         """
         self.settings = self._merge_manifest()
+        _remove_temp_files(self._root_fd)
         generations = wal.generations(self._wal_fd) or [1]
         self._generation = generations[-1]
         replay = []
@@ -268,7 +276,10 @@ class FilePersister(Persister):
             stored, exists = {}, False
         except OSError as error:
             raise storage_error(error, "read", where) from error
-        merged = {name: _checked(name, _settings_from(name, s)) for name, s in stored.items()}
+        try:
+            merged = {name: _checked(name, _settings_from(name, s)) for name, s in stored.items()}
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}; fix the file by hand") from None
         merged.update(self._given)
         folders: dict[str, str] = {}
         for name, settings in merged.items():
@@ -297,11 +308,15 @@ class FilePersister(Persister):
         folders = {name: s.path or name for name, s in self.settings.items()}
         claimed = set(folders.values())
         for entry in os.scandir(self._root_fd):
-            if (
-                entry.name not in claimed
-                and _TABLE_FOLDER(entry.name)
-                and entry.is_dir(follow_symlinks=False)
-            ):
+            if not _TABLE_FOLDER(entry.name):
+                continue
+            if entry.is_symlink() or (entry.name in claimed and not entry.is_dir()):
+                raise storage_error(
+                    OSError(errno.ELOOP, "a symbolic link"),
+                    "use the collection folder",
+                    self.root / entry.name,
+                )
+            if entry.name not in claimed and entry.is_dir(follow_symlinks=False):
                 folders[entry.name] = entry.name
         return folders
 
@@ -321,6 +336,9 @@ class FilePersister(Persister):
                 if not name.endswith(records.RECORD_SUFFIX):
                     if is_temp(name):
                         remove(dir_fd, name)  # left by a crash; its content never counted
+                    elif name == indices.FOLDER and entry.is_dir(follow_symlinks=False):
+                        with _opened(open_dir(dir_fd, name, create=False)) as inner:
+                            _remove_temp_files(inner)
                     continue
                 try:
                     row_id, row = records.decode_record(
@@ -700,6 +718,21 @@ def _parse_manifest(data: bytes, where: Path) -> dict[str, Any]:
     if not isinstance(collections, dict):
         raise CorruptData(f"{where}: 'collections' must be an object")
     return collections
+
+
+@contextmanager
+def _opened(fd: int) -> Iterator[int]:
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _remove_temp_files(dir_fd: int) -> None:
+    """Remove the temp files a crash left behind in a folder; they never held committed data."""
+    for entry in os.scandir(dir_fd):
+        if is_temp(entry.name):
+            remove(dir_fd, entry.name)
 
 
 def _exists(dir_fd: int, name: str) -> bool:
