@@ -184,8 +184,13 @@ def median_single(ops: list[Op], count: int, warm_up: int = 5) -> list[float]:
 
 
 def median_batched(op: Op, batches: int, batch: int) -> float:
-    """Median seconds per call of ``op(i)`` over ``batches`` batches of ``batch`` calls."""
-    op(0)
+    """Median seconds per call of ``op(i)`` over ``batches`` batches of ``batch`` calls.
+
+    One untimed pass over every argument first, so that first-touch work (a
+    slice sorted on its first read, SQLite's page cache) is not what is timed.
+    """
+    for i in range(4096):
+        op(i)
     counter = 0
     times = []
     for _ in range(batches):

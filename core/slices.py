@@ -128,7 +128,7 @@ class _Slice:
 
         Call it holding the store's lock. A published list is never changed
         again, and the pending records are cleared only after the new list is
-        published, so :meth:`peek` can run without the lock.
+        published, so :meth:`SliceIndex.peek_row_ids` can run without the lock.
         """
         ordered = self._ordered
         if ordered is None:
@@ -146,12 +146,6 @@ class _Slice:
         self._ids = _ids_of(ordered)
         self._added = {}
         self._removed = set()
-        return self._ids
-
-    def peek(self) -> list[str] | None:
-        """The row ids if nothing is pending (no lock needed), else ``None``."""
-        if self._added or self._removed or self._ordered is None:
-            return None
         return self._ids
 
 
@@ -238,15 +232,14 @@ class SliceIndex:
     def peek_row_ids(self, key: Any) -> list[str] | None:
         """:meth:`row_ids` without the lock, or ``None`` when the slice must first be sorted."""
         try:
-            found = self._slices.get(slice_key(key))
+            found = self._slices.get((key,) if type(key) is bool else key)  # slice_key, inline
         except TypeError:
             return []
         if found is None:
             return []
-        ids = found.peek()
-        if ids is None:
+        if found._added or found._removed or found._ordered is None:  # found.peek(), inline
             return None
-        return ids[::-1] if self._reverse else ids.copy()
+        return found._ids[::-1] if self._reverse else found._ids.copy()
 
     def keys(self) -> list[Any]:
         """Every key that has rows, in the order of :func:`order_key`."""
