@@ -614,8 +614,9 @@ class Store:
 
     def _take_external(self) -> None:
         """Apply what the persister reports others committed: memory, consumers, listeners."""
-        changes = self._persister.poll() if self._polls else None
-        if not changes:
+        reported = self._persister.poll() if self._polls else None
+        changes = None if reported is None else self._net_external(reported)
+        if changes is None:
             return
         self._seq |= 1  # in flight, whether or not a transaction is open around this
         for table_id, row_id, row in changes.rows():
@@ -629,6 +630,29 @@ class Store:
         if not self._levels:
             self._seq += 1
         self._notify(changes)
+
+    def _net_external(self, reported: Changes) -> Changes | None:
+        """What ``reported`` changes here: rows and values that differ from this store's."""
+        tables: dict[str, dict[str, Row | None]] = {}
+        for table_id, rows in reported.tables.items():
+            table = self._tables.get(table_id)
+            current = {} if table is None else table.rows
+            changed = {
+                row_id: row
+                for row_id, row in rows.items()
+                if not _same_row(current.get(row_id), row)
+            }
+            if changed:
+                tables[table_id] = changed
+        values = {
+            key: value
+            for key, value in reported.values.items()
+            if not (key in self._values and same_json(self._values[key], value))
+        }
+        deleted = frozenset(key for key in reported.deleted_values if key in self._values)
+        if not (tables or values or deleted):
+            return None
+        return Changes(tables, values, deleted)
 
     def _notify(self, changes: Changes) -> None:
         errors: list[BaseException] = []
@@ -644,3 +668,9 @@ class Store:
                 f"the transaction committed, but {len(errors)} listener(s) raised: {names}",
                 errors,
             ) from errors[0]
+
+
+def _same_row(a: Row | None, b: Row | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a == b and same_json(a, b)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +324,41 @@ def test_a_forked_child_must_open_its_own_database(tmp_path: Path) -> None:
         os.waitpid(pid, 0)
         assert "before a fork" in reply
         assert db.store.get_cell("t", "r", "a") == 1
+
+
+def test_refresh_waits_for_a_checkpoint_in_another_thread(tmp_path: Path) -> None:
+    with hutch.open(tmp_path) as db, hutch.open(tmp_path) as other:
+        other.store.set_row("t", "r", {"n": 1})
+        backend = db.backend
+        assert isinstance(backend, FilePersister)
+        refreshed = threading.Event()
+
+        def refresh() -> None:
+            db.refresh()
+            refreshed.set()
+
+        with backend._exclusive():  # what the background checkpointer holds while it works
+            thread = threading.Thread(target=refresh)
+            thread.start()
+            assert not refreshed.wait(0.2)
+        thread.join(30)
+        assert refreshed.is_set()
+        assert db.store.get_row("t", "r") == {"n": 1}
+
+
+def test_listeners_hear_only_what_changed_here(tmp_path: Path) -> None:
+    with (
+        hutch.open(tmp_path, checkpoint_interval=3600) as db,
+        hutch.open(tmp_path, checkpoint_interval=3600) as other,
+    ):
+        heard: list[hutch.Changes] = []
+        db.store.add_listener(heard.append)
+        other.store.set_row("t", "gone", {"n": 1})
+        other.store.del_row("t", "gone")
+        other.store.set_value("v", 1)
+        other.store.del_value("v")
+        db.refresh()
+        assert heard == []
+        other.store.set_row("t", "kept", {"n": 1})
+        db.refresh()
+        assert [dict(c.tables) for c in heard] == [{"t": {"kept": {"n": 1}}}]

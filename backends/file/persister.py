@@ -94,7 +94,7 @@ class FilePersister(Persister):
             raise storage_error(error, "prepare", self.root) from error
         self._pid = os.getpid()
         self._mutex = threading.Lock()  # this process's threads; the flock is per process
-        self._held = False
+        self._holder: int | None = None  # the thread of this process holding the flock
         #: The settings of every collection (given, or kept in the manifest).
         self.settings: dict[str, CollectionSettings] = {}
         #: Damaged files moved aside by ``on_corrupt="quarantine"``.
@@ -146,7 +146,7 @@ class FilePersister(Persister):
     def poll(self) -> Changes | None:
         self._check_process()
         try:
-            if self._held:
+            if self._holder == threading.get_ident():
                 self._catch_up()
             else:
                 with self._exclusive():
@@ -208,10 +208,10 @@ class FilePersister(Persister):
 
     def _lock(self) -> None:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        self._held = True
+        self._holder = threading.get_ident()
 
     def _unlock(self) -> None:
-        self._held = False
+        self._holder = None
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     @contextmanager
@@ -656,6 +656,8 @@ def _open_root(root: Path) -> int:
             )
         try:
             root.mkdir()
+        except FileExistsError:
+            pass  # another process made it first
         except OSError as error:
             raise storage_error(error, "create the data folder", root) from error
     if not root.is_dir():
