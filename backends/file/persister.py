@@ -38,6 +38,7 @@ from hutch import (
     UnsupportedFormat,
 )
 from hutch.cells import Row, check_value
+from hutch.config import parse_collections
 
 from . import indices, records, wal
 from .fsio import (
@@ -697,8 +698,6 @@ def _settings_json(settings: CollectionSettings) -> dict[str, Any]:
 
 
 def _settings_from(name: str, stored: Any) -> CollectionSettings:
-    from hutch.config import parse_collections
-
     return parse_collections({name: stored})[name]
 
 
