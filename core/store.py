@@ -4,10 +4,11 @@ Reads are dictionary lookups that return copies. Every write runs in a
 transaction (an implicit one for a single call). A transaction records the
 state of each row and value the first time it touches it; at the end of the
 outermost transaction those records give the net :class:`~hutch.Changes`,
-which flow, in order, to the change consumers (indexes, relationships: they
-may veto), the persister (which makes them durable or raises), and finally the
-listeners. A failure anywhere before the persister returns puts every touched
-row back as it was.
+which flow to the persister (which makes them durable or raises) and then to
+the listeners. A failure anywhere before the persister returns puts every
+touched row back as it was. Change consumers (indexes, relationships) follow
+each write as it happens, so that they answer for a transaction's own writes;
+a rollback feeds them the rows as they were.
 
 Rows are replaced, never mutated in place, so a record of "the row before" is
 just a reference, and ``Changes`` can share rows with the store.
@@ -359,7 +360,7 @@ class Store:
         return self._lock
 
     def add_consumer(self, consumer: ChangeConsumer) -> None:
-        """Feed every transaction's changes to ``consumer`` before they are persisted."""
+        """Feed every write to ``consumer`` as it happens (and every rollback, reversed)."""
         with self._lock:
             self._consumers.append(consumer)
 
@@ -472,11 +473,17 @@ class Store:
             self._put(table_id, row_id, None, False)
 
     def _put(self, table_id: str, row_id: str, row: Row | None, nested: bool) -> None:
-        """Replace (or, with ``None``, delete) a row, remembering what it was before."""
+        """Replace (or, with ``None``, delete) a row, remembering what it was before.
+
+        The consumers take the write first, so that indexes answer for the
+        transaction's own writes; one that refuses it stops the write here.
+        """
         table = self._tables.get(table_id)
         old = None if table is None else table.rows.get(row_id)
         if old is None and row is None:
             return
+        if self._consumers:
+            self._feed(Changes({table_id: {row_id: row}}), lambda: {table_id: {row_id: old}})
         before = self._levels[-1].rows.get(table_id)
         if before is None:
             before = self._levels[-1].rows[table_id] = {}
@@ -532,10 +539,29 @@ class Store:
         for value_id, old in level.values.items():
             parent.values.setdefault(value_id, old)
 
+    def _feed(self, changes: Changes, undo: Callable[[], dict[str, dict[str, Row | None]]]) -> None:
+        """Give ``changes`` to every consumer; if one refuses, give those before it ``undo``."""
+        updated: list[ChangeConsumer] = []
+        try:
+            for consumer in self._consumers:
+                consumer.update(changes)
+                updated.append(consumer)
+        except BaseException:
+            if updated:
+                reverse = Changes(undo())
+                for consumer in updated:
+                    consumer.update(reverse)
+            raise
+
     def _restore(self, level: _Level) -> None:
+        """Put every row and value the level touched back as it was (consumers too)."""
         for table_id, rows in level.rows.items():
             for row_id, old in rows.items():
                 self._store_row(table_id, row_id, old, old is not None and has_containers(old))
+        if self._consumers and level.rows:
+            back = Changes(level.rows)
+            for consumer in self._consumers:
+                consumer.update(back)
         for value_id, old in level.values.items():
             if old is _MISSING:
                 self._values.pop(value_id, None)
@@ -543,25 +569,17 @@ class Store:
                 self._values[value_id] = old
 
     def _commit(self, level: _Level) -> Changes | None:
-        """Update the consumers and persist the level's net changes, or restore and raise.
+        """Persist the level's net changes, or restore everything it touched and raise.
 
         Returns the changes, or ``None`` if the transaction changed nothing in the end.
         """
         changes = self._net_changes(level)
         if changes is None:
             return None
-        updated: list[ChangeConsumer] = []
         try:
-            for consumer in self._consumers:
-                consumer.update(changes)
-                updated.append(consumer)
             self._persister.apply(changes)
         except BaseException as error:
             self._restore(level)
-            if updated:
-                undo = self._undo_changes(level, changes)
-                for consumer in updated:
-                    consumer.update(undo)
             if isinstance(error, Exception) and not isinstance(error, HutchError):
                 raise StorageError(
                     f"the backend failed to persist the transaction ({type(error).__name__}: "
@@ -569,18 +587,6 @@ class Store:
                 ) from error
             raise
         return changes
-
-    def _undo_changes(self, level: _Level, changes: Changes) -> Changes:
-        """The changes that take the consumers back to the state before ``changes``."""
-        return Changes(
-            {t: {r: level.rows[t][r] for r in rows} for t, rows in changes.tables.items()},
-            {
-                k: level.values[k]
-                for k in (*changes.values, *changes.deleted_values)
-                if level.values[k] is not _MISSING
-            },
-            frozenset(k for k in changes.values if level.values[k] is _MISSING),
-        )
 
     def _net_changes(self, level: _Level) -> Changes | None:
         tables: dict[str, dict[str, Row | None]] = {}
