@@ -17,20 +17,26 @@ from hutch.errors import (
     DefinitionError,
     DiskFull,
     HutchError,
+    IntegrityError,
     InvalidId,
     InvalidValue,
     ListenerError,
+    NotFound,
     PluginError,
+    QueryError,
     ReadOnlyStorage,
     StorageError,
     StoragePermissionError,
     UnknownBackend,
     UnsupportedFormat,
+    ValidationError,
 )
 from hutch.hookspecs import RegisterBackend, hookimpl
 from hutch.indexes import Indexes
+from hutch.models import Model, OnDelete, Relation, Unique
 from hutch.persister import BackendConfig, Capabilities, Persister, Snapshot
 from hutch.relationships import Relationship, Relationships
+from hutch.repository import Repository
 from hutch.store import Store
 
 __all__ = [
@@ -48,21 +54,30 @@ __all__ = [
     "Durability",
     "HutchError",
     "Indexes",
+    "IntegrityError",
     "InvalidId",
     "InvalidValue",
     "ListenerError",
+    "Model",
+    "NotFound",
+    "OnDelete",
     "Persister",
     "PluginError",
+    "QueryError",
     "ReadOnlyStorage",
     "RegisterBackend",
+    "Relation",
     "Relationship",
     "Relationships",
+    "Repository",
     "Snapshot",
     "StorageError",
     "StoragePermissionError",
     "Store",
+    "Unique",
     "UnknownBackend",
     "UnsupportedFormat",
+    "ValidationError",
     "hookimpl",
     "open",
     "parse_url",

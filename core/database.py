@@ -6,17 +6,22 @@ import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
 from hutch.config import URL, check_durability, parse_collections, parse_url
 from hutch.errors import HutchError, PluginError, StorageError, UnknownBackend
 from hutch.indexes import Indexes
+from hutch.models import Model
 from hutch.persister import BackendConfig, Capabilities, Persister
 from hutch.plugin_manager import AUTOLOAD_OFF, autoload_enabled, backends, make_manager
+from hutch.registry import ModelRegistry
 from hutch.relationships import Relationships
+from hutch.repository import Repository
 from hutch.store import Store
+
+M = TypeVar("M", bound=Model)
 
 
 def open(
@@ -82,6 +87,12 @@ class Database:
         self.store = Store(persister, snapshot)
         self.indexes = Indexes(self.store)
         self.relationships = Relationships(self.store)
+        self.models = ModelRegistry(self)
+        plugins.hook.hutch_register_models(register=self.models.register)
+
+    def repo(self, model: type[M]) -> Repository[M]:
+        """The repository of a model: typed create, get, find, update and delete."""
+        return self.models.repo(model)
 
     @property
     def url(self) -> str:

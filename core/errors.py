@@ -70,3 +70,23 @@ class CorruptData(StorageError):
 
 class UnsupportedFormat(StorageError):
     """The store was written by a newer (or unknown) format version; upgrade hutch."""
+
+
+class ValidationError(HutchError, ValueError):
+    """A model's fields are wrong; ``errors`` maps each bad field to what is wrong with it."""
+
+    def __init__(self, message: str, errors: dict[str, str]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+class IntegrityError(HutchError):
+    """A write would break a unique field, a foreign key or a delete policy; nothing was written."""
+
+
+class NotFound(HutchError, LookupError):
+    """No row has that id (in ``repo.update``, say)."""
+
+
+class QueryError(HutchError, ValueError):
+    """A filter or an ordering names an unknown field or lookup."""

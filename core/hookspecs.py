@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pluggy
 
+from hutch.models import Model
 from hutch.persister import BackendConfig, Persister
 
 hookspec = pluggy.HookspecMarker("hutch")
@@ -18,3 +19,8 @@ RegisterBackend = Callable[[str, Callable[[BackendConfig], Persister]], None]
 @hookspec
 def hutch_register_backends(register: RegisterBackend) -> None:
     """Register backends: call ``register(scheme, factory)`` once per URL scheme."""
+
+
+@hookspec
+def hutch_register_models(register: Callable[[type[Model]], None]) -> None:
+    """Register models: call ``register(Model)`` for each, so every database knows them."""

@@ -399,6 +399,10 @@ class Store:
         result = read(*args)
         return result if self._seq == seq else None
 
+    def owns_transaction(self) -> bool:
+        """Whether the calling thread has a transaction open on this store."""
+        return self._owner == get_ident()
+
     @property
     def in_transaction(self) -> bool:
         """Whether a transaction is open (meaningful to the thread holding :attr:`lock`)."""

@@ -1,0 +1,159 @@
+"""Models: frozen attrs classes that name their collection, indexes, unique fields and relations.
+
+    @attrs.frozen
+    class Team(hutch.Model):
+        __collection__ = "teams"
+        __indexed__ = ("name",)
+        __relations__ = (hutch.Relation("organisation_id", "organisations", on_delete="cascade"),)
+
+        name: str
+        organisation_id: str
+
+Every model has ``id``, ``created_at`` and ``updated_at`` from :class:`Model`.
+Models are frozen, so a repository can hand out the same instance twice and
+nobody can change it behind the store's back; change one with
+``repo.update(id, ...)``. How a model becomes a row lives in
+:mod:`hutch.serialise`, not here.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, get_args
+
+import attrs
+
+from hutch.errors import DefinitionError, InvalidId
+from hutch.ids import check_table_id, new_id
+
+OnDelete = Literal["cascade", "restrict", "set_null"]
+ON_DELETE: tuple[str, ...] = get_args(OnDelete)
+
+#: The fields every model has, which hutch maintains.
+BASE_FIELDS = ("id", "created_at", "updated_at")
+
+
+def utc_now() -> datetime:
+    """Now, as a timezone-aware UTC datetime (to the microsecond)."""
+    return datetime.now(UTC)
+
+
+@attrs.frozen
+class Relation:
+    """A foreign key: ``field`` holds the id of a row of ``to`` (a collection or a model).
+
+    ``on_delete`` says what deleting that row does to this one: ``"cascade"``
+    deletes it too, ``"restrict"`` refuses the delete, ``"set_null"`` sets
+    ``field`` to ``None``.
+    """
+
+    field: str
+    to: str | type[Model]
+    on_delete: OnDelete = "restrict"
+
+    @property
+    def target(self) -> str:
+        """The collection the relation points into."""
+        return self.to if isinstance(self.to, str) else spec_of(self.to).collection
+
+
+@attrs.frozen
+class Unique:
+    """A field no two rows may share; ``case_insensitive`` compares strings casefolded."""
+
+    field: str
+    case_insensitive: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Model:
+    """The base of every model: an id and two timestamps that hutch maintains.
+
+    ``id`` is generated (:func:`hutch.ids.new_id`) and the timestamps set when
+    not given; values given explicitly (an import) are kept as given.
+    """
+
+    __collection__: ClassVar[str]
+    __indexed__: ClassVar[tuple[str, ...]] = ()
+    __unique__: ClassVar[tuple[str | Unique, ...]] = ()
+    __relations__: ClassVar[tuple[Relation, ...]] = ()
+    __repository__: ClassVar[Any] = None  # a Repository subclass with domain methods
+
+    id: str = attrs.field(factory=new_id)
+    created_at: datetime = attrs.field(factory=utc_now)
+    updated_at: datetime = attrs.field(factory=utc_now)
+
+
+@attrs.frozen
+class ModelSpec:
+    """A model's declarations, checked: what repositories and databases work from."""
+
+    model: type[Model]
+    collection: str
+    fields: dict[str, Any]  # name -> type
+    indexed: tuple[str, ...]  # every field with an index: declared, unique and foreign keys
+    unique: tuple[Unique, ...]
+    relations: tuple[Relation, ...]
+
+    def index_id(self, field: str) -> str:
+        return f"{self.collection}.{field}"
+
+    def casefold_index_id(self, field: str) -> str:
+        return f"{self.collection}.{field}.casefold"
+
+    def relationship_id(self, relation: Relation) -> str:
+        return f"{self.collection}.{relation.field}"
+
+
+_specs: dict[type[Model], ModelSpec] = {}
+
+
+def spec_of(model: type[Model]) -> ModelSpec:
+    """Check a model's declarations (once) and describe it; errors say what to fix."""
+    spec = _specs.get(model)
+    if spec is None:
+        spec = _specs[model] = _describe(model)
+    return spec
+
+
+def _describe(model: type[Model]) -> ModelSpec:
+    name = model.__qualname__
+    is_attrs_class = isinstance(model, type) and attrs.has(model)  # no narrowing wanted
+    if not (is_attrs_class and issubclass(model, Model)):
+        raise DefinitionError(f"{name} is not a model: subclass hutch.Model with @attrs.frozen")
+    collection = getattr(model, "__collection__", None)
+    try:
+        check_table_id(collection)
+    except InvalidId as error:
+        raise DefinitionError(f"{name}.__collection__: {error}") from None
+    assert isinstance(collection, str)
+    attrs.resolve_types(model)  # string annotations become types, in place
+    fields = {field.name: field.type for field in attrs.fields(model)}
+
+    def known(field: str, where: str) -> str:
+        if field not in fields:
+            raise DefinitionError(f"{name}.{where} names {field!r}, which is not a field")
+        return field
+
+    unique = tuple(
+        Unique(known(u, "__unique__"))
+        if isinstance(u, str)
+        else Unique(known(u.field, "__unique__"), u.case_insensitive)
+        for u in model.__unique__
+    )
+    for relation in model.__relations__:
+        known(relation.field, "__relations__")
+        if relation.on_delete not in ON_DELETE:
+            raise DefinitionError(
+                f"{name}: on_delete={relation.on_delete!r} for {relation.field!r} is not one of "
+                f"{', '.join(ON_DELETE)}"
+            )
+        if relation.on_delete == "set_null" and type(None) not in get_args(fields[relation.field]):
+            raise DefinitionError(
+                f"{name}.{relation.field} uses on_delete='set_null', so it must accept None "
+                "(declare it as `str | None = None`)"
+            )
+    indexed = dict.fromkeys(known(f, "__indexed__") for f in model.__indexed__)
+    indexed.update(dict.fromkeys(u.field for u in unique))
+    indexed.update(dict.fromkeys(r.field for r in model.__relations__))
+    return ModelSpec(model, collection, fields, tuple(indexed), unique, model.__relations__)

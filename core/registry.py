@@ -1,0 +1,120 @@
+"""The models a database knows (``db.models``): their indexes, relationships and delete policies.
+
+Models arrive through the ``hutch_register_models`` hook when the database
+opens, or on first use through ``db.repo(Model)``. Registering one defines the
+indexes its queries and integrity checks use (``<collection>.<field>``, and
+``<collection>.<field>.casefold`` for a case-insensitive unique field) and a
+relationship per foreign key (``<collection>.<field>``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hutch.cells import Row
+from hutch.errors import DefinitionError, IntegrityError
+from hutch.models import Model, ModelSpec, spec_of
+from hutch.repository import Repository
+from hutch.serialise import stored
+
+if TYPE_CHECKING:
+    from hutch.database import Database
+
+M = TypeVar("M", bound=Model)
+
+
+class ModelRegistry:
+    """The models of one database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._specs: dict[str, ModelSpec] = {}
+        self._repos: dict[type[Model], Repository[Any]] = {}
+
+    def register(self, model: type[Model]) -> None:
+        """Know ``model``: define its indexes and relationships (once)."""
+        spec = spec_of(model)
+        known = self._specs.get(spec.collection)
+        if known is not None:
+            if known.model is not model:
+                raise DefinitionError(
+                    f"{model.__qualname__} and {known.model.__qualname__} both claim the "
+                    f"collection {spec.collection!r}; give one another __collection__"
+                )
+            return
+        indexes, relationships = self._db.indexes, self._db.relationships
+        for field in spec.indexed:
+            indexes.define(spec.index_id(field), spec.collection, field)
+        for unique in spec.unique:
+            if unique.case_insensitive:
+                indexes.define(
+                    spec.casefold_index_id(unique.field), spec.collection, _casefolded(unique.field)
+                )
+        for relation in spec.relations:
+            relationships.define(
+                spec.relationship_id(relation),
+                local=spec.collection,
+                remote=relation.target,
+                on=relation.field,
+            )
+        self._specs[spec.collection] = spec
+
+    def repo(self, model: type[M]) -> Repository[M]:
+        """The repository of ``model`` (its ``__repository__`` class, if it names one)."""
+        repo = self._repos.get(model)
+        if repo is None:
+            self.register(model)
+            kind = model.__repository__ or Repository
+            repo = self._repos[model] = kind(self._db, model)
+        return repo
+
+    def models(self) -> list[type[Model]]:
+        """The registered models, by collection."""
+        return [self._specs[c].model for c in sorted(self._specs)]
+
+    def delete(self, collection: str, row_id: str) -> None:
+        """Delete a row, applying every delete policy that points at it (inside a transaction)."""
+        self._delete(collection, row_id, set())
+
+    def _delete(self, collection: str, row_id: str, seen: set[tuple[str, str]]) -> None:
+        seen.add((collection, row_id))
+        store = self._db.store
+        for spec in self._specs.values():
+            for relation in spec.relations:
+                if relation.target != collection:
+                    continue
+                pointing = [
+                    local
+                    for local in self._db.relationships.local_row_ids(
+                        spec.relationship_id(relation), row_id
+                    )
+                    if (spec.collection, local) not in seen
+                ]
+                if not pointing:
+                    continue
+                if relation.on_delete == "restrict":
+                    raise IntegrityError(
+                        f"cannot delete {collection} {row_id!r}: {len(pointing)} {spec.collection} "
+                        f"row(s) ({', '.join(map(repr, pointing[:3]))}) point at it through "
+                        f"{relation.field} (on_delete='restrict'); delete or move them first"
+                    )
+                for local in pointing:
+                    if relation.on_delete == "cascade":
+                        self._delete(spec.collection, local, seen)
+                    else:
+                        cleared: Row = {relation.field: None, "updated_at": _now()}
+                        store.set_partial_row(spec.collection, local, cleared)
+        store.del_row(collection, row_id)
+
+
+def _casefolded(field: str) -> Any:
+    def key(row: Row) -> Any:
+        value = row.get(field)
+        return value.casefold() if isinstance(value, str) else []
+
+    return key
+
+
+def _now() -> Any:
+    return stored(datetime, datetime.now(UTC))

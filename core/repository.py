@@ -1,0 +1,304 @@
+"""``Repository[Model]``: typed create, read, query, update and delete over a model's collection.
+
+``db.repo(User)`` returns one. Every write runs in a store transaction that
+first checks integrity (unique fields, foreign keys, delete policies), so the
+rules hold identically on every backend and, on a shared folder or database,
+across processes. Reads return frozen model instances, cached until their row
+changes.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+
+from hutch.changes import Changes
+from hutch.errors import IntegrityError, NotFound, QueryError, ValidationError
+from hutch.models import Model, ModelSpec, spec_of
+from hutch.serialise import build, coerce, from_row, stored, to_row
+
+if TYPE_CHECKING:
+    from hutch.database import Database
+
+M = TypeVar("M", bound=Model)
+
+#: How many model instances a repository keeps; past that it starts again.
+CACHE_SIZE = 100_000
+
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+LOOKUPS = ("exact", "in", "ne", "gt", "gte", "lt", "lte", "contains", "startswith", "isnull")
+
+
+class Repository(Generic[M]):
+    """The rows of one model's collection, as model instances."""
+
+    def __init__(self, db: Database, model: type[M]) -> None:
+        self.db = db
+        self.model = model
+        self.spec: ModelSpec = spec_of(model)
+        self.collection = self.spec.collection
+        self._store = db.store
+        self._cache: dict[str, M] = {}
+        self._store.add_consumer(_Forget(self.collection, self._cache))
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, id: str) -> M | None:
+        """The instance with this id, or ``None``."""
+        if not self._store.owns_transaction():
+            cached = self._cache.get(id)
+            if cached is not None:
+                return cached
+        with self._store.lock:
+            return self._load(id)
+
+    def exists(self, id: str) -> bool:
+        """Whether a row has this id."""
+        return self._store.has_row(self.collection, id)
+
+    def all(self) -> list[M]:
+        """Every instance, in id order (which is creation order for generated ids)."""
+        return self.find()
+
+    def find(
+        self,
+        *,
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **filters: Any,
+    ) -> list[M]:
+        """The instances matching every filter, ordered, then sliced by offset and limit.
+
+        A filter is ``field=value`` or ``field__lookup=value`` with the lookups
+        ``in``, ``ne``, ``gt``, ``gte``, ``lt``, ``lte``, ``contains``,
+        ``startswith`` and ``isnull``. An equality (or ``__in``) on an indexed
+        field starts from the index rather than a scan. ``order_by`` is a field
+        or a list of fields, each ``-``-led for descending; without it, id order.
+        """
+        tests = [self._test(key, value) for key, value in filters.items()]
+        with self._store.lock:
+            found = [
+                instance
+                for row_id in self._candidates(filters)
+                if (instance := self._load(row_id)) is not None
+                and all(test(instance) for test in tests)
+            ]
+        if order_by is not None:
+            found = self._ordered(found, order_by)
+        end = None if limit is None else offset + limit
+        return found[offset:end]
+
+    def find_one(self, **filters: Any) -> M | None:
+        """The first instance (in id order) matching every filter, or ``None``."""
+        found = self.find(limit=1, **filters)
+        return found[0] if found else None
+
+    def count(self, **filters: Any) -> int:
+        """How many instances match every filter."""
+        if not filters:
+            return self._store.get_row_count(self.collection)
+        return len(self.find(**filters))
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def create(self, **fields: Any) -> M:
+        """Check, store and return a new instance; ``id`` and timestamps are made if not given."""
+        instance = build(self.model, fields)
+        with self._store.transaction():
+            if self._store.has_row(self.collection, instance.id):
+                raise IntegrityError(
+                    f"{self.collection} already has a row {instance.id!r}; give another id "
+                    "or leave it out"
+                )
+            self._check(instance)
+            self._save(instance)
+        return instance
+
+    def update(self, id: str, **changes: Any) -> M:
+        """Change some fields of an instance and return it; ``updated_at`` moves unless given."""
+        if "id" in changes and changes["id"] != id:
+            raise ValidationError(
+                f"invalid {self.model.__qualname__}: id: an id cannot change",
+                {"id": "cannot change"},
+            )
+        with self._store.transaction():
+            current = self._load(id)
+            if current is None:
+                raise NotFound(f"no {self.collection} row {id!r} to update")
+            fields = {
+                field.name: getattr(current, field.name) for field in attrs.fields(self.model)
+            }
+            fields.update(changes)
+            if "updated_at" not in changes:
+                fields["updated_at"] = datetime.now(UTC)
+            instance = build(self.model, fields)
+            self._check(instance)
+            self._save(instance)
+        return instance
+
+    def delete(self, id: str) -> bool:
+        """Delete an instance, following the delete policy of every relation to it.
+
+        Returns whether it existed. ``restrict`` raises :class:`~hutch.IntegrityError`
+        and deletes nothing; ``cascade`` deletes the rows that point at it (and
+        theirs, in turn); ``set_null`` clears their field.
+        """
+        with self._store.transaction():
+            if not self._store.has_row(self.collection, id):
+                return False
+            self.db.models.delete(self.collection, id)
+        return True
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _load(self, row_id: str) -> M | None:
+        """The instance for a row, from the cache or the store; call it holding the lock."""
+        cached = self._cache.get(row_id)
+        if cached is not None and not self._store.owns_transaction():
+            return cached
+        row = self._store.get_row(self.collection, row_id)
+        if row is None:
+            return None
+        instance = from_row(self.model, row_id, row)
+        if not self._store.in_transaction:  # a transaction's rows are not committed yet
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[row_id] = instance
+        return instance
+
+    def _save(self, instance: M) -> None:
+        row_id, row = to_row(instance)
+        self._store.set_row(self.collection, row_id, row)
+
+    def _check(self, instance: M) -> None:
+        """Unique fields and foreign keys, against the store as the transaction sees it."""
+        indexes = self.db.indexes
+        for unique in self.spec.unique:
+            value = getattr(instance, unique.field)
+            if value is None:
+                continue
+            if unique.case_insensitive and isinstance(value, str):
+                index, key = self.spec.casefold_index_id(unique.field), value.casefold()
+            else:
+                kind = self.spec.fields[unique.field]
+                index, key = self.spec.index_id(unique.field), stored(kind, value)
+            others = [r for r in indexes.slice_row_ids(index, key) if r != instance.id]
+            if others:
+                how = " (ignoring case)" if unique.case_insensitive else ""
+                raise IntegrityError(
+                    f"{self.collection}.{unique.field} must be unique{how}: {value!r} is taken "
+                    f"by {others[0]!r}"
+                )
+        for relation in self.spec.relations:
+            target_id = getattr(instance, relation.field)
+            if target_id is not None and not self._store.has_row(relation.target, target_id):
+                raise IntegrityError(
+                    f"{self.collection}.{relation.field} = {target_id!r}, but {relation.target} "
+                    f"has no such row; create it first"
+                )
+
+    def _candidates(self, filters: dict[str, Any]) -> Iterable[str]:
+        """The row ids worth testing: the smallest indexed slice an equality names, or all."""
+        best: list[str] | None = None
+        for key, value in filters.items():
+            field, _, lookup = key.partition("__")
+            if field not in self.spec.indexed or lookup not in ("", "exact", "in"):
+                continue
+            kind = self.spec.fields[field]
+            index = self.spec.index_id(field)
+            values = value if lookup == "in" else [value]
+            ids: set[str] = set()
+            for item in values:
+                ids.update(self.db.indexes.slice_row_ids(index, stored(kind, coerce(kind, item))))
+            if best is None or len(ids) < len(best):
+                best = sorted(ids)
+        return self._store.get_row_ids(self.collection) if best is None else best
+
+    def _test(self, key: str, operand: Any) -> Callable[[M], bool]:
+        """A predicate for one ``field__lookup=operand`` filter."""
+        field, _, lookup = key.partition("__")
+        if field not in self.spec.fields:
+            raise QueryError(
+                f"{self.model.__qualname__} has no field {field!r} (filter {key!r}); its fields: "
+                f"{', '.join(self.spec.fields)}"
+            )
+        lookup = lookup or "exact"
+        if lookup not in LOOKUPS:
+            raise QueryError(
+                f"unknown lookup {lookup!r} in {key!r}; the lookups: {', '.join(LOOKUPS)}"
+            )
+        kind = self.spec.fields[field]
+        get = operator.attrgetter(field)
+        try:
+            if lookup == "isnull":
+                wanted = bool(operand)
+                return lambda m: (get(m) is None) == wanted
+            if lookup in ("contains", "startswith"):
+                return _text_test(get, lookup, operand)
+            if lookup == "in":
+                choices = [coerce(kind, item) for item in operand]
+                return lambda m: get(m) in choices
+            value = coerce(kind, operand)
+        except QueryError:
+            raise
+        except Exception as error:  # whatever the converter raises: the operand does not fit
+            raise QueryError(f"{key}={operand!r} does not fit the field: {error}") from None
+        if lookup == "exact":
+            return lambda m: get(m) == value
+        if lookup == "ne":
+            return lambda m: get(m) != value
+        compare = _COMPARE[lookup]
+        return lambda m: (v := get(m)) is not None and compare(v, value)
+
+    def _ordered(self, found: list[M], order_by: str | Sequence[str]) -> list[M]:
+        keys = [order_by] if isinstance(order_by, str) else list(order_by)
+        for key in reversed(keys):  # stable sorts, least significant key first
+            field = key.removeprefix("-")
+            if field not in self.spec.fields:
+                raise QueryError(f"cannot order {self.collection} by unknown field {field!r}")
+            found.sort(key=_sort_key(field), reverse=key.startswith("-"))
+        return found
+
+
+class _Forget:
+    """Drops cached instances whose rows change (a store change consumer)."""
+
+    def __init__(self, collection: str, cache: dict[str, Any]) -> None:
+        self.collection = collection
+        self.cache = cache
+
+    def update(self, changes: Changes) -> None:
+        for row_id in changes.tables.get(self.collection, ()):
+            self.cache.pop(row_id, None)
+
+
+def _sort_key(field: str) -> Callable[[Any], tuple[bool, Any]]:
+    """Order instances by a field: None first, enums by value, the rest as they compare."""
+    get = operator.attrgetter(field)
+
+    def key(instance: Any) -> tuple[bool, Any]:
+        value = get(instance)
+        if isinstance(value, Enum):
+            value = value.value
+        return (value is not None, value)
+
+    return key
+
+
+def _text_test(get: Callable[[Any], Any], lookup: str, operand: Any) -> Callable[[Any], bool]:
+    if lookup == "startswith":
+        if not isinstance(operand, str):
+            raise QueryError(f"__startswith takes text, not {operand!r}")
+        return lambda m: isinstance(v := get(m), str) and v.startswith(operand)
+    return lambda m: (v := get(m)) is not None and operand in v

@@ -1,0 +1,150 @@
+"""How a model becomes a row and back: private cattrs converters (orjson preconf).
+
+Rows hold only JSON, so timezone-aware datetimes are stored as ISO-8601 text
+in UTC, enums by their value, nested attrs classes as objects. Structuring is
+strict: ``"3"`` is not an int and ``1`` is not a bool, so what a model holds is
+what was meant. Serialisation stays here, apart from the model classes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.preconf.orjson import make_converter
+
+from hutch.cells import Row
+from hutch.errors import ValidationError
+
+M = TypeVar("M")
+
+
+def _is_enum(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, Enum)
+
+
+def _datetime_out(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("a datetime must be timezone-aware; use datetime.now(UTC)")
+    return value.astimezone(UTC).isoformat()
+
+
+def _datetime_in(value: Any, _: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime or ISO-8601 text, not {type(value).__name__}")
+    if value.tzinfo is None:
+        raise ValueError("a datetime must be timezone-aware; use datetime.now(UTC)")
+    return value.astimezone(UTC)
+
+
+def _enum_in(value: Any, kind: type[Enum]) -> Enum:
+    return value if isinstance(value, kind) else kind(value)
+
+
+def _exactly(*kinds: type) -> Any:
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) not in kinds:
+            raise TypeError(f"expected {' or '.join(k.__name__ for k in kinds)}, not {value!r}")
+        return value
+
+    return structure
+
+
+def _float_in(value: Any, _: Any) -> float:
+    if type(value) not in (int, float):
+        raise TypeError(f"expected a number, not {value!r}")
+    return float(value)
+
+
+def _str_in(value: Any, _: Any) -> str:
+    if not isinstance(value, str) or isinstance(value, Enum):
+        raise TypeError(f"expected text, not {value!r}")
+    return str(value)
+
+
+def _make(*, detailed: bool) -> cattrs.Converter:
+    converter = make_converter(forbid_extra_keys=True, detailed_validation=detailed)
+    converter.register_unstructure_hook(datetime, _datetime_out)
+    converter.register_structure_hook(datetime, _datetime_in)
+    converter.register_unstructure_hook_func(_is_enum, lambda member: member.value)
+    converter.register_structure_hook_func(_is_enum, _enum_in)
+    converter.register_structure_hook(str, _str_in)
+    converter.register_structure_hook(int, _exactly(int))
+    converter.register_structure_hook(bool, _exactly(bool))
+    converter.register_structure_hook(float, _float_in)
+    return converter
+
+
+_checking = _make(detailed=True)  # builds models from what callers give: every error, by field
+_loading = _make(detailed=False)  # builds models from rows that were checked when written
+
+_PATH = re.compile(r" @ \$\.?([A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def build(model: type[M], fields: Mapping[str, Any]) -> M:
+    """A model from keyword fields, or a :class:`~hutch.ValidationError` naming every bad one."""
+    try:
+        return _checking.structure(dict(fields), model)
+    except Exception as error:  # cattrs gathers every field's error in one exception group
+        raise _validation_error(model, error) from None
+
+
+def to_row(instance: Any) -> tuple[str, Row]:
+    """The row id and the row that store a model."""
+    row: Row = _checking.unstructure(instance)
+    return row.pop("id"), row
+
+
+def from_row(model: type[M], row_id: str, row: Row) -> M:
+    """The model a stored row holds; a row that does not fit raises ValidationError."""
+    try:
+        return _loading.structure({**row, "id": row_id}, model)
+    except Exception:
+        try:
+            return build(model, {**row, "id": row_id})
+        except ValidationError as error:
+            raise ValidationError(
+                f"the stored row {row_id!r} does not fit {model.__qualname__}: {error}",
+                error.errors,
+            ) from None
+
+
+def coerce(kind: Any, value: Any) -> Any:
+    """``value`` as a field of type ``kind`` holds it (a filter's operand, say)."""
+    return _checking.structure(value, kind)
+
+
+def stored(kind: Any, value: Any) -> Any:
+    """``value`` (of type ``kind``) as a row stores it: what an index is keyed by."""
+    return _checking.unstructure(value, unstructure_as=kind)
+
+
+def _describe(error: BaseException, kind: Any) -> str:
+    """Say what is wrong with one field: our own hooks' words where there are some."""
+    if isinstance(error, KeyError):
+        return "required field missing"
+    if isinstance(error, ValueError | TypeError) and str(error):
+        return str(error)
+    return cattrs.v.format_exception(error, kind)
+
+
+def _validation_error(model: type[Any], error: Exception) -> ValidationError:
+    messages = (
+        cattrs.transform_error(error, format_exception=_describe)
+        if isinstance(error, cattrs.BaseValidationError)
+        else [f"{type(error).__name__}: {error}"]
+    )
+    errors: dict[str, str] = {}
+    for message in messages:
+        found = _PATH.search(message)
+        field = (found.group(1) if found else None) or "*"
+        text = message[: found.start()] if found else message
+        errors[field] = f"{errors[field]}; {text}" if field in errors else text
+    listed = "; ".join(f"{field}: {text}" for field, text in errors.items())
+    return ValidationError(f"invalid {model.__qualname__}: {listed}", errors)
