@@ -67,13 +67,16 @@ def test_the_quickstart_shows_what_it_did(tmp_path: Path) -> None:
     assert "acme's teams: ['t1', 't2']" in result.stdout
 
 
-def test_the_readme_code_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
+def test_the_python_in_the_documents_runs(
+    document: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
-    assert blocks, "the README should show Python code"
-    for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+    for block in re.findall(r"```python\n(.*?)```", document.read_text(), flags=re.DOTALL):
+        exec(compile(block, document.name, "exec"), {})
 
 
 def test_the_readme_gives_the_two_commands() -> None:
