@@ -6,6 +6,7 @@ import inspect
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -75,8 +76,12 @@ def test_the_python_in_the_documents_runs(
     document: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    for block in re.findall(r"```python\n(.*?)```", document.read_text(), flags=re.DOTALL):
-        exec(compile(block, document.name, "exec"), {})
+    for number, block in enumerate(
+        re.findall(r"```python\n(.*?)```", document.read_text(), flags=re.DOTALL)
+    ):
+        module = types.ModuleType(f"{document.stem}_block_{number}")  # a real module, as code
+        monkeypatch.setitem(sys.modules, module.__name__, module)  # in a file would have
+        exec(compile(block, document.name, "exec"), module.__dict__)
 
 
 def test_the_readme_gives_the_two_commands() -> None:
