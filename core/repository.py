@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
-from hutch.changes import Changes
+from hutch.cells import Row
 from hutch.errors import IntegrityError, NotFound, QueryError, ValidationError
 from hutch.models import Model, ModelSpec, spec_of
 from hutch.serialise import build, coerce, from_row, stored, to_row
@@ -278,8 +278,8 @@ class _Forget:
         self.collection = collection
         self.cache = cache
 
-    def update(self, changes: Changes) -> None:
-        for row_id in changes.tables.get(self.collection, ()):
+    def update_row(self, table_id: str, row_id: str, row: Row | None) -> None:  # noqa: ARG002
+        if table_id == self.collection:
             self.cache.pop(row_id, None)
 
 

@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 
 from hutch.cells import Row
-from hutch.changes import Changes
 from hutch.errors import DefinitionError
 
 #: A row's slice keys, normalised (see :func:`slice_key`), without duplicates.
@@ -109,18 +108,22 @@ class _Slice:
         self.key = key
         self.entries = entries  # row id -> its sort entry
         self._ordered: list[Any] | None = None  # None: sort everything at the next read
-        self._ids: list[str] = []
-        self._added: dict[str, Any] = {}
-        self._removed: set[Any] = set()
+        self._ids: list[str] = _NO_IDS
+        self._added: dict[str, Any] = _NOTHING_ADDED  # replaced, not filled, on the first add
+        self._removed: set[Any] = _NOTHING_REMOVED
 
     def add(self, row_id: str, entry: Any) -> None:
         self.entries[row_id] = entry
         if self._ordered is not None:
+            if self._added is _NOTHING_ADDED:
+                self._added = {}
             self._added[row_id] = entry
 
     def remove(self, row_id: str) -> None:
         entry = self.entries.pop(row_id)
         if self._ordered is not None and self._added.pop(row_id, None) is None:
+            if self._removed is _NOTHING_REMOVED:
+                self._removed = set()
             self._removed.add(entry)
 
     def ids(self) -> list[str]:
@@ -144,9 +147,16 @@ class _Slice:
             return self._ids
         self._ordered = ordered
         self._ids = _ids_of(ordered)
-        self._added = {}
-        self._removed = set()
+        self._added = _NOTHING_ADDED
+        self._removed = _NOTHING_REMOVED
         return self._ids
+
+
+# Shared empty placeholders, so that a new slice allocates nothing it may never need.
+# They are never filled: add() and remove() put a fresh dict or set in their place.
+_NO_IDS: list[str] = []
+_NOTHING_ADDED: dict[str, Any] = {}
+_NOTHING_REMOVED: set[Any] = set()
 
 
 def _ids_of(ordered: list[Any]) -> list[str]:
@@ -189,35 +199,32 @@ class SliceIndex:
         self._placed = placed
         self._slices = {key: _Slice(_original(key), entries) for key, entries in grouped.items()}
 
-    def update(self, changes: Changes) -> None:
-        """Move changed rows to their new slices, or raise (a key function failed) moving none."""
-        rows = changes.tables.get(self.table_id)
-        if not rows:
+    def update_row(self, table_id: str, row_id: str, row: Row | None) -> None:
+        """Move a row to its new slices, or raise (its key function failed) moving nothing."""
+        if table_id != self.table_id:
             return
+        place = None if row is None else self._place(row_id, row)
         placed = self._placed
-        moves = []
-        for row_id, row in rows.items():
-            place = None if row is None else self._place(row_id, row)
-            if place != placed.get(row_id):
-                moves.append((row_id, place))
+        old = placed.get(row_id)
+        if place == old:
+            return
         slices = self._slices
-        for row_id, place in moves:
-            old = placed.pop(row_id, None)
-            if old is not None:
-                for key in old[0]:
-                    held = slices[key]
-                    held.remove(row_id)
-                    if not held.entries:
-                        del slices[key]
-            if place is not None:
-                placed[row_id] = place
-                keys, entry = place
-                for key in keys:
-                    found = slices.get(key)
-                    if found is None:
-                        slices[key] = _Slice(_original(key), {row_id: entry})
-                    else:
-                        found.add(row_id, entry)
+        if old is not None:
+            del placed[row_id]
+            for key in old[0]:
+                held = slices[key]
+                held.remove(row_id)
+                if not held.entries:
+                    del slices[key]
+        if place is not None:
+            placed[row_id] = place
+            keys, entry = place
+            for key in keys:
+                found = slices.get(key)
+                if found is None:
+                    slices[key] = _Slice(_original(key), {row_id: entry})
+                else:
+                    found.add(row_id, entry)
 
     def row_ids(self, key: Any) -> list[str]:
         """The row ids under ``key``, in order (a new list)."""

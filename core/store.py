@@ -38,10 +38,10 @@ _MISSING: Any = object()
 
 
 class ChangeConsumer(Protocol):
-    """Something kept current from each transaction's changes (indexes, relationships)."""
+    """Something kept current with every row write (indexes, relationships, caches)."""
 
-    def update(self, changes: Changes) -> None:
-        """Take in ``changes``, or raise having changed nothing (which aborts the transaction)."""
+    def update_row(self, table_id: str, row_id: str, row: Row | None) -> None:
+        """Take in a row's new state (``None``: deleted), or raise having changed nothing."""
 
 
 class _Table:
@@ -487,7 +487,7 @@ class Store:
         if old is None and row is None:
             return
         if self._consumers:
-            self._feed(Changes({table_id: {row_id: row}}), lambda: {table_id: {row_id: old}})
+            self._feed(table_id, row_id, row, old)
         before = self._levels[-1].rows.get(table_id)
         if before is None:
             before = self._levels[-1].rows[table_id] = {}
@@ -543,18 +543,16 @@ class Store:
         for value_id, old in level.values.items():
             parent.values.setdefault(value_id, old)
 
-    def _feed(self, changes: Changes, undo: Callable[[], dict[str, dict[str, Row | None]]]) -> None:
-        """Give ``changes`` to every consumer; if one refuses, give those before it ``undo``."""
-        updated: list[ChangeConsumer] = []
+    def _feed(self, table_id: str, row_id: str, row: Row | None, old: Row | None) -> None:
+        """Give a write to every consumer; if one refuses, give those before it the old row."""
+        done = 0
         try:
             for consumer in self._consumers:
-                consumer.update(changes)
-                updated.append(consumer)
+                consumer.update_row(table_id, row_id, row)
+                done += 1
         except BaseException:
-            if updated:
-                reverse = Changes(undo())
-                for consumer in updated:
-                    consumer.update(reverse)
+            for consumer in self._consumers[:done]:
+                consumer.update_row(table_id, row_id, old)
             raise
 
     def _restore(self, level: _Level) -> None:
@@ -562,10 +560,10 @@ class Store:
         for table_id, rows in level.rows.items():
             for row_id, old in rows.items():
                 self._store_row(table_id, row_id, old, old is not None and has_containers(old))
-        if self._consumers and level.rows:
-            back = Changes(level.rows)
-            for consumer in self._consumers:
-                consumer.update(back)
+        for table_id, rows in level.rows.items():
+            for row_id, old in rows.items():
+                for consumer in self._consumers:
+                    consumer.update_row(table_id, row_id, old)
         for value_id, old in level.values.items():
             if old is _MISSING:
                 self._values.pop(value_id, None)
@@ -635,8 +633,9 @@ class Store:
             self._values[value_id] = value
         for value_id in changes.deleted_values:
             self._values.pop(value_id, None)
-        for consumer in self._consumers:
-            consumer.update(changes)
+        for table_id, row_id, row in changes.rows():
+            for consumer in self._consumers:
+                consumer.update_row(table_id, row_id, row)
         if not self._levels:
             self._seq += 1
         self._notify(changes)
