@@ -19,7 +19,9 @@ nobody can change it behind the store's back; change one with
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, get_args
+from enum import Enum
+from types import UnionType
+from typing import Any, ClassVar, Literal, Union, get_args, get_origin
 
 import attrs
 
@@ -81,7 +83,9 @@ class Model:
 
     id: str = attrs.field(factory=new_id)
     created_at: datetime = attrs.field(factory=utc_now)
-    updated_at: datetime = attrs.field(factory=utc_now)
+    updated_at: datetime = attrs.field(
+        default=attrs.Factory(lambda self: self.created_at, takes_self=True)
+    )
 
 
 @attrs.frozen
@@ -94,6 +98,7 @@ class ModelSpec:
     indexed: tuple[str, ...]  # every field with an index: declared, unique and foreign keys
     unique: tuple[Unique, ...]
     relations: tuple[Relation, ...]
+    shareable: bool  # every field immutable, so one instance may be handed out many times
 
     def index_id(self, field: str) -> str:
         return f"{self.collection}.{field}"
@@ -118,9 +123,11 @@ def spec_of(model: type[Model]) -> ModelSpec:
 
 def _describe(model: type[Model]) -> ModelSpec:
     name = model.__qualname__
-    is_attrs_class = isinstance(model, type) and attrs.has(model)  # no narrowing wanted
+    is_attrs_class = isinstance(model, type) and "__attrs_attrs__" in vars(model)  # its own
     if not (is_attrs_class and issubclass(model, Model)):
-        raise DefinitionError(f"{name} is not a model: subclass hutch.Model with @attrs.frozen")
+        raise DefinitionError(
+            f"{name} is not a model: subclass hutch.Model and decorate it with @attrs.frozen"
+        )
     collection = getattr(model, "__collection__", None)
     try:
         check_table_id(collection)
@@ -156,4 +163,26 @@ def _describe(model: type[Model]) -> ModelSpec:
     indexed = dict.fromkeys(known(f, "__indexed__") for f in model.__indexed__)
     indexed.update(dict.fromkeys(u.field for u in unique))
     indexed.update(dict.fromkeys(r.field for r in model.__relations__))
-    return ModelSpec(model, collection, fields, tuple(indexed), unique, model.__relations__)
+    shareable = all(_immutable(kind) for kind in fields.values())
+    return ModelSpec(
+        model, collection, fields, tuple(indexed), unique, model.__relations__, shareable
+    )
+
+
+_IMMUTABLE = (str, int, float, bool, bytes, datetime, type(None))
+
+
+def _immutable(kind: Any) -> bool:
+    """Whether a field of this type can never be changed in place."""
+    if isinstance(kind, type):
+        if issubclass(kind, (Enum, *_IMMUTABLE)):
+            return True
+        return (
+            attrs.has(kind)
+            and kind.__setattr__ is not object.__setattr__
+            and all(_immutable(field.type) for field in attrs.fields(kind))
+        )
+    origin = get_origin(kind)
+    if origin in (Union, UnionType, tuple, frozenset):
+        return all(_immutable(arg) for arg in get_args(kind) if arg is not Ellipsis)
+    return False

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hutch.cells import Row
 from hutch.errors import DefinitionError, IntegrityError
-from hutch.models import Model, ModelSpec, spec_of
+from hutch.models import Model, ModelSpec, Relation, spec_of
 from hutch.repository import Repository
 from hutch.serialise import stored
 
@@ -74,38 +74,62 @@ class ModelRegistry:
         return [self._specs[c].model for c in sorted(self._specs)]
 
     def delete(self, collection: str, row_id: str) -> None:
-        """Delete a row, applying every delete policy that points at it (inside a transaction)."""
-        self._delete(collection, row_id, set())
+        """Delete a row, applying every delete policy that points at it (inside a transaction).
 
-    def _delete(self, collection: str, row_id: str, seen: set[tuple[str, str]]) -> None:
-        seen.add((collection, row_id))
-        store = self._db.store
-        for spec in self._specs.values():
-            for relation in spec.relations:
-                if relation.target != collection:
-                    continue
-                pointing = [
-                    local
-                    for local in self._db.relationships.local_row_ids(
-                        spec.relationship_id(relation), row_id
-                    )
-                    if (spec.collection, local) not in seen
-                ]
-                if not pointing:
-                    continue
-                if relation.on_delete == "restrict":
-                    raise IntegrityError(
-                        f"cannot delete {collection} {row_id!r}: {len(pointing)} {spec.collection} "
-                        f"row(s) ({', '.join(map(repr, pointing[:3]))}) point at it through "
-                        f"{relation.field} (on_delete='restrict'); delete or move them first"
-                    )
+        First the rows that cascade are gathered; then a ``restrict`` relation
+        refuses the delete if a row outside that set points into it (so the
+        answer never depends on the order models were registered); then
+        ``set_null`` fields are cleared and the gathered rows deleted.
+        """
+        doomed = self._cascade(collection, row_id)
+        cleared: dict[tuple[str, str], Row] = {}
+        for target, target_id in doomed:
+            for spec, relation in self._pointing_at(target):
+                pointing = self._db.relationships.local_row_ids(
+                    spec.relationship_id(relation), target_id
+                )
                 for local in pointing:
-                    if relation.on_delete == "cascade":
-                        self._delete(spec.collection, local, seen)
-                    else:
-                        cleared: Row = {relation.field: None, "updated_at": _now()}
-                        store.set_partial_row(spec.collection, local, cleared)
-        store.del_row(collection, row_id)
+                    if (spec.collection, local) in doomed:
+                        continue
+                    if relation.on_delete == "restrict":
+                        raise IntegrityError(
+                            f"cannot delete {collection} {row_id!r}: {spec.collection} "
+                            f"{local!r} points at {target} {target_id!r} through "
+                            f"{relation.field} (on_delete='restrict'); delete or move it first"
+                        )
+                    if relation.on_delete == "set_null":
+                        cleared.setdefault((spec.collection, local), {})[relation.field] = None
+        store = self._db.store
+        now = _now()
+        for (local_collection, local), fields in cleared.items():
+            store.set_partial_row(local_collection, local, {**fields, "updated_at": now})
+        for target, target_id in doomed:
+            store.del_row(target, target_id)
+
+    def _cascade(self, collection: str, row_id: str) -> dict[tuple[str, str], None]:
+        """The row and every row that ``cascade`` relations delete with it, in order."""
+        doomed = {(collection, row_id): None}
+        queue = [(collection, row_id)]
+        while queue:
+            target, target_id = queue.pop()
+            for spec, relation in self._pointing_at(target):
+                if relation.on_delete != "cascade":
+                    continue
+                for local in self._db.relationships.local_row_ids(
+                    spec.relationship_id(relation), target_id
+                ):
+                    if (spec.collection, local) not in doomed:
+                        doomed[spec.collection, local] = None
+                        queue.append((spec.collection, local))
+        return doomed
+
+    def _pointing_at(self, collection: str) -> list[tuple[ModelSpec, Relation]]:
+        return [
+            (spec, relation)
+            for spec in self._specs.values()
+            for relation in spec.relations
+            if relation.target == collection
+        ]
 
 
 def _casefolded(field: str) -> Any:

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from hutch.cells import Row
-from hutch.errors import IntegrityError, NotFound, QueryError, ValidationError
+from hutch.errors import IntegrityError, InvalidId, NotFound, QueryError, ValidationError
 from hutch.models import Model, ModelSpec, spec_of
 from hutch.serialise import build, coerce, from_row, stored, to_row
 
 if TYPE_CHECKING:
     from hutch.database import Database
+    from hutch.store import Store
 
 M = TypeVar("M", bound=Model)
 
@@ -125,7 +126,7 @@ class Repository(Generic[M]):
             self._save(instance)
         return instance
 
-    def update(self, id: str, **changes: Any) -> M:
+    def update(self, id: str, /, **changes: Any) -> M:
         """Change some fields of an instance and return it; ``updated_at`` moves unless given."""
         if "id" in changes and changes["id"] != id:
             raise ValidationError(
@@ -171,7 +172,7 @@ class Repository(Generic[M]):
         if row is None:
             return None
         instance = from_row(self.model, row_id, row)
-        if not self._store.in_transaction:  # a transaction's rows are not committed yet
+        if self.spec.shareable and not self._store.in_transaction:  # committed rows only
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
             self._cache[row_id] = instance
@@ -202,7 +203,7 @@ class Repository(Generic[M]):
                 )
         for relation in self.spec.relations:
             target_id = getattr(instance, relation.field)
-            if target_id is not None and not self._store.has_row(relation.target, target_id):
+            if target_id is not None and not _has_row(self._store, relation.target, target_id):
                 raise IntegrityError(
                     f"{self.collection}.{relation.field} = {target_id!r}, but {relation.target} "
                     f"has no such row; create it first"
@@ -302,3 +303,11 @@ def _text_test(get: Callable[[Any], Any], lookup: str, operand: Any) -> Callable
             raise QueryError(f"__startswith takes text, not {operand!r}")
         return lambda m: isinstance(v := get(m), str) and v.startswith(operand)
     return lambda m: (v := get(m)) is not None and operand in v
+
+
+def _has_row(store: Store, table_id: str, row_id: Any) -> bool:
+    """Whether the row exists; an id that could never name a row names none."""
+    try:
+        return store.has_row(table_id, row_id)
+    except InvalidId:
+        return False

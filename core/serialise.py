@@ -84,15 +84,28 @@ def _make(*, detailed: bool) -> cattrs.Converter:
 _checking = _make(detailed=True)  # builds models from what callers give: every error, by field
 _loading = _make(detailed=False)  # builds models from rows that were checked when written
 
+_EXTRA = re.compile(r"extra fields found \((.*)\) @ \$$")
 _PATH = re.compile(r" @ \$\.?([A-Za-z_][A-Za-z0-9_]*)?")
 
 
 def build(model: type[M], fields: Mapping[str, Any]) -> M:
     """A model from keyword fields, or a :class:`~hutch.ValidationError` naming every bad one."""
     try:
-        return _checking.structure(dict(fields), model)
+        return _checking.structure({k: _plain(v) for k, v in fields.items()}, model)
     except Exception as error:  # cattrs gathers every field's error in one exception group
         raise _validation_error(model, error) from None
+
+
+def _plain(value: Any) -> Any:
+    """A field value as a row would hold it, so that structuring checks it like stored data.
+
+    A value that cannot be made plain (a naive datetime, say) is left as it is,
+    for the structure hooks to report.
+    """
+    try:
+        return _checking.unstructure(value)
+    except Exception:
+        return value
 
 
 def to_row(instance: Any) -> tuple[str, Row]:
@@ -142,6 +155,11 @@ def _validation_error(model: type[Any], error: Exception) -> ValidationError:
     )
     errors: dict[str, str] = {}
     for message in messages:
+        extra = _EXTRA.match(message)
+        if extra:
+            for field in extra.group(1).split(", "):
+                errors[field] = "unknown field"
+            continue
         found = _PATH.search(message)
         field = (found.group(1) if found else None) or "*"
         text = message[: found.start()] if found else message
