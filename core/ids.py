@@ -41,6 +41,11 @@ def check_row_id(table_id: str, row_id: object) -> str:
     )
 
 
+def is_row_id(text: object) -> bool:
+    """Whether ``text`` could name a row (the check of :func:`check_row_id`, without raising)."""
+    return type(text) is str and _ROW_ID(text) is not None
+
+
 def check_cell_id(table_id: str, row_id: str, cell_id: object) -> str:
     """Return ``cell_id`` if it may name a cell, else raise :class:`InvalidId`."""
     if (

@@ -4,8 +4,9 @@
 remote="organisations", on="organisation_id")`` lets you go from a team to its
 organisation (:meth:`Relationships.remote_row_id`) and back
 (:meth:`Relationships.local_row_ids`), and along a chain of rows in one table
-(:meth:`Relationships.linked_row_ids`). The remote row need not exist: the
-relationship reports ids, and the model layer enforces foreign keys.
+(:meth:`Relationships.linked_row_ids`). A cell points somewhere when it holds
+a valid row id; the remote row need not exist: the relationship reports ids,
+and the model layer enforces foreign keys.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import attrs
 from hutch.cells import Row
 from hutch.definitions import Definitions
 from hutch.errors import DefinitionError
-from hutch.ids import check_table_id
+from hutch.ids import check_table_id, is_row_id
 from hutch.slices import Keys, SliceIndex
 from hutch.store import Store
 
@@ -52,7 +53,7 @@ class Relationships(Definitions):
 
         def keys_of(row: Row) -> Keys:
             remote_id = row.get(on)
-            return (remote_id,) if type(remote_id) is str else ()
+            return (remote_id,) if is_row_id(remote_id) else ()
 
         index = SliceIndex(f"relationship {relationship_id}", local, keys_of)
         with self._store.lock:
@@ -75,12 +76,12 @@ class Relationships(Definitions):
         return self._definitions[relationship_id]
 
     def remote_row_id(self, relationship_id: str, local_row_id: str) -> str | None:
-        """The id the local row points at, or ``None`` (no such row, or no id in its cell)."""
+        """The id the local row points at, or ``None`` (no such row, or no row id in its cell)."""
         with self._store.lock:
             self._get(relationship_id)
             definition = self._definitions[relationship_id]
             remote_id = self._store.get_cell(definition.local, local_row_id, definition.on)
-            return remote_id if type(remote_id) is str else None
+            return remote_id if is_row_id(remote_id) else None
 
     def local_row_ids(self, relationship_id: str, remote_row_id: str) -> list[str]:
         """The ids of the local rows that point at ``remote_row_id``, sorted."""

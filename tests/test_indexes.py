@@ -8,12 +8,15 @@ from typing import Any
 import pytest
 
 import hutch
+import hutch.backends.memory
 from hutch.cells import Row
 
 
 @pytest.fixture
-def db() -> Iterator[hutch.Database]:
-    with hutch.open("memory://") as database:
+def db(monkeypatch: pytest.MonkeyPatch) -> Iterator[hutch.Database]:
+    """A database with no plugin but the memory backend, so only these tests define indexes."""
+    monkeypatch.setenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    with hutch.open("memory://", plugins=[hutch.backends.memory]) as database:
         yield database
 
 
