@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hutch.cells import Row
 from hutch.errors import DefinitionError, IntegrityError
 from hutch.models import Model, ModelSpec, Relation, spec_of
+from hutch.plugin_manager import AUTOLOAD_OFF
 from hutch.repository import Repository
 from hutch.serialise import stored
 
@@ -39,8 +40,10 @@ class ModelRegistry:
         if known is not None:
             if known.model is not model:
                 raise DefinitionError(
-                    f"{model.__qualname__} and {known.model.__qualname__} both claim the "
-                    f"collection {spec.collection!r}; give one another __collection__"
+                    f"{_name(model)} and {_name(known.model)} both claim the collection "
+                    f"{spec.collection!r}; give one another __collection__ (to leave out the "
+                    f"models of an installed plugin, set {AUTOLOAD_OFF}=1 and pass the plugins "
+                    "you want to hutch.open(..., plugins=[...]))"
                 )
             return
         indexes, relationships = self._db.indexes, self._db.relationships
@@ -130,6 +133,10 @@ class ModelRegistry:
             for relation in spec.relations
             if relation.target == collection
         ]
+
+
+def _name(model: type[Model]) -> str:
+    return f"{model.__module__}.{model.__qualname__}"
 
 
 def _casefolded(field: str) -> Any:
