@@ -68,7 +68,7 @@ class Repository(Generic[M]):
         return self._store.has_row(self.collection, id)
 
     def all(self) -> list[M]:
-        """Every instance, in id order (which is creation order for generated ids)."""
+        """Every instance, in id order (creation order, to the millisecond, for generated ids)."""
         return self.find()
 
     def find(

@@ -48,7 +48,9 @@ def _enum_in(value: Any, kind: type[Enum]) -> Enum:
 
 
 def _exactly(*kinds: type) -> Any:
-    def structure(value: Any, _: Any) -> Any:
+    def structure(value: Any, kind: Any) -> Any:
+        if kind not in kinds and _is_enum(kind):  # an IntEnum reaches the int hook first
+            return _enum_in(value, kind)
         if type(value) not in kinds:
             raise TypeError(f"expected {' or '.join(k.__name__ for k in kinds)}, not {value!r}")
         return value
@@ -62,7 +64,9 @@ def _float_in(value: Any, _: Any) -> float:
     return float(value)
 
 
-def _str_in(value: Any, _: Any) -> str:
+def _str_in(value: Any, kind: Any) -> Any:
+    if kind is not str and _is_enum(kind):  # a StrEnum reaches the str hook first
+        return _enum_in(value, kind)
     if not isinstance(value, str) or isinstance(value, Enum):
         raise TypeError(f"expected text, not {value!r}")
     return str(value)

@@ -1341,3 +1341,38 @@ def test_update_refuses_a_new_id(db: hutch.Database) -> None:
     with pytest.raises(hutch.ValidationError, match="cannot change"):
         orgs.update(acme.id, id="other")
     assert orgs.update(acme.id, id=acme.id, name="Acme Inc").name == "Acme Inc"
+
+
+class Colour(enum.StrEnum):
+    RED = "RED"
+    BLUE = "BLUE"
+
+
+class Size(enum.IntEnum):
+    SMALL = 1
+    LARGE = 2
+
+
+@attrs.frozen(kw_only=True)
+class Paint(hutch.Model):
+    __collection__ = "paints"
+    __indexed__ = ("colour", "size")
+
+    colour: Colour = Colour.RED
+    size: Size = Size.SMALL
+
+
+def test_str_and_int_enums_are_enums_too(backend: Backend) -> None:
+    db = backend.open(ModelsPlugin(Paint))
+    paints = db.repo(Paint)
+    tin = paints.create(colour="BLUE", size=2)
+    db = backend.reopen(db, ModelsPlugin(Paint))
+    paints = db.repo(Paint)
+    again = paints.get(tin.id)
+    assert again is not None
+    assert type(again.colour) is Colour
+    assert type(again.size) is Size
+    assert paints.find(colour=Colour.BLUE) == paints.find(colour="BLUE") == [again]
+    assert paints.find(size=Size.LARGE) == [again]
+    with pytest.raises(hutch.ValidationError, match="is not a valid Colour"):
+        paints.create(colour="GREEN")

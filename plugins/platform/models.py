@@ -1,0 +1,205 @@
+"""The seven entities of the platform, as frozen attrs models.
+
+Ownership runs users → organisations → teams and projects → resources → files,
+and memberships tie users to organisations (and, optionally, to one team).
+
+Delete policies (what deleting the row pointed at does):
+
+=============================  =================  ===========================================
+field                          points at          on delete
+=============================  =================  ===========================================
+organisations.owner_id         users              ``restrict``: move ownership first
+teams.organisation_id          organisations      ``cascade``
+projects.organisation_id       organisations      ``cascade``
+resources.project_id           projects           ``cascade``
+memberships.user_id            users              ``cascade``
+memberships.organisation_id    organisations      ``cascade``
+memberships.team_id            teams              ``set_null``: the member stays in the
+                                                  organisation, no longer in the team
+files.project_id               projects           ``cascade``
+files.resource_id              resources          ``cascade``
+=============================  =================  ===========================================
+
+So deleting an organisation takes its teams, projects, their resources and
+files and its memberships with it; deleting a user takes their memberships,
+unless they still own an organisation.
+
+Every field a repository method looks up is indexed (foreign keys always
+are). Emails are trimmed and NFKC-normalised when a ``User`` is built, so the
+case-insensitive unique index (``users.email.casefold``) holds
+``normalise_email(email).casefold()``, which is also what
+:meth:`UserRepository.find_by_email` looks up.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+import hutch
+
+from . import repositories
+from .enums import (
+    MembershipRole,
+    ProjectStatus,
+    ResourceStatus,
+    ResourceType,
+    StorageTier,
+    UserRole,
+)
+
+
+def normalise_email(email: str) -> str:
+    """An email as stored: NFKC-normalised, surrounding whitespace removed (case kept)."""
+    return unicodedata.normalize("NFKC", email).strip()
+
+
+def email_key(email: str) -> str:
+    """What two emails must share to be the same address: normalised, then casefolded."""
+    return normalise_email(email).casefold()
+
+
+def _is_email(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    local, at, domain = value.rpartition("@")
+    if not (local and at and domain) or any(c.isspace() for c in value):
+        raise ValueError(f"{attribute.name}: {value!r} is not an email address (name@domain)")
+
+
+def _not_blank(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value.strip():
+        raise ValueError(f"{attribute.name} must not be blank")
+
+
+@attrs.frozen(kw_only=True)
+class User(hutch.Model):
+    """Someone who signs in; ``email`` is unique, ignoring case and Unicode look-alikes."""
+
+    __collection__ = "users"
+    __repository__ = repositories.UserRepository
+    __unique__ = (hutch.Unique("email", case_insensitive=True),)
+    __indexed__ = ("role", "storage_tier", "email_verified")
+
+    email: str = attrs.field(converter=normalise_email, validator=_is_email)
+    name: str | None = None
+    image: str | None = None
+    password_hash: str | None = None
+    email_verified: datetime | None = None
+    role: UserRole = UserRole.CUSTOMER
+    storage_tier: StorageTier = StorageTier.FREE_500MB
+
+
+@attrs.frozen(kw_only=True)
+class Organisation(hutch.Model):
+    """A customer account that people share; its owner cannot be deleted while it exists."""
+
+    __collection__ = "organisations"
+    __repository__ = repositories.OrganisationRepository
+    __indexed__ = ("name",)
+    __relations__ = (hutch.Relation("owner_id", "users", on_delete="restrict"),)
+
+    name: str = attrs.field(validator=_not_blank)
+    owner_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Team(hutch.Model):
+    """A group of members within an organisation."""
+
+    __collection__ = "teams"
+    __repository__ = repositories.TeamRepository
+    __relations__ = (hutch.Relation("organisation_id", "organisations", on_delete="cascade"),)
+
+    name: str = attrs.field(validator=_not_blank)
+    organisation_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Project(hutch.Model):
+    """A piece of work of an organisation, holding resources and files."""
+
+    __collection__ = "projects"
+    __repository__ = repositories.ProjectRepository
+    __indexed__ = ("status",)
+    __relations__ = (hutch.Relation("organisation_id", "organisations", on_delete="cascade"),)
+
+    name: str = attrs.field(validator=_not_blank)
+    organisation_id: str
+    status: ProjectStatus = ProjectStatus.ACTIVE
+
+
+@attrs.frozen(kw_only=True)
+class Resource(hutch.Model):
+    """Something a project uses or produces: a document, a dataset, a service..."""
+
+    __collection__ = "resources"
+    __repository__ = repositories.ResourceRepository
+    __indexed__ = ("status",)
+    __relations__ = (hutch.Relation("project_id", "projects", on_delete="cascade"),)
+
+    name: str = attrs.field(validator=_not_blank)
+    project_id: str
+    type: ResourceType = ResourceType.OTHER
+    status: ResourceStatus = ResourceStatus.ACTIVE
+
+
+@attrs.frozen(kw_only=True)
+class Membership(hutch.Model):
+    """A user's place in an organisation: organisation-wide (no ``team_id``) or in one team.
+
+    The repository keeps (user, organisation, team) unique and the team inside
+    the organisation. Deleting the team turns its memberships organisation-wide.
+    """
+
+    __collection__ = "memberships"
+    __repository__ = repositories.MembershipRepository
+    __relations__ = (
+        hutch.Relation("user_id", "users", on_delete="cascade"),
+        hutch.Relation("organisation_id", "organisations", on_delete="cascade"),
+        hutch.Relation("team_id", "teams", on_delete="set_null"),
+    )
+
+    user_id: str
+    organisation_id: str
+    team_id: str | None = None
+    role: MembershipRole = MembershipRole.MEMBER
+
+
+@attrs.frozen(kw_only=True)
+class File(hutch.Model):
+    """A stored file's metadata, attached to a project, a resource of it, or both."""
+
+    __collection__ = "files"
+    __repository__ = repositories.FileRepository
+    __relations__ = (
+        hutch.Relation("project_id", "projects", on_delete="cascade"),
+        hutch.Relation("resource_id", "resources", on_delete="cascade"),
+    )
+
+    name: str = attrs.field(validator=_not_blank)
+    project_id: str | None = None
+    resource_id: str | None = attrs.field(default=None)
+    size: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    content_type: str = "application/octet-stream"
+    path: str = ""
+
+    @resource_id.validator
+    def _attached(self, _: attrs.Attribute[str | None], value: str | None) -> None:
+        if self.project_id is None and value is None:
+            raise ValueError(
+                "a file belongs to a project or a resource: give project_id, resource_id or both"
+            )
+
+
+#: Every model of the platform, in the order they may be created.
+MODELS: tuple[type[hutch.Model], ...] = (
+    User,
+    Organisation,
+    Team,
+    Project,
+    Resource,
+    Membership,
+    File,
+)
