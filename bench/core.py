@@ -4,12 +4,13 @@ Both hold the same rows, with a primary key on the id and an index on ``age``
 (``db.indexes`` on the hutch side). Each workload runs in batches; the table
 shows the median time of one operation and how many times faster hutch is.
 
-    python bench/core.py [--rows 10000] [--batches 15] [--batch 2000]
+    python bench/core.py [--rows 10000] [--rounds 3] [--batches 10] [--batch 2000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import sqlite3
@@ -19,6 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 import hutch
+import hutch.backends.memory
+
+# Only the plugins named here: an installed plugin's models would add indexes to "users".
+os.environ["HUTCH_DISABLE_PLUGIN_AUTOLOAD"] = "1"
 
 Op = Callable[[int], Any]
 
@@ -56,7 +61,7 @@ def open_sqlite(rows: list[tuple[str, dict[str, Any]]]) -> sqlite3.Connection:
 
 
 def open_hutch(rows: list[tuple[str, dict[str, Any]]]) -> hutch.Database:
-    db = hutch.open("memory://")
+    db = hutch.open("memory://", plugins=[hutch.backends.memory])
     with db.store.transaction():
         for row_id, row in rows:
             db.store.set_row("users", row_id, row)
@@ -64,14 +69,28 @@ def open_hutch(rows: list[tuple[str, dict[str, Any]]]) -> hutch.Database:
     return db
 
 
-def median_op_time(op: Op, batches: int, batch: int) -> float:
-    """Median seconds per call of ``op(i)`` over ``batches`` batches of ``batch`` calls.
+def median_op_times(ops: list[Op], rounds: int, batches: int, batch: int) -> list[float]:
+    """Median seconds per call of each ``op(i)``, over batches of ``batch`` calls.
 
-    The harness's own cost (the loop and the call of an op that only picks its
+    Each round runs ``batches`` batches of each op in turn, so that a noisy
+    neighbour slows them alike while each op still runs with its own data warm
+    in the CPU caches (taking turns call by call would measure cache misses).
+    The harness's own cost (the loop, and the call of an op that only picks its
     argument) is measured the same way and taken off, so that ratios compare
     the operations, not the loop around them.
     """
-    return max(_median(op, batches, batch) - _median(_harness, batches, batch), 1e-9)
+    times: list[list[float]] = [[] for _ in range(len(ops) + 1)]
+    counter = 0
+    for _ in range(rounds):
+        for op, taken in zip([*ops, _harness], times, strict=True):
+            for _ in range(batches):
+                start = time.perf_counter()
+                for i in range(counter, counter + batch):
+                    op(i)
+                taken.append((time.perf_counter() - start) / batch)
+                counter += batch
+    *medians, harness = (statistics.median(taken) for taken in times)
+    return [max(m - harness, 1e-9) for m in medians]
 
 
 _PICKS = list(range(4096))
@@ -79,18 +98,6 @@ _PICKS = list(range(4096))
 
 def _harness(i: int) -> Any:
     return _PICKS[i & 4095]
-
-
-def _median(op: Op, batches: int, batch: int) -> float:
-    counter = 0
-    times = []
-    for _ in range(batches):
-        start = time.perf_counter()
-        for _ in range(batch):
-            op(counter)
-            counter += 1
-        times.append((time.perf_counter() - start) / batch)
-    return statistics.median(times)
 
 
 def workloads(
@@ -144,7 +151,8 @@ def workloads(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--batches", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--batch", type=int, default=2_000)
     args = parser.parse_args()
 
@@ -154,15 +162,14 @@ def main() -> None:
     ids = [row_id for row_id, _ in rows]
     print(
         f"hutch core vs sqlite3 {sqlite3.sqlite_version} (:memory:), {args.rows} rows, "
-        f"median of {args.batches} batches x {args.batch} ops; Python {platform.python_version()}, "
-        f"{platform.machine()}"
+        f"median of {args.rounds} rounds x {args.batches} batches x {args.batch} ops; "
+        f"Python {platform.python_version()}, {platform.machine()}"
     )
     header = f"{'workload':40} {'hutch µs':>9} {'sqlite µs':>10} {'speed-up':>9} {'target':>7}  met"
     print(header)
     print("-" * len(header))
     for name, hutch_op, sqlite_op, target in workloads(db, con, ids):
-        ours = median_op_time(hutch_op, args.batches, args.batch)
-        theirs = median_op_time(sqlite_op, args.batches, args.batch)
+        ours, theirs = median_op_times([hutch_op, sqlite_op], args.rounds, args.batches, args.batch)
         ratio = theirs / ours
         if target is None:
             goal, met = "-", "-"

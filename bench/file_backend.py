@@ -52,6 +52,7 @@ from tinydb import Query, TinyDB
 from tinydb.table import Table
 
 import hutch
+import hutch.backends.file
 
 Op = Callable[[int], Any]
 Rows = list[tuple[str, dict[str, Any]]]
@@ -59,6 +60,9 @@ Rows = list[tuple[str, dict[str, Any]]]
 TABLE = "users"
 INDEX = "users_by_email"
 COLLECTIONS: dict[str, Any] = {TABLE: {"indexed": ["email"]}}
+# Only the file backend: an installed plugin's models would add indexes to "users".
+os.environ["HUTCH_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+PLUGINS = [hutch.backends.file]
 #: How many rows the bulk transaction writes; the reads, commits and TinyDB start from as many.
 ROWS = 10_000
 COLUMNS = "id, email, name, age, active, score"
@@ -124,14 +128,14 @@ def as_tuple(row_id: str, row: dict[str, Any]) -> tuple[Any, ...]:
 
 def open_hutch(folder: Path) -> hutch.Database:
     """The file backend with an on-disk index on email and the in-memory index to query it."""
-    db = hutch.open(folder, collections=COLLECTIONS, durability="commit")
+    db = hutch.open(folder, collections=COLLECTIONS, durability="commit", plugins=PLUGINS)
     db.indexes.define(INDEX, TABLE, "email")
     return db
 
 
 def fill_hutch(folder: Path, rows: Rows) -> None:
     """Write ``rows`` into a new folder (not timed: no fsync, then one ``sync`` for all)."""
-    db = hutch.open(folder, collections=COLLECTIONS, durability="none")
+    db = hutch.open(folder, collections=COLLECTIONS, durability="none", plugins=PLUGINS)
     try:
         with db.store.transaction():
             for row_id, row in rows:

@@ -17,6 +17,7 @@ Workloads and targets:
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import random
 import sqlite3
@@ -28,8 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import hutch
+import hutch.backends.file
+import hutch.plugins.platform
 from hutch.plugins.platform import Membership, Organisation, PlatformRepositories, Team, User
 from hutch.serialise import from_row, to_row
+
+os.environ["HUTCH_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # the plugins named at hutch.open only
 
 SCHEMA = """
 CREATE TABLE users (id TEXT PRIMARY KEY, created_at TEXT, updated_at TEXT, email TEXT UNIQUE,
@@ -120,7 +125,9 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
-        db = hutch.open(Path(folder) / "data")
+        db = hutch.open(
+            Path(folder) / "data", plugins=[hutch.backends.file, hutch.plugins.platform]
+        )
         org_id, user_ids = build_platform(db, args.teams, args.members)
         con = sqlite3.connect(":memory:")
         con.row_factory = sqlite3.Row

@@ -275,13 +275,12 @@ class Repository(Generic[M]):
 class _Forget:
     """Drops cached instances whose rows change (a store change consumer)."""
 
-    def __init__(self, collection: str, cache: dict[str, Any]) -> None:
-        self.collection = collection
+    def __init__(self, table_id: str, cache: dict[str, Any]) -> None:
+        self.table_id = table_id
         self.cache = cache
 
-    def update_row(self, table_id: str, row_id: str, row: Row | None) -> None:  # noqa: ARG002
-        if table_id == self.collection:
-            self.cache.pop(row_id, None)
+    def update_row(self, row_id: str, row: Row | None) -> None:  # noqa: ARG002
+        self.cache.pop(row_id, None)
 
 
 def _sort_key(field: str) -> Callable[[Any], tuple[bool, Any]]:

@@ -199,10 +199,8 @@ class SliceIndex:
         self._placed = placed
         self._slices = {key: _Slice(_original(key), entries) for key, entries in grouped.items()}
 
-    def update_row(self, table_id: str, row_id: str, row: Row | None) -> None:
+    def update_row(self, row_id: str, row: Row | None) -> None:
         """Move a row to its new slices, or raise (its key function failed) moving nothing."""
-        if table_id != self.table_id:
-            return
         place = None if row is None else self._place(row_id, row)
         placed = self._placed
         old = placed.get(row_id)

@@ -38,9 +38,11 @@ _MISSING: Any = object()
 
 
 class ChangeConsumer(Protocol):
-    """Something kept current with every row write (indexes, relationships, caches)."""
+    """Something kept current with every write to one table (indexes, relationships, caches)."""
 
-    def update_row(self, table_id: str, row_id: str, row: Row | None) -> None:
+    table_id: str
+
+    def update_row(self, row_id: str, row: Row | None) -> None:
         """Take in a row's new state (``None``: deleted), or raise having changed nothing."""
 
 
@@ -82,7 +84,7 @@ class Store:
         self._tables = {t: _Table(dict(rows)) for t, rows in snapshot.tables.items() if rows}
         self._values = dict(snapshot.values)
         self._levels: list[_Level] = []
-        self._consumers: list[ChangeConsumer] = []
+        self._consumers: dict[str, list[ChangeConsumer]] = {}  # by the table they follow
         self._listeners: dict[int, _ListenerEntry] = {}
         self._next_listener_id = 1
         self._closed = False
@@ -362,7 +364,7 @@ class Store:
     def add_consumer(self, consumer: ChangeConsumer) -> None:
         """Feed every write to ``consumer`` as it happens (and every rollback, reversed)."""
         with self._lock:
-            self._consumers.append(consumer)
+            self._consumers.setdefault(consumer.table_id, []).append(consumer)
 
     def rows_of(self, table_id: str) -> dict[str, Row]:
         """The live rows of a table, for code holding :attr:`lock` that only reads them."""
@@ -411,7 +413,7 @@ class Store:
     def remove_consumer(self, consumer: ChangeConsumer) -> None:
         """Stop feeding changes to ``consumer``."""
         with self._lock:
-            self._consumers.remove(consumer)
+            self._consumers[consumer.table_id].remove(consumer)
 
     @property
     def closed(self) -> bool:
@@ -486,8 +488,9 @@ class Store:
         old = None if table is None else table.rows.get(row_id)
         if old is None and row is None:
             return
-        if self._consumers:
-            self._feed(table_id, row_id, row, old)
+        consumers = self._consumers.get(table_id)
+        if consumers:
+            self._feed(consumers, row_id, row, old)
         before = self._levels[-1].rows.get(table_id)
         if before is None:
             before = self._levels[-1].rows[table_id] = {}
@@ -543,16 +546,18 @@ class Store:
         for value_id, old in level.values.items():
             parent.values.setdefault(value_id, old)
 
-    def _feed(self, table_id: str, row_id: str, row: Row | None, old: Row | None) -> None:
-        """Give a write to every consumer; if one refuses, give those before it the old row."""
+    def _feed(
+        self, consumers: list[ChangeConsumer], row_id: str, row: Row | None, old: Row | None
+    ) -> None:
+        """Give a write to the consumers; if one refuses, give those before it the old row."""
         done = 0
         try:
-            for consumer in self._consumers:
-                consumer.update_row(table_id, row_id, row)
+            for consumer in consumers:
+                consumer.update_row(row_id, row)
                 done += 1
         except BaseException:
-            for consumer in self._consumers[:done]:
-                consumer.update_row(table_id, row_id, old)
+            for consumer in consumers[:done]:
+                consumer.update_row(row_id, old)
             raise
 
     def _restore(self, level: _Level) -> None:
@@ -561,9 +566,9 @@ class Store:
             for row_id, old in rows.items():
                 self._store_row(table_id, row_id, old, old is not None and has_containers(old))
         for table_id, rows in level.rows.items():
-            for row_id, old in rows.items():
-                for consumer in self._consumers:
-                    consumer.update_row(table_id, row_id, old)
+            for consumer in self._consumers.get(table_id, ()):
+                for row_id, old in rows.items():
+                    consumer.update_row(row_id, old)
         for value_id, old in level.values.items():
             if old is _MISSING:
                 self._values.pop(value_id, None)
@@ -633,9 +638,10 @@ class Store:
             self._values[value_id] = value
         for value_id in changes.deleted_values:
             self._values.pop(value_id, None)
-        for table_id, row_id, row in changes.rows():
-            for consumer in self._consumers:
-                consumer.update_row(table_id, row_id, row)
+        for table_id, rows in changes.tables.items():
+            for consumer in self._consumers.get(table_id, ()):
+                for row_id, row in rows.items():
+                    consumer.update_row(row_id, row)
         if not self._levels:
             self._seq += 1
         self._notify(changes)
