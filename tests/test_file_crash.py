@@ -13,24 +13,21 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import random
-import select
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import pytest
+from children import WAIT, LineReader
 
 import hutch
 from hutch.backends.file import FilePersister
 
-WAIT = 60.0  # a bound on every wait, so that a bug fails the test instead of hanging it
 PLAN_LENGTH = 500  # far more than the writer commits before it is killed
 KINDS = ("alpha", "beta", "gamma", "delta")
 ITEMS_UNLOGGED = {"items": {"wal": False, "indexed": ["kind"]}}
@@ -183,37 +180,6 @@ def states_after(plan: list[dict[str, Any]], acked: int) -> dict[int, State]:
 
 
 # -- reading a child's stdout with a deadline ------------------------------------------------
-
-
-class LineReader:
-    """The lines a child process writes to a pipe, each awaited no longer than a deadline."""
-
-    def __init__(self, pipe: IO[bytes]) -> None:
-        self._fd = pipe.fileno()
-        self._buffer = b""
-        self._eof = False
-
-    def readline(self, timeout: float = WAIT) -> str | None:
-        """The next whole line, or ``None`` at the end (a torn last line is dropped)."""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            if self._eof:
-                return None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no line from the child within {timeout} s")
-            ready, _, _ = select.select([self._fd], [], [], remaining)
-            if ready:
-                chunk = os.read(self._fd, 1 << 16)
-                self._buffer += chunk
-                self._eof = not chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
-
-    def rest(self) -> Iterator[str]:
-        """Every remaining whole line, up to the end (call once the child has exited)."""
-        while (line := self.readline()) is not None:
-            yield line
 
 
 # -- checking the folder ---------------------------------------------------------------------

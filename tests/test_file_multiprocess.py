@@ -9,22 +9,18 @@ generation behind (the others checkpointed twice) converges by reloading.
 from __future__ import annotations
 
 import json
-import os
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import IO
 
 import orjson
 import pytest
+from children import WAIT, LineReader
 
 import hutch
 
-WAIT = 60.0  # a bound on every wait, so that a bug fails the test instead of hanging it
 PROCESSES = 4
 INCREMENTS = 50
 
@@ -66,32 +62,6 @@ expect("close")
 db.close()
 say("closed")
 """
-
-
-class LineReader:
-    """The lines a child process writes to a pipe, each awaited no longer than a deadline."""
-
-    def __init__(self, pipe: IO[bytes]) -> None:
-        self._fd = pipe.fileno()
-        self._buffer = b""
-        self._eof = False
-
-    def readline(self, timeout: float = WAIT) -> str | None:
-        """The next whole line, or ``None`` at the end (a torn last line is dropped)."""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buffer:
-            if self._eof:
-                return None
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no line from the child within {timeout} s")
-            ready, _, _ = select.select([self._fd], [], [], remaining)
-            if ready:
-                chunk = os.read(self._fd, 1 << 16)
-                self._buffer += chunk
-                self._eof = not chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
 
 
 class Worker:

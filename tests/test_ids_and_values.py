@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,13 +17,6 @@ import pytest
 import hutch
 
 StoreCall = Callable[[hutch.Store], object]
-
-
-@pytest.fixture
-def db() -> Iterator[hutch.Database]:
-    database = hutch.open("memory://")
-    yield database
-    database.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,14 +9,6 @@ import pytest
 import hutch
 import hutch.backends.memory
 from hutch.cells import Row
-
-
-@pytest.fixture
-def db(monkeypatch: pytest.MonkeyPatch) -> Iterator[hutch.Database]:
-    """A database with no plugin but the memory backend, so only these tests define indexes."""
-    monkeypatch.setenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD", "1")
-    with hutch.open("memory://", plugins=[hutch.backends.memory]) as database:
-        yield database
 
 
 def add_people(db: hutch.Database) -> None:

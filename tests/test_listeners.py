@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 import hutch
-
-
-@pytest.fixture
-def db() -> Iterator[hutch.Database]:
-    database = hutch.open("memory://")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def store(db: hutch.Database) -> hutch.Store:
-    return db.store
 
 
 class Boom(Exception):

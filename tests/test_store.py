@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import hutch
-
-
-@pytest.fixture
-def db() -> Iterator[hutch.Database]:
-    database = hutch.open("memory://")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def store(db: hutch.Database) -> hutch.Store:
-    return db.store
 
 
 @pytest.fixture

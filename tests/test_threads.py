@@ -23,18 +23,6 @@ def frequent_thread_switches() -> Iterator[None]:
     sys.setswitchinterval(before)
 
 
-@pytest.fixture
-def db() -> Iterator[hutch.Database]:
-    database = hutch.open("memory://")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def store(db: hutch.Database) -> hutch.Store:
-    return db.store
-
-
 class Boom(Exception):
     pass
 
