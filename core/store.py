@@ -383,6 +383,11 @@ class Store:
         with self._lock:
             if self._closed:
                 return
+            if self._levels:
+                raise HutchError(
+                    "the database cannot close inside a transaction; close it after the "
+                    "`with ...transaction():` block ends"
+                )
             self._closed = True
             self._seq |= 1  # for good: every read takes the lock, which reports the close
             self._tables = {}

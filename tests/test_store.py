@@ -626,3 +626,13 @@ def test_with_open_closes_the_database_when_the_block_raises() -> None:
 
 def test_closed_error_is_a_hutch_error() -> None:
     assert issubclass(hutch.ClosedError, hutch.HutchError)
+
+
+def test_closing_inside_a_transaction_is_refused(db: hutch.Database) -> None:
+    with db.store.transaction():
+        db.store.set_row("t", "r", {"a": 1})
+        with pytest.raises(hutch.HutchError, match="cannot close inside a transaction"):
+            db.close()
+    assert db.store.get_row("t", "r") == {"a": 1}
+    db.close()
+    assert db.closed
