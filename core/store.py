@@ -114,13 +114,12 @@ class Store:
                 if self._seq == seq:
                     return found
         with self._lock:
-            try:
-                table = self._tables[table_id]
-                row = table.rows[row_id]
-            except (KeyError, TypeError):
+            held = self._tables.get(table_id) if type(table_id) is str else None
+            stored = held.rows.get(row_id) if held is not None and type(row_id) is str else None
+            if held is None or stored is None:
                 self._check_read(table_id, row_id)
                 return None
-            return copy_row(row) if row_id in table.deep else row.copy()
+            return copy_row(stored) if row_id in held.deep else stored.copy()
 
     def get_cell(self, table_id: str, row_id: str, cell_id: str, default: Any = None) -> Any:
         """Return a copy of the cell's value, or ``default`` if the row or cell is missing."""
