@@ -71,7 +71,7 @@ def test_an_installed_distribution_provides_a_backend(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "hello from a plugin True",
-        "['file', 'hutch_fake', 'memory', 'platform']",
+        "['auth', 'file', 'hutch_fake', 'memory', 'platform']",
     ]
 
 

@@ -1,0 +1,70 @@
+"""fastapi-users over hutch: its user database and access-token database, on every backend.
+
+Install with ``pip install 'hutch[fastapi]'``. See docs/fastapi-users.md.
+
+Design: fastapi-users' users *are* the platform's users. :class:`HutchUserDatabase`
+reads and writes the platform ``User`` (collection ``users``), so someone who
+registers through FastAPI is the same user the platform's organisations,
+memberships and any auth adapter see. fastapi-users' user fields map onto it:
+
+==================  ============================================================
+fastapi-users       hutch
+==================  ============================================================
+``id`` (``str``)    ``User.id`` (a hutch id; use :class:`HutchIDMixin` in the manager)
+``email``           ``User.email``: unique ignoring case; lookups ignore case,
+                    surrounding spaces and Unicode look-alikes
+``hashed_password`` ``User.password_hash`` (a user without one gets an unusable hash)
+``is_verified``     ``User.email_verified is not None``; setting it to ``True``
+                    records the time, ``False`` clears it
+``is_superuser``    ``User.role is UserRole.ADMIN``; ``True`` makes the role
+                    ``ADMIN``, ``False`` turns ``ADMIN`` into ``CUSTOMER``
+``is_active``       no :class:`Deactivation` row for the user (collection
+                    ``deactivated_users``); users are active by default
+``oauth_accounts``  :class:`OAuthAccount` rows (collection ``oauth_accounts``)
+==================  ============================================================
+
+:class:`HutchAccessTokenDatabase` serves fastapi-users' ``DatabaseStrategy``:
+each :class:`AccessToken` (collection ``access_tokens``) is stored under the
+SHA-256 of the token as its id, so the store never holds a usable token.
+
+The three models point at ``users`` with ``on_delete="cascade"``: deleting a
+user deletes their OAuth accounts, tokens and deactivation in the same
+transaction. Building either database registers them (:func:`register`); to
+have every database know them from the start, pass this module as a plugin:
+``hutch.open(url, plugins=[hutch.contrib.fastapi_users])``.
+
+The methods are ``async`` because fastapi-users awaits them; they call hutch
+directly, which is right for reads (in-memory lookups) and for the memory
+backend; with a durable backend each write blocks the event loop for as long
+as the backend takes to make it durable.
+"""
+
+from __future__ import annotations
+
+from .models import (
+    MODELS,
+    AccessToken,
+    Deactivation,
+    OAuthAccount,
+    hash_token,
+    hutch_register_models,
+    register,
+)
+from .tokens import FastAPIAccessToken, HutchAccessTokenDatabase
+from .users import FastAPIOAuthAccount, FastAPIUser, HutchIDMixin, HutchUserDatabase
+
+__all__ = [
+    "MODELS",
+    "AccessToken",
+    "Deactivation",
+    "FastAPIAccessToken",
+    "FastAPIOAuthAccount",
+    "FastAPIUser",
+    "HutchAccessTokenDatabase",
+    "HutchIDMixin",
+    "HutchUserDatabase",
+    "OAuthAccount",
+    "hash_token",
+    "hutch_register_models",
+    "register",
+]

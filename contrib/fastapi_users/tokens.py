@@ -1,0 +1,118 @@
+"""fastapi-users' ``AccessTokenDatabase`` over hutch, keeping only hashes of the tokens.
+
+fastapi-users' ``DatabaseStrategy`` makes a random token at login, stores it,
+looks it up on every request and deletes it at logout. Here the store keeps
+an :class:`~hutch.contrib.fastapi_users.models.AccessToken` whose id is the
+SHA-256 of the token: the token itself lives only in the client and in the
+:class:`FastAPIAccessToken` handed back to fastapi-users, which carries it
+because the caller gave it (``get_by_token``) or it was just made (``create``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+from fastapi_users.authentication.strategy.db import AccessTokenDatabase
+
+import hutch
+
+from .models import AccessToken, hash_token, register
+
+
+@attrs.define(kw_only=True)
+class FastAPIAccessToken:
+    """An access token as fastapi-users sees it (its ``AccessTokenProtocol``).
+
+    ``record`` is what the store holds: the hash (its id), the user and when
+    it was made. A snapshot: change a token through the access-token database.
+    """
+
+    token: str
+    user_id: str
+    created_at: datetime
+    record: AccessToken
+
+
+class HutchAccessTokenDatabase(AccessTokenDatabase[FastAPIAccessToken]):
+    """Access tokens for fastapi-users' ``DatabaseStrategy``, stored as SHA-256 hashes.
+
+    The methods are ``async`` as fastapi-users needs, and call hutch directly:
+    a lookup is an in-memory read, a write blocks the event loop while the
+    backend makes it durable.
+    """
+
+    def __init__(self, db: hutch.Database) -> None:
+        register(db)
+        self.db = db
+        self.tokens = db.repo(AccessToken)
+
+    async def get_by_token(
+        self, token: str, max_age: datetime | None = None
+    ) -> FastAPIAccessToken | None:
+        """The access token, or ``None`` if it is unknown or was made before ``max_age``."""
+        record = self.tokens.get(hash_token(token))
+        if record is None or (max_age is not None and record.created_at < _aware(max_age)):
+            return None
+        return _view(token, record)
+
+    async def create(self, create_dict: dict[str, Any]) -> FastAPIAccessToken:
+        """Store a new token (``token``, ``user_id`` and optionally ``created_at``) by its hash."""
+        fields = dict(create_dict)
+        token = _token(fields.pop("token", None))
+        record = self.tokens.create(id=hash_token(token), **fields)
+        return _view(token, record)
+
+    async def update(
+        self, access_token: FastAPIAccessToken, update_dict: dict[str, Any]
+    ) -> FastAPIAccessToken:
+        """Change a token's user or creation time; a new ``token`` moves it to the new hash."""
+        fields = dict(update_dict)
+        token = _token(fields.pop("token", access_token.token))
+        old_id, new_id = hash_token(access_token.token), hash_token(token)
+        with self.db.store.transaction():
+            current = self.tokens.get(old_id)
+            if current is None:
+                raise hutch.NotFound("no such access token to update (it was deleted or expired)")
+            if new_id == old_id:
+                record = self.tokens.update(old_id, **fields) if fields else current
+            else:
+                kept = {"user_id": current.user_id, "created_at": current.created_at}
+                self.tokens.delete(old_id)
+                record = self.tokens.create(id=new_id, **{**kept, **fields})
+        return _view(token, record)
+
+    async def delete(self, access_token: FastAPIAccessToken) -> None:
+        """Forget the token (logging out); an unknown token is a no-op."""
+        self.tokens.delete(hash_token(access_token.token))
+
+    def delete_older_than(self, moment: datetime) -> int:
+        """Delete every token made before ``moment`` (expired ones, say) and return how many."""
+        moment = _aware(moment)
+        with self.db.store.transaction():
+            old = self.tokens.find(created_at__lt=moment)
+            for record in old:
+                self.tokens.delete(record.id)
+        return len(old)
+
+
+def _view(token: str, record: AccessToken) -> FastAPIAccessToken:
+    return FastAPIAccessToken(
+        token=token, user_id=record.user_id, created_at=record.created_at, record=record
+    )
+
+
+def _token(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise hutch.ValidationError(
+            f"invalid access token: token: expected non-empty text, not {value!r}",
+            {"token": "expected non-empty text"},
+        )
+    return value
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("a datetime must be timezone-aware; use datetime.now(UTC)")
+    return moment

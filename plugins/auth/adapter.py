@@ -1,0 +1,354 @@
+"""``AuthAdapter``: the Auth.js adapter contract over a hutch database, secure by default.
+
+Every method runs in one store transaction, so each is atomic and, on a
+backend shared by several processes (a folder, a database server), starts from
+what the others committed: a session signed out in one worker is gone in the
+next request to any other, and a verification token is redeemed exactly once.
+
+Session and verification tokens are stored only as :func:`hash_token` (SHA-256,
+hex): the raw token never reaches the store, the data folder or a database
+file. Lookups hash the token they are given. The instances the adapter returns
+carry the raw token their caller gave (``session.session_token``,
+``verification_token.token``), as the Auth.js contract expects; rows read
+straight from the store or through ``db.repo(Session)`` hold the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_right
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import attrs
+
+import hutch
+from hutch.ids import is_row_id
+from hutch.plugins.platform import User, UserRepository
+
+from .models import Account, Authenticator, Session, VerificationToken
+from .repositories import AccountRepository, SessionRepository, VerificationTokenRepository
+
+R = TypeVar("R", bound=hutch.Repository[Any])
+
+
+def hash_token(token: str) -> str:
+    """What the store keeps for a token: the SHA-256 of its UTF-8 bytes, as 64 hex digits."""
+    if not isinstance(token, str):
+        raise hutch.ValidationError(
+            f"a token must be text, not {type(token).__name__}", {"token": "expected text"}
+        )
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AuthAdapter:
+    """The Auth.js adapter methods over ``db``: ``auth = AuthAdapter(db)``.
+
+    Methods return model instances, or ``None`` where nothing matches; bad
+    input raises ``hutch.ValidationError`` (a field is wrong) or
+    ``hutch.IntegrityError`` (an unknown user, a duplicate), having written
+    nothing. Make the adapter once, outside any transaction, and share it
+    between threads.
+    """
+
+    def __init__(self, db: hutch.Database) -> None:
+        self.db = db
+        self.users = _typed(db, User, UserRepository)
+        self.accounts = _typed(db, Account, AccountRepository)
+        self.sessions = _typed(db, Session, SessionRepository)
+        self.verification_tokens = _typed(db, VerificationToken, VerificationTokenRepository)
+        self.authenticators = db.repo(Authenticator)
+        self._store = db.store
+
+    # -- users -----------------------------------------------------------------------------------
+
+    def create_user(
+        self,
+        email: str,
+        name: str | None = None,
+        image: str | None = None,
+        email_verified: datetime | None = None,
+        id: str | None = None,
+    ) -> User:
+        """A new user; the email is unique ignoring case (``hutch.IntegrityError`` if taken)."""
+        fields: dict[str, Any] = {
+            "email": email,
+            "name": name,
+            "image": image,
+            "email_verified": email_verified,
+        }
+        if id is not None:
+            fields["id"] = id
+        return self.users.create(**fields)
+
+    def get_user(self, id: str) -> User | None:
+        """The user with this id, or ``None``."""
+        if not is_row_id(id):
+            return None
+        with self._store.transaction():
+            return self.users.get(id)
+
+    def get_user_by_email(self, email: str) -> User | None:
+        """The user with this email, ignoring case, surrounding spaces and compatibility forms."""
+        if not isinstance(email, str):
+            return None
+        with self._store.transaction():
+            return self.users.find_by_email(email)
+
+    def get_user_by_account(self, provider: str, provider_account_id: str) -> User | None:
+        """The user the provider account is linked to, or ``None``."""
+        with self._store.transaction():
+            account = self.accounts.find_by_provider_account(provider, provider_account_id)
+            return None if account is None else self.users.get(account.user_id)
+
+    def update_user(self, id: str, **fields: Any) -> User:
+        """Change some fields of a user and return it; ``hutch.NotFound`` if there is none."""
+        return self.users.update(id, **fields)
+
+    def delete_user(self, id: str) -> User | None:
+        """Delete the user with every account, session and authenticator of theirs, at once.
+
+        Returns the deleted user, or ``None`` if there was none. Every delete
+        policy applies: if a ``restrict`` relation points at the user (an
+        organisation they own, on the platform), ``hutch.IntegrityError`` says
+        so and nothing at all is deleted, sessions included.
+        """
+        if not is_row_id(id):
+            return None
+        with self._store.transaction():
+            user = self.users.get(id)
+            if user is not None:
+                self.users.delete(id)
+        return user
+
+    # -- accounts --------------------------------------------------------------------------------
+
+    def link_account(
+        self,
+        user_id: str,
+        type: str,
+        provider: str,
+        provider_account_id: str,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        expires_at: int | None = None,
+        token_type: str | None = None,
+        scope: str | None = None,
+        id_token: str | None = None,
+        session_state: str | None = None,
+    ) -> Account:
+        """Link a provider account to a user; a provider account links to one user only."""
+        return self.accounts.create(
+            user_id=user_id,
+            type=type,
+            provider=provider,
+            provider_account_id=provider_account_id,
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_at=expires_at,
+            token_type=token_type,
+            scope=scope,
+            id_token=id_token,
+            session_state=session_state,
+        )
+
+    def unlink_account(self, provider: str, provider_account_id: str) -> Account | None:
+        """Delete the link of a provider account and return it, or ``None`` if there was none."""
+        with self._store.transaction():
+            account = self.accounts.find_by_provider_account(provider, provider_account_id)
+            if account is not None:
+                self.accounts.delete(account.id)
+        return account
+
+    def get_account(self, provider_account_id: str, provider: str) -> Account | None:
+        """The account of this provider with this id at the provider, or ``None``."""
+        with self._store.transaction():
+            return self.accounts.find_by_provider_account(provider, provider_account_id)
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def create_session(self, session_token: str, user_id: str, expires: datetime) -> Session:
+        """A new session of an existing user; the store keeps only the token's hash."""
+        digest = _digest_new(session_token, "session_token")
+        session = self.sessions.create(session_token=digest, user_id=user_id, expires=expires)
+        return attrs.evolve(session, session_token=session_token)
+
+    def get_session_and_user(self, session_token: str) -> tuple[Session, User] | None:
+        """The session and its user; ``None`` if there is none or it expired (then deleted)."""
+        digest = hash_token(session_token)
+        with self._store.transaction():
+            session = self.sessions.find_one(session_token=digest)
+            if session is None:
+                return None
+            if _expired(session.expires, _now()):
+                self.sessions.delete(session.id)
+                return None
+            user = self.users.get(session.user_id)
+        if user is None:
+            return None
+        return attrs.evolve(session, session_token=session_token), user
+
+    def update_session(self, session_token: str, **fields: Any) -> Session | None:
+        """Change a session (its ``expires``, say) and return it, or ``None`` if there is none.
+
+        The token names the session and stays as it is: to replace a token,
+        create a session with the new one and delete the old.
+        """
+        digest = hash_token(session_token)
+        with self._store.transaction():
+            session = self.sessions.find_one(session_token=digest)
+            if session is None:
+                return None
+            session = self.sessions.update(session.id, **fields)
+        return attrs.evolve(session, session_token=session_token)
+
+    def delete_session(self, session_token: str) -> Session | None:
+        """Delete a session (sign out) and return it, or ``None`` if there was none."""
+        digest = hash_token(session_token)
+        with self._store.transaction():
+            session = self.sessions.find_one(session_token=digest)
+            if session is None:
+                return None
+            self.sessions.delete(session.id)
+        return attrs.evolve(session, session_token=session_token)
+
+    # -- verification tokens -----------------------------------------------------------------------
+
+    def create_verification_token(
+        self, identifier: str, token: str, expires: datetime
+    ) -> VerificationToken:
+        """A new single-use token for ``identifier``; the store keeps only the token's hash."""
+        digest = _digest_new(token, "token")
+        created = self.verification_tokens.create(
+            identifier=identifier, token=digest, expires=expires
+        )
+        return attrs.evolve(created, token=token)
+
+    def use_verification_token(self, identifier: str, token: str) -> VerificationToken | None:
+        """Redeem a token: return it and delete it, or ``None`` if there is no such token.
+
+        Exactly one caller gets the token, however many threads or processes
+        redeem it at once: the lookup and the delete share one transaction,
+        which on a shared backend holds its write lock and starts from the
+        latest state. A token of another identifier is ``None`` (and stays).
+        As in Auth.js, an expired token is still returned (and deleted): check
+        ``expires`` before trusting it.
+        """
+        digest = hash_token(token)
+        with self._store.transaction():
+            found = self.verification_tokens.find_by_pair(identifier, digest)
+            if found is None:
+                return None
+            self.verification_tokens.delete(found.id)
+        return attrs.evolve(found, token=token)
+
+    # -- authenticators ----------------------------------------------------------------------------
+
+    def create_authenticator(
+        self,
+        credential_id: str,
+        user_id: str,
+        provider_account_id: str,
+        credential_public_key: str,
+        counter: int,
+        credential_device_type: str,
+        credential_backed_up: bool,
+        transports: str | None = None,
+    ) -> Authenticator:
+        """A new WebAuthn credential of an existing user; ``credential_id`` is unique."""
+        return self.authenticators.create(
+            credential_id=credential_id,
+            user_id=user_id,
+            provider_account_id=provider_account_id,
+            credential_public_key=credential_public_key,
+            counter=counter,
+            credential_device_type=credential_device_type,
+            credential_backed_up=credential_backed_up,
+            transports=transports,
+        )
+
+    def get_authenticator(self, credential_id: str) -> Authenticator | None:
+        """The authenticator with this credential id, or ``None``."""
+        with self._store.transaction():
+            return self.authenticators.find_one(credential_id=credential_id)
+
+    def list_authenticators_by_user_id(self, user_id: str) -> list[Authenticator]:
+        """The user's authenticators (empty for an unknown user)."""
+        if not is_row_id(user_id):
+            return []
+        with self._store.transaction():
+            return self.authenticators.find(user_id=user_id)
+
+    def update_authenticator_counter(self, credential_id: str, counter: int) -> Authenticator:
+        """Set an authenticator's signature counter; ``hutch.NotFound`` for an unknown one."""
+        with self._store.transaction():
+            found = self.authenticators.find_one(credential_id=credential_id)
+            if found is None:
+                raise hutch.NotFound(
+                    f"no authenticators row has credential_id {credential_id!r}; "
+                    "create_authenticator first"
+                )
+            return self.authenticators.update(found.id, counter=counter)
+
+    # -- housekeeping ------------------------------------------------------------------------------
+
+    def sweep_expired(self, now: datetime | None = None) -> int:
+        """Delete expired sessions and verification tokens (``expires <= now``); how many.
+
+        ``now`` defaults to the current time; both collections are read through
+        their ``expires`` index, so only expired rows are visited.
+        """
+        when = _now() if now is None else now
+        if when.tzinfo is None:
+            raise hutch.ValidationError(
+                "now must be timezone-aware; use datetime.now(UTC)", {"now": "naive datetime"}
+            )
+        deleted = 0
+        with self._store.transaction():
+            for repo in (self.sessions, self.verification_tokens):
+                for row_id in _expired_ids(self.db, repo, when):
+                    deleted += repo.delete(row_id)
+        return deleted
+
+
+def _typed(db: hutch.Database, model: type[hutch.Model], kind: type[R]) -> R:
+    repo = db.repo(model)
+    if not isinstance(repo, kind):
+        raise hutch.DefinitionError(
+            f"db.repo({model.__qualname__}) is a {type(repo).__qualname__}, not a "
+            f"{kind.__qualname__}; is another model registered for {repo.collection!r}?"
+        )
+    return repo
+
+
+def _digest_new(token: str, field: str) -> str:
+    """The hash of a token about to be stored; a token must be non-empty text."""
+    if not isinstance(token, str) or not token:
+        raise hutch.ValidationError(
+            f"{field} must be non-empty text", {field: "expected non-empty text"}
+        )
+    return hash_token(token)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _expired(expires: datetime, now: datetime) -> bool:
+    return expires <= now
+
+
+def _expired_ids(db: hutch.Database, repo: hutch.Repository[Any], now: datetime) -> list[str]:
+    """The ids of rows whose ``expires`` is at or before ``now``, from the ``expires`` index.
+
+    Rows store ``expires`` as ISO-8601 text in UTC, all in one format, so the
+    index keys sort as the instants they name: the expired ones come first.
+    """
+    index = repo.spec.index_id("expires")
+    keys = [key for key in db.indexes.slice_ids(index) if isinstance(key, str)]
+    stored_now = now.astimezone(UTC).isoformat()
+    ids: list[str] = []
+    for key in keys[: bisect_right(keys, stored_now)]:
+        if _expired(datetime.fromisoformat(key), now):  # the order is the format's; check it
+            ids.extend(db.indexes.slice_row_ids(index, key))
+    return ids
