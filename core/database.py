@@ -6,12 +6,12 @@ import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import pluggy
 
 from hutch.config import URL, check_durability, parse_collections, parse_url
-from hutch.errors import HutchError, PluginError, StorageError, UnknownBackend
+from hutch.errors import DefinitionError, HutchError, PluginError, StorageError, UnknownBackend
 from hutch.indexes import Indexes
 from hutch.models import Model
 from hutch.persister import BackendConfig, Capabilities, Persister
@@ -22,6 +22,7 @@ from hutch.repository import Repository
 from hutch.store import Store
 
 M = TypeVar("M", bound=Model)
+R = TypeVar("R", bound=Repository[Any])
 
 
 def open(
@@ -90,9 +91,27 @@ class Database:
         self.models = ModelRegistry(self)
         plugins.hook.hutch_register_models(register=self.models.register)
 
-    def repo(self, model: type[M]) -> Repository[M]:
-        """The repository of a model: typed create, get, find, update and delete."""
-        return self.models.repo(model)
+    @overload
+    def repo(self, model: type[M]) -> Repository[M]: ...
+
+    @overload
+    def repo(self, model: type[M], kind: type[R]) -> R: ...
+
+    def repo(self, model: type[M], kind: type[R] | None = None) -> Repository[M] | R:
+        """The repository of a model: typed create, get, find, update and delete.
+
+        A model may name its own repository class (``__repository__``) with
+        domain methods; pass that class as ``kind`` to have it checked and typed:
+        ``db.repo(User, UserRepository).find_by_email(...)``.
+        """
+        repo = self.models.repo(model)
+        if kind is not None and not isinstance(repo, kind):
+            raise DefinitionError(
+                f"db.repo({model.__qualname__}) is a {type(repo).__qualname__}, not a "
+                f"{kind.__qualname__}; does the model name it in __repository__, and is no "
+                f"other model registered for {repo.collection!r}?"
+            )
+        return repo
 
     @property
     def url(self) -> str:

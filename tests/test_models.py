@@ -1376,3 +1376,11 @@ def test_str_and_int_enums_are_enums_too(backend: Backend) -> None:
     assert paints.find(size=Size.LARGE) == [again]
     with pytest.raises(hutch.ValidationError, match="is not a valid Colour"):
         paints.create(colour="GREEN")
+
+
+def test_repo_checks_and_types_a_named_repository_class(db: hutch.Database) -> None:
+    labels = db.repo(Label, LabelRepository)
+    labels.create(name="urgent")
+    assert labels.named("urgent") is not None
+    with pytest.raises(hutch.DefinitionError, match="not a LabelRepository"):
+        db.repo(Org, LabelRepository)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_right
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 
@@ -28,8 +28,6 @@ from hutch.plugins.platform import User, UserRepository
 
 from .models import Account, Authenticator, Session, VerificationToken
 from .repositories import AccountRepository, SessionRepository, VerificationTokenRepository
-
-R = TypeVar("R", bound=hutch.Repository[Any])
 
 
 def hash_token(token: str) -> str:
@@ -53,10 +51,10 @@ class AuthAdapter:
 
     def __init__(self, db: hutch.Database) -> None:
         self.db = db
-        self.users = _typed(db, User, UserRepository)
-        self.accounts = _typed(db, Account, AccountRepository)
-        self.sessions = _typed(db, Session, SessionRepository)
-        self.verification_tokens = _typed(db, VerificationToken, VerificationTokenRepository)
+        self.users = db.repo(User, UserRepository)
+        self.accounts = db.repo(Account, AccountRepository)
+        self.sessions = db.repo(Session, SessionRepository)
+        self.verification_tokens = db.repo(VerificationToken, VerificationTokenRepository)
         self.authenticators = db.repo(Authenticator)
         self._store = db.store
 
@@ -309,16 +307,6 @@ class AuthAdapter:
                 for row_id in _expired_ids(self.db, repo, when):
                     deleted += repo.delete(row_id)
         return deleted
-
-
-def _typed(db: hutch.Database, model: type[hutch.Model], kind: type[R]) -> R:
-    repo = db.repo(model)
-    if not isinstance(repo, kind):
-        raise hutch.DefinitionError(
-            f"db.repo({model.__qualname__}) is a {type(repo).__qualname__}, not a "
-            f"{kind.__qualname__}; is another model registered for {repo.collection!r}?"
-        )
-    return repo
 
 
 def _digest_new(token: str, field: str) -> str:

@@ -301,7 +301,6 @@ class FileRepository(PlatformRepository["models.File"]):
             )
 
 
-R = TypeVar("R", bound=hutch.Repository[Any])
 
 
 @attrs.frozen
@@ -309,8 +308,8 @@ class PlatformRepositories:
     """The platform's repositories of one database, typed for their domain methods.
 
     ``db.repo(User)`` is typed ``hutch.Repository[User]`` whatever ``__repository__``
-    says, so a type checker would not know ``find_by_email``; this holds each one
-    under its own class: ``repos = PlatformRepositories.of(db); repos.users.find_by_email(...)``.
+    says; ``db.repo(User, UserRepository)`` is typed for ``find_by_email``. This holds
+    all seven that way: ``repos = PlatformRepositories.of(db); repos.users.find_by_email(...)``.
     """
 
     users: UserRepository
@@ -325,21 +324,11 @@ class PlatformRepositories:
     def of(cls, db: Database) -> PlatformRepositories:
         """The repositories of ``db`` (the same objects ``db.repo(Model)`` returns)."""
         return cls(
-            users=_typed(db, models.User, UserRepository),
-            organisations=_typed(db, models.Organisation, OrganisationRepository),
-            teams=_typed(db, models.Team, TeamRepository),
-            projects=_typed(db, models.Project, ProjectRepository),
-            resources=_typed(db, models.Resource, ResourceRepository),
-            memberships=_typed(db, models.Membership, MembershipRepository),
-            files=_typed(db, models.File, FileRepository),
+            users=db.repo(models.User, UserRepository),
+            organisations=db.repo(models.Organisation, OrganisationRepository),
+            teams=db.repo(models.Team, TeamRepository),
+            projects=db.repo(models.Project, ProjectRepository),
+            resources=db.repo(models.Resource, ResourceRepository),
+            memberships=db.repo(models.Membership, MembershipRepository),
+            files=db.repo(models.File, FileRepository),
         )
-
-
-def _typed(db: Database, model: type[hutch.Model], kind: type[R]) -> R:
-    repo = db.repo(model)
-    if not isinstance(repo, kind):
-        raise hutch.DefinitionError(
-            f"db.repo({model.__qualname__}) is a {type(repo).__qualname__}, not a "
-            f"{kind.__qualname__}; is another model registered for {repo.collection!r}?"
-        )
-    return repo
