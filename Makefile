@@ -30,6 +30,7 @@ typecheck: $(STAMP)
 	rm -rf build/typecheck && mkdir -p build/typecheck/hutch
 	for f in core/*.py core/py.typed; do ln -s ../../../$$f build/typecheck/hutch/; done
 	for d in backends plugins contrib; do ln -s ../../../$$d build/typecheck/hutch/$$d; done
+	ln -s ../../../core/testing build/typecheck/hutch/testing
 	$(BIN)/mypy build/typecheck/hutch tests bench examples
 
 bench: $(STAMP)

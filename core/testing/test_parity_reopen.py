@@ -1,0 +1,120 @@
+"""Parity: what a durable backend stores comes back exactly after closing and opening the URL again.
+
+Every test here needs the ``durable`` capability; a backend that lacks it skips them, saying so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+import hutch
+from hutch.testing.models import Org, Person, Project, Team, register_all
+from hutch.testing.plugin import Opener
+from hutch.testing.test_parity_store import JSON_SAMPLES
+
+pytestmark = pytest.mark.hutch_requires("durable")
+
+
+def _contents(db: hutch.Database) -> tuple[dict[str, Any], dict[str, Any]]:
+    s = db.store
+    return {t: s.get_table(t) for t in s.get_table_ids()}, s.get_values()
+
+
+def _strict(value: Any) -> Any:
+    """``value`` with every scalar tagged by its type, so True, 1 and 1.0 compare unequal."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return (type(value).__name__, value)
+
+
+def test_rows_and_values_survive_a_reopen_exactly(hutch_open: Opener) -> None:
+    db = hutch_open()
+    s = db.store
+    for n, value in enumerate(JSON_SAMPLES):
+        s.set_row("cells", f"r{n}", {"v": value, "n": n})
+        s.set_value(f"k{n}", value)
+    s.set_row("users", "u.1-a_b", {"email": "a@x.io"})
+    s.set_row("users", "gone", {"email": "b@x.io"})
+    s.del_row("users", "gone")
+    s.set_row("empty", "e1", {"x": 1})
+    s.del_cell("empty", "e1", "x")
+    before = _contents(db)
+    db.close()
+    again = hutch_open()
+    assert _strict(_contents(again)) == _strict(before)
+    assert again.store.get_table_ids() == ["cells", "users"]
+
+
+def test_a_rolled_back_transaction_is_not_stored(hutch_open: Opener) -> None:
+    db = hutch_open()
+    db.store.set_row("users", "u1", {"a": 1})
+    with pytest.raises(RuntimeError), db.store.transaction():  # noqa: PT012
+        db.store.set_row("users", "u1", {"a": 2})
+        db.store.set_row("users", "u2", {"a": 2})
+        db.store.set_value("k", 1)
+        raise RuntimeError("roll back")
+    db.close()
+    again = hutch_open()
+    assert _contents(again) == ({"users": {"u1": {"a": 1}}}, {})
+
+
+def test_many_commits_then_reopen(hutch_open: Opener) -> None:
+    db = hutch_open()
+    s = db.store
+    for n in range(30):
+        s.set_partial_row("counters", f"c{n % 7}", {"n": n, f"seen{n % 3}": True})
+        if n % 5 == 0:
+            s.del_row("counters", f"c{(n + 3) % 7}")
+        s.set_value("last", n)
+    before = _contents(db)
+    db.close()
+    assert _contents(hutch_open()) == before
+
+
+def test_models_survive_a_reopen(hutch_open: Opener) -> None:
+    db = hutch_open()
+    register_all(db)
+    org = db.repo(Org).create(name="Acme", slug="acme")
+    ada = db.repo(Person).create(email="ada@x.io", org_id=org.id, tags=["a"])
+    team = db.repo(Team).create(name="blue", org_id=org.id)
+    plan = db.repo(Project).create(title="plan", team_id=team.id, owner_id=ada.id)
+    db.close()
+    db = hutch_open()
+    register_all(db)
+    assert db.repo(Person).get(ada.id) == ada
+    assert db.repo(Project).get(plan.id) == plan
+    assert db.repo(Person).find(org_id=org.id) == [ada]  # indexes rebuilt from the stored rows
+    with pytest.raises(hutch.IntegrityError):
+        db.repo(Person).create(email="ADA@x.io")
+    with pytest.raises(hutch.IntegrityError):
+        db.repo(Person).delete(ada.id)  # restrict: owns a project
+    assert db.repo(Org).delete(org.id) is True
+    db.close()
+    db = hutch_open()
+    register_all(db)
+    assert db.repo(Team).count() == 0
+    assert db.repo(Project).count() == 0
+    kept = db.repo(Person).get(ada.id)
+    assert kept is not None
+    assert kept.org_id is None
+
+
+@pytest.mark.hutch_requires("change_feed")
+def test_refresh_takes_in_what_another_database_committed(hutch_open: Opener) -> None:
+    first = hutch_open()
+    second = hutch_open()
+    heard: list[hutch.Changes] = []
+    second.store.add_listener(heard.append)
+    first.store.set_row("users", "u1", {"a": 1})
+    first.store.set_value("k", 1)
+    second.refresh()
+    assert second.store.get_row("users", "u1") == {"a": 1}
+    assert second.store.get_value("k") == 1
+    assert len(heard) == 1
+    first.store.del_row("users", "u1")
+    with second.store.transaction():  # a write transaction takes in others' commits first
+        assert second.store.get_row("users", "u1") is None
