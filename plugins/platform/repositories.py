@@ -301,8 +301,6 @@ class FileRepository(PlatformRepository["models.File"]):
             )
 
 
-
-
 @attrs.frozen
 class PlatformRepositories:
     """The platform's repositories of one database, typed for their domain methods.
