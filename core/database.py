@@ -8,11 +8,14 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+import attrs
 import pluggy
 
+from hutch.changes import Changes
 from hutch.config import URL, check_durability, parse_collections, parse_url
 from hutch.errors import DefinitionError, HutchError, PluginError, StorageError, UnknownBackend
 from hutch.indexes import Indexes
+from hutch.mirrors import Mirror
 from hutch.models import Model
 from hutch.persister import BackendConfig, Capabilities, Persister
 from hutch.plugin_manager import AUTOLOAD_OFF, autoload_enabled, backends, make_manager
@@ -30,6 +33,7 @@ def open(
     *,
     collections: Mapping[str, Any] | None = None,
     durability: str = "commit",
+    mirrors: Iterable[str | os.PathLike[str]] = (),
     plugins: Iterable[object] = (),
     **options: Any,
 ) -> Database:
@@ -39,9 +43,10 @@ def open(
     ``postgresql://...``) or a bare path (a ``file`` URL); ``None`` means
     ``$HUTCH_URL``, else ``./data``. ``collections`` holds per-collection
     settings, ``durability`` is ``"commit"``, ``"batch"`` or ``"none"``,
-    ``plugins`` adds plugins (modules or objects with hook implementations) to
-    those found through entry points, and any other keyword is an option for
-    the backend, which rejects the ones it does not know.
+    ``mirrors`` lists URLs of other backends that receive every commit (see
+    :mod:`hutch.mirrors`), ``plugins`` adds plugins (modules or objects with
+    hook implementations) to those found through entry points, and any other
+    keyword is an option for the backend, which rejects the ones it does not know.
     """
     parsed = parse_url(url)
     config = BackendConfig(
@@ -51,28 +56,45 @@ def open(
         options=dict(options),
     )
     manager = make_manager(plugins)
-    factory = backends(manager).get(parsed.scheme)
+    persister = _persister(manager, config)
+    opened: list[Persister] = [persister]
+    try:
+        mirror_list = []
+        for mirror_url in mirrors:
+            mirror_config = attrs.evolve(config, url=parse_url(mirror_url), options={})
+            mirror_list.append(Mirror(mirror_config.url, _persister(manager, mirror_config)))
+            opened.append(mirror_list[-1].persister)
+        return Database(config, persister, manager, mirror_list)
+    except BaseException:
+        for each in opened:
+            with contextlib.suppress(Exception):  # keep the error that matters: opening's
+                each.close()
+        raise
+
+
+def _persister(manager: pluggy.PluginManager, config: BackendConfig) -> Persister:
+    """The persister the plugins provide for ``config.url``'s scheme."""
+    factory = backends(manager).get(config.url.scheme)
     if factory is None:
-        raise _unknown_scheme(parsed, manager)
+        raise _unknown_scheme(config.url, manager)
     persister = factory(config)
     if not isinstance(persister, Persister):
         raise PluginError(
-            f"the backend for {parsed.scheme!r} returned {persister!r}, which is not a "
+            f"the backend for {config.url.scheme!r} returned {persister!r}, which is not a "
             "hutch.Persister; its factory must return a Persister subclass instance"
         )
-    try:
-        return Database(config, persister, manager)
-    except BaseException:
-        with contextlib.suppress(Exception):  # keep the error that matters: the one from opening
-            persister.close()
-        raise
+    return persister
 
 
 class Database:
     """An open store: ``db.store``, ``db.indexes``, ``db.relationships``; close it when done."""
 
     def __init__(
-        self, config: BackendConfig, persister: Persister, plugins: pluggy.PluginManager
+        self,
+        config: BackendConfig,
+        persister: Persister,
+        plugins: pluggy.PluginManager,
+        mirrors: Iterable[Mirror] = (),
     ) -> None:
         self.config = config
         self.plugins = plugins
@@ -90,6 +112,11 @@ class Database:
         self.relationships = Relationships(self.store)
         self.models = ModelRegistry(self)
         plugins.hook.hutch_register_models(register=self.models.register)
+        #: The mirrors, each with its ``error`` and whether it is ``in_step``.
+        self.mirrors = list(mirrors)
+        self.resync_mirrors()
+        if self.mirrors:
+            self.store.add_listener(self._to_mirrors)
 
     @overload
     def repo(self, model: type[M]) -> Repository[M]: ...
@@ -143,9 +170,25 @@ class Database:
             self.store.check_open()
             self._persister.reindex()
 
+    def resync_mirrors(self) -> bool:
+        """Bring every mirror back in step with the primary; return whether all are."""
+        return all([mirror.resync(self.store) for mirror in self.mirrors])
+
+    def _to_mirrors(self, changes: Changes) -> None:
+        for mirror in self.mirrors:
+            mirror.take(changes)
+
     def close(self) -> None:
-        """Close the backend; closing twice does nothing."""
-        self.store.close()
+        """Close the backend and the mirrors; closing twice does nothing."""
+        if self.store.closed:
+            return
+        try:
+            self.store.close()  # inside a transaction this refuses, and nothing closes
+        finally:
+            if self.store.closed:
+                for mirror in self.mirrors:
+                    with contextlib.suppress(Exception):
+                        mirror.close()
 
     def __enter__(self) -> Database:
         return self
