@@ -35,7 +35,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/core.py
-	$(BIN)/python bench/file_backend.py
+	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/models.py
 
 clean:

@@ -1,12 +1,13 @@
-"""Benchmark of the file backend (``file://``) against SQLite and TinyDB on disk, in one run.
+"""Benchmark of the durable backends (``file://``, ``jsonl://``, ``sqlite://`` where installed)
+against SQLite and TinyDB on disk, in one run; ``--backends`` chooses which.
 
 Everything lives in one temp folder made under ``--dir`` (default: the current
 folder, not ``/tmp``, which may be a tmpfs where fsync costs nothing), so every
 contender writes to the same file system; the folder is removed at the end.
 
-- hutch: ``hutch.open(folder, collections={"users": {"indexed": ["email"]}})``
-  with ``durability="commit"`` (each commit appends to the write-ahead log and
-  ``fdatasync``\\s it), and ``db.indexes.define("users_by_email", ...)`` so that
+- hutch: ``hutch.open(url, collections={"users": {"indexed": ["email"]}})``
+  with ``durability="commit"`` (file: each commit appends to the write-ahead log
+  and ``fdatasync``\\s it), and ``db.indexes.define("users_by_email", ...)`` so that
   finding by email is a lookup, as it is in SQLite.
 - SQLite (``sqlite3``): a file database, ``journal_mode=WAL``,
   ``synchronous=FULL``, one transaction per commit, ``id`` the primary key and
@@ -19,7 +20,8 @@ calls (the loop included, on both sides alike, nothing subtracted) for the
 in-memory reads, and of a few repeats for the bulk and cold-open workloads.
 Ratios are hutch's time over the peer's: below 1 hutch is faster.
 
-    python bench/file_backend.py [--records 100000] [--dir .] [--quick] [--profile]
+    python bench/backends.py [--backends file,jsonl,sqlite] [--records 100000] [--dir .]
+        [--quick] [--profile]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import contextlib
 import cProfile
 import dataclasses
 import gc
+import importlib
 import io
 import os
 import platform
@@ -45,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -60,9 +64,13 @@ Rows = list[tuple[str, dict[str, Any]]]
 TABLE = "users"
 INDEX = "users_by_email"
 COLLECTIONS: dict[str, Any] = {TABLE: {"indexed": ["email"]}}
-# Only the file backend: an installed plugin's models would add indexes to "users".
+# Only the backends named here: an installed plugin's models would add indexes to "users".
 os.environ["HUTCH_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-PLUGINS = [hutch.backends.file]
+BACKENDS: dict[str, ModuleType] = {"file": hutch.backends.file}
+for _name in ("jsonl", "sqlite"):  # benchmarked where they are installed
+    with contextlib.suppress(ImportError):
+        BACKENDS[_name] = importlib.import_module(f"hutch.backends.{_name}")
+PLUGINS = list(BACKENDS.values())
 #: How many rows the bulk transaction writes; the reads, commits and TinyDB start from as many.
 ROWS = 10_000
 COLUMNS = "id, email, name, age, active, score"
@@ -126,16 +134,23 @@ def as_tuple(row_id: str, row: dict[str, Any]) -> tuple[Any, ...]:
 # -- the contenders ------------------------------------------------------------------------------
 
 
-def open_hutch(folder: Path) -> hutch.Database:
-    """The file backend with an on-disk index on email and the in-memory index to query it."""
-    db = hutch.open(folder, collections=COLLECTIONS, durability="commit", plugins=PLUGINS)
+def url_of(backend: str, folder: Path) -> str:
+    """The URL of a store of ``backend`` at ``folder`` (an absolute path)."""
+    return f"sqlite:///{folder}.db" if backend == "sqlite" else f"{backend}://{folder}"
+
+
+def open_hutch(backend: str, folder: Path) -> hutch.Database:
+    """A store with an on-disk index on email, and the in-memory index to query it."""
+    url = url_of(backend, folder)
+    db = hutch.open(url, collections=COLLECTIONS, durability="commit", plugins=PLUGINS)
     db.indexes.define(INDEX, TABLE, "email")
     return db
 
 
-def fill_hutch(folder: Path, rows: Rows) -> None:
-    """Write ``rows`` into a new folder (not timed: no fsync, then one ``sync`` for all)."""
-    db = hutch.open(folder, collections=COLLECTIONS, durability="none", plugins=PLUGINS)
+def fill_hutch(backend: str, folder: Path, rows: Rows) -> None:
+    """Write ``rows`` into a new store (not timed: no fsync, then one ``sync`` for all)."""
+    url = url_of(backend, folder)
+    db = hutch.open(url, collections=COLLECTIONS, durability="none", plugins=PLUGINS)
     try:
         with db.store.transaction():
             for row_id, row in rows:
@@ -221,7 +236,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 # -- the workloads -------------------------------------------------------------------------------
 
 
-def reads_and_commits(root: Path, plan: Plan) -> list[Result]:
+def reads_and_commits(backend: str, root: Path, plan: Plan) -> list[Result]:
     """Reads, durable single commits and TinyDB inserts, on stores of ``ROWS`` rows.
 
     The hutch folder and the SQLite file are the ones the first bulk repeat left.
@@ -230,7 +245,7 @@ def reads_and_commits(root: Path, plan: Plan) -> list[Result]:
     rows = make_rows(ROWS)
     tiny = TinyDB(root / "tiny.json")  # the default JSONStorage
     con = open_sqlite(root / "base.db")
-    db = open_hutch(root / "base")
+    db = open_hutch(backend, root / "base")
     try:
         if db.store.get_row_count(TABLE) != ROWS:
             raise RuntimeError(f"the base store holds {db.store.get_row_count(TABLE)} rows")
@@ -318,7 +333,7 @@ def _commits(db: hutch.Database, con: sqlite3.Connection, table: Table, plan: Pl
     ]
 
 
-def bulk(root: Path, plan: Plan) -> list[Result]:
+def bulk(backend: str, root: Path, plan: Plan) -> list[Result]:
     """``ROWS`` new rows in one transaction, into a new store, ``bulk_repeats`` times.
 
     The first repeat's stores stay, as ``base`` and ``base.db``, for the next workloads.
@@ -330,7 +345,7 @@ def bulk(root: Path, plan: Plan) -> list[Result]:
     for repeat in range(plan.bulk_repeats):
         name = "base" if repeat == 0 else f"bulk-{repeat}"
         folder = root / name
-        db = open_hutch(folder)
+        db = open_hutch(backend, folder)
         try:
 
             def transaction(db: hutch.Database = db) -> None:
@@ -378,15 +393,23 @@ def bulk(root: Path, plan: Plan) -> list[Result]:
     ]
 
 
-def cold_open(root: Path, plan: Plan) -> list[Result]:
-    """Open a folder of ``records`` records with the index defined, against a bare read loop."""
+def cold_open(backend: str, root: Path, plan: Plan) -> list[Result]:
+    """Open a store of ``records`` records with the index defined, against a bare read loop.
+
+    The loop reads the record files of a ``file://`` folder of the same records, so every
+    backend's open is measured against the same yardstick.
+    """
     folder = root / "cold"
     say(f"writing {plan.records:,} records for the cold opens")
-    fill_hutch(folder, make_rows(plan.records))
-    records = folder / TABLE
+    rows = make_rows(plan.records)
+    fill_hutch(backend, folder, rows)
+    yardstick = root.parent / "yardstick"
+    if not yardstick.exists():
+        fill_hutch("file", yardstick, rows)
+    records = yardstick / TABLE
 
     def open_ready() -> hutch.Database:
-        return open_hutch(folder)
+        return open_hutch(backend, folder)
 
     say(f"{plan.opens} + 1 cold opens of each")
     ours, theirs = [], []
@@ -415,13 +438,13 @@ def cold_open(root: Path, plan: Plan) -> list[Result]:
     ]
 
 
-def profile_cold_open(root: Path) -> str:
+def profile_cold_open(backend: str, root: Path) -> str:
     """cProfile of one hutch cold open of the cold-open folder: the top functions."""
     folder = root / "cold"
     profiler = cProfile.Profile()
     gc.collect()
     profiler.enable()
-    db = open_hutch(folder)
+    db = open_hutch(backend, folder)
     profiler.disable()
     db.close()
     out = io.StringIO()
@@ -533,6 +556,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where the temp folder goes")
     parser.add_argument("--quick", action="store_true", help="a small run (under 30 s)")
     parser.add_argument("--profile", action="store_true", help="cProfile one hutch cold open")
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help="which backends, comma-separated"
+    )
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.records is not None:
@@ -543,10 +569,23 @@ def main() -> None:
         for line in describe(root, plan):
             print(line)
         started = time.perf_counter()
-        results = bulk(root, plan)
-        results = reads_and_commits(root, plan) + results
-        results += cold_open(root, plan)
-        profile = profile_cold_open(root) if args.profile else ""
+        results = []
+        profile = ""
+        for backend in args.backends.split(","):
+            if backend not in BACKENDS:
+                parser.error(f"no backend {backend!r} here; installed: {', '.join(BACKENDS)}")
+            say(f"-- {backend}://")
+            folder = root / backend
+            folder.mkdir()
+            ran = bulk(backend, folder, plan)
+            ran = reads_and_commits(backend, folder, plan) + ran
+            ran += cold_open(backend, folder, plan)
+            results += [
+                dataclasses.replace(r, workload=f"{backend}: {r.workload}" if r.workload else "")
+                for r in ran
+            ]
+            if args.profile:
+                profile += profile_cold_open(backend, folder)
     finally:
         say(f"removing {root}")
         shutil.rmtree(root)
