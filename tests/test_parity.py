@@ -63,6 +63,23 @@ def test_file(tmp_path: Path) -> None:
     assert len(list((tmp_path / "stores").iterdir())) > 10  # a fresh store per test
 
 
+def test_jsonl(tmp_path: Path) -> None:
+    output = run_suite(tmp_path, "--hutch-url", f"jsonl://{tmp_path.as_posix()}/stores")
+    assert skip_reasons(output) == []  # durable, multi-process, with a change feed
+
+
+def test_file_with_a_mirror(tmp_path: Path) -> None:
+    output = run_suite(
+        tmp_path,
+        "--hutch-url",
+        f"file://{tmp_path.as_posix()}/stores",
+        "--hutch-mirror",
+        f"file://{tmp_path.as_posix()}/mirrors",
+    )
+    assert skip_reasons(output) == []
+    assert len(list((tmp_path / "mirrors").iterdir())) > 10  # a fresh mirror per store
+
+
 def test_the_example_backend(tmp_path: Path) -> None:
     output = run_suite(
         tmp_path,

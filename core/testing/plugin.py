@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import pytest
 
 import hutch
@@ -77,6 +78,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="a backend option passed to hutch.open (VALUE is read as JSON if it parses, "
         "else as text); repeatable",
+    )
+    group.addoption(
+        "--hutch-mirror",
+        metavar="URL",
+        default=None,
+        help="also mirror every store to a fresh store derived from URL, and check after each "
+        "test that the mirror, opened on its own, holds exactly what the store holds",
     )
     group.addoption(
         "--hutch-plugin",
@@ -255,6 +263,8 @@ class Opener:
         self.plugins = _plugins(request.config)
         self.opened: list[hutch.Database] = []
         self._seen: set[str] = set()
+        self.mirror_base: str | None = request.config.getoption("--hutch-mirror")
+        self._mirrors: dict[str, str] = {}  # store URL -> its mirror's URL
         self._required = [
             name for marker in request.node.iter_markers("hutch_requires") for name in marker.args
         ]
@@ -270,6 +280,12 @@ class Opener:
 
     def __call__(self, url: str | None = None, **kwargs: Any) -> hutch.Database:
         target = self.url if url is None else url
+        if self.mirror_base and "mirrors" not in kwargs:
+            mirror = self._mirrors.setdefault(
+                target,
+                _fresh_url(self._request, self.mirror_base, f"mirror{len(self._mirrors)}"),
+            )
+            kwargs["mirrors"] = [mirror]
         db = hutch.open(target, plugins=self.plugins, **(self.options | kwargs))
         self.opened.append(db)
         self._check_capabilities(db)
@@ -294,6 +310,21 @@ class Opener:
                 "pytest_hutch_fresh_url",
                 pytrace=False,
             )
+
+    def compare_mirrors(self) -> None:
+        """Fail unless every open store's mirror, opened on its own, holds what the store holds."""
+        for db in self.opened:
+            if db.closed or db.store.in_transaction or not db.mirrors:
+                continue
+            for mirror in db.mirrors:
+                with hutch.open(str(mirror.url), plugins=self.plugins) as alone:
+                    ours, theirs = _content(db), _content(alone)
+                if ours != theirs:
+                    pytest.fail(
+                        f"the mirror {mirror.url} differs from its store: {theirs!r} "
+                        f"against {ours!r} (mirror error: {mirror.error!r})",
+                        pytrace=False,
+                    )
 
     def close_all(self) -> None:
         """Close every database this test opened (closing twice does nothing)."""
@@ -325,7 +356,10 @@ def hutch_open(request: pytest.FixtureRequest, hutch_base_url: str) -> Iterator[
     """Open this test's fresh store (see :class:`Opener`); everything opened closes after."""
     opener = Opener(request, hutch_base_url)
     yield opener
-    opener.close_all()
+    try:
+        opener.compare_mirrors()
+    finally:
+        opener.close_all()
 
 
 @pytest.fixture
@@ -344,3 +378,9 @@ def hutch_db(hutch_open: Opener) -> hutch.Database:
 def hutch_store(hutch_db: hutch.Database) -> hutch.Store:
     """The store of :func:`hutch_db`."""
     return hutch_db.store
+
+
+def _content(db: hutch.Database) -> bytes:
+    """A database's rows and values, as bytes that tell 1, 1.0 and True apart."""
+    tables = {t: db.store.get_table(t) for t in db.store.get_table_ids()}
+    return orjson.dumps([tables, db.store.get_values()], option=orjson.OPT_SORT_KEYS)
