@@ -66,7 +66,7 @@ def test_the_wheel_works_in_a_fresh_virtual_environment(wheel: Path, tmp_path: P
     )
     location, entry_points, row = out.splitlines()
     assert location.startswith(str(env))
-    assert entry_points == "['auth', 'file', 'jsonl', 'memory', 'platform']"
+    assert entry_points == "['auth', 'file', 'jsonl', 'memory', 'platform', 'sqlite']"
     assert row == "{'a': 1}"
 
 

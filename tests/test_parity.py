@@ -68,6 +68,11 @@ def test_jsonl(tmp_path: Path) -> None:
     assert skip_reasons(output) == []  # durable, multi-process, with a change feed
 
 
+def test_sqlite(tmp_path: Path) -> None:
+    output = run_suite(tmp_path, "--hutch-url", f"sqlite:///{tmp_path.as_posix()}/parity.db")
+    assert skip_reasons(output) == []  # durable, multi-process, with a change feed
+
+
 def test_file_with_a_mirror(tmp_path: Path) -> None:
     output = run_suite(
         tmp_path,
@@ -78,6 +83,19 @@ def test_file_with_a_mirror(tmp_path: Path) -> None:
     )
     assert skip_reasons(output) == []
     assert len(list((tmp_path / "mirrors").iterdir())) > 10  # a fresh mirror per store
+
+
+def test_file_with_a_sqlite_mirror(tmp_path: Path) -> None:
+    (tmp_path / "mirrors").mkdir()
+    output = run_suite(
+        tmp_path,
+        "--hutch-url",
+        f"file://{tmp_path.as_posix()}/stores",
+        "--hutch-mirror",
+        f"sqlite:///{tmp_path.as_posix()}/mirrors/mirror.db",
+    )
+    assert skip_reasons(output) == []
+    assert len(list((tmp_path / "mirrors").glob("*.db"))) > 10  # a fresh mirror per store
 
 
 def test_the_example_backend(tmp_path: Path) -> None:

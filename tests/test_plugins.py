@@ -71,7 +71,7 @@ def test_an_installed_distribution_provides_a_backend(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "hello from a plugin True",
-        "['auth', 'file', 'hutch_fake', 'jsonl', 'memory', 'platform']",
+        "['auth', 'file', 'hutch_fake', 'jsonl', 'memory', 'platform', 'sqlite']",
     ]
 
 
@@ -87,7 +87,7 @@ def test_the_unknown_scheme_error_lists_installed_schemes(tmp_path: Path) -> Non
             print(error)
         """,
     )
-    assert "installed schemes: fake, file, jsonl, memory" in result.stdout, result.stderr
+    assert "installed schemes: fake, file, jsonl, memory, sqlite" in result.stdout, result.stderr
 
 
 def test_autoload_can_be_switched_off(tmp_path: Path) -> None:

@@ -1,0 +1,548 @@
+"""The ``sqlite://`` backend: one SQLite table per collection (docs/sqlite-format.md)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from children import WAIT, LineReader
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hutch
+from hutch.backends.sqlite import SqlitePersister
+from hutch.backends.sqlite.persister import storage_error
+
+
+def url(path: Path) -> str:
+    return f"sqlite:///{path.resolve()}"  # sqlite:////absolute/path.db
+
+
+def canonical(data: object) -> bytes:
+    """JSON text that tells 1, 1.0 and True apart, with keys sorted."""
+    return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+def contents(db: hutch.Database) -> bytes:
+    store = db.store
+    tables = {table: store.get_table(table) for table in store.get_table_ids()}
+    return canonical({"tables": tables, "values": store.get_values()})
+
+
+def reopened_row(path: Path, row: dict[str, Any]) -> dict[str, Any] | None:
+    with hutch.open(url(path)) as db:
+        db.store.set_row("t", "r", row)
+    with hutch.open(url(path)) as db:
+        return db.store.get_row("t", "r")
+
+
+# -- URLs and capabilities ---------------------------------------------------------------------
+
+
+def test_both_url_forms_open_the_sqlite_backend(tmp_path: Path, monkeypatch: Any) -> None:
+    with hutch.open(url(tmp_path / "a.db")) as db:
+        assert isinstance(db.backend, SqlitePersister)
+        assert db.capabilities.durable
+        assert db.capabilities.multi_process
+        assert db.capabilities.change_feed
+        db.store.set_row("t", "r", {"a": 1})
+    assert (tmp_path / "a.db").is_file()
+    monkeypatch.chdir(tmp_path)
+    with hutch.open("sqlite:///b.db") as db:
+        db.store.set_row("t", "r", {"a": 1})
+    assert (tmp_path / "b.db").is_file()
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("sqlite://", "in-memory"),
+        ("sqlite:///:memory:", "in-memory"),
+        ("sqlite://host/x.db", "names the host"),
+        ("sqlite:x.db", "not a sqlite URL"),
+        ("sqlite:///x.db?mode=ro", "no query"),
+        ("sqlite:///missing/x.db", "does not exist"),
+    ],
+)
+def test_bad_urls_are_refused_clearly(
+    tmp_path: Path, monkeypatch: Any, given: str, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(hutch.ConfigError, match=message):
+        hutch.open(given)
+
+
+def test_bad_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(hutch.ConfigError, match="busy_timeout"):
+        hutch.open(url(tmp_path / "a.db"), busy_timeout=-1)
+    with pytest.raises(hutch.ConfigError, match="wal_size"):
+        hutch.open(url(tmp_path / "a.db"), wal_size=3)
+
+
+# -- exact types -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        True,
+        False,
+        0,
+        1,
+        -(2**63),
+        2**63 - 1,
+        1.0,
+        0.0,
+        -0.0,
+        1.5,
+        1e300,
+        None,
+        "",
+        "text",
+        "1",
+        "1.0",
+        "true",
+        "null",
+        "[1, 2]",
+        '{"a": 1}',
+        '"quoted"',
+        [],
+        {},
+        [1, "a", None, True, 1.0],
+        {"a": {"b": [1.0, False]}},
+    ],
+)
+def test_every_kind_of_value_round_trips_exactly(tmp_path: Path, value: Any) -> None:
+    row = reopened_row(tmp_path / "a.db", {"v": value})
+    assert canonical(row) == canonical({"v": value})
+
+
+def test_null_and_absent_stay_distinct(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path)) as db:
+        db.store.set_row("t", "null", {"a": 1, "b": None})
+        db.store.set_row("t", "absent", {"a": 1})
+    with hutch.open(url(path)) as db:
+        assert db.store.get_row("t", "null") == {"a": 1, "b": None}
+        assert db.store.get_row("t", "absent") == {"a": 1}
+
+
+def test_a_field_with_mixed_types_comes_back_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    rows: dict[str, dict[str, Any]] = {
+        "r1": {"x": 1},
+        "r2": {"x": 1.0},
+        "r3": {"x": True},
+        "r4": {"x": "1"},
+        "r5": {"x": "[1]"},
+        "r6": {"x": [1]},
+        "r7": {"x": None},
+        "r8": {"x": {"1": 1}},
+        "r9": {"y": 0},
+    }
+    with hutch.open(url(path)) as db:
+        for row_id, row in rows.items():
+            db.store.set_row("t", row_id, row)
+    with hutch.open(url(path)) as db:
+        assert canonical(db.store.get_table("t")) == canonical(rows)
+
+
+def test_cells_whose_names_clash_ignoring_case_are_kept(tmp_path: Path) -> None:
+    row = {"name": "a", "Name": "b", "NAME": True, "ID": 3, "_hutch_meta": "m", 'q"uote': 1}
+    assert canonical(reopened_row(tmp_path / "a.db", row)) == canonical(row)
+
+
+_ids = st.sampled_from(["a", "b", "c", "d"])
+_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=5)
+    | st.sampled_from(["[]", "{}", "null", "true", "1", "1.0", '"s"']),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=3),
+            inner,
+            max_size=3,
+        )
+    ),
+    max_leaves=6,
+)
+_cells = st.sampled_from(["a", "b", "A", "c d", "é"])
+_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("set_row"), _ids, _ids, st.dictionaries(_cells, _values, max_size=4)),
+        st.tuples(st.just("set_cell"), _ids, _ids, _cells, _values),
+        st.tuples(st.just("del_row"), _ids, _ids),
+        st.tuples(st.just("del_cell"), _ids, _ids, _cells),
+        st.tuples(st.just("set_value"), _ids, _values),
+        st.tuples(st.just("del_value"), _ids),
+        st.tuples(st.just("reopen")),
+    ),
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(operations=_operations)
+def test_random_rows_survive_reopening_exactly(
+    tmp_path: Path, operations: list[tuple[Any, ...]]
+) -> None:
+    path = tmp_path / f"{os.urandom(6).hex()}.db"
+    options: dict[str, Any] = {"collections": {"a": {"indexed": ["b"]}}}
+    expected = hutch.open("memory://")
+    db = hutch.open(url(path), **options)
+    try:
+        for operation in operations:
+            name, *args = operation
+            if name == "reopen":
+                db.close()
+                db = hutch.open(url(path), **options)
+                continue
+            getattr(expected.store, name)(*args)
+            getattr(db.store, name)(*args)
+    finally:
+        db.close()
+    with hutch.open(url(path)) as reopened:
+        assert contents(reopened) == contents(expected)
+
+
+# -- the layout, seen with ordinary SQL --------------------------------------------------------
+
+
+def test_plain_columns_are_queryable_with_ordinary_sql(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path)) as db:
+        db.store.set_row("users", "u1", {"email": "ada@x.io", "age": 36, "admin": True})
+        db.store.set_row("users", "u2", {"email": "bob@x.io", "age": 41, "admin": False})
+        db.store.set_row("users", "u3", {"email": "cy@x.io", "tags": ["a", "b"]})
+    connection = sqlite3.connect(path)
+    try:
+        found = connection.execute(
+            "SELECT id, email FROM users WHERE age > 40 OR admin = 1 ORDER BY id"
+        ).fetchall()
+        assert found == [("u1", "ada@x.io"), ("u2", "bob@x.io")]
+        assert connection.execute(
+            "SELECT value FROM users, json_each(users.tags) WHERE users.id = 'u3'"
+        ).fetchall() == [("a",), ("b",)]
+        assert connection.execute(
+            "SELECT typeof(email), typeof(age), typeof(admin) FROM users WHERE id = 'u1'"
+        ).fetchone() == ("text", "integer", "integer")
+        assert connection.execute("SELECT _hutch_meta FROM users WHERE id = 'u2'").fetchone() == (
+            '{"admin":"b"}',
+        )
+        assert connection.execute("SELECT _hutch_meta FROM users WHERE id = 'u1'").fetchone() == (
+            '{"admin":"b"}',
+        )
+    finally:
+        connection.close()
+
+
+def columns(path: Path, table: str) -> list[str]:
+    connection = sqlite3.connect(path)
+    try:
+        return [row[1] for row in connection.execute(f'PRAGMA table_info("{table}")')]
+    finally:
+        connection.close()
+
+
+def test_new_fields_add_columns(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path)) as db:
+        db.store.set_row("t", "r1", {"a": 1})
+        assert columns(path, "t") == ["id", "_hutch_meta", "a"]
+        db.store.set_row("t", "r2", {"b": 2, "a": 3})
+        db.store.set_cell("t", "r1", "c", "x")
+        assert columns(path, "t") == ["id", "_hutch_meta", "a", "b", "c"]
+        assert db.store.get_row("t", "r1") == {"a": 1, "c": "x"}
+
+
+def test_indexed_fields_get_indexes(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    collections = {"users": {"indexed": ["email", "org id"]}, "teams": {"indexed": ["slug"]}}
+    with hutch.open(url(path), collections=collections) as db:
+        db.store.set_row("users", "u1", {"email": "a@x.io"})
+        db.reindex()
+    connection = sqlite3.connect(path)
+    try:
+
+        def indexed(table: str) -> list[list[str]]:
+            names = [row[1] for row in connection.execute(f"PRAGMA index_list({table})")]
+            return sorted(
+                [row[2] for row in connection.execute(f'PRAGMA index_info("{name}")')]
+                for name in names
+                if not name.startswith("sqlite_autoindex")
+            )
+
+        assert indexed("users") == [["email"], ["org id"]]
+        assert indexed("teams") == [["slug"]]
+    finally:
+        connection.close()
+    with hutch.open(url(path), collections=collections) as db:  # opening again adds none
+        assert db.store.get_row_ids("users") == ["u1"]
+    assert columns(path, "teams") == ["id", "_hutch_meta", "slug"]
+
+
+def test_values_and_the_format_tables(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path)) as db:
+        db.store.set_value("none", None)
+        db.store.set_value("json", '{"a": 1}')
+        db.store.set_value("list", [1.0, True])
+        db.store.set_value("gone", 1)
+        db.store.del_value("gone")
+    with hutch.open(url(path)) as db:
+        assert canonical(db.store.get_values()) == canonical(
+            {"json": '{"a": 1}', "list": [1.0, True], "none": None}
+        )
+    connection = sqlite3.connect(path)
+    try:
+        assert dict(connection.execute("SELECT key, value FROM _values")) == {
+            "none": "null",
+            "json": '"{\\"a\\": 1}"',
+            "list": "[1.0,true]",
+        }
+        assert dict(connection.execute("SELECT key, value FROM _hutch")) == {
+            "format": "1",
+            "kind": "sqlite",
+        }
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        connection.close()
+
+
+def test_collections_whose_names_clash_in_sqlite_are_kept_apart(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path)) as db:
+        db.store.set_row("users", "u", {"n": 1})
+        db.store.set_row("Users", "u", {"n": 2})
+        db.store.set_row("sqlite_x", "u", {"n": 3})
+    with hutch.open(url(path)) as db:
+        assert [db.store.get_cell(t, "u", "n") for t in ("users", "Users", "sqlite_x")] == [1, 2, 3]
+
+
+def test_a_newer_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    hutch.open(url(path)).close()
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE _hutch SET value = '99' WHERE key = 'format'")
+    connection.close()
+    with pytest.raises(hutch.UnsupportedFormat, match="upgrade hutch"):
+        hutch.open(url(path))
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("commit", 2), ("batch", 1), ("none", 0)])
+def test_every_durability_keeps_data_and_sets_synchronous(
+    tmp_path: Path, durability: str, synchronous: int
+) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path), durability=durability) as db:
+        backend = db.backend
+        assert isinstance(backend, SqlitePersister)
+        connection = backend._conn
+        assert connection.execute("PRAGMA synchronous").fetchone() == (synchronous,)
+        db.store.set_row("t", "r", {"a": 1.0})
+    with hutch.open(url(path)) as db:
+        assert canonical(db.store.get_row("t", "r")) == b'{"a":1.0}'
+
+
+# -- several connections on one file -----------------------------------------------------------
+
+
+def test_two_databases_on_one_file_see_each_others_commits(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path)) as a, hutch.open(url(path)) as b:
+        heard: list[hutch.Changes] = []
+        b.store.add_listener(heard.append, table="t")
+        a.store.set_row("t", "r1", {"n": 1, "flag": True})
+        a.store.set_value("count", 1)
+        with b.store.transaction():  # starts from a's commits
+            b.store.set_value("count", b.store.get_value("count") + 1)
+        assert heard
+        assert heard[0].tables == {"t": {"r1": {"n": 1, "flag": True}}}
+        assert b.store.get_row("t", "r1") == {"n": 1, "flag": True}
+        a.store.del_row("t", "r1")
+        a.store.set_row("t", "r2", {"n": [2]})
+        heard.clear()
+        b.refresh()
+        assert heard[0].tables == {"t": {"r1": None, "r2": {"n": [2]}}}
+        assert contents(b) == contents(a)
+        a.refresh()
+        assert a.store.get_value("count") == 2
+        heard.clear()
+        b.refresh()  # nothing new: no listener call
+        assert heard == []
+
+
+def test_a_write_by_a_plain_sqlite_connection_is_picked_up(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path)) as db:
+        db.store.set_row("users", "u1", {"email": "a@x.io", "admin": True})
+        connection = sqlite3.connect(path)
+        try:
+            with connection:
+                connection.execute("UPDATE users SET email = 'b@x.io' WHERE id = 'u1'")
+                connection.execute("INSERT INTO users (id, email) VALUES ('u2', 'c@x.io')")
+        finally:
+            connection.close()
+        db.refresh()
+        assert db.store.get_table("users") == {
+            "u1": {"email": "b@x.io", "admin": True},
+            "u2": {"email": "c@x.io"},
+        }
+
+
+def test_a_failed_apply_rolls_everything_back(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path)) as db:
+        db.store.set_row("t", "keep", {"n": 1})
+        connection = sqlite3.connect(path)
+        try:
+            with connection:  # a real refusal, from inside SQLite, on the second row only
+                connection.execute(
+                    "CREATE TRIGGER refuse BEFORE INSERT ON t WHEN NEW.id = 'bad' "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+                )
+        finally:
+            connection.close()
+
+        def write_three() -> None:
+            with db.store.transaction():
+                db.store.set_row("t", "good", {"n": 2, "new field": True})
+                db.store.set_value("v", 1)
+                db.store.set_row("t", "bad", {"n": 3})
+
+        with pytest.raises(hutch.StorageError, match="refused by a trigger"):
+            write_three()
+        assert db.store.get_row_ids("t") == ["keep"]
+        assert db.store.get_values() == {}
+        db.store.set_row("t", "after", {"n": 4})  # the connection is usable again
+    assert columns(path, "t") == ["id", "_hutch_meta", "n"]  # the new column was rolled back
+    with hutch.open(url(path)) as db:
+        assert sorted(db.store.get_row_ids("t")) == ["after", "keep"]
+        assert db.store.get_values() == {}
+
+
+def test_a_held_lock_fails_the_transaction_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path), busy_timeout=0.05) as db:
+        db.store.set_row("t", "r", {"n": 1})
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(hutch.StorageError, match="busy_timeout"):
+                db.store.set_row("t", "r", {"n": 2})
+            assert db.store.get_row("t", "r") == {"n": 1}
+        finally:
+            other.close()
+        db.store.set_row("t", "r", {"n": 3})
+    with hutch.open(url(path)) as db:
+        assert db.store.get_row("t", "r") == {"n": 3}
+
+
+def test_a_file_that_is_not_sqlite_is_corrupt_data(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    path.write_bytes(b"this is not a database, " * 100)
+    with pytest.raises(hutch.CorruptData, match="not a SQLite database"):
+        hutch.open(url(path))
+
+
+def test_sqlite_errors_become_hutch_errors(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    hutch.open(url(path)).close()
+    read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        with pytest.raises(sqlite3.Error) as caught:
+            read_only.execute("INSERT INTO _values VALUES ('k', '1')")
+    finally:
+        read_only.close()
+    error = storage_error(caught.value, "write to", path)
+    assert isinstance(error, hutch.ReadOnlyStorage)
+    assert str(path) in str(error)
+    full = sqlite3.connect(tmp_path / "full.db")
+    try:
+        full.execute("PRAGMA max_page_count = 2")
+        full.execute("CREATE TABLE big (x)")
+        with pytest.raises(sqlite3.Error) as caught:
+            full.execute("INSERT INTO big VALUES (zeroblob(100000))")
+    finally:
+        full.close()
+    assert isinstance(storage_error(caught.value, "write to", path), hutch.DiskFull)
+
+
+COUNTER = """\
+import os, sys
+import hutch
+
+db = hutch.open(sys.argv[1])
+os.write(1, b"ready\\n")
+sys.stdin.readline()
+for i in range(int(sys.argv[2])):
+    with db.store.transaction():
+        seen = db.store.get_cell("counters", "total", "n", 0)
+        db.store.set_cell("counters", "total", "n", seen + 1)
+        db.store.set_row("increments", f"w{sys.argv[3]}-{i}", {"saw": seen})
+db.close()
+os.write(1, b"done\\n")
+"""
+
+
+def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    hutch.open(url(path)).close()
+    script = tmp_path / "counter.py"
+    script.write_text(COUNTER, encoding="utf-8")
+    processes, increments = 3, 30
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        for me in range(processes):
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, str(script), url(path), str(increments), str(me)],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    bufsize=0,
+                )
+            )
+        readers = [LineReader(child.stdout) for child in children if child.stdout is not None]
+        for reader in readers:
+            assert reader.readline() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write(b"go\n")
+        for reader in readers:
+            assert reader.readline() == "done"
+        for child in children:
+            assert child.wait(WAIT) == 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            child.wait(WAIT)
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
+    with hutch.open(url(path)) as db:
+        assert db.store.get_cell("counters", "total", "n") == processes * increments
+        seen = sorted(row["saw"] for row in db.store.get_table("increments").values())
+        assert seen == list(range(processes * increments))
+
+
+def test_without_sqlite_utils_the_error_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "sqlite_utils", None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, "hutch.backends.sqlite.persister")
+    with pytest.raises(hutch.ConfigError, match=r"pip install 'hutch\[sqlite\]'"):
+        hutch.open(url(tmp_path / "a.db"))
