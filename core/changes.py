@@ -68,6 +68,25 @@ class Changes:
             return False
         return row_id is None or row_id in rows
 
+    @classmethod
+    def combined(cls, many: list[Changes]) -> Changes:
+        """One ``Changes`` with the effect of several, applied in order."""
+        if len(many) == 1:
+            return many[0]
+        tables: dict[str, dict[str, Row | None]] = {}
+        values: dict[str, Any] = {}
+        deleted: set[str] = set()
+        for changes in many:
+            for table_id, rows in changes.tables.items():
+                tables.setdefault(table_id, {}).update(rows)
+            for key, value in changes.values.items():
+                values[key] = value
+                deleted.discard(key)
+            for key in changes.deleted_values:
+                values.pop(key, None)
+                deleted.add(key)
+        return cls(tables, values, frozenset(deleted))
+
     def copy(self) -> Changes:
         """Return a deep copy that shares no dict or list with the store."""
         return Changes(

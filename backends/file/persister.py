@@ -17,7 +17,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,12 @@ from hutch import (
     Persister,
     Snapshot,
     StorageError,
-    UnsupportedFormat,
 )
 from hutch.cells import Row, check_value
 from hutch.config import parse_collections
 
 from . import indices, records, wal
+from .folder import check_indexed, open_root, parse_manifest, positive, settings_json
 from .fsio import (
     is_temp,
     open_dir,
@@ -58,7 +58,6 @@ WAL_FOLDER = "_wal"
 QUARANTINE_FOLDER = "_quarantine"
 #: A checkpoint also starts when the log grows past this many bytes.
 CHECKPOINT_BYTES = 16 << 20
-_FIELD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}").fullmatch
 _PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})*").fullmatch
 _TABLE_FOLDER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
 
@@ -78,10 +77,10 @@ class FilePersister(Persister):
             raise ConfigError(
                 f"on_corrupt must be 'raise' or 'quarantine', not {self._on_corrupt!r}"
             )
-        self._batch_interval = _seconds(options, "batch_interval", 2.0)
-        self._checkpoint_interval = _seconds(options, "checkpoint_interval", 5.0)
+        self._batch_interval = positive(options, "batch_interval", 2.0, " of seconds")
+        self._checkpoint_interval = positive(options, "checkpoint_interval", 5.0, " of seconds")
         self._given = {name: _checked(name, s) for name, s in config.collections.items()}
-        self._root_fd = _open_root(self.root)
+        self._root_fd = open_root(self.root)
         try:
             self._lock_fd = os.open(
                 LOCK_FILE,
@@ -157,7 +156,7 @@ class FilePersister(Persister):
         if not self._unseen:
             return None
         unseen, self._unseen = self._unseen, []
-        return _merge(unseen)
+        return Changes.combined(unseen)
 
     def apply(self, changes: Changes) -> None:
         assert self._writer is not None
@@ -271,7 +270,9 @@ class FilePersister(Persister):
         """The settings kept in ``hutch.json``, updated with those given to ``hutch.open``."""
         where = self.root / records.MANIFEST
         try:
-            stored = _parse_manifest(read_file(self._root_fd, records.MANIFEST), where)
+            stored = parse_manifest(
+                read_file(self._root_fd, records.MANIFEST), where, version=records.FORMAT_VERSION
+            )
             exists = True
         except FileNotFoundError:
             stored, exists = {}, False
@@ -291,7 +292,7 @@ class FilePersister(Persister):
                     f"{self.root / folder}; give one of them another path"
                 )
             folders[folder] = name
-        wanted = {name: _settings_json(s) for name, s in sorted(merged.items())}
+        wanted = {name: settings_json(s) for name, s in sorted(merged.items())}
         if not exists or wanted != stored:
             try:
                 write_atomic(
@@ -629,62 +630,9 @@ def _apply_to(tables: dict[str, dict[str, Row]], values: dict[str, Any], changes
         values.pop(key, None)
 
 
-def _merge(many: list[Changes]) -> Changes:
-    """One ``Changes`` with the effect of several, in order."""
-    if len(many) == 1:
-        return many[0]
-    tables: dict[str, dict[str, Row | None]] = {}
-    values: dict[str, Any] = {}
-    deleted: set[str] = set()
-    for changes in many:
-        for table_id, rows in changes.tables.items():
-            tables.setdefault(table_id, {}).update(rows)
-        for key, value in changes.values.items():
-            values[key] = value
-            deleted.discard(key)
-        for key in changes.deleted_values:
-            values.pop(key, None)
-            deleted.add(key)
-    return Changes(tables, values, frozenset(deleted))
-
-
-def _open_root(root: Path) -> int:
-    """The root folder, created if its parent exists; the root itself may be a link."""
-    if not root.exists():
-        if not root.parent.is_dir():
-            raise ConfigError(
-                f"cannot open {root}: its parent folder {root.parent} does not exist; create it"
-            )
-        try:
-            root.mkdir()
-        except FileExistsError:
-            pass  # another process made it first
-        except OSError as error:
-            raise storage_error(error, "create the data folder", root) from error
-    if not root.is_dir():
-        raise ConfigError(f"cannot open {root}: it is not a folder")
-    if not os.access(root, os.W_OK | os.X_OK):
-        read_only = os.statvfs(root).f_flag & os.ST_RDONLY
-        code = errno.EROFS if read_only else errno.EACCES
-        raise storage_error(OSError(code, os.strerror(code)), "write to", root)
-    return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-
-
-def _seconds(options: Mapping[str, Any], name: str, default: float) -> float:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
-    return float(value)
-
-
 def _checked(name: str, settings: CollectionSettings) -> CollectionSettings:
     """Settings the file backend can honour: field and folder names that are safe file names."""
-    for field in settings.indexed:
-        if not _FIELD(field):
-            raise ConfigError(
-                f"collection {name!r}: the indexed field {field!r} becomes a file name; use "
-                "letters, digits, '_', '.' and '-' (not leading with '.' or '-')"
-            )
+    check_indexed(name, settings)
     if settings.path is not None and not _PATH(settings.path):
         raise ConfigError(
             f"collection {name!r}: path {settings.path!r} must be a relative folder inside the "
@@ -693,32 +641,8 @@ def _checked(name: str, settings: CollectionSettings) -> CollectionSettings:
     return settings
 
 
-def _settings_json(settings: CollectionSettings) -> dict[str, Any]:
-    return {"indexed": list(settings.indexed), "wal": settings.wal, "path": settings.path}
-
-
 def _settings_from(name: str, stored: Any) -> CollectionSettings:
     return parse_collections({name: stored})[name]
-
-
-def _parse_manifest(data: bytes, where: Path) -> dict[str, Any]:
-    try:
-        manifest = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
-        raise CorruptData(
-            f"{where}: malformed JSON at line {error.lineno}, column {error.colno}; fix it"
-        ) from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
-        raise CorruptData(f"{where}: not a hutch manifest (no format version)")
-    if manifest["format"] > records.FORMAT_VERSION:
-        raise UnsupportedFormat(
-            f"{where} says format {manifest['format']}, newer than the {records.FORMAT_VERSION} "
-            "this hutch reads; upgrade hutch to open it"
-        )
-    collections = manifest.get("collections", {})
-    if not isinstance(collections, dict):
-        raise CorruptData(f"{where}: 'collections' must be an object")
-    return collections
 
 
 @contextmanager

@@ -24,7 +24,6 @@ import stat
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -41,9 +40,15 @@ from hutch import (
     Persister,
     Snapshot,
     StorageError,
-    UnsupportedFormat,
 )
 from hutch.backends.file import indices
+from hutch.backends.file.folder import (
+    check_indexed,
+    open_root,
+    parse_manifest,
+    positive,
+    settings_json,
+)
 from hutch.backends.file.fsio import (
     is_temp,
     open_dir,
@@ -70,7 +75,6 @@ INDICES = "indices"
 #: A log is compacted once it holds more than this many lines, most of them dead.
 COMPACT_LINES = 1000
 _TABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
-_FIELD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}").fullmatch
 # What orjson accepts but a row may not hold: an "id" or empty key, a NUL, a number that may
 # not fit in 64 bits. Bytes without any of these need no per-cell check after orjson read them.
 _NEEDS_CHECK = re.compile(rb'"id"|""|\\u0000|[0-9]{19}').search
@@ -99,10 +103,10 @@ class JsonlPersister(Persister):
         config.check_options("batch_interval", "compact_lines")
         self.root = config.url.file_path()
         self._durability = config.durability
-        self._batch_interval = _positive(config.options, "batch_interval", 2.0)
-        self._compact_lines = int(_positive(config.options, "compact_lines", COMPACT_LINES))
-        self._given = {name: _checked(name, s) for name, s in config.collections.items()}
-        self._root_fd = _open_root(self.root)
+        self._batch_interval = positive(config.options, "batch_interval", 2.0)
+        self._compact_lines = int(positive(config.options, "compact_lines", COMPACT_LINES))
+        self._given = {name: check_indexed(name, s) for name, s in config.collections.items()}
+        self._root_fd = open_root(self.root)
         try:
             self._lock_fd = os.open(
                 LOCK_FILE, os.O_RDWR | os.O_CREAT | _OPEN, 0o644, dir_fd=self._root_fd
@@ -180,7 +184,7 @@ class JsonlPersister(Persister):
         if not self._unseen:
             return None
         unseen, self._unseen = self._unseen, []
-        return _merge(unseen)
+        return Changes.combined(unseen)
 
     def apply(self, changes: Changes) -> None:
         self._check_process()
@@ -576,7 +580,9 @@ class JsonlPersister(Persister):
         """The settings kept in ``hutch.json``, updated with those given to ``hutch.open``."""
         where = self.root / MANIFEST
         try:
-            stored = _parse_manifest(read_file(self._root_fd, MANIFEST), where)
+            stored = parse_manifest(
+                read_file(self._root_fd, MANIFEST), where, version=FORMAT_VERSION, kind=KIND
+            )
             exists = True
         except FileNotFoundError:
             stored, exists = {}, False
@@ -584,13 +590,13 @@ class JsonlPersister(Persister):
             raise storage_error(error, "read", where) from error
         try:
             merged = {
-                name: _checked(name, parse_collections({name: s})[name])
+                name: check_indexed(name, parse_collections({name: s})[name])
                 for name, s in stored.items()
             }
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}; fix the file by hand") from None
         merged.update(self._given)
-        wanted = {name: _settings_json(s) for name, s in sorted(merged.items())}
+        wanted = {name: settings_json(s) for name, s in sorted(merged.items())}
         if not exists or wanted != stored:
             manifest = {"format": FORMAT_VERSION, "kind": KIND, "collections": wanted}
             try:
@@ -615,91 +621,3 @@ def _is_log(name: str) -> bool:
 def _log_table(name: str) -> str | None:
     """The collection whose log ``name`` is, or ``None`` for the values log."""
     return None if name == lines.VALUES else name[: -len(lines.SUFFIX)]
-
-
-def _merge(many: list[Changes]) -> Changes:
-    """One ``Changes`` with the effect of several, in order."""
-    if len(many) == 1:
-        return many[0]
-    tables: dict[str, dict[str, Row | None]] = {}
-    values: dict[str, Any] = {}
-    deleted: set[str] = set()
-    for changes in many:
-        for table_id, rows in changes.tables.items():
-            tables.setdefault(table_id, {}).update(rows)
-        for key, value in changes.values.items():
-            values[key] = value
-            deleted.discard(key)
-        for key in changes.deleted_values:
-            values.pop(key, None)
-            deleted.add(key)
-    return Changes(tables, values, frozenset(deleted))
-
-
-def _open_root(root: Path) -> int:
-    """The root folder, created if its parent exists; the root itself may be a link."""
-    if not root.exists():
-        if not root.parent.is_dir():
-            raise ConfigError(
-                f"cannot open {root}: its parent folder {root.parent} does not exist; create it"
-            )
-        try:
-            root.mkdir()
-        except FileExistsError:
-            pass  # another process made it first
-        except OSError as error:
-            raise storage_error(error, "create the data folder", root) from error
-    if not root.is_dir():
-        raise ConfigError(f"cannot open {root}: it is not a folder")
-    try:
-        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as error:
-        raise storage_error(error, "open", root) from error
-
-
-def _positive(options: Mapping[str, Any], name: str, default: float) -> float:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigError(f"{name} must be a positive number, not {value!r}")
-    return float(value)
-
-
-def _checked(name: str, settings: CollectionSettings) -> CollectionSettings:
-    """Indexed fields become file names: only safe ones. (``wal`` and ``path`` are accepted.)"""
-    for field in settings.indexed:
-        if not _FIELD(field):
-            raise ConfigError(
-                f"collection {name!r}: the indexed field {field!r} becomes a file name; use "
-                "letters, digits, '_', '.' and '-' (not leading with '.' or '-')"
-            )
-    return settings
-
-
-def _settings_json(settings: CollectionSettings) -> dict[str, Any]:
-    return {"indexed": list(settings.indexed), "wal": settings.wal, "path": settings.path}
-
-
-def _parse_manifest(data: bytes, where: Path) -> dict[str, Any]:
-    try:
-        manifest = orjson.loads(data)
-    except orjson.JSONDecodeError as error:
-        raise CorruptData(
-            f"{where}: malformed JSON at line {error.lineno}, column {error.colno}; fix it"
-        ) from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
-        raise CorruptData(f"{where}: not a hutch manifest (no format version)")
-    kind = manifest.get("kind", "file")
-    if kind != KIND:
-        raise ConfigError(
-            f"{where}: this folder holds a {kind}:// store, not a jsonl:// one; open it with "
-            f"{kind}:// or give jsonl:// another folder"
-        )
-    if manifest["format"] > FORMAT_VERSION:
-        raise UnsupportedFormat(
-            f"{where} says format {manifest['format']}, newer than the {FORMAT_VERSION} "
-            "this hutch reads; upgrade hutch to open it"
-        )
-    collections = manifest.get("collections", {})
-    if not isinstance(collections, dict):
-        raise CorruptData(f"{where}: 'collections' must be an object")
-    return collections

@@ -1,0 +1,101 @@
+"""A data folder's front door, shared by the folder backends (``file://``, ``jsonl://``).
+
+Opening the root, reading the manifest and checking options and collection
+settings are the same for every backend that keeps its store in a folder.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hutch import CollectionSettings, ConfigError, CorruptData, UnsupportedFormat
+
+from .fsio import storage_error
+
+_FIELD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}").fullmatch
+
+
+def open_root(root: Path) -> int:
+    """The root folder, created if its parent exists; the root itself may be a link."""
+    if not root.exists():
+        if not root.parent.is_dir():
+            raise ConfigError(
+                f"cannot open {root}: its parent folder {root.parent} does not exist; create it"
+            )
+        try:
+            root.mkdir()
+        except FileExistsError:
+            pass  # another process made it first
+        except OSError as error:
+            raise storage_error(error, "create the data folder", root) from error
+    if not root.is_dir():
+        raise ConfigError(f"cannot open {root}: it is not a folder")
+    if not os.access(root, os.W_OK | os.X_OK):
+        read_only = os.statvfs(root).f_flag & os.ST_RDONLY
+        code = errno.EROFS if read_only else errno.EACCES
+        raise storage_error(OSError(code, os.strerror(code)), "write to", root)
+    try:
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise storage_error(error, "open", root) from error
+
+
+def positive(options: Mapping[str, Any], name: str, default: float, unit: str = "") -> float:
+    """The option ``name`` (a positive number, ``unit`` said in the error), or ``default``."""
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number{unit}, not {value!r}")
+    return float(value)
+
+
+def check_indexed(name: str, settings: CollectionSettings) -> CollectionSettings:
+    """Indexed fields become file names: refuse any that is not a safe one."""
+    for field in settings.indexed:
+        if not _FIELD(field):
+            raise ConfigError(
+                f"collection {name!r}: the indexed field {field!r} becomes a file name; use "
+                "letters, digits, '_', '.' and '-' (not leading with '.' or '-')"
+            )
+    return settings
+
+
+def settings_json(settings: CollectionSettings) -> dict[str, Any]:
+    """A collection's settings as the manifest keeps them."""
+    return {"indexed": list(settings.indexed), "wal": settings.wal, "path": settings.path}
+
+
+def parse_manifest(
+    data: bytes, where: Path, *, version: int, kind: str | None = None
+) -> dict[str, Any]:
+    """The collection settings a manifest keeps; refuses a newer format (and, given ``kind``,
+    a folder of another backend)."""
+    try:
+        manifest = orjson.loads(data)
+    except orjson.JSONDecodeError as error:
+        raise CorruptData(
+            f"{where}: malformed JSON at line {error.lineno}, column {error.colno}; fix it"
+        ) from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
+        raise CorruptData(f"{where}: not a hutch manifest (no format version)")
+    found = manifest.get("kind", "file")
+    if kind is not None and found != kind:
+        raise ConfigError(
+            f"{where}: this folder holds a {found}:// store, not a {kind}:// one; open it with "
+            f"{found}:// or give {kind}:// another folder"
+        )
+    if manifest["format"] > version:
+        raise UnsupportedFormat(
+            f"{where} says format {manifest['format']}, newer than the {version} "
+            "this hutch reads; upgrade hutch to open it"
+        )
+    collections = manifest.get("collections", {})
+    if not isinstance(collections, dict):
+        raise CorruptData(f"{where}: 'collections' must be an object")
+    return collections
