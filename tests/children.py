@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import IO
@@ -40,3 +41,35 @@ class LineReader:
         """Every remaining whole line, up to the end (call once the child has exited)."""
         while (line := self.readline()) is not None:
             yield line
+
+
+def run_in_step(commands: list[list[str]]) -> None:
+    """Run child processes that print "ready", wait for a line on stdin, work, print "done".
+
+    They all start work at once (one "go" each, no sleeps), must all finish with
+    exit status 0, and are always ended and reaped, whatever happens.
+    """
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        for command in commands:
+            children.append(
+                subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+            )
+        readers = [LineReader(child.stdout) for child in children if child.stdout is not None]
+        for reader in readers:
+            assert reader.readline() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write(b"go\n")
+        for reader in readers:
+            assert reader.readline() == "done"
+        for child in children:
+            assert child.wait(WAIT) == 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+            child.wait(WAIT)
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()

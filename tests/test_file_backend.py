@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from operations import operations
 
 import hutch
 from hutch.backends.file import FilePersister
@@ -244,35 +244,7 @@ def test_a_folder_that_is_not_a_collection_is_left_alone(tmp_path: Path) -> None
     assert (tmp_path / "notes.txt").read_text() == "hello"
 
 
-_ids = st.sampled_from(["a", "b", "c", "d"])
-_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=5),
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(
-            st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=3),
-            inner,
-            max_size=3,
-        )
-    ),
-    max_leaves=6,
-)
-_operations = st.lists(
-    st.one_of(
-        st.tuples(st.just("set_row"), _ids, _ids, st.dictionaries(_ids, _values, max_size=3)),
-        st.tuples(st.just("set_cell"), _ids, _ids, _ids, _values),
-        st.tuples(st.just("del_row"), _ids, _ids),
-        st.tuples(st.just("del_cell"), _ids, _ids, _ids),
-        st.tuples(st.just("set_value"), _ids, _values),
-        st.tuples(st.just("del_value"), _ids),
-        st.tuples(st.just("reopen")),
-    ),
-    max_size=25,
-)
+_operations = operations(length=25)
 
 
 @settings(

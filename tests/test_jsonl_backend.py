@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 import pytest
-from children import WAIT, LineReader
+from children import WAIT, LineReader, run_in_step
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from operations import operations
 from test_file_crash import WRITER, canonical, make_plan, states_after, temp_files
 
 import hutch
@@ -252,35 +252,7 @@ def test_another_database_sees_commits_and_compactions(tmp_path: Path) -> None:
 
 # -- randomised operations, reopened -----------------------------------------------------------
 
-_ids = st.sampled_from(["a", "b", "c", "d"])
-_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**63), 2**63 - 1)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=5),
-    lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(
-            st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=3),
-            inner,
-            max_size=3,
-        )
-    ),
-    max_leaves=6,
-)
-_operations = st.lists(
-    st.one_of(
-        st.tuples(st.just("set_row"), _ids, _ids, st.dictionaries(_ids, _values, max_size=3)),
-        st.tuples(st.just("set_cell"), _ids, _ids, _ids, _values),
-        st.tuples(st.just("del_row"), _ids, _ids),
-        st.tuples(st.just("del_cell"), _ids, _ids, _ids),
-        st.tuples(st.just("set_value"), _ids, _values),
-        st.tuples(st.just("del_value"), _ids),
-        st.tuples(st.just("reopen")),
-    ),
-    max_size=30,
-)
+_operations = operations()
 
 
 @settings(
@@ -404,35 +376,12 @@ def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
     script = tmp_path / "counter.py"
     script.write_text(COUNTER, encoding="utf-8")
     processes, increments = 4, 40
-    children: list[subprocess.Popen[bytes]] = []
-    try:
-        for me in range(processes):
-            children.append(
-                subprocess.Popen(
-                    [sys.executable, str(script), url(root), str(increments), str(me)],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    bufsize=0,
-                )
-            )
-        readers = [LineReader(child.stdout) for child in children if child.stdout is not None]
-        for reader in readers:
-            assert reader.readline() == "ready"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write(b"go\n")
-        for reader in readers:
-            assert reader.readline() == "done"
-        for child in children:
-            assert child.wait(WAIT) == 0
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-            child.wait(WAIT)
-            for pipe in (child.stdin, child.stdout):
-                if pipe is not None:
-                    pipe.close()
+    run_in_step(
+        [
+            [sys.executable, str(script), url(root), str(increments), str(me)]
+            for me in range(processes)
+        ]
+    )
     with hutch.open(url(root)) as db:
         assert db.store.get_cell("counters", "total", "n") == processes * increments
         seen = sorted(row["saw"] for row in db.store.get_table("increments").values())
