@@ -20,7 +20,7 @@ from hutch.models import Model
 from hutch.persister import BackendConfig, Capabilities, Persister
 from hutch.plugin_manager import AUTOLOAD_OFF, autoload_enabled, backends, make_manager
 from hutch.registry import ModelRegistry
-from hutch.relationships import Relationships
+from hutch.relationships import Relationship, Relationships
 from hutch.repository import Repository
 from hutch.store import Store
 
@@ -108,12 +108,12 @@ class Database:
                 f"could not load {config.url.redacted()}: {type(error).__name__}: {error}"
             ) from error
         self.store = Store(persister, snapshot)
-        self.indexes = Indexes(self.store)
-        self.relationships = Relationships(self.store)
-        self.models = ModelRegistry(self)
-        plugins.hook.hutch_register_models(register=self.models.register)
         #: The mirrors, each with its ``error`` and whether it is ``in_step``.
         self.mirrors = list(mirrors)
+        self.indexes = Indexes(self.store)
+        self.relationships = Relationships(self.store, self._describe_relationship)
+        self.models = ModelRegistry(self)
+        plugins.hook.hutch_register_models(register=self.models.register)
         self.resync_mirrors()
         if self.mirrors:
             self.store.add_listener(self._to_mirrors)
@@ -173,6 +173,19 @@ class Database:
     def resync_mirrors(self) -> bool:
         """Bring every mirror back in step with the primary; return whether all are."""
         return all([mirror.resync(self.store) for mirror in self.mirrors])
+
+    def _describe_relationship(self, relationship_id: str, relationship: Relationship) -> None:
+        try:
+            self._persister.describe_relationship(relationship_id, relationship)
+        except HutchError:
+            raise
+        except Exception as error:
+            raise StorageError(
+                f"the backend of {self.url} could not record relationship {relationship_id!r} "
+                f"({type(error).__name__}: {error}); it was not defined"
+            ) from error
+        for mirror in self.mirrors:
+            mirror.describe(relationship_id, relationship)
 
     def _to_mirrors(self, changes: Changes) -> None:
         for mirror in self.mirrors:

@@ -37,15 +37,19 @@ class Definitions:
             raise DefinitionError(f"a {self.kind} id is a non-empty string, not {name!r}")
         return name
 
+    def _check_definable(self, name: str) -> None:
+        """Raise unless ``name`` may be defined now: outside a transaction, on an open store."""
+        if self._store.in_transaction:
+            raise DefinitionError(
+                f"define {self.kind} {name!r} outside a transaction, so that it cannot "
+                "see writes that may yet roll back"
+            )
+        self._store.check_open()
+
     def _install(self, name: str, index: SliceIndex) -> None:
         """Build ``index`` from the current rows and put it in place of any old one."""
         with self._store.lock:
-            if self._store.in_transaction:
-                raise DefinitionError(
-                    f"define {self.kind} {name!r} outside a transaction, so that it cannot "
-                    "see writes that may yet roll back"
-                )
-            self._store.check_open()
+            self._check_definable(name)
             index.build(self._store.rows_of(index.table_id))
             self.delete(name)
             self._defined[name] = index

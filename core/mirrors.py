@@ -5,7 +5,8 @@ the data in another backend, for comparison and for tools (SQL, Datasette).
 The primary is the truth: a mirror that fails never fails a commit. It records
 the error, stops taking changes, and catches up on :meth:`Mirror.resync`
 (``db.resync_mirrors()``, and on every open) by comparing its whole content
-with the primary's and applying the difference.
+with the primary's and applying the difference. A mirror is also told of each
+relationship defined, so that a SQLite mirror shows the links as foreign keys.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from hutch.cells import Row, same_json
 from hutch.changes import Changes
 from hutch.config import URL
 from hutch.persister import Persister, Snapshot
+from hutch.relationships import Relationship
 from hutch.store import Store
 
 log = logging.getLogger("hutch.mirrors")
@@ -31,6 +33,17 @@ class Mirror:
         #: The last failure, until a resync succeeds (``None`` while the mirror is in step).
         self.error: Exception | None = None
         self.in_step = False
+        self._relationships: dict[str, Relationship] = {}
+
+    def describe(self, relationship_id: str, relationship: Relationship) -> None:
+        """Pass on a relationship the primary defined; a failure is recorded, never raised."""
+        self._relationships[relationship_id] = relationship
+        if not self.in_step:
+            return  # resync describes it
+        try:
+            self.persister.describe_relationship(relationship_id, relationship)
+        except Exception as error:
+            self._fell_behind(error)
 
     def take(self, changes: Changes) -> None:
         """Apply a commit of the primary; a failure is recorded, never raised."""
@@ -45,7 +58,10 @@ class Mirror:
         """Make the mirror hold exactly what the primary holds; return whether it worked."""
         with store.lock:
             try:
-                difference = _difference(store, self.persister.load())
+                snapshot = self.persister.load()
+                for relationship_id, relationship in self._relationships.items():
+                    self.persister.describe_relationship(relationship_id, relationship)
+                difference = _difference(store, snapshot)
                 if difference:
                     self._apply(difference)
             except Exception as error:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -23,6 +23,9 @@ from hutch.cells import Row
 from hutch.changes import Changes
 from hutch.config import URL, CollectionSettings, Durability
 from hutch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hutch.relationships import Relationship
 
 
 @attrs.frozen
@@ -104,6 +107,17 @@ class Persister(abc.ABC):
         Called after :meth:`begin` and on ``Database.refresh()``.
         """
         return None
+
+    def describe_relationship(  # noqa: B027 - optional hook, empty by default
+        self, relationship_id: str, relationship: Relationship
+    ) -> None:
+        """A relationship was defined (or replaced): show the link where the format can.
+
+        The SQLite backend declares a foreign key, so that tools such as
+        Datasette show it. Describe, never enforce: a cell may point at a row
+        that does not exist. Called outside any transaction; if this raises,
+        the relationship is not defined.
+        """
 
     def reindex(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Rebuild whatever on-disk indexes the backend keeps from its records."""

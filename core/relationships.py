@@ -11,6 +11,8 @@ and the model layer enforces foreign keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import attrs
 
 from hutch.cells import Row
@@ -36,9 +38,13 @@ class Relationships(Definitions):
     kind = "relationship"
     define_call = "relationships.define"
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, describe: Callable[[str, Relationship], None] | None = None
+    ) -> None:
         super().__init__(store)
         self._definitions: dict[str, Relationship] = {}
+        #: Called with each new definition before it takes effect (the backend records it).
+        self._describe = describe
 
     def define(self, relationship_id: str, local: str, remote: str, on: str) -> None:
         """Define (or replace) a relationship: ``local`` rows point at ``remote`` rows by ``on``."""
@@ -55,10 +61,14 @@ class Relationships(Definitions):
             remote_id = row.get(on)
             return (remote_id,) if is_row_id(remote_id) else ()
 
+        relationship = Relationship(local, remote, on)
         index = SliceIndex(f"relationship {relationship_id}", local, keys_of)
         with self._store.lock:
+            self._check_definable(relationship_id)
+            if self._describe is not None:
+                self._describe(relationship_id, relationship)
             self._install(relationship_id, index)
-            self._definitions[relationship_id] = Relationship(local, remote, on)
+            self._definitions[relationship_id] = relationship
 
     def delete(self, relationship_id: str) -> None:
         """Forget a relationship; deleting an unknown one does nothing."""

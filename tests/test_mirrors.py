@@ -17,6 +17,7 @@ class Fragile(Persister):
     """A mirror that keeps its rows in a dict shared by the test, and fails when told to."""
 
     rows: ClassVar[dict[str, dict[str, dict[str, object]]]] = {}
+    described: ClassVar[dict[str, hutch.Relationship]] = {}
     failing = False
 
     def __init__(self, config: BackendConfig) -> None:
@@ -34,6 +35,11 @@ class Fragile(Persister):
             else:
                 Fragile.rows.setdefault(table_id, {})[row_id] = dict(row)
 
+    def describe_relationship(self, relationship_id: str, relationship: hutch.Relationship) -> None:
+        if Fragile.failing:
+            raise OSError("the mirror's disk is gone")
+        Fragile.described[relationship_id] = relationship
+
 
 class FragilePlugin:
     @hutch.hookimpl
@@ -48,6 +54,7 @@ PLUGINS = [hutch.backends.memory, hutch.backends.file, FragilePlugin()]
 def isolated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD", "1")
     Fragile.rows = {}
+    Fragile.described = {}
     Fragile.failing = False
 
 
@@ -102,3 +109,22 @@ def test_opening_resyncs_a_mirror_that_fell_behind(tmp_path: Path) -> None:
 def test_a_mirror_with_an_unknown_scheme_fails_the_open() -> None:
     with pytest.raises(hutch.UnknownBackend, match="nope"):
         hutch.open("memory://", mirrors=["nope://x"], plugins=PLUGINS)
+
+
+def test_a_mirror_is_told_of_relationships_and_catches_up_on_those_it_missed(
+    tmp_path: Path,
+) -> None:
+    team_org = hutch.Relationship("teams", "orgs", "org_id")
+    with hutch.open("memory://", mirrors=["fragile://"], plugins=PLUGINS) as db:
+        db.relationships.define("team_org", local="teams", remote="orgs", on="org_id")
+        assert Fragile.described == {"team_org": team_org}
+        Fragile.failing = True
+        db.relationships.define("team_lead", local="teams", remote="users", on="lead_id")
+        assert "team_lead" in db.relationships  # the primary's definition stands
+        assert not db.mirrors[0].in_step
+        Fragile.failing = False
+        assert db.resync_mirrors()
+        assert Fragile.described == {
+            "team_org": team_org,
+            "team_lead": hutch.Relationship("teams", "users", "lead_id"),
+        }

@@ -19,6 +19,7 @@ class SharedPersister(Persister):
         self.calls: list[str] = []
         self.elsewhere: list[Changes] = []
         self.applied: list[Changes] = []
+        self.described: dict[str, hutch.Relationship] = {}
 
     def load(self) -> Snapshot:
         self.calls.append("load")
@@ -37,6 +38,10 @@ class SharedPersister(Persister):
 
     def end(self) -> None:
         self.calls.append("end")
+
+    def describe_relationship(self, relationship_id: str, relationship: hutch.Relationship) -> None:
+        self.calls.append("describe")
+        self.described[relationship_id] = relationship
 
     def close(self) -> None:
         self.calls.append("close")
@@ -148,3 +153,28 @@ def test_close_closes_the_persister_once(opened: tuple[hutch.Database, SharedPer
     assert "closed" in repr(db)
     with pytest.raises(hutch.ClosedError):
         db.refresh()
+
+
+def test_a_defined_relationship_is_described_to_the_backend(
+    opened: tuple[hutch.Database, SharedPersister],
+) -> None:
+    db, persister = opened
+    db.relationships.define("item_owner", local="items", remote="owners", on="owner_id")
+    assert persister.described["item_owner"] == hutch.Relationship("items", "owners", "owner_id")
+    with db.store.transaction(), pytest.raises(hutch.DefinitionError, match="outside"):
+        db.relationships.define("late", local="items", remote="owners", on="owner_id")
+    assert "late" not in persister.described
+
+
+def test_a_backend_that_cannot_describe_a_relationship_leaves_it_undefined(
+    opened: tuple[hutch.Database, SharedPersister],
+) -> None:
+    db, persister = opened
+
+    def refuse(relationship_id: str, relationship: hutch.Relationship) -> None:
+        raise OSError("the schema is locked")
+
+    persister.describe_relationship = refuse  # type: ignore[method-assign]
+    with pytest.raises(hutch.StorageError, match=r"item_owner.*the schema is locked"):
+        db.relationships.define("item_owner", local="items", remote="owners", on="owner_id")
+    assert "item_owner" not in db.relationships
