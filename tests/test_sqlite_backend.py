@@ -239,7 +239,7 @@ def test_new_fields_add_columns(tmp_path: Path) -> None:
 
 def test_indexed_fields_get_indexes(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
-    collections = {"users": {"indexed": ["email", "org id"]}, "teams": {"indexed": ["slug"]}}
+    collections = {"users": {"indexed": ["email", "org id"]}, "groups": {"indexed": ["slug"]}}
     with hutch.open(url(path), collections=collections) as db:
         db.store.set_row("users", "u1", {"email": "a@x.io"})
         db.reindex()
@@ -255,12 +255,12 @@ def test_indexed_fields_get_indexes(tmp_path: Path) -> None:
             )
 
         assert indexed("users") == [["email"], ["org id"]]
-        assert indexed("teams") == [["slug"]]
+        assert indexed("groups") == [["slug"]]
     finally:
         connection.close()
     with hutch.open(url(path), collections=collections) as db:  # opening again adds none
         assert db.store.get_row_ids("users") == ["u1"]
-    assert columns(path, "teams") == ["id", "_hutch_meta", "slug"]
+    assert columns(path, "groups") == ["id", "_hutch_meta", "slug"]
 
 
 def test_values_and_the_format_tables(tmp_path: Path) -> None:
@@ -489,7 +489,9 @@ def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
 def test_without_sqlite_utils_the_error_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "sqlite_utils", None)  # as if it were not installed
-    monkeypatch.delitem(sys.modules, "hutch.backends.sqlite.persister")
+    for module in ("sqlite_utils", "sqlite_utils.db"):  # as if it were not installed
+        monkeypatch.setitem(sys.modules, module, None)
+    for module in ("persister", "schema"):
+        monkeypatch.delitem(sys.modules, f"hutch.backends.sqlite.{module}")
     with pytest.raises(hutch.ConfigError, match=r"pip install 'hutch\[sqlite\]'"):
         hutch.open(url(tmp_path / "a.db"))

@@ -24,7 +24,7 @@ def open_sqlite(config: BackendConfig) -> Persister:
     try:
         from .persister import SqlitePersister
     except ModuleNotFoundError as error:
-        if error.name != "sqlite_utils":
+        if (error.name or "").partition(".")[0] != "sqlite_utils":
             raise
         raise ConfigError(
             f"{config.url.redacted()!r} needs sqlite-utils, which is not installed; "

@@ -7,7 +7,10 @@ committed (``PRAGMA data_version`` says whether there is anything), and
 no commit did. The journal is WAL; ``synchronous`` is FULL, NORMAL or OFF for
 the durability ``commit``, ``batch`` or ``none``.
 
-The layout and the cell tags are described in docs/sqlite-format.md.
+Other connections' commits are found in ``_hutch_changes``, the log that
+triggers keep of every row written (by hutch or by hand): :meth:`poll` reads
+the rows it names, not the whole file. The layout and the cell tags are
+described in docs/sqlite-format.md; the tables are kept by :mod:`.schema`.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-import sqlite_utils
 from sqlite_utils.db import quote_identifier
 
 from hutch import (
@@ -36,37 +38,24 @@ from hutch import (
     InvalidValue,
     Persister,
     ReadOnlyStorage,
+    Relationship,
     Snapshot,
     StorageError,
     StoragePermissionError,
-    UnsupportedFormat,
 )
 from hutch.cells import Row, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
 
 from .cells import META, decode_row, encode_row
+from .schema import CHANGES_TABLE, HUTCH_TABLE, VALUES_TABLE, Schema, Table
 
-FORMAT_VERSION = 1
-KIND = "sqlite"
-#: Format version and kind: ``key TEXT PRIMARY KEY, value TEXT``.
-HUTCH_TABLE = "_hutch"
-#: Which SQLite table holds which collection: ``collection TEXT PRIMARY KEY, name TEXT``.
-TABLES_TABLE = "_hutch_tables"
-#: Keyed values: ``key TEXT PRIMARY KEY, value TEXT`` (JSON).
-VALUES_TABLE = "_values"
-#: A table holds at most this many columns; further cells live in ``_hutch_meta``.
-MAX_COLUMNS = 1000
 _SYNCHRONOUS = {"commit": "FULL", "batch": "NORMAL", "none": "OFF"}
-
-
-class _Table:
-    """The columns of one SQLite table, as this connection last read them."""
-
-    def __init__(self, name: str, columns: list[str]) -> None:
-        self.name = name
-        self.columns = set(columns)
-        self.folded = {column.lower() for column in columns}
+#: The change log is cut back to its newest KEEP_CHANGES lines once it holds twice as many;
+#: a connection that had not read the lines cut reads every table instead.
+KEEP_CHANGES = 10_000
+#: Ids bound to one ``IN (...)`` (SQLite allows at least 999 parameters).
+_IDS_PER_QUERY = 500
 
 
 class SqlitePersister(Persister):
@@ -92,17 +81,13 @@ class SqlitePersister(Persister):
             self._conn = sqlite3.connect(
                 self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
             )
-        self._db = sqlite_utils.Database(
-            self._conn, recursive_triggers=False, execute_plugins=False
-        )
+        self._schema = Schema(self._conn, self.path)
         self._pid = os.getpid()
         self._prepared = False
         self._locked = False  # between begin() and the commit of apply() or end()
-        self._collections: dict[str, str] = {}  # collection -> SQLite table
-        self._tables: dict[str, _Table] = {}  # SQLite table -> its columns
-        self._schema_version = -1
         self._data_version: int | None = None
-        self._ids: dict[str, set[str]] = {}  # what this persister last saw, for poll's diff
+        self._seq = 0  # the last line of the change log that this connection has taken in
+        self._ids: dict[str, set[str]] = {}  # the row ids this connection knows, by collection
         self._value_keys: set[str] = set()
 
     # -- the protocol ------------------------------------------------------------------------
@@ -113,8 +98,13 @@ class SqlitePersister(Persister):
             if not self._prepared:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self._durability]}")
+                # Foreign keys describe relationships; the model layer enforces them.
+                self._conn.execute("PRAGMA foreign_keys=OFF")
             with self._write():
-                self._prepare()
+                self._schema.prepare()
+                for collection, settings in self._settings.items():
+                    for field in settings.indexed:
+                        self._schema.index(collection, field)
             self._prepared = True
             tables, values = self._read_everything()
         self._remember(tables, values)
@@ -137,26 +127,20 @@ class SqlitePersister(Persister):
     def poll(self) -> Changes | None:
         self._check_process()
         with self._errors("read"):
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            if version == self._data_version:
+            if self._conn.execute("PRAGMA data_version").fetchone()[0] == self._data_version:
                 return None
-            tables, values = self._read_everything()
-        changed: dict[str, dict[str, Row | None]] = {}
-        for collection in set(tables) | set(self._ids):
-            rows: dict[str, Row | None] = dict(tables.get(collection, {}))
-            for gone in self._ids.get(collection, set()) - rows.keys():
-                rows[gone] = None
-            if rows:
-                changed[collection] = rows
-        deleted = frozenset(self._value_keys - values.keys())
-        self._remember(tables, values)
-        changes = Changes(changed, values, deleted)
+            with self._reading():
+                changes = self._read_logged()
+                if changes is None:  # the log cannot tell: compare every row
+                    changes = self._difference(*self._read_everything())
         return changes if changes else None
 
     def apply(self, changes: Changes) -> None:
         self._check_process()
         with self._errors("write to"), self._write():
-            self._check_schema()
+            self._schema.check()
+            self._schema.log_every_table()
+            in_step = self._last_seq() == self._seq  # nobody wrote since this one last read
             for collection, rows in changes.tables.items():
                 self._write_rows(collection, rows)
             if changes.values:
@@ -169,23 +153,30 @@ class SqlitePersister(Persister):
                     f"DELETE FROM {VALUES_TABLE} WHERE key = ?",
                     [(k,) for k in changes.deleted_values],
                 )
+            last = self._last_seq()
+            self._prune_changes(last)
         # Committed: remember it, so that poll reports only what others write.
-        for collection, rows in changes.tables.items():
-            ids = self._ids.setdefault(collection, set())
-            for row_id, row in rows.items():
-                if row is None:
-                    ids.discard(row_id)
-                else:
-                    ids.add(row_id)
-        self._value_keys.update(changes.values)
-        self._value_keys.difference_update(changes.deleted_values)
+        if in_step:
+            self._seq = last
+        self._take_in(changes)
+
+    def describe_relationship(self, relationship_id: str, relationship: Relationship) -> None:
+        self._check_process()
+        local, on, remote = relationship.local, relationship.on, relationship.remote
+        if self._schema.links(local, on, remote):
+            return
+        doing = f"declare the foreign key of relationship {relationship_id!r} in"
+        with self._errors(doing), self._write():
+            self._schema.check()
+            self._schema.link(local, on, remote)
 
     def reindex(self) -> None:
         self._check_process()
         with self._errors("reindex"), self._write():
-            self._check_schema()
-            for collection in self._settings:
-                self._ensure_indexes(collection)
+            self._schema.check()
+            for collection, settings in self._settings.items():
+                for field in settings.indexed:
+                    self._schema.index(collection, field)
             self._conn.execute("REINDEX")
 
     def close(self) -> None:
@@ -222,135 +213,44 @@ class SqlitePersister(Persister):
             yield
             self._conn.execute("COMMIT")
         except BaseException:
-            self._schema_version = -1  # the cached schema may hold what was rolled back
+            self._schema.forget()
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
             raise
 
-    # -- schema ------------------------------------------------------------------------------
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """One read transaction, so that every table is read as of one commit (or begin()'s)."""
+        own = not self._conn.in_transaction
+        if own:
+            self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if own:
+                self._conn.execute("COMMIT")
 
-    def _prepare(self) -> None:
-        """Create hutch's own tables, check the format, and index the configured fields."""
-        names = set(self._db.table_names())
-        if HUTCH_TABLE not in names:
-            self._db.table(HUTCH_TABLE).create({"key": str, "value": str}, pk="key")
-            self._conn.executemany(
-                f"INSERT INTO {HUTCH_TABLE} (key, value) VALUES (?, ?)",
-                [("format", str(FORMAT_VERSION)), ("kind", KIND)],
-            )
-        else:
-            stored = dict(self._conn.execute(f"SELECT key, value FROM {HUTCH_TABLE}").fetchall())
-            kind = stored.get("kind", KIND)
-            if kind != KIND:
-                raise ConfigError(f"{self.path}: this file holds a {kind} store, not a sqlite one")
-            try:
-                version = int(stored.get("format", FORMAT_VERSION))
-            except (TypeError, ValueError):
-                raise CorruptData(
-                    f"{self.path}: the format in table {HUTCH_TABLE} is {stored['format']!r}, "
-                    "not a number; fix it"
-                ) from None
-            if version > FORMAT_VERSION:
-                raise UnsupportedFormat(
-                    f"{self.path} says format {version}, newer than the {FORMAT_VERSION} this "
-                    "hutch reads; upgrade hutch to open it"
-                )
-        if TABLES_TABLE not in names:
-            self._db.table(TABLES_TABLE).create({"collection": str, "name": str}, pk="collection")
-        if VALUES_TABLE not in names:
-            self._db.table(VALUES_TABLE).create({"key": str, "value": str}, pk="key")
-        self._load_schema()
-        for collection, settings in self._settings.items():
-            if settings.indexed:
-                self._table_of(collection, create=True)
-
-    def _load_schema(self) -> None:
-        self._collections = dict(
-            self._conn.execute(f"SELECT collection, name FROM {TABLES_TABLE}").fetchall()
-        )
-        self._tables = {}
-        for name in self._collections.values():
-            columns = [column.name for column in self._db.table(name).columns]
-            if columns:  # a table dropped by hand is created again when written to
-                self._tables[name] = _Table(name, columns)
-        self._schema_version = self._conn.execute("PRAGMA schema_version").fetchone()[0]
-
-    def _check_schema(self) -> None:
-        """Read the schema again if anyone (this connection's rollback included) changed it."""
-        if self._conn.execute("PRAGMA schema_version").fetchone()[0] != self._schema_version:
-            self._load_schema()
-
-    def _table_of(self, collection: str, *, create: bool) -> _Table | None:
-        """The SQLite table of a collection, created (with its indexes) if ``create``."""
-        name = self._collections.get(collection)
-        if name is not None and name in self._tables:
-            return self._tables[name]
-        if not create:
-            return None
-        if name is None:
-            taken = {
-                str(n).lower() for (n,) in self._conn.execute("SELECT name FROM sqlite_master")
-            }
-            # SQLite reserves sqlite_* and compares names ignoring case; hutch does neither.
-            base = f"hutch_{collection}" if collection.lower().startswith("sqlite_") else collection
-            name, suffix = base, 2
-            while name.lower() in taken:
-                name, suffix = f"{base}_{suffix}", suffix + 1
-            self._conn.execute(
-                f"INSERT INTO {TABLES_TABLE} (collection, name) VALUES (?, ?)", (collection, name)
-            )
-            self._collections[collection] = name
-        self._db.table(name).create({"id": str, META: str}, pk="id")
-        table = self._tables[name] = _Table(name, ["id", META])
-        self._ensure_indexes(collection)
-        return table
-
-    def _has_column(self, table: _Table, cell: str) -> bool:
-        """Whether ``cell`` has a column of its own in ``table``, adding one if it may."""
-        if cell in table.columns:
-            return cell != META
-        folded = cell.lower()
-        if folded in table.folded or len(table.columns) >= MAX_COLUMNS:
-            return False  # SQLite column names ignore case: the cell lives in _hutch_meta
-        # No declared type: SQLite stores each value exactly as bound (docs/sqlite-format.md).
-        self._conn.execute(
-            f"ALTER TABLE {quote_identifier(table.name)} ADD COLUMN {quote_identifier(cell)}"
-        )
-        table.columns.add(cell)
-        table.folded.add(folded)
-        return True
-
-    def _ensure_indexes(self, collection: str) -> None:
-        settings = self._settings.get(collection)
-        if settings is None or not settings.indexed:
-            return
-        table = self._table_of(collection, create=True)
-        assert table is not None
-        sqlite_table = self._db.table(table.name)
-        existing = [index.columns for index in sqlite_table.indexes]
-        for field in settings.indexed:
-            if [field] in existing or not self._has_column(table, field):
-                continue
-            sqlite_table.create_index(
-                [field], index_name=f"idx_{table.name}_{field}", find_unique_name=True
-            )
-
-    # -- reading and writing -----------------------------------------------------------------
+    # -- writing -----------------------------------------------------------------------------
 
     def _write_rows(self, collection: str, rows: Mapping[str, Row | None]) -> None:
         deleted = [(row_id,) for row_id, row in rows.items() if row is None]
-        table = self._table_of(collection, create=len(deleted) < len(rows))
-        if table is None:
-            return  # deleting rows of a table that was never written: nothing to do
+        if len(deleted) < len(rows):
+            table: Table | None = self._schema.create_table(collection)
+        else:
+            table = self._schema.table_of(collection)
+            if table is None:
+                return  # deleting rows of a table that was never written: nothing to do
+        assert table is not None
         quoted = quote_identifier(table.name)
         if deleted:
             self._conn.executemany(f"DELETE FROM {quoted} WHERE id = ?", deleted)
         groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        has_column = self._schema.has_column
         for row_id, row in rows.items():
             if row is None:
                 continue
-            columns, meta = encode_row(row, lambda cell: self._has_column(table, cell))
+            columns, meta = encode_row(row, lambda cell: has_column(table, cell))
             groups.setdefault(tuple(columns), []).append((row_id, meta, *columns.values()))
         for names, params in groups.items():
             listed = ", ".join(["id", META, *map(quote_identifier, names)])
@@ -359,57 +259,170 @@ class SqlitePersister(Persister):
                 f"INSERT OR REPLACE INTO {quoted} ({listed}) VALUES ({marks})", params
             )
 
+    def _last_seq(self) -> int:
+        last: int | None = self._conn.execute(f"SELECT max(seq) FROM {CHANGES_TABLE}").fetchone()[0]
+        return last or 0
+
+    def _prune_changes(self, last: int) -> None:
+        """Cut the change log back to its newest lines once it has grown (keeping the last)."""
+        first = self._conn.execute(f"SELECT min(seq) FROM {CHANGES_TABLE}").fetchone()[0]
+        if first is None or last - first < 2 * KEEP_CHANGES:
+            return
+        cut = last - KEEP_CHANGES
+        self._conn.execute(f"DELETE FROM {CHANGES_TABLE} WHERE seq <= ?", (cut,))
+        self._conn.execute(
+            f"INSERT OR REPLACE INTO {HUTCH_TABLE} (key, value) VALUES ('changes_cut', ?)",
+            (str(cut),),
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
     def _read_everything(self) -> tuple[dict[str, dict[str, Row]], dict[str, Any]]:
         """Every row and value, in one read transaction (or in the write lock's)."""
-        own = not self._conn.in_transaction
-        if own:
-            self._conn.execute("BEGIN")
-        try:
+        with self._reading():
             self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            self._check_schema()
+            self._seq = self._last_seq()
+            self._schema.check()
             tables = {}
-            for collection, name in self._collections.items():
-                if name in self._tables and (rows := self._read_table(collection, name)):
+            for collection, table in self._schema.collections().items():
+                if rows := self._read_rows(collection, table):
                     tables[collection] = rows
             values = self._read_values()
-        finally:
-            if own:
-                self._conn.execute("COMMIT")
         return tables, values
 
-    def _read_table(self, collection: str, name: str) -> dict[str, Row]:
-        cursor = self._conn.execute(f"SELECT * FROM {quote_identifier(name)}")
-        names = [column[0] for column in cursor.description]
-        skip, meta_at = names.index("id"), names.index(META)
+    def _read_logged(self) -> Changes | None:
+        """What others wrote since this connection last read, as the change log names it.
+
+        ``None`` when the log cannot tell: a table was dropped or created again,
+        or lost its triggers (by hand: what happened to its rows is not in the
+        log), or the lines this connection needs were cut. A table new to this
+        connection is read whole.
+        """
+        self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        known = self._schema.tables
+        new: set[str] = set()
+        if self._schema.check():
+            for name, table in self._schema.tables.items():
+                before = known.get(name)
+                if before is None:
+                    new.add(name)
+                elif before.root != table.root or not table.logged:
+                    return None
+            if known.keys() - self._schema.tables.keys():
+                return None
+        cut = self._conn.execute(
+            f"SELECT value FROM {HUTCH_TABLE} WHERE key = 'changes_cut'"
+        ).fetchone()
+        last = self._last_seq()
+        if last < self._seq or (cut is not None and int(cut[0]) > self._seq):
+            return None
+        named: dict[str, set[Any] | None] = dict.fromkeys(new)  # None: the whole table
+        for name, key in self._conn.execute(
+            f"SELECT table_name, row_id FROM {CHANGES_TABLE} WHERE seq > ?", (self._seq,)
+        ):
+            keys = named.setdefault(name, set())
+            if keys is not None:
+                keys.add(key)
+        self._seq = last
+        tables: dict[str, dict[str, Row | None]] = {}
+        for name, keys in named.items():
+            collection = self._schema.collection_of(name)
+            if collection is None:
+                continue  # _values, or a table that holds no collection
+            found = self._read_rows(collection, self._schema.tables[name], keys)
+            gone = (keys or set()) & self._ids.get(collection, set())
+            rows: dict[str, Row | None] = {key: None for key in gone if key not in found}
+            rows.update(found)
+            if rows:
+                tables[collection] = rows
+        values: dict[str, Any] = {}
+        deleted: frozenset[str] = frozenset()
+        keys = named.get(VALUES_TABLE)
+        if keys:
+            values = self._read_values(keys)
+            deleted = frozenset(key for key in keys & self._value_keys if key not in values)
+        changes = Changes(tables, values, deleted)
+        self._take_in(changes)
+        return changes
+
+    def _difference(
+        self, tables: dict[str, dict[str, Row]], values: dict[str, Any]
+    ) -> Changes | None:
+        """Every row and value as ``Changes``, with what this connection knew and is gone."""
+        changed: dict[str, dict[str, Row | None]] = {}
+        for collection in set(tables) | set(self._ids):
+            rows: dict[str, Row | None] = dict(tables.get(collection, {}))
+            for gone in self._ids.get(collection, set()) - rows.keys():
+                rows[gone] = None
+            if rows:
+                changed[collection] = rows
+        deleted = frozenset(self._value_keys - values.keys())
+        self._remember(tables, values)
+        return Changes(changed, values, deleted)
+
+    def _read_rows(
+        self, collection: str, table: Table, ids: Collection[Any] | None = None
+    ) -> dict[str, Row]:
+        """The rows of a table (those with ``ids``, if given), checked as hutch's own."""
+        quoted = quote_identifier(table.name)
         rows: dict[str, Row] = {}
-        for record in cursor:
-            row_id = record[skip]
-            where = f"{self.path}, table {name!r}, row id {row_id!r}"
-            if not is_row_id(row_id):
-                raise CorruptData(f"{where}: not a valid row id; fix or delete that row")
-            try:
-                row, _ = check_row(collection, row_id, decode_row(names, record, meta_at, skip))
-            except (ValueError, TypeError, InvalidId, InvalidValue) as error:
-                raise CorruptData(f"{where}: {error}; fix or delete that row") from None
-            if row:  # a row without cells does not exist
-                rows[row_id] = row
+        for cursor in self._select(f"SELECT * FROM {quoted}", "id", ids):
+            names = [column[0] for column in cursor.description]
+            skip, meta_at = names.index("id"), names.index(META)
+            for record in cursor:
+                row_id = record[skip]
+                where = f"{self.path}, table {table.name!r}, row id {row_id!r}"
+                if not is_row_id(row_id):
+                    raise CorruptData(f"{where}: not a valid row id; fix or delete that row")
+                try:
+                    row, _ = check_row(collection, row_id, decode_row(names, record, meta_at, skip))
+                except (ValueError, TypeError, InvalidId, InvalidValue) as error:
+                    raise CorruptData(f"{where}: {error}; fix or delete that row") from None
+                if row:  # a row without cells does not exist
+                    rows[row_id] = row
         return rows
 
-    def _read_values(self) -> dict[str, Any]:
+    def _read_values(self, keys: Collection[Any] | None = None) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for key, text in self._conn.execute(f"SELECT key, value FROM {VALUES_TABLE}"):
-            try:
-                check_value_id(key)
-                values[key] = check_value(orjson.loads(text), f"value {key!r}")
-            except (ValueError, TypeError, InvalidId, InvalidValue) as error:
-                raise CorruptData(
-                    f"{self.path}, table {VALUES_TABLE}, key {key!r}: {error}; fix or delete it"
-                ) from None
+        for cursor in self._select(f"SELECT key, value FROM {VALUES_TABLE}", "key", keys):
+            for key, text in cursor:
+                try:
+                    check_value_id(key)
+                    values[key] = check_value(orjson.loads(text), f"value {key!r}")
+                except (ValueError, TypeError, InvalidId, InvalidValue) as error:
+                    raise CorruptData(
+                        f"{self.path}, table {VALUES_TABLE}, key {key!r}: {error}; fix or delete it"
+                    ) from None
         return values
+
+    def _select(
+        self, select: str, key: str, keys: Collection[Any] | None
+    ) -> Iterator[sqlite3.Cursor]:
+        """``select`` over the whole table, or over the rows whose ``key`` is in ``keys``."""
+        if keys is None:
+            yield self._conn.execute(select)
+            return
+        listed = list(keys)
+        for start in range(0, len(listed), _IDS_PER_QUERY):
+            chunk = listed[start : start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            yield self._conn.execute(f"{select} WHERE {key} IN ({marks})", chunk)
 
     def _remember(self, tables: dict[str, dict[str, Row]], values: dict[str, Any]) -> None:
         self._ids = {collection: set(rows) for collection, rows in tables.items()}
         self._value_keys = set(values)
+
+    def _take_in(self, changes: Changes) -> None:
+        """Keep the known ids current with ``changes``, for the next full comparison."""
+        for collection, rows in changes.tables.items():
+            ids = self._ids.setdefault(collection, set())
+            for row_id, row in rows.items():
+                if row is None:
+                    ids.discard(row_id)
+                else:
+                    ids.add(row_id)
+        self._value_keys.update(changes.values)
+        self._value_keys.difference_update(changes.deleted_values)
 
     # -- errors ------------------------------------------------------------------------------
 

@@ -1,0 +1,349 @@
+"""The tables of a ``sqlite://`` file, as one connection last read them (docs/sqlite-format.md).
+
+hutch's own tables, one table per collection with a column per field, the
+indexes of indexed fields, the foreign keys of relationships, and the triggers
+that log every row change to ``_hutch_changes`` (so that other connections read
+only what changed). Every method that changes the schema runs inside a write
+transaction that the caller holds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.db import quote_identifier
+
+from hutch import ConfigError, CorruptData, UnsupportedFormat
+
+from .cells import META
+
+FORMAT_VERSION = 1
+KIND = "sqlite"
+#: Format version and kind: ``key TEXT PRIMARY KEY, value TEXT``.
+HUTCH_TABLE = "_hutch"
+#: Which SQLite table holds which collection: ``collection TEXT PRIMARY KEY, name TEXT``.
+TABLES_TABLE = "_hutch_tables"
+#: Keyed values: ``key TEXT PRIMARY KEY, value TEXT`` (JSON).
+VALUES_TABLE = "_values"
+#: One line per row written: ``seq INTEGER PRIMARY KEY, table_name TEXT, row_id``.
+CHANGES_TABLE = "_hutch_changes"
+#: A table holds at most this many columns; further cells live in ``_hutch_meta``.
+MAX_COLUMNS = 1000
+
+
+class Table:
+    """The columns and foreign keys of one SQLite table."""
+
+    def __init__(self, name: str, columns: Iterable[str], root: int = 0) -> None:
+        self.name = name
+        self.columns = set(columns)
+        self.folded = {column.lower() for column in self.columns}
+        #: column -> (table, column) it references; the column is ``None`` for the key
+        self.references: dict[str, tuple[str, str | None]] = {}
+        #: The table's first page: it changes when the table is dropped and created again.
+        self.root = root
+        #: Whether every change of the table reaches the change log (its triggers exist).
+        self.logged = True
+
+
+class Schema:
+    """Which table holds which collection, and what each table has."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._db = sqlite_utils.Database(conn, recursive_triggers=False, execute_plugins=False)
+        self._path = path
+        self._collections: dict[str, str] = {}  # collection -> table name
+        self._names: dict[str, str] = {}  # table name -> collection
+        self.tables: dict[str, Table] = {}
+        self._version = -1
+
+    def prepare(self) -> None:
+        """Create hutch's own tables (or check their format) and log changes of every table."""
+        names = set(self._db.table_names())
+        if HUTCH_TABLE not in names:
+            self._db.table(HUTCH_TABLE).create({"key": str, "value": str}, pk="key")
+            self._conn.executemany(
+                f"INSERT INTO {HUTCH_TABLE} (key, value) VALUES (?, ?)",
+                [("format", str(FORMAT_VERSION)), ("kind", KIND)],
+            )
+        else:
+            self._check_format()
+        if TABLES_TABLE not in names:
+            self._db.table(TABLES_TABLE).create({"collection": str, "name": str}, pk="collection")
+        if VALUES_TABLE not in names:
+            self._db.table(VALUES_TABLE).create({"key": str, "value": str}, pk="key")
+        if CHANGES_TABLE not in names:
+            self._conn.execute(
+                f"CREATE TABLE {CHANGES_TABLE} "
+                "(seq INTEGER PRIMARY KEY, table_name TEXT NOT NULL, row_id)"
+            )
+        self._log_changes(VALUES_TABLE, "key")  # tables of older files get their triggers here
+        self.load()
+        for table in self.tables.values():
+            self._log_changes(table.name, "id")
+
+    def _check_format(self) -> None:
+        stored = dict(self._conn.execute(f"SELECT key, value FROM {HUTCH_TABLE}").fetchall())
+        kind = stored.get("kind", KIND)
+        if kind != KIND:
+            raise ConfigError(f"{self._path}: this file holds a {kind} store, not a sqlite one")
+        try:
+            version = int(stored.get("format", FORMAT_VERSION))
+        except (TypeError, ValueError):
+            raise CorruptData(
+                f"{self._path}: the format in table {HUTCH_TABLE} is {stored['format']!r}, "
+                "not a number; fix it"
+            ) from None
+        if version > FORMAT_VERSION:
+            raise UnsupportedFormat(
+                f"{self._path} says format {version}, newer than the {FORMAT_VERSION} this "
+                "hutch reads; upgrade hutch to open it"
+            )
+
+    # -- reading the schema ------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the tables of the collections, their columns and their foreign keys."""
+        self._collections = dict(
+            self._conn.execute(f"SELECT collection, name FROM {TABLES_TABLE}").fetchall()
+        )
+        self._names = {name: collection for collection, name in self._collections.items()}
+        roots: dict[str, int] = {}
+        triggers: set[str] = set()
+        for kind, name, root in self._conn.execute(
+            "SELECT type, name, rootpage FROM sqlite_master WHERE type IN ('table', 'trigger')"
+        ):
+            if kind == "table":
+                roots[name] = root
+            else:
+                triggers.add(name)
+        self.tables = {}
+        for name in self._collections.values():
+            if name not in roots:
+                continue  # a table dropped by hand is created again when written to
+            quoted = quote_identifier(name)
+            columns = [r[1] for r in self._conn.execute(f"PRAGMA table_info({quoted})")]
+            table = self.tables[name] = Table(name, columns, roots[name])
+            table.logged = all(_trigger(event, name) in triggers for event in _EVENTS)
+            for fk in self._conn.execute(f"PRAGMA foreign_key_list({quoted})"):
+                table.references[fk[3]] = (fk[2], fk[4])
+        self._version = self.schema_version()
+
+    def check(self) -> bool:
+        """Read the schema again if anyone changed it (a rollback included); say whether."""
+        if self.schema_version() == self._version:
+            return False
+        self.load()
+        return True
+
+    def log_every_table(self) -> None:
+        """Give back its change-log triggers to any table that lost them (by hand)."""
+        for table in self.tables.values():
+            if not table.logged:
+                self._log_changes(table.name, "id")
+                table.logged = True
+
+    def forget(self) -> None:
+        """The cached schema may hold what was rolled back: read it again before it is used."""
+        self._version = -1
+
+    def schema_version(self) -> int:
+        version: int = self._conn.execute("PRAGMA schema_version").fetchone()[0]
+        return version
+
+    def collections(self) -> dict[str, Table]:
+        """The collections whose table exists, and their tables."""
+        return {
+            collection: self.tables[name]
+            for collection, name in self._collections.items()
+            if name in self.tables
+        }
+
+    def collection_of(self, name: str) -> str | None:
+        """The collection a SQLite table holds, if it holds one."""
+        return self._names.get(name) if name in self.tables else None
+
+    # -- changing the schema -----------------------------------------------------------------
+
+    def table_of(self, collection: str) -> Table | None:
+        """The SQLite table of a collection, if it has one."""
+        name = self._collections.get(collection)
+        return None if name is None else self.tables.get(name)
+
+    def create_table(self, collection: str) -> Table:
+        """The SQLite table of a collection, created (and its changes logged) if need be."""
+        table = self.table_of(collection)
+        if table is not None:
+            return table
+        name = self._collections.get(collection)
+        if name is None:
+            taken = {
+                str(n).lower() for (n,) in self._conn.execute("SELECT name FROM sqlite_master")
+            }
+            # SQLite reserves sqlite_* and compares names ignoring case; hutch does neither.
+            base = f"hutch_{collection}" if collection.lower().startswith("sqlite_") else collection
+            name, suffix = base, 2
+            while name.lower() in taken:
+                name, suffix = f"{base}_{suffix}", suffix + 1
+            self._conn.execute(
+                f"INSERT INTO {TABLES_TABLE} (collection, name) VALUES (?, ?)", (collection, name)
+            )
+            self._collections[collection] = name
+            self._names[name] = collection
+        self._db.table(name).create({"id": str, META: str}, pk="id")
+        self._log_changes(name, "id")
+        table = self.tables[name] = Table(name, ["id", META])
+        return table
+
+    def has_column(self, table: Table, cell: str) -> bool:
+        """Whether ``cell`` has a column of its own in ``table``, adding one if it may."""
+        if cell in table.columns:
+            return cell != META
+        if not self._may_add(table, cell):
+            return False  # the cell lives in _hutch_meta
+        self._add_column(table, cell)
+        return True
+
+    def index(self, collection: str, field: str) -> None:
+        """Give ``field`` a column (if it may have one) and an index."""
+        table = self.create_table(collection)
+        if not self.has_column(table, field):
+            return
+        sqlite_table = self._db.table(table.name)
+        if [field] in (index.columns for index in sqlite_table.indexes):
+            return
+        sqlite_table.create_index(
+            [field], index_name=f"idx_{table.name}_{field}", find_unique_name=True
+        )
+
+    def links(self, local: str, on: str, remote: str) -> bool:
+        """Whether the cell ``on`` of ``local`` has a foreign key to ``remote`` (or cannot have)."""
+        if on in ("id", META):
+            return True  # the key itself, or a cell that lives in _hutch_meta
+        table, remote_table = self.table_of(local), self.table_of(remote)
+        if table is None or remote_table is None:
+            return False
+        if on in table.columns:
+            return table.references.get(on) == (remote_table.name, "id")
+        return not self._may_add(table, on)
+
+    def link(self, local: str, on: str, remote: str) -> None:
+        """Declare the foreign key ``local.on -> remote.id``, and index it.
+
+        A column can have a foreign key only when the table is created, so a
+        column that exists already is given one by creating the table again.
+        """
+        if self.links(local, on, remote):
+            return
+        target = (self.create_table(remote).name, "id")
+        table = self.create_table(local)
+        if on not in table.columns:
+            if not self._may_add(table, on):
+                return
+            self._add_column(table, on, references=target)
+        elif table.references.get(on) != target:
+            table.references[on] = target
+            self._rebuild(table)
+        self.index(local, on)
+
+    def _may_add(self, table: Table, cell: str) -> bool:
+        # SQLite column names ignore case: a clashing cell lives in _hutch_meta.
+        return cell.lower() not in table.folded and len(table.columns) < MAX_COLUMNS
+
+    def _add_column(
+        self, table: Table, cell: str, references: tuple[str, str | None] | None = None
+    ) -> None:
+        # No declared type: SQLite stores each value exactly as bound (docs/sqlite-format.md).
+        definition = quote_identifier(cell)
+        if references is not None:
+            definition += _references(references)
+            table.references[cell] = references
+        self._conn.execute(f"ALTER TABLE {quote_identifier(table.name)} ADD COLUMN {definition}")
+        table.columns.add(cell)
+        table.folded.add(cell.lower())
+
+    def _rebuild(self, table: Table) -> None:
+        """Create ``table`` again with its ``references``, keeping rows, indexes and triggers.
+
+        SQLite's way to change a column (https://sqlite.org/lang_altertable.html):
+        a new table, a copy, a drop and a rename. Columns keep their declared
+        type (hutch's have none), key, NOT NULL and default.
+        """
+        quoted = quote_identifier(table.name)
+        kept = [
+            sql
+            for (sql,) in self._conn.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') "
+                "AND sql IS NOT NULL",
+                (table.name,),
+            )
+        ]
+        columns = self._conn.execute(f"PRAGMA table_info({quoted})").fetchall()
+        definitions = []
+        for _, name, declared, not_null, default, key in columns:
+            definition = quote_identifier(name)
+            if declared:
+                definition += f" {declared}"
+            if key:
+                definition += " PRIMARY KEY"
+            if not_null:
+                definition += " NOT NULL"
+            if default is not None:
+                definition += f" DEFAULT ({default})"
+            if name in table.references:
+                definition += _references(table.references[name])
+            definitions.append(definition)
+        new = quote_identifier(f"_hutch_rebuild_{table.name}")
+        listed = ", ".join(["rowid", *(quote_identifier(column[1]) for column in columns)])
+        self._conn.execute(f"CREATE TABLE {new} ({', '.join(definitions)})")
+        self._conn.execute(f"INSERT INTO {new} ({listed}) SELECT {listed} FROM {quoted}")
+        self._conn.execute(f"DROP TABLE {quoted}")
+        # Legacy renaming leaves views and other tables' foreign keys naming the table alone.
+        self._conn.execute("PRAGMA legacy_alter_table = ON")
+        try:
+            self._conn.execute(f"ALTER TABLE {new} RENAME TO {quoted}")
+        finally:
+            self._conn.execute("PRAGMA legacy_alter_table = OFF")
+        for sql in kept:
+            self._conn.execute(sql)
+
+    def _log_changes(self, name: str, key: str) -> None:
+        """Make every insert, update and delete of ``name`` (by anyone) add its key to the log."""
+        table, literal, key = quote_identifier(name), _literal(name), quote_identifier(key)
+        log = f"INSERT INTO {CHANGES_TABLE} (table_name, row_id)"
+        bodies = {
+            "INSERT": f"{log} VALUES ({literal}, NEW.{key});",
+            "UPDATE": f"{log} SELECT {literal}, OLD.{key} WHERE OLD.{key} IS NOT NEW.{key}; "
+            f"{log} VALUES ({literal}, NEW.{key});",
+            "DELETE": f"{log} VALUES ({literal}, OLD.{key});",
+        }
+        for event in _EVENTS:
+            trigger = quote_identifier(_trigger(event, name))
+            self._conn.execute(
+                f"CREATE TRIGGER IF NOT EXISTS {trigger} AFTER {event} ON {table} "
+                f"BEGIN {bodies[event]} END"
+            )
+
+
+_EVENTS = ("INSERT", "UPDATE", "DELETE")
+
+
+def _trigger(event: str, table: str) -> str:
+    """The name of the trigger that logs ``event`` on ``table``."""
+    return f"_hutch_log_{event.lower()}_{table}"
+
+
+def _references(target: tuple[str, str | None]) -> str:
+    remote, column = target
+    return f" REFERENCES {quote_identifier(remote)}" + (
+        f"({quote_identifier(column)})" if column else ""
+    )
+
+
+def _literal(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
