@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from operations import operations
 
 import hutch
 import hutch.backends.file
@@ -296,3 +301,48 @@ def test_a_table_rebuilt_by_hand_is_read_whole_and_logged_again(
         db.refresh()
         assert db.store.get_table("t") == {"a": {"n": 11}, "c": {"n": 3}}
         assert not any(s.strip() == 'SELECT * FROM "t"' for s in statements)
+
+
+def seen(db: hutch.Database) -> bytes:
+    """Everything a database holds, and what its index says, as canonical JSON."""
+    store, indexes = db.store, db.indexes
+    tables = {table: store.get_table(table) for table in store.get_table_ids()}
+    slices = {repr(key): indexes.slice_row_ids("by_b", key) for key in indexes.slice_ids("by_b")}
+    everything = {"tables": tables, "values": store.get_values(), "slices": slices}
+    return orjson.dumps(everything, option=orjson.OPT_SORT_KEYS)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    operations=operations(cells=st.sampled_from(["a", "b", "B"]), length=40),
+    writers=st.lists(st.booleans(), min_size=40, max_size=40),
+    keep=st.sampled_from([2, 10_000]),
+)
+def test_two_connections_agree_after_every_refresh(
+    tmp_path: Path, operations: list[tuple[Any, ...]], writers: list[bool], keep: int
+) -> None:
+    """Random writes through either of two databases on one file ("reopen": both refresh)."""
+    path = tmp_path / f"{os.urandom(6).hex()}.db"
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        open_db(path) as first,
+        open_db(path) as second,
+    ):
+        patch.setattr(sqlite_persister, "KEEP_CHANGES", keep)
+        for db in (first, second):
+            db.indexes.define("by_b", "a", "b")
+        for (name, *args), use_first in zip(operations, writers, strict=False):
+            if name == "reopen":
+                first.refresh()
+                second.refresh()
+                assert seen(first) == seen(second)
+            else:
+                getattr((first if use_first else second).store, name)(*args)
+        first.refresh()
+        second.refresh()
+        assert seen(first) == seen(second)
+        with open_db(path) as third:
+            third.indexes.define("by_b", "a", "b")
+            assert seen(third) == seen(first)

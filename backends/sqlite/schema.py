@@ -196,7 +196,7 @@ class Schema:
             self._names[name] = collection
         self._db.table(name).create({"id": str, META: str}, pk="id")
         self._log_changes(name, "id")
-        table = self.tables[name] = Table(name, ["id", META])
+        table = self.tables[name] = Table(name, ["id", META], self._root(name))
         return table
 
     def has_column(self, table: Table, cell: str) -> bool:
@@ -310,6 +310,13 @@ class Schema:
             self._conn.execute("PRAGMA legacy_alter_table = OFF")
         for sql in kept:
             self._conn.execute(sql)
+        table.root = self._root(table.name)
+
+    def _root(self, name: str) -> int:
+        root: int = self._conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()[0]
+        return root
 
     def _log_changes(self, name: str, key: str) -> None:
         """Make every insert, update and delete of ``name`` (by anyone) add its key to the log."""
