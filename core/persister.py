@@ -14,6 +14,7 @@ sees two calls at once from one store.
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -22,7 +23,7 @@ import attrs
 from hutch.cells import Row
 from hutch.changes import Changes
 from hutch.config import URL, CollectionSettings, Durability
-from hutch.errors import ConfigError
+from hutch.errors import ConfigError, StorageError
 
 if TYPE_CHECKING:
     from hutch.relationships import Relationship
@@ -124,3 +125,24 @@ class Persister(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release files, connections and locks; called once, by ``Database.close()``."""
+
+
+class ProcessGuard:
+    """Refuses a backend's use in a process forked after it opened.
+
+    A forked child shares its parent's file locks, file offsets and
+    connections; writing through them would corrupt both processes' view, so
+    each process must open the database itself.
+    """
+
+    def __init__(self, where: object) -> None:
+        self.pid = os.getpid()
+        self._where = where
+
+    def check(self) -> None:
+        """Raise :class:`~hutch.StorageError` in a process other than the one that opened."""
+        if os.getpid() != self.pid:
+            raise StorageError(
+                f"this database on {self._where} was opened by process {self.pid}, before a "
+                "fork; open it again in each process (for web servers: in each worker)"
+            )

@@ -277,27 +277,6 @@ def test_random_operations_survive_reopening(
         assert got_values == orjson.dumps(expected.store.get_values(), option=orjson.OPT_SORT_KEYS)
 
 
-def test_a_forked_child_must_open_its_own_database(tmp_path: Path) -> None:
-    with hutch.open(tmp_path) as db:
-        db.store.set_row("t", "r", {"a": 1})
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: report what a write does, then leave at once
-            try:
-                db.store.set_row("t", "r", {"a": 2})
-                message = b"wrote"
-            except hutch.StorageError as error:
-                message = str(error).encode()
-            os.write(write, message)
-            os._exit(0)
-        os.close(write)
-        reply = os.read(read, 4096).decode()
-        os.close(read)
-        os.waitpid(pid, 0)
-        assert "before a fork" in reply
-        assert db.store.get_cell("t", "r", "a") == 1
-
-
 def test_refresh_waits_for_a_checkpoint_in_another_thread(tmp_path: Path) -> None:
     with hutch.open(tmp_path) as db, hutch.open(tmp_path) as other:
         other.store.set_row("t", "r", {"n": 1})

@@ -61,6 +61,7 @@ from hutch.backends.file.fsio import (
 from hutch.cells import Row, check_row, check_value
 from hutch.config import parse_collections
 from hutch.ids import check_row_id, check_value_id
+from hutch.persister import ProcessGuard
 
 from . import lines
 from .lines import Entry
@@ -114,7 +115,7 @@ class JsonlPersister(Persister):
         except OSError as error:
             os.close(self._root_fd)
             raise storage_error(error, "prepare", self.root) from error
-        self._pid = os.getpid()
+        self._process = ProcessGuard(self.root)
         self._mutex = threading.Lock()  # this process's threads; the flock is per process
         self._holder: int | None = None
         #: The settings of every collection (given, or kept in the manifest).
@@ -156,7 +157,7 @@ class JsonlPersister(Persister):
         return Snapshot(tables=tables, values=dict(self._values))
 
     def begin(self) -> None:
-        self._check_process()
+        self._process.check()
         self._mutex.acquire()
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
@@ -173,7 +174,7 @@ class JsonlPersister(Persister):
             self._mutex.release()
 
     def poll(self) -> Changes | None:
-        self._check_process()
+        self._process.check()
         if self._holder == threading.get_ident():
             changes = self._catch_up()
         else:
@@ -187,7 +188,7 @@ class JsonlPersister(Persister):
         return Changes.combined(unseen)
 
     def apply(self, changes: Changes) -> None:
-        self._check_process()
+        self._process.check()
         if self._holder != threading.get_ident():  # not inside begin/end: catch up first
             with self._exclusive():
                 if news := self._catch_up():
@@ -223,14 +224,6 @@ class JsonlPersister(Persister):
             os.close(self._root_fd)
 
     # -- locking -----------------------------------------------------------------------------
-
-    def _check_process(self) -> None:
-        """A forked child shares the parent's lock, so it must not write through its database."""
-        if os.getpid() != self._pid:
-            raise StorageError(
-                f"this database on {self.root} was opened by process {self._pid}, before a "
-                "fork; open it again in each process (for web servers: in each worker)"
-            )
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:

@@ -46,6 +46,7 @@ from hutch import (
 from hutch.cells import Row, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
+from hutch.persister import ProcessGuard
 
 from .cells import META, decode_row, encode_row
 from .schema import CHANGES_TABLE, HUTCH_TABLE, VALUES_TABLE, Schema, Table
@@ -82,7 +83,7 @@ class SqlitePersister(Persister):
                 self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
             )
         self._schema = Schema(self._conn, self.path)
-        self._pid = os.getpid()
+        self._process = ProcessGuard(self.path)
         self._prepared = False
         self._locked = False  # between begin() and the commit of apply() or end()
         self._data_version: int | None = None
@@ -93,7 +94,7 @@ class SqlitePersister(Persister):
     # -- the protocol ------------------------------------------------------------------------
 
     def load(self) -> Snapshot:
-        self._check_process()
+        self._process.check()
         with self._errors("open"):
             if not self._prepared:
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -111,7 +112,7 @@ class SqlitePersister(Persister):
         return Snapshot(tables=tables, values=values)
 
     def begin(self) -> None:
-        self._check_process()
+        self._process.check()
         with self._errors("lock"):
             self._conn.execute("BEGIN IMMEDIATE")
         self._locked = True
@@ -125,7 +126,7 @@ class SqlitePersister(Persister):
                 self._conn.execute("ROLLBACK")  # nothing was written since begin()
 
     def poll(self) -> Changes | None:
-        self._check_process()
+        self._process.check()
         with self._errors("read"):
             if self._conn.execute("PRAGMA data_version").fetchone()[0] == self._data_version:
                 return None
@@ -136,7 +137,7 @@ class SqlitePersister(Persister):
         return changes if changes else None
 
     def apply(self, changes: Changes) -> None:
-        self._check_process()
+        self._process.check()
         with self._errors("write to"), self._write():
             self._schema.check()
             self._schema.log_every_table()
@@ -161,7 +162,7 @@ class SqlitePersister(Persister):
         self._take_in(changes)
 
     def describe_relationship(self, relationship_id: str, relationship: Relationship) -> None:
-        self._check_process()
+        self._process.check()
         local, on, remote = relationship.local, relationship.on, relationship.remote
         if self._schema.links(local, on, remote):
             return
@@ -171,7 +172,7 @@ class SqlitePersister(Persister):
             self._schema.link(local, on, remote)
 
     def reindex(self) -> None:
-        self._check_process()
+        self._process.check()
         with self._errors("reindex"), self._write():
             self._schema.check()
             for collection, settings in self._settings.items():
@@ -193,14 +194,6 @@ class SqlitePersister(Persister):
                 self._conn.close()
 
     # -- transactions ------------------------------------------------------------------------
-
-    def _check_process(self) -> None:
-        """A forked child must not share the parent's connection (SQLite forbids it)."""
-        if os.getpid() != self._pid:
-            raise StorageError(
-                f"this database on {self.path} was opened by process {self._pid}, before a "
-                "fork; open it again in each process (for web servers: in each worker)"
-            )
 
     @contextmanager
     def _write(self) -> Iterator[None]:

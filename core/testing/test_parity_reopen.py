@@ -5,6 +5,7 @@ Every test here needs the ``durable`` capability; a backend that lacks it skips 
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -118,3 +119,29 @@ def test_refresh_takes_in_what_another_database_committed(hutch_open: Opener) ->
     first.store.del_row("users", "u1")
     with second.store.transaction():  # a write transaction takes in others' commits first
         assert second.store.get_row("users", "u1") is None
+
+
+@pytest.mark.hutch_requires("multi_process")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available here")
+def test_a_forked_child_must_open_the_database_again(hutch_db: hutch.Database) -> None:
+    """A child shares its parent's locks and connections: writing through them is refused."""
+    hutch_db.store.set_row("t", "r", {"a": 1})
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what a write does, then leave at once
+        try:
+            hutch_db.store.set_row("t", "r", {"a": 2})
+            message = b"wrote"
+        except hutch.StorageError as error:
+            message = str(error).encode()
+        os.write(write, message)
+        os._exit(0)
+    os.close(write)
+    try:
+        reply = os.read(read, 4096).decode()
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert "before a fork" in reply
+    hutch_db.refresh()
+    assert hutch_db.store.get_cell("t", "r", "a") == 1
