@@ -148,7 +148,8 @@ class Schema:
                 table.logged = True
 
     def forget(self) -> None:
-        """The cached schema may hold what was rolled back: read it again before it is used."""
+        """The cached schema may hold what was rolled back: trust none of it, read it again."""
+        self._collections, self._names, self.tables = {}, {}, {}
         self._version = -1
 
     def schema_version(self) -> int:
