@@ -100,17 +100,20 @@ class _Slice:
     slice, which a read must copy anyway. So a slice of a million rows under
     one key costs a write no more than a slice of ten, and building an index
     sorts no slice until it is read.
+
+    A new slice sets only ``entries`` and ``_ordered`` (an index of unique
+    values makes one per row); the other fields exist once ``_ordered`` is a
+    list, so read them only after checking it.
     """
 
-    __slots__ = ("_added", "_ids", "_ordered", "_removed", "entries", "key")
+    __slots__ = ("_added", "_ids", "_ordered", "_removed", "entries")
 
-    def __init__(self, key: Any, entries: dict[str, Any]) -> None:
-        self.key = key
+    def __init__(self, entries: dict[str, Any]) -> None:
         self.entries = entries  # row id -> its sort entry
         self._ordered: list[Any] | None = None  # None: sort everything at the next read
-        self._ids: list[str] = _NO_IDS
-        self._added: dict[str, Any] = _NOTHING_ADDED  # replaced, not filled, on the first add
-        self._removed: set[Any] = _NOTHING_REMOVED
+        self._ids: list[str]
+        self._added: dict[str, Any]  # replaced, not filled, on the first add
+        self._removed: set[Any]
 
     def add(self, row_id: str, entry: Any) -> None:
         self.entries[row_id] = entry
@@ -130,8 +133,9 @@ class _Slice:
         """The row ids in order (the list itself: copy it before handing it out).
 
         Call it holding the store's lock. A published list is never changed
-        again, and the pending records are cleared only after the new list is
-        published, so :meth:`SliceIndex.peek_row_ids` can run without the lock.
+        again; the new list is published before the pending records are
+        cleared, and ``_ordered`` last, so :meth:`SliceIndex.peek_row_ids` can run
+        without the lock.
         """
         ordered = self._ordered
         if ordered is None:
@@ -145,16 +149,15 @@ class _Slice:
                 ordered.sort()  # two sorted runs: a linear merge
         else:
             return self._ids
-        self._ordered = ordered
         self._ids = _ids_of(ordered)
         self._added = _NOTHING_ADDED
         self._removed = _NOTHING_REMOVED
+        self._ordered = ordered
         return self._ids
 
 
-# Shared empty placeholders, so that a new slice allocates nothing it may never need.
+# Shared empty placeholders, so that a sorted slice allocates nothing it may never need.
 # They are never filled: add() and remove() put a fresh dict or set in their place.
-_NO_IDS: list[str] = []
 _NOTHING_ADDED: dict[str, Any] = {}
 _NOTHING_REMOVED: set[Any] = set()
 
@@ -197,7 +200,7 @@ class SliceIndex:
                 for key in place[0]:
                     grouped.setdefault(key, {})[row_id] = place[1]
         self._placed = placed
-        self._slices = {key: _Slice(_original(key), entries) for key, entries in grouped.items()}
+        self._slices = {key: _Slice(entries) for key, entries in grouped.items()}
 
     def update_row(self, row_id: str, row: Row | None) -> None:
         """Move a row to its new slices, or raise (its key function failed) moving nothing."""
@@ -220,7 +223,7 @@ class SliceIndex:
             for key in keys:
                 found = slices.get(key)
                 if found is None:
-                    slices[key] = _Slice(_original(key), {row_id: entry})
+                    slices[key] = _Slice({row_id: entry})
                 else:
                     found.add(row_id, entry)
 
@@ -242,13 +245,14 @@ class SliceIndex:
             return []
         if found is None:
             return []
-        if found._added or found._removed or found._ordered is None:  # found.peek(), inline
+        # Checks _ordered first: until it is a list, the other fields may not exist (see ids()).
+        if found._ordered is None or found._added or found._removed:
             return None
         return found._ids[::-1] if self._reverse else found._ids.copy()
 
     def keys(self) -> list[Any]:
         """Every key that has rows, in the order of :func:`order_key`."""
-        return sorted((s.key for s in self._slices.values()), key=order_key)
+        return sorted((_original(key) for key in self._slices), key=order_key)
 
     def _place(self, row_id: str, row: Row) -> Place | None:
         """Where a row goes: its keys and its sort entry, or ``None`` for no slice."""
