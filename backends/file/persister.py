@@ -454,23 +454,21 @@ class FilePersister(Persister):
     # -- writing -----------------------------------------------------------------------------
 
     def _take(self, changes: Changes) -> None:
-        """Keep this process's view of ids, values and indexed fields current."""
-        for table_id, row_id, row in changes.rows():
+        """Keep this process's view of ids, values and indexed fields current.
+
+        It runs on every commit, so it works table by table and field by field,
+        leaving the per-row work to set and dict methods where it can.
+        """
+        for table_id, rows in changes.tables.items():
             ids = self._ids.setdefault(table_id, set())
-            fields = self._indexed.get(table_id)
-            if row is None:
-                ids.discard(row_id)
-                if fields:
-                    for by_row in fields.values():
+            ids.update(rows)
+            ids.difference_update([row_id for row_id, row in rows.items() if row is None])
+            for field, by_row in self._indexed.get(table_id, {}).items():
+                for row_id, row in rows.items():
+                    if row is not None and field in row:
+                        by_row[row_id] = row[field]
+                    else:
                         by_row.pop(row_id, None)
-            else:
-                ids.add(row_id)
-                if fields:
-                    for field, by_row in fields.items():
-                        if field in row:
-                            by_row[row_id] = row[field]
-                        else:
-                            by_row.pop(row_id, None)
         self._values.update(changes.values)
         for key in changes.deleted_values:
             self._values.pop(key, None)
