@@ -225,7 +225,10 @@ class Store:
         """Replace the row (creating it); a row of no cells deletes it."""
         self._check_write(table_id, row_id)
         checked, nested = check_row(table_id, row_id, row)
-        self._write(self._put, table_id, row_id, checked or None, nested)
+        if self._owner == get_ident():  # inside this thread's transaction (see _write)
+            self._put(table_id, row_id, checked or None, nested)
+        else:
+            self._write(self._put, table_id, row_id, checked or None, nested)
 
     def set_partial_row(self, table_id: str, row_id: str, partial: Row) -> None:
         """Set the given cells and keep the others, creating the row if it is missing."""
@@ -495,12 +498,20 @@ class Store:
         consumers = self._consumers.get(table_id)
         if consumers:
             self._feed(consumers, row_id, row, old)
-        before = self._levels[-1].rows.get(table_id)
+        touched = self._levels[-1].rows
+        before = touched.get(table_id)
         if before is None:
-            before = self._levels[-1].rows[table_id] = {}
+            before = touched[table_id] = {}
         if row_id not in before:
             before[row_id] = old
-        self._store_row(table_id, row_id, row, nested)
+        if table is None or row is None:
+            self._store_row(table_id, row_id, row, nested)
+            return
+        table.rows[row_id] = row  # the common case of _store_row, on the path of every write
+        if nested:
+            table.deep.add(row_id)
+        elif table.deep:
+            table.deep.discard(row_id)
 
     def _store_row(self, table_id: str, row_id: str, row: Row | None, nested: bool) -> None:
         table = self._tables.get(table_id)
