@@ -154,8 +154,7 @@ class SqlitePersister(Persister):
                     f"DELETE FROM {VALUES_TABLE} WHERE key = ?",
                     [(k,) for k in changes.deleted_values],
                 )
-            last = self._last_seq()
-            self._prune_changes(last)
+            last = self._cut_changes()
         # Committed: remember it, so that poll reports only what others write.
         if in_step:
             self._seq = last
@@ -256,17 +255,20 @@ class SqlitePersister(Persister):
         last: int | None = self._conn.execute(f"SELECT max(seq) FROM {CHANGES_TABLE}").fetchone()[0]
         return last or 0
 
-    def _prune_changes(self, last: int) -> None:
-        """Cut the change log back to its newest lines once it has grown (keeping the last)."""
-        first = self._conn.execute(f"SELECT min(seq) FROM {CHANGES_TABLE}").fetchone()[0]
+    def _cut_changes(self) -> int:
+        """Cut the change log back to its newest lines once it has grown; return its last seq."""
+        first, last = self._conn.execute(
+            f"SELECT min(seq), max(seq) FROM {CHANGES_TABLE}"
+        ).fetchone()
         if first is None or last - first < 2 * KEEP_CHANGES:
-            return
+            return int(last or 0)
         cut = last - KEEP_CHANGES
         self._conn.execute(f"DELETE FROM {CHANGES_TABLE} WHERE seq <= ?", (cut,))
         self._conn.execute(
             f"INSERT OR REPLACE INTO {HUTCH_TABLE} (key, value) VALUES ('changes_cut', ?)",
             (str(cut),),
         )
+        return int(last)
 
     # -- reading -----------------------------------------------------------------------------
 
