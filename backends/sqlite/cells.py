@@ -16,7 +16,7 @@ A row whose cells need no tag has ``NULL`` in ``_hutch_meta``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 import orjson
@@ -30,16 +30,19 @@ NULL = "n"
 JSON = "j"
 
 
-def encode_row(row: Row, has_column: Callable[[str], bool]) -> tuple[dict[str, Any], str | None]:
+def encode_row(
+    row: Row, columns_of_table: Container[str], add_column: Callable[[str], bool]
+) -> tuple[dict[str, Any], str | None]:
     """Return the row's ``{column: SQLite value}`` and its ``_hutch_meta`` text (or ``None``).
 
-    ``has_column(cell)`` says whether the cell has (or now gets) a column of its own.
+    ``columns_of_table`` are the table's columns; for any other cell,
+    ``add_column(cell)`` says whether it now gets a column of its own.
     """
     columns: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     for cell, value in row.items():
-        if not has_column(cell):
-            meta[cell] = [value]
+        if cell == META or (cell not in columns_of_table and not add_column(cell)):
+            meta[cell] = [value]  # no column of its own
             continue
         kind = type(value)
         if kind is bool:

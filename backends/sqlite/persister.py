@@ -242,7 +242,7 @@ class SqlitePersister(Persister):
         for row_id, row in rows.items():
             if row is None:
                 continue
-            columns, meta = encode_row(row, lambda cell: has_column(table, cell))
+            columns, meta = encode_row(row, table.columns, lambda cell: has_column(table, cell))
             groups.setdefault(tuple(columns), []).append((row_id, meta, *columns.values()))
         for names, params in groups.items():
             listed = ", ".join(["id", META, *map(quote_identifier, names)])
