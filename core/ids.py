@@ -15,6 +15,7 @@ from hutch.errors import InvalidId
 
 _TABLE_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
 _ROW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}").fullmatch
+_ROW_ID_MAX = 128  # the regex's length limit
 
 #: The cell that every backend uses for the row id (the ``"id"`` inside a record file,
 #: the primary key column of a SQL table); it cannot also be an ordinary cell.
@@ -33,8 +34,12 @@ def check_table_id(table_id: object) -> str:
 
 def check_row_id(table_id: str, row_id: object) -> str:
     """Return ``row_id`` if it is a valid row id, else raise :class:`InvalidId`."""
-    if type(row_id) is str and _ROW_ID(row_id):
-        return row_id
+    if type(row_id) is str:
+        # Most ids are ASCII letters and digits alone: str methods check those faster.
+        if row_id.isalnum() and row_id.isascii() and len(row_id) <= _ROW_ID_MAX:
+            return row_id
+        if _ROW_ID(row_id):
+            return row_id
     raise InvalidId(
         f"invalid row id {row_id!r} in table {table_id!r}: a row id is a letter or digit "
         "followed by up to 127 letters, digits, '.', '_' or '-' ([A-Za-z0-9][A-Za-z0-9._-]{0,127})"
