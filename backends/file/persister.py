@@ -38,6 +38,7 @@ from hutch import (
 )
 from hutch.cells import Row, check_value
 from hutch.config import parse_collections
+from hutch.persister import ProcessGuard
 
 from . import indices, records, wal
 from .folder import check_indexed, open_root, parse_manifest, positive, settings_json
@@ -92,7 +93,7 @@ class FilePersister(Persister):
         except OSError as error:
             os.close(self._root_fd)
             raise storage_error(error, "prepare", self.root) from error
-        self._pid = os.getpid()
+        self._process = ProcessGuard(self.root)
         self._mutex = threading.Lock()  # this process's threads; the flock is per process
         self._holder: int | None = None  # the thread of this process holding the flock
         #: The settings of every collection (given, or kept in the manifest).
@@ -129,7 +130,7 @@ class FilePersister(Persister):
         return snapshot
 
     def begin(self) -> None:
-        self._check_process()
+        self._process.check()
         self._mutex.acquire()
         try:
             self._lock()
@@ -144,7 +145,7 @@ class FilePersister(Persister):
             self._mutex.release()
 
     def poll(self) -> Changes | None:
-        self._check_process()
+        self._process.check()
         try:
             if self._holder == threading.get_ident():
                 self._catch_up()
@@ -197,14 +198,6 @@ class FilePersister(Persister):
             self._dir_fds.clear()
 
     # -- locking -----------------------------------------------------------------------------
-
-    def _check_process(self) -> None:
-        """A forked child shares the parent's lock, so it must not write through its database."""
-        if os.getpid() != self._pid:
-            raise StorageError(
-                f"this database on {self.root} was opened by process {self._pid}, before a "
-                "fork; open it again in each process (for web servers: in each worker)"
-            )
 
     def _lock(self) -> None:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
