@@ -158,6 +158,35 @@ def test_a_damaged_line_before_good_ones_is_reported(tmp_path: Path) -> None:
         hutch.open(url(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("edited", "fits"),
+    [
+        (b'{"n":9223372036854775807}', True),  # 19 digits, the largest 64-bit integer
+        (b'{"n":-9223372036854775808}', True),
+        (b'{"n":9223372036854775808}', False),  # one more does not fit
+        (b'{"id":"r9"}', False),  # "id" is the row id's name
+        (b'{"":1}', False),
+        (b'{"n":"a\\u0000b"}', False),
+        (b'{"n":"\\u0000"}', False),
+        (b'{"n":"id"}', True),  # text that only looks like what needs a check
+        (b'{"n":"12345678901234567890"}', True),
+    ],
+)
+def test_a_line_edited_by_hand_is_checked_like_a_write(
+    tmp_path: Path, edited: bytes, fits: bool
+) -> None:
+    with hutch.open(url(tmp_path)) as db:
+        db.store.set_row("t", "r1", {"n": 1})
+    log = tmp_path / "t.jsonl"
+    log.write_bytes(log.read_bytes().replace(b'{"n":1}', edited))
+    if fits:
+        with hutch.open(url(tmp_path)) as db:
+            assert db.store.get_row("t", "r1") == orjson.loads(edited)
+    else:
+        with pytest.raises(hutch.CorruptData, match=r"t\.jsonl"):
+            hutch.open(url(tmp_path))
+
+
 def test_indices_list_value_and_row_id_sorted_and_follow_every_change(tmp_path: Path) -> None:
     collections = {"users": {"indexed": ["team", "age"]}}
     with hutch.open(url(tmp_path), collections=collections) as db:
