@@ -295,6 +295,9 @@ def test_a_table_rebuilt_by_hand_is_read_whole_and_logged_again(
         sql.execute("ALTER TABLE t_new RENAME TO t")
         db.refresh()
         assert db.store.get_table("t") == {"a": {"n": 10}}
+        sql.execute("UPDATE t SET n = 20 WHERE id = 'a'")  # no trigger logs this one
+        db.refresh()
+        assert db.store.get_table("t") == {"a": {"n": 20}}
         db.store.set_row("t", "c", {"n": 3})  # the write gives the table its triggers back
         statements = traced(db)
         sql.execute("UPDATE t SET n = 11 WHERE id = 'a'")

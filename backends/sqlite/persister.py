@@ -295,15 +295,19 @@ class SqlitePersister(Persister):
         """
         self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         known = self._schema.tables
+        changed = self._schema.check()
+        now = self._schema.tables
+        if not all(table.logged for table in now.values()):
+            return None  # until a write gives the triggers back, nothing logs that table
         new: set[str] = set()
-        if self._schema.check():
-            for name, table in self._schema.tables.items():
+        if changed:
+            for name, table in now.items():
                 before = known.get(name)
                 if before is None:
                     new.add(name)
-                elif before.root != table.root or not table.logged:
+                elif before.root != table.root:
                     return None
-            if known.keys() - self._schema.tables.keys():
+            if known.keys() - now.keys():
                 return None
         cut = self._conn.execute(
             f"SELECT value FROM {HUTCH_TABLE} WHERE key = 'changes_cut'"
