@@ -365,3 +365,23 @@ def test_a_foreign_key_that_cannot_be_declared_leaves_the_relationship_undefined
         assert db.relationships.local_row_ids("team_org", "o1") == ["t1"]
         assert db.store.get_table("teams") == {"t1": {"org_id": "o1"}}
     assert foreign_keys(sql, "teams") == [("org_id", "orgs", "id")]
+
+
+def test_values_whose_triggers_were_dropped_by_hand_are_still_read(
+    tmp_path: Path, sql: sqlite3.Connection
+) -> None:
+    with open_db(tmp_path / "a.db") as db:
+        db.store.set_value("v", 1)
+        sql.execute("DROP TRIGGER _hutch_log_update__values")
+        sql.execute("DROP TRIGGER _hutch_log_insert__values")
+        db.refresh()
+        sql.execute("""INSERT OR REPLACE INTO _values (key, value) VALUES ('v', '2')""")
+        db.refresh()
+        assert db.store.get_value("v") == 2
+        db.store.set_value("w", 0)  # the write gives _values its triggers back
+        sql.execute("""UPDATE _values SET value = '3' WHERE key = 'v'""")
+        db.refresh()
+        assert db.store.get_values() == {"v": 3, "w": 0}
+    fresh(sql)
+    triggers = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '_values'"
+    assert sql.execute(triggers).fetchone() == (3,)

@@ -297,7 +297,7 @@ class SqlitePersister(Persister):
         known = self._schema.tables
         changed = self._schema.check()
         now = self._schema.tables
-        if not all(table.logged for table in now.values()):
+        if not (self._schema.values_logged and all(table.logged for table in now.values())):
             return None  # until a write gives the triggers back, nothing logs that table
         new: set[str] = set()
         if changed:

@@ -59,6 +59,8 @@ class Schema:
         self._collections: dict[str, str] = {}  # collection -> table name
         self._names: dict[str, str] = {}  # table name -> collection
         self.tables: dict[str, Table] = {}
+        #: Whether every change of ``_values`` reaches the change log (its triggers exist).
+        self.values_logged = True
         self._version = -1
 
     def prepare(self) -> None:
@@ -121,6 +123,7 @@ class Schema:
                 roots[name] = root
             else:
                 triggers.add(name)
+        self.values_logged = all(_trigger(event, VALUES_TABLE) in triggers for event in _EVENTS)
         self.tables = {}
         for name in self._collections.values():
             if name not in roots:
@@ -142,6 +145,9 @@ class Schema:
 
     def log_every_table(self) -> None:
         """Give back its change-log triggers to any table that lost them (by hand)."""
+        if not self.values_logged:
+            self._log_changes(VALUES_TABLE, "key")
+            self.values_logged = True
         for table in self.tables.values():
             if not table.logged:
                 self._log_changes(table.name, "id")
