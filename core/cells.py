@@ -15,6 +15,7 @@ backend is accepted by all:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -159,3 +160,38 @@ def _is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+# Every ASCII digit becomes "0" and every other byte "x": 19 digits in a row become 19 "0"s.
+_DIGITS_AS_ZEROS = bytes(48 if 48 <= byte <= 57 else 120 for byte in range(256))
+_LONG_NUMBER = b"0" * 19  # 10**18 and up: where 64 bits may end
+
+
+def may_hold_long_numbers(data: bytes) -> bool:
+    """Whether ``data`` has 19 digits in a row: a number there may not fit in 64 bits.
+
+    A substring search of translated bytes, not a regex: it scans at memory speed.
+    """
+    return _LONG_NUMBER in data.translate(_DIGITS_AS_ZEROS)
+
+
+def check_exact_numbers(data: bytes | str) -> None:
+    """Raise ``ValueError`` if the JSON text ``data`` holds an integer outside 64 bits.
+
+    orjson reads an integer beyond 64 unsigned bits as the nearest float, which
+    would change a hand-edited number without a word; the standard library
+    reads it exactly. Only text with 19 digits in a row is parsed again.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    if not may_hold_long_numbers(raw):
+        return
+    pending = [json.loads(raw)]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        if kind is int and not _INT_MIN <= value <= _INT_MAX:
+            raise ValueError(f"the integer {value} does not fit in 64 bits; store it as a string")
+        if kind is list:
+            pending.extend(value)
+        elif kind is dict:
+            pending.extend(value.values())

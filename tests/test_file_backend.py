@@ -313,3 +313,36 @@ def test_listeners_hear_only_what_changed_here(tmp_path: Path) -> None:
         other.store.set_row("t", "kept", {"n": 1})
         db.refresh()
         assert [dict(c.tables) for c in heard] == [{"t": {"kept": {"n": 1}}}]
+
+
+@pytest.mark.parametrize(
+    ("number", "fits"),
+    [
+        ("9223372036854775807", True),
+        ("-9223372036854775808", True),
+        ("9223372036854775808", False),
+        ("123456789012345678901234", False),  # orjson alone would read the nearest float
+        ("-123456789012345678901234", False),
+        ("1.23456789012345678901234", True),
+        ('"123456789012345678901234"', True),
+    ],
+)
+def test_a_number_edited_by_hand_comes_back_exactly_or_is_refused(
+    tmp_path: Path, number: str, fits: bool
+) -> None:
+    with hutch.open(tmp_path) as db:
+        db.store.set_row("t", "r1", {"n": 1})
+        db.store.set_value("v", 1)
+    (tmp_path / "t" / "r1.json").write_text(f'{{"id": "r1", "n": {number}}}')
+    (tmp_path / "_values.json").write_text(f'{{"v": [{number}]}}')
+    expected = json.loads(number)
+    if fits:
+        with hutch.open(tmp_path) as db:
+            assert db.store.get_row("t", "r1") == {"n": expected}
+            assert db.store.get_value("v") == [expected]
+        return
+    with pytest.raises(hutch.CorruptData, match=r"r1\.json: the integer .* does not fit in 64"):
+        hutch.open(tmp_path)
+    (tmp_path / "t" / "r1.json").write_text('{"id": "r1", "n": 1}')
+    with pytest.raises(hutch.CorruptData, match=r"_values\.json"):
+        hutch.open(tmp_path)

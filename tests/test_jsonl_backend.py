@@ -164,6 +164,9 @@ def test_a_damaged_line_before_good_ones_is_reported(tmp_path: Path) -> None:
         (b'{"n":9223372036854775807}', True),  # 19 digits, the largest 64-bit integer
         (b'{"n":-9223372036854775808}', True),
         (b'{"n":9223372036854775808}', False),  # one more does not fit
+        (b'{"n":123456789012345678901234}', False),  # orjson alone would read a float
+        (b'{"n":[1,{"m":-123456789012345678901234}]}', False),
+        (b'{"n":1.23456789012345678901234}', True),
         (b'{"id":"r9"}', False),  # "id" is the row id's name
         (b'{"":1}', False),
         (b'{"n":"a\\u0000b"}', False),

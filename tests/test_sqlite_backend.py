@@ -495,3 +495,24 @@ def test_without_sqlite_utils_the_error_says_what_to_install(
         monkeypatch.delitem(sys.modules, f"hutch.backends.sqlite.{module}")
     with pytest.raises(hutch.ConfigError, match=r"pip install 'hutch\[sqlite\]'"):
         hutch.open(url(tmp_path / "a.db"))
+
+
+def test_a_number_beyond_64_bits_written_by_hand_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    with hutch.open(url(path)) as db:
+        db.store.set_row("t", "r1", {"list": [1]})
+        db.store.set_value("v", 1)
+    huge = "123456789012345678901234"  # orjson alone would read the nearest float
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            connection.execute("UPDATE t SET list = ?", (f"[{huge}]",))
+        with pytest.raises(hutch.CorruptData, match=f"table 't', row id 'r1': the integer {huge}"):
+            hutch.open(url(path))
+        with connection:
+            connection.execute("UPDATE t SET list = '[1]'")
+            connection.execute("UPDATE _values SET value = ?", (f'{{"a": -{huge}}}',))
+        with pytest.raises(hutch.CorruptData, match=f"key 'v': the integer -{huge}"):
+            hutch.open(url(path))
+    finally:
+        connection.close()

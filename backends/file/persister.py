@@ -36,7 +36,7 @@ from hutch import (
     Snapshot,
     StorageError,
 )
-from hutch.cells import Row, check_value
+from hutch.cells import Row, check_exact_numbers, check_value
 from hutch.config import parse_collections
 from hutch.persister import ProcessGuard
 
@@ -364,6 +364,7 @@ class FilePersister(Persister):
             raise storage_error(error, "read", where) from error
         try:
             document = orjson.loads(data)
+            check_exact_numbers(data)
             if not isinstance(document, dict):
                 raise ValueError("keyed values must be one JSON object")
             return {k: check_value(v, f"value {k!r}") for k, v in document.items()}

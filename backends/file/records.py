@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from hutch import CorruptData, InvalidId, InvalidValue
-from hutch.cells import Row, check_row
+from hutch.cells import Row, check_exact_numbers, check_row
 from hutch.ids import check_row_id
 
 FORMAT_VERSION = 1
@@ -33,6 +33,7 @@ def decode_record(table_id: str, file_name: str, data: bytes, folder: Path) -> t
     try:
         check_row_id(table_id, row_id)
         document = orjson.loads(data)
+        check_exact_numbers(data)
     except InvalidId as error:
         raise CorruptData(
             f"{folder / file_name}: the file name is not a valid row id ({error})"
@@ -42,6 +43,8 @@ def decode_record(table_id: str, file_name: str, data: bytes, folder: Path) -> t
             f"{folder / file_name}: malformed JSON at line {error.lineno}, column {error.colno} "
             f"(character {error.pos}): {error.msg}; fix or remove the file"
         ) from None
+    except ValueError as error:
+        raise CorruptData(f"{folder / file_name}: {error}; fix or remove the file") from None
     if not isinstance(document, dict):
         raise CorruptData(
             f"{folder / file_name}: a record must be a JSON object, not {type(document).__name__}"

@@ -58,7 +58,7 @@ from hutch.backends.file.fsio import (
     write_all,
     write_atomic,
 )
-from hutch.cells import Row, check_row, check_value
+from hutch.cells import Row, check_exact_numbers, check_row, check_value, may_hold_long_numbers
 from hutch.config import parse_collections
 from hutch.ids import check_row_id, check_value_id
 from hutch.persister import ProcessGuard
@@ -76,23 +76,16 @@ INDICES = "indices"
 #: A log is compacted once it holds more than this many lines, most of them dead.
 COMPACT_LINES = 1000
 _TABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
-# Every ASCII digit becomes "0" and every other byte "x": 19 digits in a row become 19 "0"s.
-_DIGITS_AS_ZEROS = bytes(48 if 48 <= byte <= 57 else 120 for byte in range(256))
 
 
 def _needs_check(data: bytes) -> bool:
     """Whether ``data`` may hold what orjson accepts but a row may not.
 
-    That is an "id" or empty key, a NUL, or a number that may not fit in 64 bits
-    (19 digits or more). Bytes without any of these need no per-cell check after
-    orjson read them. Substring searches, not a regex: they scan at memory speed.
+    That is an "id" or empty key, a NUL, or a number that may not fit in 64 bits.
+    Bytes without any of these need no per-cell check after orjson read them.
+    Substring searches, not a regex: they scan at memory speed.
     """
-    return (
-        b'"id"' in data
-        or b'""' in data
-        or b"\\u0000" in data
-        or b"0" * 19 in data.translate(_DIGITS_AS_ZEROS)
-    )
+    return b'"id"' in data or b'""' in data or b"\\u0000" in data or may_hold_long_numbers(data)
 
 
 _PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
@@ -321,6 +314,12 @@ class JsonlPersister(Persister):
         one.end = valid
         one.lines += count
         plain = not _needs_check(data)
+        if not plain and may_hold_long_numbers(data):
+            for line in data[: ends[count - 1] if count else 0].splitlines():
+                try:
+                    check_exact_numbers(line)
+                except ValueError as error:
+                    raise CorruptData(f"{self.root / one.name}: {error}; fix that line") from None
         return entries[:count], replaced, plain
 
     def _take_rows(

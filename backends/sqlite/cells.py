@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from hutch.cells import Row
+from hutch.cells import Row, check_exact_numbers
 
 #: The column (in every collection's table) that holds the tags of a row's cells.
 META = "_hutch_meta"
@@ -71,6 +71,7 @@ def decode_row(names: Sequence[str], record: Sequence[Any], meta_at: int, skip: 
     meta: dict[str, Any] = {}
     if meta_text is not None:
         loaded = orjson.loads(meta_text)
+        check_exact_numbers(meta_text)
         if not isinstance(loaded, dict):
             raise TypeError(f"{META} is not a JSON object")
         meta = loaded
@@ -90,6 +91,7 @@ def decode_row(names: Sequence[str], record: Sequence[Any], meta_at: int, skip: 
             row[cell] = bool(value)
         elif tag == JSON and type(value) is str:
             row[cell] = orjson.loads(value)
+            check_exact_numbers(value)
         else:  # untagged, or a tag that a person's UPDATE made stale: the value as stored
             row[cell] = value
     if meta:

@@ -43,7 +43,7 @@ from hutch import (
     StorageError,
     StoragePermissionError,
 )
-from hutch.cells import Row, check_row, check_value
+from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
 from hutch.persister import ProcessGuard
@@ -388,6 +388,7 @@ class SqlitePersister(Persister):
                 try:
                     check_value_id(key)
                     values[key] = check_value(orjson.loads(text), f"value {key!r}")
+                    check_exact_numbers(text)
                 except (ValueError, TypeError, InvalidId, InvalidValue) as error:
                     raise CorruptData(
                         f"{self.path}, table {VALUES_TABLE}, key {key!r}: {error}; fix or delete it"
