@@ -329,7 +329,8 @@ class SqlitePersister(Persister):
             if collection is None:
                 continue  # _values, or a table that holds no collection
             found = self._read_rows(collection, self._schema.tables[name], keys)
-            gone = (keys or set()) & self._ids.get(collection, set())
+            known_ids = self._ids.get(collection, set())
+            gone = known_ids if keys is None else keys & known_ids  # None: read whole
             rows: dict[str, Row | None] = {key: None for key in gone if key not in found}
             rows.update(found)
             if rows:
