@@ -390,15 +390,16 @@ def test_values_whose_triggers_were_dropped_by_hand_are_still_read(
 def test_after_a_failed_write_the_next_poll_still_hears_of_deletions(
     tmp_path: Path, sql: sqlite3.Connection
 ) -> None:
-    with open_db(tmp_path / "a.db", busy_timeout=0) as db, open_db(tmp_path / "a.db") as other:
+    with open_db(tmp_path / "a.db") as db, open_db(tmp_path / "a.db") as other:
         db.store.set_row("t", "a", {"n": 1})
         db.store.set_row("t", "b", {"n": 2})
-        backend = db.backend
-        assert isinstance(backend, SqlitePersister)
-        sql.execute("BEGIN IMMEDIATE")
-        with pytest.raises(hutch.StorageError):
-            backend.apply(Changes({"t": {"c": {"n": 3}}}))  # fails: the lock is taken
-        sql.execute("ROLLBACK")
+        sql.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON t WHEN NEW.id = 'c' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by hand'); END"
+        )
+        with pytest.raises(hutch.StorageError, match="refused by hand"):
+            db.store.set_row("t", "c", {"n": 3})  # fails inside the SQLite transaction
+        sql.execute("DROP TRIGGER refuse")
         other.store.del_row("t", "a")
         db.refresh()
         assert db.store.get_table("t") == {"b": {"n": 2}}
