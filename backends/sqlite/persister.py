@@ -313,7 +313,7 @@ class SqlitePersister(Persister):
             f"SELECT value FROM {HUTCH_TABLE} WHERE key = 'changes_cut'"
         ).fetchone()
         last = self._last_seq()
-        if last < self._seq or (cut is not None and int(cut[0]) > self._seq):
+        if last < self._seq or (cut is not None and _cut_after(cut[0], self._seq)):
             return None
         named: dict[str, set[Any] | None] = dict.fromkeys(new)  # None: the whole table
         for name, key in self._conn.execute(
@@ -433,6 +433,14 @@ class SqlitePersister(Persister):
             yield
         except sqlite3.Error as error:
             raise storage_error(error, doing, self.path) from error
+
+
+def _cut_after(cut: object, seq: int) -> bool:
+    """Whether the change log was cut past ``seq`` (a value that is no number: assume so)."""
+    try:
+        return int(str(cut)) > seq
+    except (TypeError, ValueError):
+        return True
 
 
 def sqlite_path(url: URL) -> Path:
