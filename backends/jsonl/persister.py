@@ -76,6 +76,8 @@ INDICES = "indices"
 #: A log is compacted once it holds more than this many lines, most of them dead.
 COMPACT_LINES = 1000
 _TABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
+_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+_OPEN = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _needs_check(data: bytes) -> bool:
@@ -86,10 +88,6 @@ def _needs_check(data: bytes) -> bool:
     Substring searches, not a regex: they scan at memory speed.
     """
     return b'"id"' in data or b'""' in data or b"\\u0000" in data or may_hold_long_numbers(data)
-
-
-_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
-_OPEN = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class _Log:
