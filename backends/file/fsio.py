@@ -87,6 +87,24 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def append_after(fd: int, data: bytes, end: int, *, sync: bool) -> None:
+    """Append ``data`` at ``end`` (the end of the last intact line) of an ``O_APPEND`` file.
+
+    Anything past ``end`` is the torn tail of an append that crashed and is cut
+    off first; on any error the file is cut back to ``end`` again, so no partial
+    line stays. ``sync``: ``fdatasync`` before returning.
+    """
+    if os.fstat(fd).st_size != end:
+        os.ftruncate(fd, end)
+    try:
+        write_all(fd, data)
+        if sync:
+            os.fdatasync(fd)
+    except BaseException:
+        os.ftruncate(fd, end)
+        raise
+
+
 def write_atomic(dir_fd: int, name: str, data: bytes, *, sync: bool) -> None:
     """Replace ``name`` with ``data`` all at once: temp file, fsync, rename, folder fsync.
 

@@ -21,7 +21,7 @@ import orjson
 
 from hutch import Changes
 
-from .fsio import write_all
+from .fsio import append_after
 
 SUFFIX = ".log"
 
@@ -93,18 +93,8 @@ class Writer:
         and is cut off first; on any error the file is cut back again, so no
         partial line stays.
         """
-        self.size = os.fstat(self._fd).st_size
-        if self.size != valid_end:
-            os.ftruncate(self._fd, valid_end)
-            self.size = valid_end
-        try:
-            write_all(self._fd, line)
-            if sync:
-                os.fdatasync(self._fd)
-        except BaseException:
-            os.ftruncate(self._fd, self.size)
-            raise
-        self.size += len(line)
+        append_after(self._fd, line, valid_end, sync=sync)
+        self.size = valid_end + len(line)
 
     def sync(self) -> None:
         os.fdatasync(self._fd)

@@ -50,12 +50,12 @@ from hutch.backends.file.folder import (
     settings_json,
 )
 from hutch.backends.file.fsio import (
+    append_after,
     is_temp,
     open_dir,
     read_file,
     remove,
     storage_error,
-    write_all,
     write_atomic,
 )
 from hutch.cells import Row, check_exact_numbers, check_row, check_value, may_hold_long_numbers
@@ -458,15 +458,7 @@ class JsonlPersister(Persister):
             one.ino = os.fstat(one.fd).st_ino
             if sync:
                 os.fsync(self._root_fd)  # the new file's name is durable too
-        if os.fstat(one.fd).st_size != one.end:
-            os.ftruncate(one.fd, one.end)
-        try:
-            write_all(one.fd, data)
-            if sync:
-                os.fdatasync(one.fd)
-        except BaseException:
-            os.ftruncate(one.fd, one.end)
-            raise
+        append_after(one.fd, data, one.end, sync=sync)
 
     def _maintain_files(self) -> None:
         """Compact the logs whose dead lines passed the threshold; shorten the commit log."""
