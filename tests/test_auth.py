@@ -18,7 +18,6 @@ import importlib.util
 import json
 import os
 import secrets
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from types import ModuleType
 
 import orjson
 import pytest
-from children import WAIT, LineReader
+from children import WAIT, Child
 
 import hutch
 import hutch.backends.file
@@ -971,49 +970,15 @@ db.close()
 PROCESSES = 4
 
 
-class Worker:
+def start_worker(script: Path, env: Env, me: int, tokens: list[str], err: Path) -> Child:
     """A child process redeeming tokens, started and finished through its pipes."""
-
-    def __init__(self, script: Path, env: Env, me: int, tokens: list[str], err: Path) -> None:
-        self.me = me
-        self.err = err
-        with err.open("wb") as error_file:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(script),
-                    KNOWN_BACKENDS[env.backend][0],
-                    env.url,
-                    str(me),
-                    *tokens,
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=error_file,
-                bufsize=0,
-                env={**os.environ, "HUTCH_DISABLE_PLUGIN_AUTOLOAD": "1"},
-            )
-        assert self.process.stdout is not None
-        self.lines = LineReader(self.process.stdout)
-
-    def send(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line.encode() + b"\n")
-
-    def read(self) -> str:
-        line = self.lines.readline()
-        stderr = self.err.read_text(encoding="utf-8", errors="replace")
-        assert line is not None, f"worker {self.me} ended early; stderr:\n{stderr}"
-        return line
-
-    def end(self) -> None:
-        """Kill the process if it still runs, and reap it."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(WAIT)
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
+    command = [sys.executable, str(script), KNOWN_BACKENDS[env.backend][0], env.url, str(me)]
+    return Child(
+        f"worker {me}",
+        [*command, *tokens],
+        err,
+        env={**os.environ, "HUTCH_DISABLE_PLUGIN_AUTOLOAD": "1"},
+    )
 
 
 def test_processes_redeeming_one_token_have_exactly_one_winner(shared: Env, tmp_path: Path) -> None:
@@ -1024,10 +989,10 @@ def test_processes_redeeming_one_token_have_exactly_one_winner(shared: Env, tmp_
         )
     script = tmp_path / "worker.py"
     script.write_text(WORKER, encoding="utf-8")
-    workers: list[Worker] = []
+    workers: list[Child] = []
     try:
         for me in range(PROCESSES):
-            workers.append(Worker(script, shared, me, tokens, tmp_path / f"worker{me}.err"))
+            workers.append(start_worker(script, shared, me, tokens, tmp_path / f"worker{me}.err"))
         for worker in workers:
             assert worker.read() == "ready"
         for worker in workers:

@@ -9,7 +9,6 @@ generation behind (the others checkpointed twice) converges by reloading.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from children import WAIT, LineReader
+from children import WAIT, Child
 
 import hutch
 
@@ -64,50 +63,10 @@ say("closed")
 """
 
 
-class Worker:
+def start_worker(script: Path, root: Path, me: int, reopen: int, err: Path) -> Child:
     """One worker process, talked to through its stdin and stdout."""
-
-    def __init__(self, script: Path, root: Path, me: int, reopen: int, err: Path) -> None:
-        self.me = me
-        self.err = err
-        with err.open("wb") as error_file:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(script),
-                    str(root),
-                    str(me),
-                    str(INCREMENTS),
-                    str(reopen),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=error_file,
-                bufsize=0,
-            )
-        assert self.process.stdout is not None
-        self.lines = LineReader(self.process.stdout)
-
-    def send(self, command: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(command.encode() + b"\n")
-
-    def expect(self, what: str) -> str:
-        line = self.lines.readline()
-        stderr = self.err.read_text(encoding="utf-8", errors="replace")
-        assert line is not None, f"worker {self.me} ended; stderr:\n{stderr}"
-        if what != "*":
-            assert line == what, f"worker {self.me} said {line!r}; stderr:\n{stderr}"
-        return line
-
-    def end(self) -> None:
-        """Kill the process if it still runs, and reap it."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(WAIT)
-        for pipe in (self.process.stdin, self.process.stdout):
-            if pipe is not None:
-                pipe.close()
+    command = [sys.executable, str(script), str(root), str(me), str(INCREMENTS), str(reopen)]
+    return Child(f"worker {me}", command, err)
 
 
 def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
@@ -115,12 +74,14 @@ def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
     hutch.open(root).close()  # the folder exists before the workers race to open it
     script = tmp_path / "worker.py"
     script.write_text(WORKER, encoding="utf-8")
-    workers: list[Worker] = []
+    workers: list[Child] = []
     try:
         for me in range(PROCESSES):
             # Two workers reopen (so checkpoint) now and then; the others fall behind the log.
             reopen_every = (10, 15, 0, 0)[me % 4]
-            workers.append(Worker(script, root, me, reopen_every, tmp_path / f"worker{me}.err"))
+            workers.append(
+                start_worker(script, root, me, reopen_every, tmp_path / f"worker{me}.err")
+            )
         for worker in workers:
             worker.expect("ready")
         for worker in workers:
@@ -131,7 +92,7 @@ def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
             worker.send("check")
         expected = {"total": PROCESSES * INCREMENTS, "increments": PROCESSES * INCREMENTS}
         for worker in workers:
-            assert json.loads(worker.expect("*")) == expected, f"worker {worker.me} after refresh"
+            assert json.loads(worker.read()) == expected, f"{worker.name} after refresh"
         for worker in workers:
             worker.send("close")
             worker.expect("closed")

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from children import WAIT, LineReader, run_in_step
+from children import WAIT, LineReader, count_in_processes
 from hypothesis import HealthCheck, given, settings
 from operations import operations
 from test_file_crash import WRITER, canonical, make_plan, states_after, temp_files
@@ -385,36 +385,6 @@ def test_a_killed_writer_loses_no_acknowledged_commit(tmp_path: Path, seed: int)
 
 # -- several processes increment one counter -----------------------------------------------------
 
-COUNTER = """\
-import os, sys
-import hutch
-
-db = hutch.open(sys.argv[1], compact_lines=10)
-os.write(1, b"ready\\n")
-sys.stdin.readline()
-for i in range(int(sys.argv[2])):
-    with db.store.transaction():
-        seen = db.store.get_cell("counters", "total", "n", 0)
-        db.store.set_cell("counters", "total", "n", seen + 1)
-        db.store.set_row("increments", f"w{sys.argv[3]}-{i}", {"saw": seen})
-db.close()
-os.write(1, b"done\\n")
-"""
-
 
 def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
-    root = tmp_path / "data"
-    hutch.open(url(root)).close()
-    script = tmp_path / "counter.py"
-    script.write_text(COUNTER, encoding="utf-8")
-    processes, increments = 4, 40
-    run_in_step(
-        [
-            [sys.executable, str(script), url(root), str(increments), str(me)]
-            for me in range(processes)
-        ]
-    )
-    with hutch.open(url(root)) as db:
-        assert db.store.get_cell("counters", "total", "n") == processes * increments
-        seen = sorted(row["saw"] for row in db.store.get_table("increments").values())
-        assert seen == list(range(processes * increments))
+    count_in_processes(tmp_path, url(tmp_path / "data"), 4, 40, compact_lines=10)

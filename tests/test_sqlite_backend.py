@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from children import run_in_step
+from children import count_in_processes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from operations import operations
@@ -451,39 +451,8 @@ def test_sqlite_errors_become_hutch_errors(tmp_path: Path) -> None:
     assert isinstance(storage_error(caught.value, "write to", path), hutch.DiskFull)
 
 
-COUNTER = """\
-import os, sys
-import hutch
-
-db = hutch.open(sys.argv[1])
-os.write(1, b"ready\\n")
-sys.stdin.readline()
-for i in range(int(sys.argv[2])):
-    with db.store.transaction():
-        seen = db.store.get_cell("counters", "total", "n", 0)
-        db.store.set_cell("counters", "total", "n", seen + 1)
-        db.store.set_row("increments", f"w{sys.argv[3]}-{i}", {"saw": seen})
-db.close()
-os.write(1, b"done\\n")
-"""
-
-
 def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
-    path = tmp_path / "a.db"
-    hutch.open(url(path)).close()
-    script = tmp_path / "counter.py"
-    script.write_text(COUNTER, encoding="utf-8")
-    processes, increments = 3, 30
-    run_in_step(
-        [
-            [sys.executable, str(script), url(path), str(increments), str(me)]
-            for me in range(processes)
-        ]
-    )
-    with hutch.open(url(path)) as db:
-        assert db.store.get_cell("counters", "total", "n") == processes * increments
-        seen = sorted(row["saw"] for row in db.store.get_table("increments").values())
-        assert seen == list(range(processes * increments))
+    count_in_processes(tmp_path, url(tmp_path / "a.db"), 3, 30)
 
 
 def test_without_sqlite_utils_the_error_says_what_to_install(
