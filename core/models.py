@@ -18,6 +18,7 @@ nobody can change it behind the store's back; change one with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from types import UnionType
@@ -61,10 +62,17 @@ class Relation:
 
 @attrs.frozen
 class Unique:
-    """A field no two rows may share; ``case_insensitive`` compares strings casefolded."""
+    """A field no two rows may share, compared as given or through a key.
+
+    ``case_insensitive`` compares strings casefolded. ``key`` compares
+    ``key(value)`` instead (an email's mailbox, say): it may raise
+    :class:`~hutch.ValidationError` to refuse a value, and a row already
+    stored whose value it refuses is in no slice of the key's index.
+    """
 
     field: str
     case_insensitive: bool = False
+    key: Callable[[Any], Any] | None = attrs.field(default=None, kw_only=True)
 
 
 @attrs.frozen(kw_only=True)
@@ -72,7 +80,9 @@ class Model:
     """The base of every model: an id and two timestamps that hutch maintains.
 
     ``id`` is generated (:func:`hutch.ids.new_id`) and the timestamps set when
-    not given; values given explicitly (an import) are kept as given.
+    not given; values given explicitly (an import) are kept as given. A field
+    declared ``attrs.field(repr=False)`` is a secret (a token, a password
+    hash): ``repr`` leaves it out, and no error hutch raises quotes its value.
     """
 
     __collection__: ClassVar[str]
@@ -99,12 +109,24 @@ class ModelSpec:
     unique: tuple[Unique, ...]
     relations: tuple[Relation, ...]
     shareable: bool  # every field immutable, so one instance may be handed out many times
+    secret: frozenset[str] = frozenset()  # fields left out of repr: no error quotes them
 
     def index_id(self, field: str) -> str:
         return f"{self.collection}.{field}"
 
     def casefold_index_id(self, field: str) -> str:
         return f"{self.collection}.{field}.casefold"
+
+    def key_index_id(self, field: str) -> str:
+        return f"{self.collection}.{field}.key"
+
+    def unique_index_id(self, unique: Unique) -> str:
+        """The index a unique field is checked against: by its key, casefolded, or as stored."""
+        if unique.key is not None:
+            return self.key_index_id(unique.field)
+        if unique.case_insensitive:
+            return self.casefold_index_id(unique.field)
+        return self.index_id(unique.field)
 
     def relationship_id(self, relation: Relation) -> str:
         return f"{self.collection}.{relation.field}"
@@ -145,9 +167,17 @@ def _describe(model: type[Model]) -> ModelSpec:
     unique = tuple(
         Unique(known(u, "__unique__"))
         if isinstance(u, str)
-        else Unique(known(u.field, "__unique__"), u.case_insensitive)
+        else attrs.evolve(u, field=known(u.field, "__unique__"))
         for u in model.__unique__
     )
+    for u in unique:
+        if u.key is not None and (u.case_insensitive or not callable(u.key)):
+            raise DefinitionError(
+                f"{name}.__unique__: {u.field!r} takes a key function or case_insensitive=True, "
+                "not both (fold case inside the key)"
+                if u.case_insensitive
+                else f"{name}.__unique__: the key of {u.field!r} must be a function, not {u.key!r}"
+            )
     for relation in model.__relations__:
         known(relation.field, "__relations__")
         if relation.on_delete not in ON_DELETE:
@@ -164,8 +194,9 @@ def _describe(model: type[Model]) -> ModelSpec:
     indexed.update(dict.fromkeys(u.field for u in unique))
     indexed.update(dict.fromkeys(r.field for r in model.__relations__))
     shareable = all(_immutable(kind) for kind in fields.values())
+    secret = frozenset(field.name for field in attrs.fields(model) if not field.repr)
     return ModelSpec(
-        model, collection, fields, tuple(indexed), unique, model.__relations__, shareable
+        model, collection, fields, tuple(indexed), unique, model.__relations__, shareable, secret
     )
 
 

@@ -3,17 +3,19 @@
 Models arrive through the ``hutch_register_models`` hook when the database
 opens, or on first use through ``db.repo(Model)``. Registering one defines the
 indexes its queries and integrity checks use (``<collection>.<field>``, and
-``<collection>.<field>.casefold`` for a case-insensitive unique field) and a
+``<collection>.<field>.casefold`` for a case-insensitive unique field,
+``<collection>.<field>.key`` for one compared through a key function) and a
 relationship per foreign key (``<collection>.<field>``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hutch.cells import Row
-from hutch.errors import DefinitionError, IntegrityError
+from hutch.errors import DefinitionError, HutchError, IntegrityError
 from hutch.models import Model, ModelSpec, Relation, spec_of
 from hutch.plugin_manager import AUTOLOAD_OFF
 from hutch.repository import Repository
@@ -50,9 +52,13 @@ class ModelRegistry:
         for field in spec.indexed:
             indexes.define(spec.index_id(field), spec.collection, field)
         for unique in spec.unique:
-            if unique.case_insensitive:
+            if unique.key is not None:
                 indexes.define(
-                    spec.casefold_index_id(unique.field), spec.collection, _casefolded(unique.field)
+                    spec.unique_index_id(unique), spec.collection, _keyed(unique.field, unique.key)
+                )
+            elif unique.case_insensitive:
+                indexes.define(
+                    spec.unique_index_id(unique), spec.collection, _casefolded(unique.field)
                 )
         for relation in spec.relations:
             relationships.define(
@@ -145,6 +151,21 @@ def _casefolded(field: str) -> Any:
         return value.casefold() if isinstance(value, str) else []
 
     return key
+
+
+def _keyed(field: str, key: Callable[[Any], Any]) -> Callable[[Row], Any]:
+    """Index a row by ``key`` of its field; a value the key refuses puts the row in no slice."""
+
+    def keys(row: Row) -> Any:
+        value = row.get(field)
+        if value is None:
+            return []
+        try:
+            return key(value)
+        except HutchError:  # stored before the key's rule refused it: found by no key
+            return []
+
+    return keys
 
 
 def _now() -> Any:

@@ -19,7 +19,7 @@ import attrs
 
 from hutch.cells import Row
 from hutch.errors import IntegrityError, InvalidId, NotFound, QueryError, ValidationError
-from hutch.models import Model, ModelSpec, spec_of
+from hutch.models import Model, ModelSpec, Unique, spec_of
 from hutch.serialise import build, coerce, from_row, stored, to_row
 
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class Repository(Generic[M]):
             if "updated_at" not in changes:
                 fields["updated_at"] = datetime.now(UTC)
             instance = build(self.model, fields)
-            self._check(instance)
+            self._check(instance, current)
             self._save(instance)
         return instance
 
@@ -182,23 +182,24 @@ class Repository(Generic[M]):
         row_id, row = to_row(instance)
         self._store.set_row(self.collection, row_id, row)
 
-    def _check(self, instance: M) -> None:
-        """Unique fields and foreign keys, against the store as the transaction sees it."""
+    def _check(self, instance: M, previous: M | None = None) -> None:
+        """Unique fields and foreign keys, against the store as the transaction sees it.
+
+        On an update (``previous`` given) a unique field that keeps its value is
+        not checked again, so a rule that changed since it was stored never
+        stops a change to other fields.
+        """
         indexes = self.db.indexes
         for unique in self.spec.unique:
             value = getattr(instance, unique.field)
-            if value is None:
+            if value is None or (previous is not None and getattr(previous, unique.field) == value):
                 continue
-            if unique.case_insensitive and isinstance(value, str):
-                index, key = self.spec.casefold_index_id(unique.field), value.casefold()
-            else:
-                kind = self.spec.fields[unique.field]
-                index, key = self.spec.index_id(unique.field), stored(kind, value)
+            index, key, how = self._unique_slot(unique, value)
             others = [r for r in indexes.slice_row_ids(index, key) if r != instance.id]
             if others:
-                how = " (ignoring case)" if unique.case_insensitive else ""
+                shown = "this value" if unique.field in self.spec.secret else repr(value)
                 raise IntegrityError(
-                    f"{self.collection}.{unique.field} must be unique{how}: {value!r} is taken "
+                    f"{self.collection}.{unique.field} must be unique{how}: {shown} is taken "
                     f"by {others[0]!r}"
                 )
         for relation in self.spec.relations:
@@ -208,6 +209,24 @@ class Repository(Generic[M]):
                     f"{self.collection}.{relation.field} = {target_id!r}, but {relation.target} "
                     f"has no such row; create it first"
                 )
+
+    def _unique_slot(self, unique: Unique, value: Any) -> tuple[str, Any, str]:
+        """The index a unique value is checked in, its key there, and how values compare."""
+        index = self.spec.unique_index_id(unique)
+        if unique.key is not None:
+            try:
+                key = unique.key(value)
+            except ValidationError as error:
+                reasons = "; ".join(error.errors.values()) or str(error)
+                raise ValidationError(
+                    f"invalid {self.model.__qualname__}: {unique.field}: {reasons}",
+                    {unique.field: reasons},
+                ) from None
+            return index, key, f" (compared by {getattr(unique.key, '__name__', 'its key')})"
+        if unique.case_insensitive and isinstance(value, str):
+            return index, value.casefold(), " (ignoring case)"
+        kind = self.spec.fields[unique.field]
+        return self.spec.index_id(unique.field), stored(kind, value), ""
 
     def _candidates(self, filters: dict[str, Any]) -> Iterable[str]:
         """The row ids worth testing: the smallest indexed slice an equality names, or all."""
@@ -241,12 +260,13 @@ class Repository(Generic[M]):
             )
         kind = self.spec.fields[field]
         get = operator.attrgetter(field)
+        secret = field in self.spec.secret
         try:
             if lookup == "isnull":
                 wanted = bool(operand)
                 return lambda m: (get(m) is None) == wanted
             if lookup in ("contains", "startswith"):
-                return _text_test(get, lookup, operand)
+                return _text_test(get, lookup, operand, secret=secret)
             if lookup == "in":
                 choices = [coerce(kind, item) for item in operand]
                 return lambda m: get(m) in choices
@@ -254,6 +274,11 @@ class Repository(Generic[M]):
         except QueryError:
             raise
         except Exception as error:  # whatever the converter raises: the operand does not fit
+            if secret:  # the converter's words may quote the operand
+                raise QueryError(
+                    f"{key}: a {type(operand).__name__} that does not fit the field (the value "
+                    "is secret, so it is not shown)"
+                ) from None
             raise QueryError(f"{key}={operand!r} does not fit the field: {error}") from None
         if lookup == "exact":
             return lambda m: get(m) == value
@@ -296,10 +321,13 @@ def _sort_key(field: str) -> Callable[[Any], tuple[bool, Any]]:
     return key
 
 
-def _text_test(get: Callable[[Any], Any], lookup: str, operand: Any) -> Callable[[Any], bool]:
+def _text_test(
+    get: Callable[[Any], Any], lookup: str, operand: Any, *, secret: bool
+) -> Callable[[Any], bool]:
     if lookup == "startswith":
         if not isinstance(operand, str):
-            raise QueryError(f"__startswith takes text, not {operand!r}")
+            shown = f"a {type(operand).__name__}" if secret else repr(operand)
+            raise QueryError(f"__startswith takes text, not {shown}")
         return lambda m: isinstance(v := get(m), str) and v.startswith(operand)
     return lambda m: (v := get(m)) is not None and operand in v
 

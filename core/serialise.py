@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.preconf.orjson import make_converter
 
@@ -97,7 +98,7 @@ def build(model: type[M], fields: Mapping[str, Any]) -> M:
     try:
         return _checking.structure({k: _plain(v) for k, v in fields.items()}, model)
     except Exception as error:  # cattrs gathers every field's error in one exception group
-        raise _validation_error(model, error) from None
+        raise _validation_error(model, error, fields) from None
 
 
 def _plain(value: Any) -> Any:
@@ -151,7 +152,9 @@ def _describe(error: BaseException, kind: Any) -> str:
     return cattrs.v.format_exception(error, kind)
 
 
-def _validation_error(model: type[Any], error: Exception) -> ValidationError:
+def _validation_error(
+    model: type[Any], error: Exception, fields: Mapping[str, Any]
+) -> ValidationError:
     messages = (
         cattrs.transform_error(error, format_exception=_describe)
         if isinstance(error, cattrs.BaseValidationError)
@@ -168,5 +171,35 @@ def _validation_error(model: type[Any], error: Exception) -> ValidationError:
         field = (found.group(1) if found else None) or "*"
         text = message[: found.start()] if found else message
         errors[field] = f"{errors[field]}; {text}" if field in errors else text
+    _hide_secrets(model, fields, errors)
     listed = "; ".join(f"{field}: {text}" for field, text in errors.items())
     return ValidationError(f"invalid {model.__qualname__}: {listed}", errors)
+
+
+#: Shorter text is not scrubbed from messages: it could not be a credential, and would mangle them.
+_SHORTEST_SECRET = 8
+
+
+def _hide_secrets(model: type[Any], fields: Mapping[str, Any], errors: dict[str, str]) -> None:
+    """Say what is wrong with a secret field (one left out of ``repr``) without its value.
+
+    A token or a password hash must not reach a log through an error message,
+    so a secret field's error names only the type it was given, and any other
+    message that happens to quote a secret value has it cut out.
+    """
+    if not attrs.has(model):
+        return
+    secret = {f.name for f in attrs.fields(model) if not f.repr and f.name in fields}
+    values = {
+        text
+        for name in secret
+        for text in (str(fields[name]), repr(fields[name]))
+        if len(text) >= _SHORTEST_SECRET
+    }
+    for field in errors:
+        if field in secret:
+            kind = type(fields[field]).__name__
+            errors[field] = f"not valid (given a {kind}; the value is secret, so it is not shown)"
+            continue
+        for text in values:
+            errors[field] = errors[field].replace(text, "<secret>")

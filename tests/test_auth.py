@@ -525,7 +525,7 @@ def test_the_plugin_works_without_the_platform_plugin() -> None:
 def test_every_lookup_is_indexed(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
     indexes = set(env.db.indexes.index_ids())
     assert {
-        "users.email.casefold",
+        "users.email.key",
         "accounts.provider_account_id",
         "accounts.user_id",
         "sessions.session_token",
@@ -572,45 +572,6 @@ def test_every_lookup_is_indexed(env: Env, monkeypatch: pytest.MonkeyPatch) -> N
     assert auth.delete_session(token) is not None
     assert auth.unlink_account(provider="github", provider_account_id="1") is not None
     assert auth.delete_user(user.id) is not None
-
-
-# -- emails ---------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "asked",
-    [
-        "ada@example.org",
-        "ADA@EXAMPLE.ORG",
-        "  Ada@Example.org\n",
-        "\uff21da@example.org",  # a full-width A: NFKC makes it an A
-    ],
-)
-def test_emails_are_found_ignoring_case_spaces_and_compatibility_forms(
-    env: Env, asked: str
-) -> None:
-    user = make_user(env.auth, "Ada@Example.org")
-    assert env.auth.get_user_by_email(asked) == user
-
-
-def test_a_ligature_is_the_letters_it_stands_for(env: Env) -> None:
-    user = make_user(env.auth, "office@example.org")
-    assert env.auth.get_user_by_email("o\ufb03ce@example.org") == user  # "ﬃ" is "ffi" under NFKC
-
-
-@pytest.mark.parametrize("taken", ["ADA@example.org", " ada@EXAMPLE.org ", "\uff41da@example.org"])
-def test_an_email_is_unique_ignoring_case(env: Env, taken: str) -> None:
-    make_user(env.auth, "Ada@Example.org")
-    before = env.contents()
-    with pytest.raises(hutch.IntegrityError, match="unique"):
-        env.auth.create_user(email=taken)
-    assert env.contents() == before
-
-
-def test_an_email_is_stored_normalised_with_its_case(env: Env) -> None:
-    user = env.auth.create_user(email="  \uff21da@Example.org ")
-    assert user.email == "Ada@Example.org"
-    assert env.store.get_cell("users", user.id, "email") == "Ada@Example.org"
 
 
 # -- refused input writes nothing -----------------------------------------------------------------

@@ -37,8 +37,9 @@ class OAuthAccount(hutch.Model):
     """An account at an OAuth provider (``oauth_name``) linked to a user.
 
     ``(oauth_name, account_id)`` names one account: the user database refuses
-    to link it twice. The provider's tokens are kept as given, because the
-    application needs them to call the provider.
+    to link it twice. The provider's tokens stay usable, because the
+    application needs them to call the provider: encrypted when the user
+    database has a secret key, as given otherwise; ``repr`` leaves them out.
     """
 
     __collection__ = "oauth_accounts"
@@ -47,11 +48,16 @@ class OAuthAccount(hutch.Model):
 
     user_id: str
     oauth_name: str
-    access_token: str
+    access_token: str = attrs.field(repr=False)
     account_id: str
     account_email: str
     expires_at: int | None = None
-    refresh_token: str | None = None
+    refresh_token: str | None = attrs.field(default=None, repr=False)
+
+
+#: The fields of an OAuth account holding the provider's tokens, and those naming the account.
+OAUTH_TOKENS = ("access_token", "refresh_token")
+OAUTH_IDENTITY = ("user_id", "oauth_name", "account_id")
 
 
 @attrs.frozen(kw_only=True)

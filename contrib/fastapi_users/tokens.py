@@ -27,9 +27,10 @@ class FastAPIAccessToken:
 
     ``record`` is what the store holds: the hash (its id), the user and when
     it was made. A snapshot: change a token through the access-token database.
+    ``repr`` leaves the token out.
     """
 
-    token: str
+    token: str = attrs.field(repr=False)
     user_id: str
     created_at: datetime
     record: AccessToken
@@ -105,8 +106,9 @@ def _view(token: str, record: AccessToken) -> FastAPIAccessToken:
 
 def _token(value: object) -> str:
     if not isinstance(value, str) or not value:
+        given = "empty text" if value == "" else f"a {type(value).__name__}"
         raise hutch.ValidationError(
-            f"invalid access token: token: expected non-empty text, not {value!r}",
+            f"invalid access token: token: expected non-empty text, not {given}",
             {"token": "expected non-empty text"},
         )
     return value
@@ -114,5 +116,7 @@ def _token(value: object) -> str:
 
 def _aware(moment: datetime) -> datetime:
     if moment.tzinfo is None:
-        raise ValueError("a datetime must be timezone-aware; use datetime.now(UTC)")
+        raise hutch.ValidationError(
+            "a datetime must be timezone-aware; use datetime.now(UTC)", {"moment": "naive datetime"}
+        )
     return moment

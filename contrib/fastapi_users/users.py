@@ -22,6 +22,7 @@ from fastapi_users.password import PasswordHelper, PasswordHelperProtocol
 
 import hutch
 from hutch.ids import is_row_id
+from hutch.plugins.auth.encryption import SealedFields, SecretKeys, TokenCipher
 from hutch.plugins.platform import (
     PlatformRepositories,
     StorageTier,
@@ -29,8 +30,17 @@ from hutch.plugins.platform import (
     UserRepository,
     UserRole,
 )
+from hutch.plugins.platform.email_review import (
+    EmailReview,
+    record_if_first,
+    review_linked,
+    review_once,
+)
 
-from .models import Deactivation, OAuthAccount, register
+from .models import OAUTH_IDENTITY, OAUTH_TOKENS, Deactivation, OAuthAccount, register
+
+#: The keyed value recording the email rule the OAuth accounts' links were last reviewed under.
+LINKS_REVIEWED = "hutch.fastapi_users.email_rule"
 
 #: The fastapi-users fields that are not fields of the platform ``User``, and the flags among them.
 _FLAGS = ("is_active", "is_superuser", "is_verified")
@@ -41,23 +51,24 @@ _MAPPED = ("hashed_password", *_FLAGS)
 class FastAPIOAuthAccount:
     """An OAuth account as fastapi-users sees it (its ``OAuthAccountProtocol``).
 
-    ``record`` is the stored :class:`~hutch.contrib.fastapi_users.models.OAuthAccount`.
-    A snapshot: change an account through the user database.
+    ``record`` is the :class:`~hutch.contrib.fastapi_users.models.OAuthAccount`
+    it shows, its tokens decrypted. A snapshot: change an account through the
+    user database. ``repr`` leaves the tokens out.
     """
 
     id: str
     user_id: str
     oauth_name: str
-    access_token: str
+    access_token: str = attrs.field(repr=False)
     expires_at: int | None
-    refresh_token: str | None
+    refresh_token: str | None = attrs.field(repr=False)
     account_id: str
     account_email: str
     record: OAuthAccount
 
     @classmethod
     def of(cls, record: OAuthAccount) -> FastAPIOAuthAccount:
-        """The view of a stored account."""
+        """The view of an account whose tokens are usable (decrypted)."""
         return cls(
             id=record.id,
             user_id=record.user_id,
@@ -79,12 +90,13 @@ class FastAPIUser:
     through the user database (or ``record`` through the platform repository).
     The platform fields fastapi-users does not know (``name``, ``role``...) are
     here too, read from ``record``, so a ``UserRead`` schema may list them.
-    ``oauth_accounts`` come in the order they were linked.
+    ``oauth_accounts`` come in the order they were linked. ``repr`` leaves the
+    password hash out (and the accounts' tokens, and the record's hash).
     """
 
     id: str
     email: str
-    hashed_password: str
+    hashed_password: str = attrs.field(repr=False)
     is_active: bool
     is_superuser: bool
     is_verified: bool
@@ -150,13 +162,26 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
     given the hash of a random secret nobody knows, made by that helper, so a
     password login fails as it would for a wrong password.
 
+    ``secret_key`` (text or bytes, 32 bytes or more; or a list, the current key
+    first) makes the OAuth accounts' tokens encrypted at rest, as
+    ``AuthAdapter(db, secret_key=...)`` does for its accounts.
+
+    Built on a store whose OAuth accounts were linked under an older email
+    rule, it reviews them once: ``email_review`` lists accounts whose email the
+    old rule matched to their user's and the current rule does not (``None``
+    when no review was due; see docs/auth.md).
+
     The methods are ``async`` as fastapi-users needs, and call hutch directly:
     a read is an in-memory lookup, a write blocks the event loop while the
     backend makes it durable.
     """
 
     def __init__(
-        self, db: hutch.Database, *, password_helper: PasswordHelperProtocol | None = None
+        self,
+        db: hutch.Database,
+        *,
+        password_helper: PasswordHelperProtocol | None = None,
+        secret_key: SecretKeys | None = None,
     ) -> None:
         register(db)
         self.db = db
@@ -165,6 +190,13 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
         self.deactivations = db.repo(Deactivation)
         self._password_helper = password_helper
         self._unusable_hash: str | None = None
+        cipher = None if secret_key is None else TokenCipher(secret_key)
+        self._tokens = SealedFields(
+            cipher, OAuthAccount.__collection__, OAUTH_TOKENS, OAUTH_IDENTITY
+        )
+        self.email_review = review_once(
+            db, LINKS_REVIEWED, OAuthAccount.__collection__, self.review_links
+        )
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -229,8 +261,10 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
         self, user: FastAPIUser, create_dict: dict[str, Any]
     ) -> FastAPIUser:
         """Link an OAuth account to the user; one already linked (to anyone) is refused."""
+        fields = {**create_dict, "user_id": user.id}
         with self.db.store.transaction():
-            account = self.oauth_accounts.create(**{**create_dict, "user_id": user.id})
+            record_if_first(self.db.store, LINKS_REVIEWED, OAuthAccount.__collection__)
+            account = self.oauth_accounts.create(**{**fields, **self._tokens.sealed(fields)})
             self._check_account(account)
             return self._refreshed(user)
 
@@ -245,9 +279,29 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
                 raise hutch.NotFound(
                     f"user {user.id!r} has no oauth_accounts row {account_id!r} to update"
                 )
-            account = self.oauth_accounts.update(account_id, **update_dict)
+            plain = self._tokens.opened(current)
+            merged = {**attrs.asdict(plain, recurse=False), **update_dict}
+            changes = {**update_dict, **self._tokens.sealed(merged)}  # bound to the new identity
+            account = self.oauth_accounts.update(account_id, **changes)
             self._check_account(account)
             return self._refreshed(user)
+
+    def encrypt_tokens(self) -> int:
+        """Store every OAuth account's tokens under the current key; how many changed.
+
+        Finishes a key rotation and encrypts tokens stored in plain text before
+        a key was given. Without a ``secret_key``, ``hutch.ConfigError``.
+        """
+        return self._tokens.reseal(self.oauth_accounts)
+
+    def review_links(self) -> EmailReview:
+        """OAuth accounts whose email the old rule matched to their user's and this one does not.
+
+        Such an account may have been linked to the wrong person by
+        ``associate_by_email``: check each, and unlink it if so. Nothing is
+        changed by the review.
+        """
+        return review_linked(self.db.store, OAuthAccount.__collection__, "user_id", "account_email")
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -261,7 +315,7 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
             is_superuser=record.role is UserRole.ADMIN,
             is_verified=record.email_verified is not None,
             oauth_accounts=[
-                FastAPIOAuthAccount.of(a)
+                FastAPIOAuthAccount.of(self._tokens.opened(a))
                 for a in self.oauth_accounts.find(user_id=record.id, order_by="created_at")
             ],
             record=record,

@@ -11,6 +11,10 @@ file. Lookups hash the token they are given. The instances the adapter returns
 carry the raw token their caller gave (``session.session_token``,
 ``verification_token.token``), as the Auth.js contract expects; rows read
 straight from the store or through ``db.repo(Session)`` hold the hash.
+
+Given ``secret_key``, the OAuth tokens of accounts are stored encrypted
+(:mod:`~hutch.plugins.auth.encryption`); the accounts the adapter returns carry
+them decrypted.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ import hutch
 from hutch.ids import is_row_id
 from hutch.plugins.platform import User, UserRepository
 
-from .models import Account, Authenticator, Session, VerificationToken
+from .encryption import SealedFields, SecretKeys, TokenCipher
+from .models import ACCOUNT_TOKENS, Account, Authenticator, Session, VerificationToken
 from .repositories import AccountRepository, SessionRepository, VerificationTokenRepository
 
 
@@ -47,9 +52,20 @@ class AuthAdapter:
     ``hutch.IntegrityError`` (an unknown user, a duplicate), having written
     nothing. Make the adapter once, outside any transaction, and share it
     between threads.
+
+    ``secret_key`` (text or bytes, 32 bytes or more; or a list, the current
+    key first) makes accounts' ``access_token``, ``refresh_token`` and
+    ``id_token`` encrypted at rest. Keep it out of the data folder.
     """
 
-    def __init__(self, db: hutch.Database) -> None:
+    def __init__(self, db: hutch.Database, *, secret_key: SecretKeys | None = None) -> None:
+        cipher = None if secret_key is None else TokenCipher(secret_key)
+        self._tokens = SealedFields(
+            cipher,
+            Account.__collection__,
+            ACCOUNT_TOKENS,
+            ("user_id", "provider", "provider_account_id"),
+        )
         self.db = db
         self.users = db.repo(User, UserRepository)
         self.accounts = db.repo(Account, AccountRepository)
@@ -136,19 +152,21 @@ class AuthAdapter:
         session_state: str | None = None,
     ) -> Account:
         """Link a provider account to a user; a provider account links to one user only."""
-        return self.accounts.create(
-            user_id=user_id,
-            type=type,
-            provider=provider,
-            provider_account_id=provider_account_id,
-            access_token=access_token,
-            refresh_token=refresh_token,
-            expires_at=expires_at,
-            token_type=token_type,
-            scope=scope,
-            id_token=id_token,
-            session_state=session_state,
-        )
+        fields: dict[str, Any] = {
+            "user_id": user_id,
+            "type": type,
+            "provider": provider,
+            "provider_account_id": provider_account_id,
+            "access_token": access_token,
+            "refresh_token": refresh_token,
+            "expires_at": expires_at,
+            "token_type": token_type,
+            "scope": scope,
+            "id_token": id_token,
+            "session_state": session_state,
+        }
+        account = self.accounts.create(**{**fields, **self._tokens.sealed(fields)})
+        return attrs.evolve(account, **{field: fields[field] for field in ACCOUNT_TOKENS})
 
     def unlink_account(self, provider: str, provider_account_id: str) -> Account | None:
         """Delete the link of a provider account and return it, or ``None`` if there was none."""
@@ -156,12 +174,22 @@ class AuthAdapter:
             account = self.accounts.find_by_provider_account(provider, provider_account_id)
             if account is not None:
                 self.accounts.delete(account.id)
-        return account
+        return None if account is None else self._tokens.opened(account)
 
     def get_account(self, provider_account_id: str, provider: str) -> Account | None:
         """The account of this provider with this id at the provider, or ``None``."""
         with self._store.transaction():
-            return self.accounts.find_by_provider_account(provider, provider_account_id)
+            account = self.accounts.find_by_provider_account(provider, provider_account_id)
+        return None if account is None else self._tokens.opened(account)
+
+    def encrypt_tokens(self) -> int:
+        """Store every account's tokens under the current key; how many accounts changed.
+
+        Finishes a key rotation (tokens sealed under an older key are sealed
+        again under the first) and encrypts tokens stored in plain text before
+        a key was given. Without a ``secret_key``, ``hutch.ConfigError``.
+        """
+        return self._tokens.reseal(self.accounts)
 
     # -- sessions --------------------------------------------------------------------------------
 

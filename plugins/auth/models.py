@@ -10,7 +10,7 @@ field                              holds
 =================================  ===========================================================
 ``sessions.session_token``         SHA-256 of the session token, 64 hex digits (never the token)
 ``verification_tokens.token``      SHA-256 of the verification token, 64 hex digits
-``accounts.access_token`` and co.  the provider's tokens, as given (they must stay usable)
+``accounts.access_token`` and co.  the provider's tokens: encrypted given a key, else as given
 =================================  ===========================================================
 
 Rules a single field cannot declare live in the repositories and are checked
@@ -121,6 +121,9 @@ class Authenticator(hutch.Model):
     credential_backed_up: bool
     transports: str | None = None
 
+
+#: The fields of an account that hold the provider's tokens (encrypted at rest, given a key).
+ACCOUNT_TOKENS = ("access_token", "refresh_token", "id_token")
 
 #: The models this plugin adds (it registers the platform ``User`` too).
 MODELS: tuple[type[hutch.Model], ...] = (Account, Session, VerificationToken, Authenticator)

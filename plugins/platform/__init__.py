@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 import hutch
 
+from .email_review import EmailClash, EmailReview
+from .emails import email_key, normalise_email
 from .enums import (
     MembershipRole,
     ProjectStatus,
@@ -35,8 +37,6 @@ from .models import (
     Resource,
     Team,
     User,
-    email_key,
-    normalise_email,
 )
 from .repositories import (
     FileRepository,
@@ -52,6 +52,8 @@ from .repositories import (
 
 __all__ = [
     "MODELS",
+    "EmailClash",
+    "EmailReview",
     "File",
     "FileRepository",
     "Membership",

@@ -25,15 +25,15 @@ files and its memberships with it; deleting a user takes their memberships,
 unless they still own an organisation.
 
 Every field a repository method looks up is indexed (foreign keys always
-are). Emails are trimmed and NFKC-normalised when a ``User`` is built, so the
-case-insensitive unique index (``users.email.casefold``) holds
-``normalise_email(email).casefold()``, which is also what
-:meth:`UserRepository.find_by_email` looks up.
+are). Emails are trimmed and NFC-normalised when a ``User`` is built, and are
+unique by the email rule (:mod:`hutch.plugins.platform.emails`): the index
+``users.email.key`` holds each user's ``email_key(email)``, which is also what
+:meth:`UserRepository.find_by_email` looks up. A ``User``'s ``repr`` leaves out
+its ``password_hash``.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ import attrs
 import hutch
 
 from . import repositories
+from .emails import email_key, normalise_email
 from .enums import (
     MembershipRole,
     ProjectStatus,
@@ -52,17 +53,13 @@ from .enums import (
 )
 
 
-def normalise_email(email: str) -> str:
-    """An email as stored: NFKC-normalised, surrounding whitespace removed (case kept)."""
-    return unicodedata.normalize("NFKC", email).strip()
+def _looks_like_email(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    """The shape every stored email has: ``name@domain``, no spaces.
 
-
-def email_key(email: str) -> str:
-    """What two emails must share to be the same address: normalised, then casefolded."""
-    return normalise_email(email).casefold()
-
-
-def _is_email(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
+    The full email rule is the unique key's (``email_key``): it refuses what is
+    not one mailbox when a user is written, while rows stored under an older
+    rule stay readable.
+    """
     local, at, domain = value.rpartition("@")
     if not (local and at and domain) or any(c.isspace() for c in value):
         raise ValueError(f"{attribute.name}: {value!r} is not an email address (name@domain)")
@@ -75,17 +72,17 @@ def _not_blank(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
 
 @attrs.frozen(kw_only=True)
 class User(hutch.Model):
-    """Someone who signs in; ``email`` is unique, ignoring case and Unicode look-alikes."""
+    """Someone who signs in; ``email`` is unique by the email rule (one mailbox, one user)."""
 
     __collection__ = "users"
     __repository__ = repositories.UserRepository
-    __unique__ = (hutch.Unique("email", case_insensitive=True),)
+    __unique__ = (hutch.Unique("email", key=email_key),)
     __indexed__ = ("role", "storage_tier", "email_verified")
 
-    email: str = attrs.field(converter=normalise_email, validator=_is_email)
+    email: str = attrs.field(converter=normalise_email, validator=_looks_like_email)
     name: str | None = None
     image: str | None = None
-    password_hash: str | None = None
+    password_hash: str | None = attrs.field(default=None, repr=False)
     email_verified: datetime | None = None
     role: UserRole = UserRole.CUSTOMER
     storage_tier: StorageTier = StorageTier.FREE_500MB

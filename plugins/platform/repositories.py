@@ -22,6 +22,8 @@ import attrs
 import hutch
 
 from . import models
+from .email_review import USERS_REVIEWED, record_if_first, review_once, review_users
+from .emails import email_key
 from .enums import ProjectStatus, ResourceStatus, StorageTier, UserRole
 
 if TYPE_CHECKING:
@@ -53,18 +55,48 @@ class PlatformRepository(hutch.Repository[M]):
 
 
 class UserRepository(PlatformRepository["models.User"]):
-    """Users by email, role, storage tier and whether their email is verified."""
+    """Users by email, role, storage tier and whether their email is verified.
+
+    Made for a store whose users were written under an older email rule, it
+    reviews them once (:mod:`~hutch.plugins.platform.email_review`); what that
+    found is ``email_review`` (``None`` when no review was due).
+    """
 
     def __init__(self, db: Database, model: type[models.User]) -> None:
         super().__init__(db, model)
         self._define_unverified_index()
+        self.email_review = review_once(
+            db, USERS_REVIEWED, self.collection, lambda: review_users(db.store, self.collection)
+        )
+
+    def create(self, **fields: Any) -> models.User:
+        """Store a new user; the first one records that ``users`` follows the current email rule."""
+        with self.db.store.transaction():
+            record_if_first(self.db.store, USERS_REVIEWED, self.collection)
+            return super().create(**fields)
 
     def find_by_email(self, email: str) -> models.User | None:
-        """The user with this email, ignoring case, surrounding spaces and Unicode look-alikes."""
-        index = self.spec.casefold_index_id("email")
+        """The user whose address is this mailbox under the email rule, or ``None``.
+
+        Case in the domain and in the ASCII letters of the local part, surrounding
+        spaces, a trailing dot and how the domain is written (U-label, A-label)
+        do not matter; text that is not one mailbox finds nobody. Two users with
+        one mailbox (stored under an older rule) raise ``hutch.IntegrityError``
+        naming them, rather than sign someone in as either.
+        """
+        try:
+            key = email_key(email)
+        except hutch.ValidationError:
+            return None
         with self.db.store.lock:
-            ids = self.db.indexes.slice_row_ids(index, models.email_key(email))
-            found = self._load_all(self.model, ids[:1])
+            ids = self.db.indexes.slice_row_ids(self.spec.key_index_id("email"), key)
+            if len(ids) > 1:
+                raise hutch.IntegrityError(
+                    f"users {', '.join(map(repr, ids))} share the mailbox {key!r} under the email "
+                    "rule, so neither is found by email; change or remove all but one address "
+                    "(see docs/auth.md, 'Stores written under the old rule')"
+                )
+            found = self._load_all(self.model, ids)
         return found[0] if found else None
 
     def find_by_role(self, role: UserRole | str) -> list[models.User]:
