@@ -147,9 +147,7 @@ def names(instances: list[Any]) -> list[str]:
 
 def test_the_plugin_registers_every_model_when_a_database_opens(env: Env) -> None:
     assert set(MODELS) <= set(env.db.models.models())  # other installed plugins may add theirs
-    assert {"users.email.key", "users.role", "projects.status"} <= set(
-        env.db.indexes.index_ids()
-    )
+    assert {"users.email.key", "users.role", "projects.status"} <= set(env.db.indexes.index_ids())
     assert "memberships.team_id" in env.db.relationships.relationship_ids()
     assert [name for name, _ in env.db.plugins.list_name_plugin() if name == "platform"]
 

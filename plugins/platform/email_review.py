@@ -51,7 +51,7 @@ class Address:
     email: str
 
     def __str__(self) -> str:
-        return f"{self.collection} {self.row_id!r} <{self.email}>"
+        return f"{self.collection} {self.row_id!r} ({self.email!r})"  # repr shows invisibles
 
 
 @attrs.frozen
