@@ -8,6 +8,7 @@ what was meant. Serialisation stays here, apart from the model classes.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -73,6 +74,15 @@ def _str_in(value: Any, kind: Any) -> Any:
     return str(value)
 
 
+def _bytes_in(value: Any, _: Any) -> bytes:
+    """Bytes as given, or from the base85 text a row holds them as."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return base64.b85decode(value)
+    raise TypeError(f"expected bytes, not a {type(value).__name__}")
+
+
 def _make(*, detailed: bool) -> cattrs.Converter:
     converter = make_converter(forbid_extra_keys=True, detailed_validation=detailed)
     converter.register_unstructure_hook(datetime, _datetime_out)
@@ -83,6 +93,7 @@ def _make(*, detailed: bool) -> cattrs.Converter:
     converter.register_structure_hook(int, _exactly(int))
     converter.register_structure_hook(bool, _exactly(bool))
     converter.register_structure_hook(float, _float_in)
+    converter.register_structure_hook(bytes, _bytes_in)
     return converter
 
 
@@ -105,8 +116,11 @@ def _plain(value: Any) -> Any:
     """A field value as a row would hold it, so that structuring checks it like stored data.
 
     A value that cannot be made plain (a naive datetime, say) is left as it is,
-    for the structure hooks to report.
+    for the structure hooks to report; so are bytes, which a row holds as
+    base85 text: given for a text field, they must be refused, not stored encoded.
     """
+    if isinstance(value, bytes):
+        return value
     try:
         return _checking.unstructure(value)
     except Exception:

@@ -41,12 +41,13 @@ as the backend takes to make it durable.
 
 from __future__ import annotations
 
+from hutch.plugins.auth import hash_token
+
 from .models import (
     MODELS,
     AccessToken,
     Deactivation,
     OAuthAccount,
-    hash_token,
     hutch_register_models,
     register,
 )

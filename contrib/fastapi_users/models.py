@@ -18,18 +18,12 @@ model                collection           holds
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 import attrs
 
 import hutch
 from hutch.plugins.platform import User
-
-
-def hash_token(token: str) -> str:
-    """The id an access token is stored under: the SHA-256 of the token, in hex."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @attrs.frozen(kw_only=True)
@@ -64,7 +58,7 @@ OAUTH_IDENTITY = ("user_id", "oauth_name", "account_id")
 class AccessToken(hutch.Model):
     """An access token of fastapi-users' database strategy, stored only as a hash.
 
-    The id is :func:`hash_token` of the token, so finding a token is one
+    The id is :func:`hutch.plugins.auth.hash_token` of the token, so finding a token is one
     lookup by id, and the store (a data folder, a backup) never holds a token
     that could be presented.
     """

@@ -17,8 +17,9 @@ import attrs
 from fastapi_users.authentication.strategy.db import AccessTokenDatabase
 
 import hutch
+from hutch.plugins.auth import hash_token
 
-from .models import AccessToken, hash_token, register
+from .models import AccessToken, register
 
 
 @attrs.define(kw_only=True)
