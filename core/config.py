@@ -39,8 +39,11 @@ class URL:
     raw: str
     bare_path: bool = False
 
-    def __str__(self) -> str:
-        return self.raw
+    def __str__(self) -> str:  # ``raw`` may hold a password: what is shown is redacted
+        return self.redacted()
+
+    def __repr__(self) -> str:
+        return f"URL({self.redacted()!r})"
 
     @property
     def rest(self) -> str:

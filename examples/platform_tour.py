@@ -45,7 +45,7 @@ def main(url: str) -> None:
         print(f"cleared {clear(db)} rows of an earlier run")
         r = PlatformRepositories.of(db)
 
-        # People: emails are unique, ignoring case, spaces and Unicode look-alikes.
+        # People: one user per mailbox, by the email rule (case and spaces do not count).
         ada = r.users.create(
             email="Ada@Example.org",
             name="Ada",

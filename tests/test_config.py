@@ -83,6 +83,10 @@ def test_empty_or_non_string_urls_are_refused(bad: object) -> None:
 def test_passwords_are_hidden_in_messages() -> None:
     url = parse_url("postgresql://app:s3cret@db.example/prod")
     assert url.redacted() == "postgresql://app:***@db.example/prod"
+    assert url.raw == "postgresql://app:s3cret@db.example/prod"  # what a backend connects with
+    config = hutch.BackendConfig(url=url)
+    for shown in (str(url), repr(url), f"{url}", repr(config), repr([url])):
+        assert "s3cret" not in shown
     with pytest.raises(hutch.UnknownBackend) as caught:
         hutch.open("postgresql://app:s3cret@db.example/prod")
     assert "s3cret" not in str(caught.value)

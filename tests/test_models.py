@@ -942,6 +942,65 @@ def test_case_sensitive_unique_fields(db: hutch.Database) -> None:
     assert users.count() == 8
 
 
+def digits(phone: object) -> str:
+    """A key for phone numbers: the digits alone; text without eight of them is refused."""
+    found = "".join(c for c in str(phone) if c.isdigit())
+    if len(found) < 8:
+        raise hutch.ValidationError(f"{phone!r} is not a phone number", {"phone": "too short"})
+    return found
+
+
+@attrs.frozen(kw_only=True)
+class Contact(hutch.Model):
+    __collection__ = "contacts"
+    __unique__ = (hutch.Unique("phone", key=digits),)
+
+    phone: str
+    name: str = ""
+
+
+def test_unique_fields_compared_through_a_key(backend: Backend, db: hutch.Database) -> None:
+    contacts = db.repo(Contact)
+    ada = contacts.create(phone="+44 20 7946 0018", name="Ada")
+    assert db.indexes.slice_row_ids("contacts.phone.key", "442079460018") == [ada.id]
+    with pytest.raises(hutch.IntegrityError, match=r"must be unique \(compared by digits\)"):
+        contacts.create(phone="(44) 2079-460018")
+    with pytest.raises(hutch.ValidationError, match="invalid Contact: phone: too short") as raised:
+        contacts.create(phone="12")
+    assert raised.value.errors == {"phone": "too short"}
+    db.store.set_row("contacts", "old", {"phone": "999", "name": "Before the key"})  # by hand
+    db = backend.reopen(db, ModelsPlugin(Contact))
+    contacts = db.repo(Contact)
+    assert db.indexes.slice_ids("contacts.phone.key") == ["442079460018"]  # "999": no key
+    old = contacts.update("old", name="Still readable, still changeable")
+    assert old.phone == "999"
+    with pytest.raises(hutch.ValidationError, match="too short"):
+        contacts.update("old", phone="998")
+    assert contacts.count() == 2
+
+
+def test_a_unique_field_takes_a_key_or_case_insensitive_not_both(backend: Backend) -> None:
+    @attrs.frozen(kw_only=True)
+    class Both(hutch.Model):
+        __collection__ = "both"
+        __unique__ = (hutch.Unique("phone", case_insensitive=True, key=digits),)
+
+        phone: str
+
+    @attrs.frozen(kw_only=True)
+    class NotCallable(hutch.Model):
+        __collection__ = "not_callable"
+        __unique__ = (hutch.Unique("phone", key="digits"),)  # type: ignore[arg-type]
+
+        phone: str
+
+    db = backend.open()
+    with pytest.raises(hutch.DefinitionError, match="not both"):
+        db.repo(Both)
+    with pytest.raises(hutch.DefinitionError, match="must be a function"):
+        db.repo(NotCallable)
+
+
 def test_unique_fields_clash_within_one_transaction(backend: Backend, db: hutch.Database) -> None:
     users = db.repo(User)
 

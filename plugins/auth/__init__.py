@@ -3,7 +3,9 @@
 ``AuthAdapter(db)`` stores users (the platform ``User``), linked provider
 accounts, sessions, verification tokens and WebAuthn authenticators, on any
 backend (see docs/auth.md). Session and verification tokens are stored only as
-SHA-256 hashes. Installed with hutch and registered through the ``hutch``
+SHA-256 hashes, and given ``secret_key``, OAuth tokens are encrypted
+(:mod:`~hutch.plugins.auth.encryption`); users are matched by the email rule of
+:mod:`hutch.plugins.platform.emails`. Installed with hutch and registered through the ``hutch``
 entry-point group, so every database knows these models, their indexes and
 their delete policies (deleting a user deletes their accounts, sessions and
 authenticators) as soon as it opens::

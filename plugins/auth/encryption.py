@@ -73,6 +73,9 @@ class TokenCipher:
         #: The id of the key that seals new values (the first secret's).
         self.key_id = next(iter(self._keys))
 
+    def __repr__(self) -> str:  # key ids only: they name keys without revealing them
+        return f"<TokenCipher sealing under {self.key_id}, opening {', '.join(self._keys)}>"
+
     def seal(self, plaintext: str, place: Sequence[str]) -> str:
         """``plaintext`` encrypted under the current key, bound to ``place``."""
         nonce = os.urandom(_NONCE)

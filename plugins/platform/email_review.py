@@ -114,7 +114,7 @@ def review_users(store: hutch.Store, collection: str = "users") -> EmailReview:
         EmailClash(group[0], other, "legacy")
         for group in legacy.values()
         for other in group[1:]
-        if keys.get(other) is None or keys.get(other) != keys.get(group[0])
+        if other not in keys or keys[other] != keys.get(group[0])
     ]
     return EmailReview(tuple(clashes), tuple(invalid))
 

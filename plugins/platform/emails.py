@@ -45,12 +45,18 @@ _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 #: What a dot-atom's ASCII characters may be besides dots (RFC 5322 ``atext``).
 _ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~")
 #: A dot-atom (RFC 5322), with any non-ASCII character allowed as a letter (RFC 6531).
+_ASCII_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010FFFF-]+"
 _DOT_ATOM = re.compile(rf"{_ATOM}(?:\.{_ATOM})*").fullmatch
 #: A domain every resolver reads as itself: lower-case LDH labels, none of them an A-label.
-_PLAIN_DOMAIN = re.compile(
-    r"(?!.{254})(?:(?!..--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
-    r"(?!..--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_LABEL = r"(?!..--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_PLAIN_DOMAIN = re.compile(rf"(?!.{{254}})(?:{_LABEL}\.)*{_LABEL}").fullmatch
+#: An ASCII address whose key is itself lower-cased: a dot-atom of at most 64 characters,
+#: then a plain domain whose last label is not a number.
+_PLAIN_ADDRESS = re.compile(
+    rf"(?=[^@]{{1,64}}@){_ASCII_ATOM}(?:\.{_ASCII_ATOM})*@"
+    rf"(?!.{{254}})(?:{_LABEL}\.)*(?![0-9]+$){_LABEL}",
+    re.ASCII | re.IGNORECASE,
 ).fullmatch
 #: Categories of characters nobody sees: controls, formats, surrogates, private use,
 #: unassigned, and line and paragraph separators.
@@ -76,7 +82,8 @@ def normalise_email(email: str) -> str:
     NFC only joins what Unicode says is the same text (``e`` + combining acute
     is ``é``); nothing that could name another mailbox is folded.
     """
-    return unicodedata.normalize("NFC", email.strip())
+    text = email.strip()
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def email_key(email: object) -> str:
@@ -88,6 +95,13 @@ def email_key(email: object) -> str:
     if not isinstance(email, str):
         raise _invalid(email, f"expected text, not a {type(email).__name__}")
     address = normalise_email(email)
+    if _PLAIN_ADDRESS(address):  # most addresses: one regular expression decides
+        return address.lower()
+    return _key(address)
+
+
+def _key(address: str) -> str:
+    """The key of a normalised address, or ValidationError: every rule, checked one by one."""
     if not (address.isascii() and address.isprintable() and " " not in address):
         _check_characters(address)
     local, at, domain = address.rpartition("@")
