@@ -365,11 +365,11 @@ def test_a_store_of_the_old_rule_is_reviewed_once_and_nothing_is_changed(
             return Address("users", row_id, db.store.get_cell("users", row_id, "email"))
 
         assert set(review.clashes) == {
-            EmailClash(address("bob"), address("bob-dot"), "current"),
-            EmailClash(address("eve"), address("eve-a-label"), "current"),
-            EmailClash(address("raw-1"), address("raw-2"), "legacy"),
+            EmailClash((address("bob"), address("bob-dot")), "current"),
+            EmailClash((address("eve"), address("eve-a-label")), "current"),
+            EmailClash((address("raw-1"), address("raw-2")), "legacy"),
         }
-        invalid = {address.row_id: why for address, why in review.invalid}
+        invalid = {found.address.row_id: found.reason for found in review.invalid}
         assert invalid.keys() == {"zoe", "quoted"}
         assert invalid["zoe"].startswith("it holds an invisible character (U+200B")
         assert invalid["quoted"].startswith("a quoted local part")
@@ -377,8 +377,9 @@ def test_a_store_of_the_old_rule_is_reviewed_once_and_nothing_is_changed(
         assert links is not None
         ((link,),) = [links.clashes]
         victim = victim_id(db)
-        assert (link.first, link.rule) == (Address("users", victim, "ceo@straße.de"), "legacy")
-        assert (link.second.collection, link.second.email) == ("oauth_accounts", "ceo@strasse.de")
+        user, account = link.addresses
+        assert (user, link.rule) == (Address("users", victim, "ceo@straße.de"), "legacy")
+        assert (account.collection, account.email) == ("oauth_accounts", "ceo@strasse.de")
 
         # Until a person decides, ambiguous addresses sign nobody in; others work as before.
         users = PlatformRepositories.of(db).users
@@ -459,7 +460,46 @@ def test_a_missing_or_garbled_record_means_a_review(recorded: object) -> None:
             db.store.set_value(USERS_REVIEWED, recorded)
         review = db.repo(User, UserRepository).email_review
         assert review is not None
-        assert [(c.first.row_id, c.second.row_id, c.rule) for c in review.clashes] == [
-            ("u1", "u2", "current")
+        assert [([a.row_id for a in c.addresses], c.rule) for c in review.clashes] == [
+            (["u1", "u2"], "current")
         ]
         assert db.store.get_value(USERS_REVIEWED) == EMAIL_RULE
+
+
+def test_a_group_sharing_a_mailbox_is_one_finding_with_every_member() -> None:
+    with hutch.open("memory://", plugins=PLUGINS) as db:
+        for row_id, email in [
+            ("u1", "ss@x.de"),
+            ("u2", "ß@x.de"),
+            ("u3", "SS@x.de"),
+            ("u4", "ẞ@x.de"),
+        ]:
+            db.store.set_row("users", row_id, {"email": email})
+        review = db.repo(User, UserRepository).email_review
+        assert review is not None
+        found = {(tuple(a.row_id for a in c.addresses), c.rule) for c in review.clashes}
+        assert found == {(("u1", "u3"), "current"), (("u1", "u2", "u3", "u4"), "legacy")}
+
+
+def test_a_repository_made_inside_a_transaction_leaves_the_review_to_the_next_open(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "data"
+    plugins = [hutch.backends.file, *PLUGINS[2:]]
+    with hutch.open(folder, plugins=plugins) as db:
+        db.store.set_row("users", "u1", {"email": "ada@example.org"})
+        db.store.set_row("users", "u2", {"email": "ada@example.org."})
+    with hutch.open(folder, plugins=plugins) as db:
+
+        def made_in_a_transaction_that_rolls_back() -> None:
+            with db.store.transaction():
+                assert db.repo(User, UserRepository).email_review is None  # not now...
+                raise RuntimeError("the application's transaction rolls back")
+
+        with pytest.raises(RuntimeError):
+            made_in_a_transaction_that_rolls_back()
+        assert db.store.get_value(USERS_REVIEWED) is None
+    with hutch.open(folder, plugins=plugins) as db:
+        review = db.repo(User, UserRepository).email_review  # ...but at the next open
+        assert review is not None
+        assert len(review.clashes) == 1

@@ -112,10 +112,15 @@ def oauth_account() -> OAuthAccount:
 def test_every_class_that_carries_a_secret_is_checked() -> None:
     classes: set[type] = {*PLATFORM_MODELS, *AUTH_MODELS, *FASTAPI_MODELS}
     classes |= {FastAPIOAuthAccount, FastAPIAccessToken, FastAPIUser}
+
+    def names(kind: type) -> list[str]:  # fields, and properties standing for fields
+        found = [f.name for f in attrs.fields(kind)]
+        return found + [name for name, v in vars(kind).items() if isinstance(v, property)]
+
     carrying = {
         kind
         for kind in classes
-        if any(SECRET_NAME.search(f.name) and f.name not in NOT_SECRET for f in attrs.fields(kind))
+        if any(SECRET_NAME.search(name) and name not in NOT_SECRET for name in names(kind))
     }
     assert carrying == set(CARRIERS)
 
@@ -401,8 +406,22 @@ def test_fastapi_users_oauth_tokens_are_encrypted_at_rest(tmp_path: Path) -> Non
         (row,) = db.store.get_table("oauth_accounts").values()
         assert row["access_token"].startswith(PREFIX)
         assert row["refresh_token"].startswith(PREFIX)
+        # Finding the user never needs the key; reading a token does.
+        keyless = asyncio.run(HutchUserDatabase(db).get(user.id))
+        assert keyless is not None
         with pytest.raises(hutch.ConfigError, match="give the secret_key"):
-            asyncio.run(HutchUserDatabase(db).get(user.id))
+            _ = keyless.oauth_accounts[0].access_token
+
+        # A damaged ciphertext spoils that token, not the user, and signing in again mends it.
+        store = db.store
+        store.set_cell("oauth_accounts", account.id, "access_token", row["refresh_token"])
+        damaged = asyncio.run(user_db.get(user.id))
+        assert damaged is not None
+        with pytest.raises(hutch.CorruptData, match="does not open"):
+            _ = damaged.oauth_accounts[0].access_token
+        assert damaged.oauth_accounts[0].refresh_token == SECRET
+        mended = asyncio.run(manager.oauth_callback("github", OTHER, "9", "ada@example.org"))
+        assert mended.oauth_accounts[0].access_token == OTHER
         assert HutchUserDatabase(db, secret_key=[NEW_KEY, KEY]).encrypt_tokens() == 1
         again = asyncio.run(HutchUserDatabase(db, secret_key=NEW_KEY).get(user.id))
         assert again is not None

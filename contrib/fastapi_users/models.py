@@ -23,6 +23,7 @@ from collections.abc import Callable
 import attrs
 
 import hutch
+from hutch.plugins.auth.encryption import SealedFields
 from hutch.plugins.platform import User
 
 
@@ -52,6 +53,8 @@ class OAuthAccount(hutch.Model):
 #: The fields of an OAuth account holding the provider's tokens, and those naming the account.
 OAUTH_TOKENS = ("access_token", "refresh_token")
 OAUTH_IDENTITY = ("user_id", "oauth_name", "account_id")
+#: How the tokens are stored without a key: as given (a user database with a key has its own).
+PLAIN_TOKENS = SealedFields(None, "oauth_accounts", OAUTH_TOKENS, OAUTH_IDENTITY)
 
 
 @attrs.frozen(kw_only=True)

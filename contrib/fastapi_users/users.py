@@ -37,7 +37,14 @@ from hutch.plugins.platform.email_review import (
     review_once,
 )
 
-from .models import OAUTH_IDENTITY, OAUTH_TOKENS, Deactivation, OAuthAccount, register
+from .models import (
+    OAUTH_IDENTITY,
+    OAUTH_TOKENS,
+    PLAIN_TOKENS,
+    Deactivation,
+    OAuthAccount,
+    register,
+)
 
 #: The keyed value recording the email rule the OAuth accounts' links were last reviewed under.
 LINKS_REVIEWED = "hutch.fastapi_users.email_rule"
@@ -51,35 +58,59 @@ _MAPPED = ("hashed_password", *_FLAGS)
 class FastAPIOAuthAccount:
     """An OAuth account as fastapi-users sees it (its ``OAuthAccountProtocol``).
 
-    ``record`` is the :class:`~hutch.contrib.fastapi_users.models.OAuthAccount`
-    it shows, its tokens decrypted. A snapshot: change an account through the
-    user database. ``repr`` leaves the tokens out.
+    ``record`` is the stored :class:`~hutch.contrib.fastapi_users.models.OAuthAccount`
+    (its tokens encrypted, given a key). ``access_token`` and ``refresh_token``
+    decrypt them when read, so finding a user never needs the key and a token
+    that does not open raises only where it is used. A snapshot: change an
+    account through the user database. ``repr`` leaves the tokens out.
     """
 
     id: str
     user_id: str
     oauth_name: str
-    access_token: str = attrs.field(repr=False)
     expires_at: int | None
-    refresh_token: str | None = attrs.field(repr=False)
     account_id: str
     account_email: str
     record: OAuthAccount
+    tokens: SealedFields = attrs.field(default=PLAIN_TOKENS, eq=False, repr=False)
+    _opened: dict[str, str | None] = attrs.field(factory=dict, eq=False, repr=False, init=False)
 
     @classmethod
-    def of(cls, record: OAuthAccount) -> FastAPIOAuthAccount:
-        """The view of an account whose tokens are usable (decrypted)."""
+    def of(cls, record: OAuthAccount, tokens: SealedFields = PLAIN_TOKENS) -> FastAPIOAuthAccount:
+        """The view of a stored account whose tokens ``tokens`` opens."""
         return cls(
             id=record.id,
             user_id=record.user_id,
             oauth_name=record.oauth_name,
-            access_token=record.access_token,
             expires_at=record.expires_at,
-            refresh_token=record.refresh_token,
             account_id=record.account_id,
             account_email=record.account_email,
             record=record,
+            tokens=tokens,
         )
+
+    @property
+    def access_token(self) -> str:
+        """The provider's access token, decrypted."""
+        return str(self._token("access_token"))
+
+    @access_token.setter
+    def access_token(self, value: str) -> None:
+        self._opened["access_token"] = value
+
+    @property
+    def refresh_token(self) -> str | None:
+        """The provider's refresh token, decrypted, or ``None``."""
+        return self._token("refresh_token")
+
+    @refresh_token.setter
+    def refresh_token(self, value: str | None) -> None:
+        self._opened["refresh_token"] = value
+
+    def _token(self, field: str) -> str | None:
+        if field not in self._opened:
+            self._opened[field] = getattr(self.tokens.opened(self.record, (field,)), field)
+        return self._opened[field]
 
 
 @attrs.define(kw_only=True)
@@ -279,7 +310,8 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
                 raise hutch.NotFound(
                     f"user {user.id!r} has no oauth_accounts row {account_id!r} to update"
                 )
-            plain = self._tokens.opened(current)
+            kept = [field for field in OAUTH_TOKENS if field not in update_dict]
+            plain = self._tokens.opened(current, kept)  # a token being replaced need not open
             merged = {**attrs.asdict(plain, recurse=False), **update_dict}
             changes = {**update_dict, **self._tokens.sealed(merged)}  # bound to the new identity
             account = self.oauth_accounts.update(account_id, **changes)
@@ -315,7 +347,7 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
             is_superuser=record.role is UserRole.ADMIN,
             is_verified=record.email_verified is not None,
             oauth_accounts=[
-                FastAPIOAuthAccount.of(self._tokens.opened(a))
+                FastAPIOAuthAccount.of(a, self._tokens)
                 for a in self.oauth_accounts.find(user_id=record.id, order_by="created_at")
             ],
             record=record,

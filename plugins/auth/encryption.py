@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -127,11 +127,11 @@ class SealedFields:
                     out[field] = self.cipher.seal(value, self._place(field, values))
         return out
 
-    def opened(self, instance: M) -> M:
-        """``instance`` (a model read from the store) with its token fields as given."""
+    def opened(self, instance: M, fields: Iterable[str] | None = None) -> M:
+        """``instance`` (a model read from the store) with its token ``fields`` (all) as given."""
         values = {field: getattr(instance, field) for field in (*self.fields, *self.identity)}
         changes: dict[str, Any] = {}
-        for field in self.fields:
+        for field in self.fields if fields is None else fields:
             value = values[field]
             if not is_sealed(value):
                 continue

@@ -6,16 +6,18 @@ mailbox; version 2 is :func:`~hutch.plugins.platform.emails.email_key`.
 Indexes are rebuilt at every open, so lookups follow the current rule at once;
 what the data itself may hold from the old rule is for people to judge:
 
-- two users the current rule takes for one mailbox (``a@x.org`` and
-  ``a@x.org.``; a domain written as U-label and as A-label): the store cannot
-  tell which one signs in, so ``find_by_email`` refuses to choose;
-- two users the old rule took for one mailbox (written straight to the store);
+- users the current rule takes for one mailbox (``a@x.org`` and ``a@x.org.``;
+  a domain written as U-label and as A-label): the store cannot tell which one
+  signs in, so ``find_by_email`` refuses to choose;
+- users the old rule took for one mailbox (written straight to the store);
 - an address linked to a user (an OAuth account's email) that the old rule
   matched to the user's own and the current rule does not: a link made by
   matching emails may have given one person's account to someone else;
 - an address the current rule refuses (an invisible character, a quoted local part).
 
-The review reports each (a warning on the ``hutch.platform`` logger and an
+Each group of addresses that one rule takes for one mailbox and the other
+does not is one :class:`EmailClash` (every pair in it is such a pair). The
+review reports each finding (a warning on the ``hutch.platform`` logger and an
 :class:`EmailReview`) and never merges, deletes or changes a row. A keyed
 value records the rule the collection was reviewed under, so the review runs
 once per store (in one transaction, which on a shared folder also makes it
@@ -56,22 +58,40 @@ class Address:
 
 @attrs.frozen
 class EmailClash:
-    """Two addresses that one rule takes for one mailbox (``rule``) and the other does not."""
+    """Addresses (two or more) that one rule takes for one mailbox and the other does not.
 
-    first: Address
-    second: Address
+    ``rule`` is the rule that takes them for one: ``"current"``, or ``"legacy"``
+    (the old one, NFKC + casefold).
+    """
+
+    addresses: tuple[Address, ...]
     rule: Literal["current", "legacy"]
 
     def __str__(self) -> str:
+        *others, last = map(str, self.addresses)
+        listed = f"{', '.join(others)} and {last}"
         if self.rule == "current":
             return (
-                f"{self.first} and {self.second} are one mailbox under the email rule: "
-                "sign-in by email finds neither until one address changes"
+                f"{listed} are one mailbox under the email rule: sign-in by email finds none "
+                "of them until all but one address change"
             )
         return (
-            f"{self.first} and {self.second} were one mailbox under the old email rule "
-            "(NFKC + casefold) and are two now: if they were matched by email, check that "
-            "they are one person"
+            f"{listed} were one mailbox under the old email rule (NFKC + casefold) and are "
+            "not now: if they were matched by email, check that they are one person"
+        )
+
+
+@attrs.frozen
+class InvalidAddress:
+    """An address the email rule refuses, and why."""
+
+    address: Address
+    reason: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.address} is not a valid email under the email rule ({self.reason}): "
+            "the user cannot be found by email until it changes"
         )
 
 
@@ -80,18 +100,14 @@ class EmailReview:
     """What a review found; nothing was changed because of it."""
 
     clashes: tuple[EmailClash, ...] = ()
-    invalid: tuple[tuple[Address, str], ...] = ()  # each address with why the rule refuses it
+    invalid: tuple[InvalidAddress, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.clashes or self.invalid)
 
     def lines(self) -> list[str]:
         """One line a person can act on per finding."""
-        return [str(clash) for clash in self.clashes] + [
-            f"{address} is not a valid email under the email rule ({why}): the user cannot be "
-            "found by email until it changes"
-            for address, why in self.invalid
-        ]
+        return [str(finding) for finding in (*self.clashes, *self.invalid)]
 
 
 def review_users(store: hutch.Store, collection: str = "users") -> EmailReview:
@@ -105,35 +121,36 @@ def review_users(store: hutch.Store, collection: str = "users") -> EmailReview:
             keys[address] = email_key(address.email)
             current[keys[address]].append(address)
         except hutch.ValidationError as error:
-            invalid.append((address, error.errors["email"]))
+            invalid.append(InvalidAddress(address, error.errors["email"]))
         legacy[legacy_email_key(address.email)].append(address)
-    clashes = [
-        EmailClash(group[0], other, "current") for group in current.values() for other in group[1:]
-    ]
+    clashes = [EmailClash(tuple(group), "current") for group in current.values() if group[1:]]
     clashes += [
-        EmailClash(group[0], other, "legacy")
+        EmailClash(tuple(group), "legacy")
         for group in legacy.values()
-        for other in group[1:]
-        if other not in keys or keys[other] != keys.get(group[0])
+        if group[1:] and not _one_key(group, keys)
     ]
     return EmailReview(tuple(clashes), tuple(invalid))
 
 
 def review_linked(
-    store: hutch.Store, collection: str, user_field: str, email_field: str
+    store: hutch.Store,
+    collection: str,
+    user_field: str,
+    email_field: str,
+    users: str = "users",
 ) -> EmailReview:
     """Addresses linked to a user that the old rule matched to the user's own, and this does not."""
-    users = store.get_table("users")
+    user_rows = store.get_table(users)
     clashes = []
     for linked in _addresses(store, collection, email_field):
         user_id = store.get_cell(collection, linked.row_id, user_field)
-        user_email = users.get(user_id, {}).get("email") if isinstance(user_id, str) else None
+        user_email = user_rows.get(user_id, {}).get("email") if isinstance(user_id, str) else None
         if not isinstance(user_email, str):
             continue
         if legacy_email_key(linked.email) == legacy_email_key(user_email) and not _one_mailbox(
             linked.email, user_email
         ):
-            clashes.append(EmailClash(Address("users", user_id, user_email), linked, "legacy"))
+            clashes.append(EmailClash((Address(users, user_id, user_email), linked), "legacy"))
     return EmailReview(tuple(clashes))
 
 
@@ -144,10 +161,14 @@ def review_once(
 
     Returns the review, or ``None`` if none was due. If the store cannot record
     it (a read-only file system, say), the review is still logged, and runs again
-    at the next open.
+    at the next open. Called inside a transaction (the first repository made in
+    one), it waits for the next open: the review must commit on its own, not
+    with writes that may roll back.
     """
     store = db.store
-    if _recorded(store, recorded_as) or not store.has_table(collection):
+    if store.owns_transaction() or _recorded(store, recorded_as):
+        return None
+    if not store.has_table(collection):
         return None
     found = None
     try:
@@ -205,6 +226,11 @@ def _addresses(store: hutch.Store, collection: str, field: str) -> Iterator[Addr
         email = row.get(field)
         if isinstance(email, str):
             yield Address(collection, row_id, email)
+
+
+def _one_key(group: list[Address], keys: dict[Address, str]) -> bool:
+    """Whether every address of ``group`` has one key under the current rule."""
+    return all(address in keys for address in group) and len({keys[a] for a in group}) == 1
 
 
 def _one_mailbox(first: str, second: str) -> bool:
