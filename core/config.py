@@ -25,6 +25,8 @@ DURABILITIES: tuple[str, ...] = get_args(Durability)
 DEFAULT_URL = "./data"
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+#: A query parameter whose value is a secret: ``password=``, ``sslpassword=``, ``api_token=``...
+_SECRET_PARAMETER = re.compile(r"(?i)((?:^|&)[^&=]*(?:password|secret|token)[^&=]*=)[^&]*")
 
 
 @attrs.frozen
@@ -51,15 +53,31 @@ class URL:
         return self.raw if self.bare_path else self.raw[len(self.scheme) + 1 :]
 
     def redacted(self) -> str:
-        """The URL with any password replaced by ``***``, for messages and logs."""
+        """The URL with any password replaced by ``***``, for messages and logs.
+
+        That is the password of ``user:password@host`` and the value of a query
+        parameter named like a secret (``password``, ``sslpassword``, ``...token``);
+        a URL too malformed to tell where a password would be shows only its scheme.
+        """
         if self.bare_path or not self.rest.startswith("//"):
             return self.raw
-        parts = urlsplit(self.raw)
-        if parts.password is None:
+        try:
+            parts = urlsplit(self.raw)
+            password = parts.password
+        except ValueError:
+            return f"{self.scheme}://***"
+        netloc = parts.netloc
+        if password is not None:
+            userinfo, host = netloc.rsplit("@", 1)
+            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
+        query = _SECRET_PARAMETER.sub(r"\1***", parts.query)
+        if (netloc, query) == (parts.netloc, parts.query):
             return self.raw
-        netloc = parts.netloc.rsplit("@", 1)
-        user = netloc[0].split(":", 1)[0]
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+    def host(self) -> str:
+        """The host a ``scheme://host/...`` URL names, without any user or password."""
+        return self.rest[2:].partition("/")[0].rpartition("@")[2]
 
     def file_path(self) -> Path:
         """The local path of a bare path or a ``scheme:///absolute`` / ``scheme:relative`` URL.
@@ -74,14 +92,15 @@ class URL:
             host, slash, after = path[2:].partition("/")
             if host not in ("", "localhost"):
                 raise ConfigError(
-                    f"{self.raw!r} names the host {host!r}; a {self.scheme} URL names a local "
-                    f"folder: write {self.scheme}:///absolute/path or {self.scheme}:relative/path"
+                    f"{self.redacted()!r} names the host {self.host()!r}; a {self.scheme} URL "
+                    f"names a local folder: write {self.scheme}:///absolute/path or "
+                    f"{self.scheme}:relative/path"
                 )
             path = slash + after
         path = unquote(path)
         if not path:
             raise ConfigError(
-                f"{self.raw!r} has no path; write {self.scheme}:///absolute/path "
+                f"{self.redacted()!r} has no path; write {self.scheme}:///absolute/path "
                 f"or {self.scheme}:relative/path"
             )
         return Path(path)

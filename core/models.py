@@ -194,10 +194,15 @@ def _describe(model: type[Model]) -> ModelSpec:
     indexed.update(dict.fromkeys(u.field for u in unique))
     indexed.update(dict.fromkeys(r.field for r in model.__relations__))
     shareable = all(_immutable(kind) for kind in fields.values())
-    secret = frozenset(field.name for field in attrs.fields(model) if not field.repr)
+    secret = secret_fields(model)
     return ModelSpec(
         model, collection, fields, tuple(indexed), unique, model.__relations__, shareable, secret
     )
+
+
+def secret_fields(kind: type) -> frozenset[str]:
+    """The fields of an attrs class declared ``repr=False``: secrets no message may quote."""
+    return frozenset(field.name for field in attrs.fields(kind) if not field.repr)
 
 
 _IMMUTABLE = (str, int, float, bool, bytes, datetime, type(None))

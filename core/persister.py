@@ -60,8 +60,10 @@ class BackendConfig:
     url: URL
     durability: Durability = "commit"
     collections: Mapping[str, CollectionSettings] = attrs.field(factory=dict)
-    options: Mapping[str, Any] = attrs.field(factory=dict)
-    """Keyword arguments of ``hutch.open`` that hutch itself does not know (backend options)."""
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda o: f"<{', '.join(o)}>")
+    """Keyword arguments of ``hutch.open`` that hutch itself does not know (backend options).
+
+    ``repr`` shows their names only: a backend's option may be a password."""
 
     def check_options(self, *accepted: str) -> None:
         """Raise :class:`~hutch.ConfigError` if ``options`` holds a name not in ``accepted``."""

@@ -215,14 +215,15 @@ class Repository(Generic[M]):
         index = self.spec.unique_index_id(unique)
         if unique.key is not None:
             try:
-                key = unique.key(value)
+                return index, unique.key(value), f" (compared by {_name(unique.key)})"
             except ValidationError as error:
-                reasons = "; ".join(error.errors.values()) or str(error)
-                raise ValidationError(
-                    f"invalid {self.model.__qualname__}: {unique.field}: {reasons}",
-                    {unique.field: reasons},
-                ) from None
-            return index, key, f" (compared by {getattr(unique.key, '__name__', 'its key')})"
+                refused = "; ".join(error.errors.values()) or str(error)
+            if unique.field in self.spec.secret:  # the key's words may quote the value
+                refused = f"refused by {_name(unique.key)} (the value is secret, so not shown)"
+            raise ValidationError(  # outside the handler, so the key's own error is not chained
+                f"invalid {self.model.__qualname__}: {unique.field}: {refused}",
+                {unique.field: refused},
+            )
         if unique.case_insensitive and isinstance(value, str):
             return index, value.casefold(), " (ignoring case)"
         kind = self.spec.fields[unique.field]
@@ -274,12 +275,13 @@ class Repository(Generic[M]):
         except QueryError:
             raise
         except Exception as error:  # whatever the converter raises: the operand does not fit
-            if secret:  # the converter's words may quote the operand
-                raise QueryError(
-                    f"{key}: a {type(operand).__name__} that does not fit the field (the value "
-                    "is secret, so it is not shown)"
-                ) from None
-            raise QueryError(f"{key}={operand!r} does not fit the field: {error}") from None
+            misfit: str | None = f"{operand!r} does not fit the field: {error}"
+        else:
+            misfit = None
+        if misfit is not None:  # raised here, not in the handler, so its error is not chained
+            if secret:
+                misfit = f"a value of type {type(operand).__name__} does not fit the field"
+            raise QueryError(f"{key}: {misfit}")
         if lookup == "exact":
             return lambda m: get(m) == value
         if lookup == "ne":
@@ -308,6 +310,10 @@ class _Forget:
         self.cache.pop(row_id, None)
 
 
+def _name(function: Callable[..., Any]) -> str:
+    return getattr(function, "__name__", "its key")
+
+
 def _sort_key(field: str) -> Callable[[Any], tuple[bool, Any]]:
     """Order instances by a field: None first, enums by value, the rest as they compare."""
     get = operator.attrgetter(field)
@@ -326,7 +332,7 @@ def _text_test(
 ) -> Callable[[Any], bool]:
     if lookup == "startswith":
         if not isinstance(operand, str):
-            shown = f"a {type(operand).__name__}" if secret else repr(operand)
+            shown = f"a value of type {type(operand).__name__}" if secret else repr(operand)
             raise QueryError(f"__startswith takes text, not {shown}")
         return lambda m: isinstance(v := get(m), str) and v.startswith(operand)
     return lambda m: (v := get(m)) is not None and operand in v

@@ -21,6 +21,7 @@ from cattrs.preconf.orjson import make_converter
 
 from hutch.cells import Row
 from hutch.errors import ValidationError
+from hutch.models import secret_fields
 
 M = TypeVar("M")
 
@@ -80,7 +81,7 @@ def _bytes_in(value: Any, _: Any) -> bytes:
         return value
     if isinstance(value, str):
         return base64.b85decode(value)
-    raise TypeError(f"expected bytes, not a {type(value).__name__}")
+    raise TypeError(f"expected bytes, not a value of type {type(value).__name__}")
 
 
 def _make(*, detailed: bool) -> cattrs.Converter:
@@ -109,7 +110,8 @@ def build(model: type[M], fields: Mapping[str, Any]) -> M:
     try:
         return _checking.structure({k: _plain(v) for k, v in fields.items()}, model)
     except Exception as error:  # cattrs gathers every field's error in one exception group
-        raise _validation_error(model, error, fields) from None
+        failure = _validation_error(model, error, fields)
+    raise failure  # outside the handler: the chain holds no error that quotes a value
 
 
 def _plain(value: Any) -> Any:
@@ -138,13 +140,15 @@ def from_row(model: type[M], row_id: str, row: Row) -> M:
     try:
         return _loading.structure({**row, "id": row_id}, model)
     except Exception:
-        try:
-            return build(model, {**row, "id": row_id})
-        except ValidationError as error:
-            raise ValidationError(
-                f"the stored row {row_id!r} does not fit {model.__qualname__}: {error}",
-                error.errors,
-            ) from None
+        pass  # it does not fit: build says exactly why, below (outside the handler, so that
+        # no exception quoting the row rides along in the chain)
+    try:
+        return build(model, {**row, "id": row_id})
+    except ValidationError as error:
+        failure = ValidationError(
+            f"the stored row {row_id!r} does not fit {model.__qualname__}: {error}", error.errors
+        )
+    raise failure
 
 
 def coerce(kind: Any, value: Any) -> Any:
@@ -203,7 +207,7 @@ def _hide_secrets(model: type[Any], fields: Mapping[str, Any], errors: dict[str,
     """
     if not attrs.has(model):
         return
-    secret = {f.name for f in attrs.fields(model) if not f.repr and f.name in fields}
+    secret = secret_fields(model) & fields.keys()
     values = {
         text
         for name in secret
@@ -213,7 +217,7 @@ def _hide_secrets(model: type[Any], fields: Mapping[str, Any], errors: dict[str,
     for field in errors:
         if field in secret:
             kind = type(fields[field]).__name__
-            errors[field] = f"not valid (given a {kind}; the value is secret, so it is not shown)"
+            errors[field] = f"not valid (given a value of type {kind}; it is secret, so not shown)"
             continue
         for text in values:
             errors[field] = errors[field].replace(text, "<secret>")

@@ -92,6 +92,34 @@ def test_passwords_are_hidden_in_messages() -> None:
     assert "s3cret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://h/db?password=s3cret&sslmode=require", "?password=***&sslmode=require"),
+        ("postgresql://u@h/db?sslpassword=s3cret", "?sslpassword=***"),
+        ("postgresql://u:s3cret@[::1/db", "postgresql://***"),  # too malformed to read
+    ],
+)
+def test_passwords_in_a_query_or_a_malformed_url_are_hidden(url: str, shown: str) -> None:
+    parsed = parse_url(url)
+    assert shown in parsed.redacted()
+    for text in (parsed.redacted(), str(parsed), repr(parsed)):
+        assert "s3cret" not in text
+
+
+@pytest.mark.parametrize("url", ["file://u:s3cret@host/x", "sqlite://u:s3cret@host/x.db"])
+def test_a_host_named_by_mistake_is_shown_without_its_password(url: str) -> None:
+    with pytest.raises(hutch.ConfigError, match="names the host 'host'") as caught:
+        hutch.open(url)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_backend_options_show_their_names_only() -> None:
+    config = hutch.BackendConfig(url=parse_url("memory://"), options={"password": "s3cret"})
+    assert "password" in repr(config)
+    assert "s3cret" not in repr(config)
+
+
 def test_durability_must_be_one_of_three() -> None:
     for durability in ("commit", "batch", "none"):
         hutch.open("memory://", durability=durability).close()

@@ -979,6 +979,27 @@ def test_unique_fields_compared_through_a_key(backend: Backend, db: hutch.Databa
     assert contacts.count() == 2
 
 
+@attrs.frozen(kw_only=True)
+class Blob(hutch.Model):
+    __collection__ = "blobs"
+
+    data: bytes = b""
+    label: str = ""
+
+
+def test_bytes_fields_round_trip_and_bytes_for_a_text_field_are_refused(
+    backend: Backend, db: hutch.Database
+) -> None:
+    blobs = db.repo(Blob)
+    blob = blobs.create(data=b"\x00\xff raw", label="x")
+    assert isinstance(db.store.get_cell("blobs", blob.id, "data"), str)  # base85 text in a row
+    db = backend.reopen(db, ModelsPlugin(Blob))
+    assert db.repo(Blob).get(blob.id) == blob
+    with pytest.raises(hutch.ValidationError, match="label: expected text") as raised:
+        db.repo(Blob).create(label=b"not text")
+    assert set(raised.value.errors) == {"label"}  # not stored as its base85 encoding
+
+
 def test_a_unique_field_takes_a_key_or_case_insensitive_not_both(backend: Backend) -> None:
     @attrs.frozen(kw_only=True)
     class Both(hutch.Model):

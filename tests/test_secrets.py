@@ -191,7 +191,40 @@ ERROR_CASES: dict[str, Callable[[hutch.Database], object]] = {
         )
     ),
     "a stored account that does not fit": lambda db: stored_misfit(db),
+    "a session token that is not UTF-8": lambda db: AuthAdapter(db).get_session_and_user(
+        SECRET + "\ud800"
+    ),
+    "a new session token that is not UTF-8": lambda db: AuthAdapter(db).create_session(
+        session_token=SECRET + "\ud800", user_id=adapter_user(AuthAdapter(db)), expires=later()
+    ),
+    "an OAuth token that is not UTF-8, sealed": lambda db: AuthAdapter(
+        db, secret_key=KEY
+    ).link_account(
+        user_id=adapter_user(AuthAdapter(db)),
+        type="oauth",
+        provider="github",
+        provider_account_id="1",
+        access_token=SECRET + "\ud800",
+    ),
+    "an access token that is not UTF-8": lambda db: asyncio.run(
+        HutchAccessTokenDatabase(db).get_by_token(SECRET + "\ud800")
+    ),
+    "a unique secret its key refuses": lambda db: db.repo(Badge).create(code=SECRET),
 }
+
+
+def refuse_with_the_value(code: str) -> str:
+    raise hutch.ValidationError(f"{code!r} is not a badge code", {"code": f"{code!r} is wrong"})
+
+
+@attrs.frozen(kw_only=True)
+class Badge(hutch.Model):
+    """A model whose unique secret is compared through a key that quotes what it refuses."""
+
+    __collection__ = "badges"
+    __unique__ = (hutch.Unique("code", key=refuse_with_the_value),)
+
+    code: str = attrs.field(repr=False)
 
 
 def stored_misfit(db: hutch.Database) -> object:
@@ -204,10 +237,17 @@ def stored_misfit(db: hutch.Database) -> object:
 def test_no_error_shows_a_secret(db: hutch.Database, case: str) -> None:
     with pytest.raises(hutch.HutchError) as raised:
         ERROR_CASES[case](db)
-    error = raised.value
-    assert not leaks(str(error))
-    assert not leaks(repr(error))
-    assert not leaks(repr(getattr(error, "errors", None)))
+    chain: list[BaseException] = []
+    error: BaseException | None = raised.value
+    while error is not None:  # what a tool that ignores __suppress_context__ would show too
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    for each in chain:
+        assert isinstance(each, hutch.HutchError), repr(each)
+        assert not leaks(str(each))
+        assert not leaks(repr(each))
+        assert not leaks(repr(each.args))
+        assert not leaks(repr(getattr(each, "errors", None)))
 
 
 def test_a_secret_field_error_still_says_which_field_and_what_it_was_given(
@@ -215,7 +255,7 @@ def test_a_secret_field_error_still_says_which_field_and_what_it_was_given(
 ) -> None:
     with pytest.raises(hutch.ValidationError) as raised:
         db.repo(User).create(email="a@x.io", password_hash=SECRET.encode())
-    assert raised.value.errors["password_hash"].startswith("not valid (given a bytes")
+    assert raised.value.errors["password_hash"].startswith("not valid (given a value of type bytes")
 
 
 class UserManager(HutchIDMixin, BaseUserManager[FastAPIUser, str]):
@@ -428,3 +468,67 @@ def test_fastapi_users_oauth_tokens_are_encrypted_at_rest(tmp_path: Path) -> Non
         assert again.oauth_accounts[0].access_token == OTHER
     assert SECRET.encode() not in everything_on_disk(root)
     assert OTHER.encode() not in everything_on_disk(root)
+
+
+def test_a_plain_token_that_looks_sealed_is_read_as_plain(db: hutch.Database) -> None:
+    plain = AuthAdapter(db)
+    looks_sealed = f"{PREFIX}ya29.{SECRET}:x"
+    link(plain, adapter_user(plain), access_token=looks_sealed)
+    assert AuthAdapter(db, secret_key=KEY).get_account("1", "github").access_token == looks_sealed  # type: ignore[union-attr]
+
+
+def test_unlinking_never_needs_the_key(db: hutch.Database) -> None:
+    auth = AuthAdapter(db, secret_key=KEY)
+    user = adapter_user(auth)
+    link(auth, user, "1", access_token=SECRET, refresh_token=OTHER)
+    link(auth, user, "2", access_token=SECRET)
+    gone = AuthAdapter(db).unlink_account("github", "1")
+    assert gone is not None
+    assert (gone.access_token, gone.refresh_token) == (None, None)
+    other_key = AuthAdapter(db, secret_key=NEW_KEY).unlink_account("github", "2")
+    assert other_key is not None
+    assert other_key.access_token is None
+    assert db.store.get_row_count("accounts") == 0
+
+
+def test_a_row_that_does_not_open_is_left_out_of_encrypt_tokens(
+    db: hutch.Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth = AuthAdapter(db, secret_key=KEY)
+    user = adapter_user(auth)
+    lost = link(auth, user, "1", access_token=SECRET)
+    AuthAdapter(db).link_account(
+        user_id=user, type="oauth", provider="github", provider_account_id="2", access_token=OTHER
+    )
+    before = db.store.get_row("accounts", lost.id)
+    new = AuthAdapter(db, secret_key=NEW_KEY)  # the old key is lost
+    assert new.encrypt_tokens() == 1
+    assert new.get_account("2", "github").access_token == OTHER  # type: ignore[union-attr]
+    assert db.store.get_row("accounts", lost.id) == before
+    assert any(lost.id in r.getMessage() and "left" in r.getMessage() for r in caplog.records)
+    for record in caplog.records:
+        assert not leaks(record.getMessage())
+
+
+def test_a_ciphertext_does_not_open_in_a_new_row_of_the_same_account(db: hutch.Database) -> None:
+    auth = AuthAdapter(db, secret_key=KEY)
+    user = adapter_user(auth)
+    old = link(auth, user, access_token=SECRET)
+    sealed = db.store.get_cell("accounts", old.id, "access_token")
+    auth.unlink_account("github", "1")
+    new = link(auth, user, access_token=OTHER)  # the same provider account, linked again
+    db.store.set_cell("accounts", new.id, "access_token", sealed)
+    with pytest.raises(hutch.CorruptData, match="does not open"):
+        auth.get_account("1", "github")
+
+
+@pytest.mark.parametrize("secret_key", [12345, None.__class__, {"k": KEY}])
+def test_a_key_of_the_wrong_type_is_a_config_error(db: hutch.Database, secret_key: Any) -> None:
+    with pytest.raises(hutch.ConfigError, match="must be text, bytes, or a list"):
+        AuthAdapter(db, secret_key=secret_key)
+
+
+def test_an_access_token_s_id_is_never_given(db: hutch.Database) -> None:
+    tokens = HutchAccessTokenDatabase(db)
+    with pytest.raises(hutch.ValidationError, match="id is the hash of its token"):
+        asyncio.run(tokens.create({"token": SECRET, "user_id": "u", "id": "mine"}))

@@ -459,7 +459,7 @@ def sqlite_path(url: URL) -> Path:
     host, _, path = rest[2:].partition("/")
     if host:
         raise ConfigError(
-            f"{url.redacted()!r} names the host {host!r}; a sqlite URL names a local file: "
+            f"{url.redacted()!r} names the host {url.host()!r}; a sqlite URL names a local file: "
             "write sqlite:///relative.db or sqlite:////absolute/path.db"
         )
     if not path or path == ":memory:":

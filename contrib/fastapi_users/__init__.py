@@ -11,8 +11,8 @@ memberships and any auth adapter see. fastapi-users' user fields map onto it:
 fastapi-users       hutch
 ==================  ============================================================
 ``id`` (``str``)    ``User.id`` (a hutch id; use :class:`HutchIDMixin` in the manager)
-``email``           ``User.email``: unique ignoring case; lookups ignore case,
-                    surrounding spaces and Unicode look-alikes
+``email``           ``User.email``: one user per mailbox, by the email rule
+                    (:mod:`hutch.plugins.platform.emails`)
 ``hashed_password`` ``User.password_hash`` (a user without one gets an unusable hash)
 ``is_verified``     ``User.email_verified is not None``; setting it to ``True``
                     records the time, ``False`` clears it

@@ -52,7 +52,7 @@ class OAuthAccount(hutch.Model):
 
 #: The fields of an OAuth account holding the provider's tokens, and those naming the account.
 OAUTH_TOKENS = ("access_token", "refresh_token")
-OAUTH_IDENTITY = ("user_id", "oauth_name", "account_id")
+OAUTH_IDENTITY = ("id", "user_id", "oauth_name", "account_id")
 #: How the tokens are stored without a key: as given (a user database with a key has its own).
 PLAIN_TOKENS = SealedFields(None, "oauth_accounts", OAUTH_TOKENS, OAUTH_IDENTITY)
 

@@ -63,6 +63,12 @@ class HutchAccessTokenDatabase(AccessTokenDatabase[FastAPIAccessToken]):
         """Store a new token (``token``, ``user_id`` and optionally ``created_at``) by its hash."""
         fields = dict(create_dict)
         token = _token(fields.pop("token", None))
+        if "id" in fields:
+            raise hutch.ValidationError(
+                "invalid access token: id: an access token's id is the hash of its token; "
+                "leave it out",
+                {"id": "given, but made from the token"},
+            )
         record = self.tokens.create(id=hash_token(token), **fields)
         return _view(token, record)
 
@@ -107,7 +113,7 @@ def _view(token: str, record: AccessToken) -> FastAPIAccessToken:
 
 def _token(value: object) -> str:
     if not isinstance(value, str) or not value:
-        given = "empty text" if value == "" else f"a {type(value).__name__}"
+        given = "empty text" if value == "" else f"a value of type {type(value).__name__}"
         raise hutch.ValidationError(
             f"invalid access token: token: expected non-empty text, not {given}",
             {"token": "expected non-empty text"},

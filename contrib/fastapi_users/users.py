@@ -21,7 +21,7 @@ from fastapi_users.models import OAP
 from fastapi_users.password import PasswordHelper, PasswordHelperProtocol
 
 import hutch
-from hutch.ids import is_row_id
+from hutch.ids import is_row_id, new_id
 from hutch.plugins.auth.encryption import SealedFields, SecretKeys, TokenCipher
 from hutch.plugins.platform import (
     PlatformRepositories,
@@ -240,7 +240,7 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
             return None if record is None else self._view(record)
 
     async def get_by_email(self, email: str) -> FastAPIUser | None:
-        """The user with this email, ignoring case, surrounding spaces and Unicode look-alikes."""
+        """The user with this mailbox under the email rule, or ``None`` (see docs/auth.md)."""
         with self.db.store.lock:
             record = self.users.find_by_email(email)
             return None if record is None else self._view(record)
@@ -292,7 +292,7 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
         self, user: FastAPIUser, create_dict: dict[str, Any]
     ) -> FastAPIUser:
         """Link an OAuth account to the user; one already linked (to anyone) is refused."""
-        fields = {**create_dict, "user_id": user.id}
+        fields = {"id": new_id(), **create_dict, "user_id": user.id}  # the id is sealed in
         with self.db.store.transaction():
             record_if_first(self.db.store, LINKS_REVIEWED, OAuthAccount.__collection__)
             account = self.oauth_accounts.create(**{**fields, **self._tokens.sealed(fields)})

@@ -27,11 +27,18 @@ from typing import Any
 import attrs
 
 import hutch
-from hutch.ids import is_row_id
+from hutch.ids import is_row_id, new_id
 from hutch.plugins.platform import User, UserRepository
 
-from .encryption import SealedFields, SecretKeys, TokenCipher
-from .models import ACCOUNT_TOKENS, Account, Authenticator, Session, VerificationToken
+from .encryption import SealedFields, SecretKeys, TokenCipher, utf8
+from .models import (
+    ACCOUNT_IDENTITY,
+    ACCOUNT_TOKENS,
+    Account,
+    Authenticator,
+    Session,
+    VerificationToken,
+)
 from .repositories import AccountRepository, SessionRepository, VerificationTokenRepository
 
 
@@ -41,7 +48,7 @@ def hash_token(token: str) -> str:
         raise hutch.ValidationError(
             f"a token must be text, not {type(token).__name__}", {"token": "expected text"}
         )
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(utf8(token, "token")).hexdigest()
 
 
 class AuthAdapter:
@@ -61,10 +68,7 @@ class AuthAdapter:
     def __init__(self, db: hutch.Database, *, secret_key: SecretKeys | None = None) -> None:
         cipher = None if secret_key is None else TokenCipher(secret_key)
         self._tokens = SealedFields(
-            cipher,
-            Account.__collection__,
-            ACCOUNT_TOKENS,
-            ("user_id", "provider", "provider_account_id"),
+            cipher, Account.__collection__, ACCOUNT_TOKENS, ACCOUNT_IDENTITY
         )
         self.db = db
         self.users = db.repo(User, UserRepository)
@@ -84,7 +88,7 @@ class AuthAdapter:
         email_verified: datetime | None = None,
         id: str | None = None,
     ) -> User:
-        """A new user; the email is unique ignoring case (``hutch.IntegrityError`` if taken)."""
+        """A new user; one per mailbox, by the email rule (``hutch.IntegrityError`` if taken)."""
         fields: dict[str, Any] = {
             "email": email,
             "name": name,
@@ -103,7 +107,7 @@ class AuthAdapter:
             return self.users.get(id)
 
     def get_user_by_email(self, email: str) -> User | None:
-        """The user with this email, ignoring case, surrounding spaces and compatibility forms."""
+        """The user with this mailbox under the email rule, or ``None`` (see docs/auth.md)."""
         if not isinstance(email, str):
             return None
         with self._store.transaction():
@@ -153,6 +157,7 @@ class AuthAdapter:
     ) -> Account:
         """Link a provider account to a user; a provider account links to one user only."""
         fields: dict[str, Any] = {
+            "id": new_id(),  # before sealing: the row's id is bound into each ciphertext
             "user_id": user_id,
             "type": type,
             "provider": provider,
@@ -169,12 +174,17 @@ class AuthAdapter:
         return attrs.evolve(account, **{field: fields[field] for field in ACCOUNT_TOKENS})
 
     def unlink_account(self, provider: str, provider_account_id: str) -> Account | None:
-        """Delete the link of a provider account and return it, or ``None`` if there was none."""
+        """Delete the link of a provider account and return it, or ``None`` if there was none.
+
+        Unlinking never needs the key: a token that does not open (no key, or
+        another key) is ``None`` in the account returned.
+        """
         with self._store.transaction():
             account = self.accounts.find_by_provider_account(provider, provider_account_id)
-            if account is not None:
-                self.accounts.delete(account.id)
-        return None if account is None else self._tokens.opened(account)
+            if account is None:
+                return None
+            self.accounts.delete(account.id)
+        return self._tokens.opened_or_none(account)
 
     def get_account(self, provider_account_id: str, provider: str) -> Account | None:
         """The account of this provider with this id at the provider, or ``None``."""

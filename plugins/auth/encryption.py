@@ -11,9 +11,9 @@ Given a secret key, they are stored as::
   secret of 32 bytes or more serves; so is its id (8 hex digits), which names
   the key in each ciphertext. Keys rotate: given ``[new, old]``, values sealed
   under ``old`` still open and new ones are sealed under ``new``.
-- The associated data is the value's place: its collection, its field and its
-  row's identity (user id, provider, provider account id). A ciphertext copied
-  into another field, row or user's account does not open.
+- The associated data is the value's place: its collection, its field, its
+  row's id and the row's identity (user id, provider, provider account id). A
+  ciphertext copied into another field, row or user's account does not open.
 
 Without a key, tokens are stored as given. A stored value that is no
 ciphertext is read as it is (it was written before a key was given); a
@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -33,6 +35,8 @@ import attrs
 import orjson
 
 import hutch
+
+log = logging.getLogger("hutch.auth")
 
 #: What a sealed value starts with; the format's version is in it.
 PREFIX = "hutch-aead1:"
@@ -47,16 +51,39 @@ M = TypeVar("M", bound=hutch.Model)
 _NONCE = 12
 
 
+_SEALED = re.compile(rf"{re.escape(PREFIX)}([0-9a-f]{{8}}):([A-Za-z0-9_-]+)").fullmatch
+
+
 def is_sealed(value: object) -> bool:
     """Whether a stored value is a ciphertext of this module (rather than a plain token)."""
-    return isinstance(value, str) and value.startswith(PREFIX)
+    return isinstance(value, str) and _SEALED(value) is not None
+
+
+def utf8(text: str, what: str) -> bytes:
+    """``text`` as UTF-8, or ValidationError (quoting nothing: it may be a secret)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        pass  # raised below, outside the handler: the exception must not carry the text
+    raise hutch.ValidationError(
+        f"{what} must be valid UTF-8 text; this one holds a lone surrogate",
+        {what: "not valid UTF-8"},
+    )
 
 
 class TokenCipher:
     """Seals and opens token text under the keys derived from the given secrets."""
 
     def __init__(self, secret_keys: SecretKeys) -> None:
-        secrets = [secret_keys] if isinstance(secret_keys, str | bytes) else list(secret_keys)
+        if isinstance(secret_keys, str | bytes):
+            secrets: list[object] = [secret_keys]
+        elif isinstance(secret_keys, Sequence):
+            secrets = list(secret_keys)
+        else:
+            raise hutch.ConfigError(
+                "secret_key must be text, bytes, or a list of them (the current key first), "
+                f"not a value of type {type(secret_keys).__name__}"
+            )
         if not secrets:
             raise hutch.ConfigError("secret_key is an empty list; give at least one secret")
         aead, self._invalid_tag = _crypto()
@@ -79,13 +106,16 @@ class TokenCipher:
     def seal(self, plaintext: str, place: Sequence[str]) -> str:
         """``plaintext`` encrypted under the current key, bound to ``place``."""
         nonce = os.urandom(_NONCE)
-        sealed = self._keys[self.key_id].encrypt(nonce, plaintext.encode(), _bound(place))
+        data = utf8(plaintext, place[1])
+        sealed = self._keys[self.key_id].encrypt(nonce, data, _bound(place))
         payload = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
         return f"{PREFIX}{self.key_id}:{payload}"
 
     def open(self, stored: str, place: Sequence[str]) -> str:
         """The plaintext of a sealed value found at ``place``."""
-        key_id, _, payload = stored.removeprefix(PREFIX).partition(":")
+        found = _SEALED(stored)
+        assert found is not None, "open only what is_sealed says is sealed"
+        key_id, payload = found.groups()
         key = self._keys.get(key_id)
         where = _where(place)
         if key is None:
@@ -98,10 +128,11 @@ class TokenCipher:
             raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
             return str(key.decrypt(raw[:_NONCE], raw[_NONCE:], _bound(place)).decode())
         except (binascii.Error, ValueError, UnicodeDecodeError, self._invalid_tag):
-            raise hutch.CorruptData(
-                f"{where} holds a ciphertext that does not open: it was altered, or copied "
-                "from another row or field; link the account again"
-            ) from None
+            pass  # raised below, outside the handler: nothing of the value rides along
+        raise hutch.CorruptData(
+            f"{where} holds a ciphertext that does not open: it was altered, or copied "
+            "from another row or field; link the account again"
+        )
 
 
 @attrs.frozen
@@ -143,11 +174,23 @@ class SealedFields:
             changes[field] = self.cipher.open(value, place)
         return attrs.evolve(instance, **changes) if changes else instance
 
+    def opened_or_none(self, instance: M) -> M:
+        """``instance`` with each token as given, or ``None`` where it does not open."""
+        changes: dict[str, Any] = {}
+        for field in self.fields:
+            try:
+                changes[field] = getattr(self.opened(instance, (field,)), field)
+            except (hutch.ConfigError, hutch.CorruptData):
+                changes[field] = None
+        return attrs.evolve(instance, **changes)
+
     def reseal(self, repo: hutch.Repository[M]) -> int:
         """Store every row's tokens sealed under the current key; how many rows changed.
 
         Tokens sealed under an older key, and plain ones, are sealed again;
-        ``updated_at`` is kept, since nothing a person would see changed.
+        ``updated_at`` is kept, since nothing a person would see changed. A row
+        whose tokens do not open (their key is not given, or they were altered)
+        is left as it is and named in a warning on the ``hutch.auth`` logger.
         """
         if self.cipher is None:
             raise hutch.ConfigError("sealing tokens again needs a secret_key")
@@ -158,7 +201,13 @@ class SealedFields:
                 tokens = [getattr(row, field) for field in self.fields]
                 if all(value is None or value.startswith(current) for value in tokens):
                     continue
-                plain = self.opened(row)
+                try:
+                    plain = self.opened(row)
+                except (hutch.ConfigError, hutch.CorruptData) as error:
+                    log.warning(
+                        "left the tokens of %s %r as they are: %s", repo.collection, row.id, error
+                    )
+                    continue
                 values = {f: getattr(plain, f) for f in (*self.fields, *self.identity)}
                 repo.update(row.id, updated_at=row.updated_at, **self.sealed(values))
                 changed += 1

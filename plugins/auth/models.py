@@ -122,8 +122,10 @@ class Authenticator(hutch.Model):
     transports: str | None = None
 
 
-#: The fields of an account that hold the provider's tokens (encrypted at rest, given a key).
+#: The fields of an account that hold the provider's tokens (encrypted at rest, given a key),
+#: and those whose values bind each ciphertext to its account.
 ACCOUNT_TOKENS = ("access_token", "refresh_token", "id_token")
+ACCOUNT_IDENTITY = ("id", "user_id", "provider", "provider_account_id")
 
 #: The models this plugin adds (it registers the platform ``User`` too).
 MODELS: tuple[type[hutch.Model], ...] = (Account, Session, VerificationToken, Authenticator)

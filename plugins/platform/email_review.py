@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -42,11 +42,13 @@ log = logging.getLogger("hutch.platform")
 
 #: The keyed value recording the email rule ``users`` was last reviewed under.
 USERS_REVIEWED = "hutch.platform.email_rule"
+#: How many addresses of one clash a report line names.
+_LISTED = 10
 
 
 @attrs.frozen
 class Address:
-    """An email address found in a row."""
+    """An email address found in a row (for a value that is not text, its ``repr``)."""
 
     collection: str
     row_id: str
@@ -68,8 +70,10 @@ class EmailClash:
     rule: Literal["current", "legacy"]
 
     def __str__(self) -> str:
-        *others, last = map(str, self.addresses)
-        listed = f"{', '.join(others)} and {last}"
+        shown = [str(address) for address in self.addresses[:_LISTED]]
+        if len(self.addresses) > _LISTED:
+            shown.append(f"{len(self.addresses) - _LISTED} more")
+        listed = f"{', '.join(shown[:-1])} and {shown[-1]}"
         if self.rule == "current":
             return (
                 f"{listed} are one mailbox under the email rule: sign-in by email finds none "
@@ -116,7 +120,12 @@ def review_users(store: hutch.Store, collection: str = "users") -> EmailReview:
     legacy: dict[str, list[Address]] = defaultdict(list)
     keys: dict[Address, str] = {}
     invalid = []
-    for address in _addresses(store, collection, "email"):
+    for row_id, value in _values(store, collection, "email"):
+        if not isinstance(value, str):
+            shown = Address(collection, row_id, repr(value)[:80])
+            invalid.append(InvalidAddress(shown, _not_text(value)))
+            continue
+        address = Address(collection, row_id, value)
         try:
             keys[address] = email_key(address.email)
             current[keys[address]].append(address)
@@ -142,8 +151,11 @@ def review_linked(
     """Addresses linked to a user that the old rule matched to the user's own, and this does not."""
     user_rows = store.get_table(users)
     clashes = []
-    for linked in _addresses(store, collection, email_field):
-        user_id = store.get_cell(collection, linked.row_id, user_field)
+    for row_id, email in _values(store, collection, email_field):
+        if not isinstance(email, str):
+            continue
+        linked = Address(collection, row_id, email)
+        user_id = store.get_cell(collection, row_id, user_field)
         user_email = user_rows.get(user_id, {}).get("email") if isinstance(user_id, str) else None
         if not isinstance(user_email, str):
             continue
@@ -218,14 +230,18 @@ def _report(db: hutch.Database, collection: str, review: EmailReview) -> None:
     )
 
 
-def _addresses(store: hutch.Store, collection: str, field: str) -> Iterator[Address]:
-    """Every text ``field`` of ``collection``, in row id order."""
+def _values(store: hutch.Store, collection: str, field: str) -> Iterator[tuple[str, Any]]:
+    """Each row id of ``collection`` with its ``field`` (``None`` if missing), in id order."""
     if not store.has_table(collection):
         return
     for row_id, row in sorted(store.get_table(collection).items()):
-        email = row.get(field)
-        if isinstance(email, str):
-            yield Address(collection, row_id, email)
+        yield row_id, row.get(field)
+
+
+def _not_text(value: object) -> str:
+    if value is None:
+        return "there is no email"
+    return f"the email is a value of type {type(value).__name__}, not text"
 
 
 def _one_key(group: list[Address], keys: dict[Address, str]) -> bool:

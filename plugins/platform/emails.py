@@ -40,6 +40,16 @@ EMAIL_RULE = 2
 
 #: RFC 5321's limit on the part before the ``@``, in bytes of UTF-8.
 LOCAL_PART_MAX = 64
+#: RFC 5321's limit on a whole address (a path of 256 octets, less its angle brackets).
+ADDRESS_MAX = 254
+#: What ``normalise_email`` trims: spaces, tabs and line ends, never another control character.
+_SURROUNDING_SPACE = (
+    " \t\n\r\f\v"
+    "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u202f\u205f\u3000"  # Unicode's space separators (Zs)
+)
+#: How much of a refused address an error quotes.
+_QUOTED_MAX = 80
 
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 #: What a dot-atom's ASCII characters may be besides dots (RFC 5322 ``atext``).
@@ -48,16 +58,18 @@ _ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~")
 _ASCII_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\x80-\U0010FFFF-]+"
 _DOT_ATOM = re.compile(rf"{_ATOM}(?:\.{_ATOM})*").fullmatch
-#: A domain every resolver reads as itself: lower-case LDH labels, none of them an A-label.
+#: A domain every resolver reads as itself: LDH labels, none of them an A-label, the last
+#: one not a number (decimal, or hexadecimal as URL parsers read IPv4 addresses).
 _LABEL = r"(?!..--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_PLAIN_DOMAIN = re.compile(rf"(?!.{{254}})(?:{_LABEL}\.)*{_LABEL}").fullmatch
-#: An ASCII address whose key is itself lower-cased: a dot-atom of at most 64 characters,
-#: then a plain domain whose last label is not a number.
+_DOMAIN = rf"(?!.{{254}})(?:{_LABEL}\.)*(?![0-9]+$|0x[0-9a-f]*$){_LABEL}"
+_PLAIN_DOMAIN = re.compile(_DOMAIN, re.ASCII).fullmatch
+#: An ASCII address whose key is itself lower-cased: at most 254 characters, a dot-atom of
+#: at most 64, then a plain domain.
 _PLAIN_ADDRESS = re.compile(
-    rf"(?=[^@]{{1,64}}@){_ASCII_ATOM}(?:\.{_ASCII_ATOM})*@"
-    rf"(?!.{{254}})(?:{_LABEL}\.)*(?![0-9]+$){_LABEL}",
+    rf"(?!.{{255}})(?=[^@]{{1,64}}@){_ASCII_ATOM}(?:\.{_ASCII_ATOM})*@{_DOMAIN}",
     re.ASCII | re.IGNORECASE,
 ).fullmatch
+_NUMBER_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*", re.ASCII).fullmatch
 #: Categories of characters nobody sees: controls, formats, surrogates, private use,
 #: unassigned, and line and paragraph separators.
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -82,7 +94,7 @@ def normalise_email(email: str) -> str:
     NFC only joins what Unicode says is the same text (``e`` + combining acute
     is ``é``); nothing that could name another mailbox is folded.
     """
-    text = email.strip()
+    text = email.strip(_SURROUNDING_SPACE)
     return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
@@ -93,7 +105,7 @@ def email_key(email: object) -> str:
     text that is not one mailbox.
     """
     if not isinstance(email, str):
-        raise _invalid(email, f"expected text, not a {type(email).__name__}")
+        raise _invalid(email, f"expected text, not a value of type {type(email).__name__}")
     address = normalise_email(email)
     if _PLAIN_ADDRESS(address):  # most addresses: one regular expression decides
         return address.lower()
@@ -102,6 +114,8 @@ def email_key(email: object) -> str:
 
 def _key(address: str) -> str:
     """The key of a normalised address, or ValidationError: every rule, checked one by one."""
+    if len(address) > ADDRESS_MAX:
+        raise _invalid(address, f"it is longer than {ADDRESS_MAX} characters")
     if not (address.isascii() and address.isprintable() and " " not in address):
         _check_characters(address)
     local, at, domain = address.rpartition("@")
@@ -164,7 +178,7 @@ def _domain_key(address: str, domain: str) -> str:
                 address, f"the domain {domain!r} is not a valid domain name ({error})"
             ) from None
     last = key.rpartition(".")[2]
-    if not last or last.isdigit():
+    if not last or _NUMBER_LABEL(last):
         reason = "a number (an IP address?)" if last else "empty"
         raise _invalid(address, f"the last label of the domain {domain!r} is {reason}")
     return key
@@ -185,8 +199,14 @@ def _is_invisible(char: str) -> bool:
 
 
 def _name(char: str) -> str:
-    return f"U+{ord(char):04X} {unicodedata.name(char, 'unnamed')}"
+    unnamed = "a control character" if unicodedata.category(char) == "Cc" else "unnamed"
+    return f"U+{ord(char):04X} {unicodedata.name(char, unnamed)}"
 
 
 def _invalid(address: object, reason: str) -> hutch.ValidationError:
-    return hutch.ValidationError(f"invalid email {address!r}: {reason}", {"email": reason})
+    shown = address if not isinstance(address, str) else _shortened(address)
+    return hutch.ValidationError(f"invalid email {shown!r}: {reason}", {"email": reason})
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _QUOTED_MAX else f"{text[:_QUOTED_MAX]}..."

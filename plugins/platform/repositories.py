@@ -91,9 +91,12 @@ class UserRepository(PlatformRepository["models.User"]):
         with self.db.store.lock:
             ids = self.db.indexes.slice_row_ids(self.spec.key_index_id("email"), key)
             if len(ids) > 1:
+                named = ", ".join(map(repr, ids[:3]))
+                if len(ids) > 3:
+                    named += f" and {len(ids) - 3} more"
                 raise hutch.IntegrityError(
-                    f"users {', '.join(map(repr, ids))} share the mailbox {key!r} under the email "
-                    "rule, so neither is found by email; change or remove all but one address "
+                    f"users {named} share the mailbox {key!r} under the email rule, so none is "
+                    "found by email; change or remove all but one address "
                     "(see docs/auth.md, 'Stores written under the old rule')"
                 )
             found = self._load_all(self.model, ids)
