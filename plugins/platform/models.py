@@ -34,6 +34,7 @@ its ``password_hash``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +53,8 @@ from .enums import (
     UserRole,
 )
 
+_SPACE = re.compile(r"\s").search
+
 
 def _looks_like_email(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
     """The shape every stored email has: ``name@domain``, no spaces.
@@ -61,7 +64,7 @@ def _looks_like_email(_: Any, attribute: attrs.Attribute[str], value: str) -> No
     rule stay readable.
     """
     local, at, domain = value.rpartition("@")
-    if not (local and at and domain) or any(c.isspace() for c in value):
+    if not (local and at and domain) or _SPACE(value):
         raise ValueError(f"{attribute.name}: {value!r} is not an email address (name@domain)")
 
 
