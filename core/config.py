@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 import attrs
 
@@ -25,8 +25,8 @@ DURABILITIES: tuple[str, ...] = get_args(Durability)
 DEFAULT_URL = "./data"
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
-#: A query parameter whose value is a secret: ``password=``, ``sslpassword=``, ``api_token=``...
-_SECRET_PARAMETER = re.compile(r"(?i)((?:^|&)[^&=]*(?:password|secret|token)[^&=]*=)[^&]*")
+#: The name of a query parameter whose value is a secret: ``password``, ``sslpassword``...
+_SECRET_NAME = re.compile(r"password|secret|token", re.IGNORECASE).search
 
 
 @attrs.frozen
@@ -55,25 +55,23 @@ class URL:
     def redacted(self) -> str:
         """The URL with any password replaced by ``***``, for messages and logs.
 
-        That is the password of ``user:password@host`` and the value of a query
-        parameter named like a secret (``password``, ``sslpassword``, ``...token``);
-        a URL too malformed to tell where a password would be shows only its scheme.
+        That is the password of ``user:password@host`` (read up to the last
+        ``@``, so an unescaped ``/`` or ``@`` in it is hidden too) and the value
+        of a query parameter named like a secret (``password``, ``sslpassword``,
+        ``...token``, percent-escaped or not). Everything else is shown as written.
         """
-        if self.bare_path or not self.rest.startswith("//"):
+        if self.bare_path:
             return self.raw
-        try:
-            parts = urlsplit(self.raw)
-            password = parts.password
-        except ValueError:
-            return f"{self.scheme}://***"
-        netloc = parts.netloc
-        if password is not None:
-            userinfo, host = netloc.rsplit("@", 1)
-            netloc = f"{userinfo.split(':', 1)[0]}:***@{host}"
-        query = _SECRET_PARAMETER.sub(r"\1***", parts.query)
-        if (netloc, query) == (parts.netloc, parts.query):
-            return self.raw
-        return urlunsplit(parts._replace(netloc=netloc, query=query))
+        rest = self.rest
+        userinfo, at, after = rest.rpartition("@")
+        if at and ":" in userinfo.lstrip("/"):
+            lead = len(userinfo) - len(userinfo.lstrip("/"))
+            user = userinfo[lead:].split(":", 1)[0]
+            rest = f"{userinfo[:lead]}{user}:***@{after}"
+        path, mark, query = rest.partition("?")
+        if mark:
+            query = "&".join(_redacted_parameter(p) for p in query.split("&"))
+        return f"{self.scheme}:{path}{mark}{query}"
 
     def host(self) -> str:
         """The host a ``scheme://host/...`` URL names, without any user or password."""
@@ -104,6 +102,11 @@ class URL:
                 f"or {self.scheme}:relative/path"
             )
         return Path(path)
+
+
+def _redacted_parameter(parameter: str) -> str:
+    name, equals, _ = parameter.partition("=")
+    return f"{name}=***" if equals and _SECRET_NAME(unquote(name)) else parameter
 
 
 def parse_url(url: str | os.PathLike[str] | None) -> URL:

@@ -65,9 +65,10 @@ class Unique:
     """A field no two rows may share, compared as given or through a key.
 
     ``case_insensitive`` compares strings casefolded. ``key`` compares
-    ``key(value)`` instead (an email's mailbox, say): it may raise
-    :class:`~hutch.ValidationError` to refuse a value, and a row already
-    stored whose value it refuses is in no slice of the key's index.
+    ``key(value)`` instead (an email's mailbox, say), given the value as a row
+    holds it (a datetime as ISO text, an enum by its value). It may raise
+    :class:`~hutch.ValidationError` to refuse a value; a row already stored
+    whose value it refuses is in no slice of the key's index.
     """
 
     field: str

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hutch.cells import Row
-from hutch.errors import DefinitionError, HutchError, IntegrityError
+from hutch.errors import DefinitionError, IntegrityError, ValidationError
 from hutch.models import Model, ModelSpec, Relation, spec_of
 from hutch.plugin_manager import AUTOLOAD_OFF
 from hutch.repository import Repository
@@ -162,7 +162,7 @@ def _keyed(field: str, key: Callable[[Any], Any]) -> Callable[[Row], Any]:
             return []
         try:
             return key(value)
-        except HutchError:  # stored before the key's rule refused it: found by no key
+        except ValidationError:  # stored before the key's rule refused it: found by no key
             return []
 
     return keys

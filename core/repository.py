@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from hutch.cells import Row
-from hutch.errors import IntegrityError, InvalidId, NotFound, QueryError, ValidationError
+from hutch.errors import (
+    DefinitionError,
+    HutchError,
+    IntegrityError,
+    InvalidId,
+    NotFound,
+    QueryError,
+    ValidationError,
+)
 from hutch.models import Model, ModelSpec, Unique, spec_of
 from hutch.serialise import build, coerce, from_row, stored, to_row
 
@@ -212,22 +220,43 @@ class Repository(Generic[M]):
 
     def _unique_slot(self, unique: Unique, value: Any) -> tuple[str, Any, str]:
         """The index a unique value is checked in, its key there, and how values compare."""
-        index = self.spec.unique_index_id(unique)
+        index, kind = self.spec.unique_index_id(unique), self.spec.fields[unique.field]
         if unique.key is not None:
-            try:
-                return index, unique.key(value), f" (compared by {_name(unique.key)})"
-            except ValidationError as error:
-                refused = "; ".join(error.errors.values()) or str(error)
-            if unique.field in self.spec.secret:  # the key's words may quote the value
-                refused = f"refused by {_name(unique.key)} (the value is secret, so not shown)"
-            raise ValidationError(  # outside the handler, so the key's own error is not chained
-                f"invalid {self.model.__qualname__}: {unique.field}: {refused}",
-                {unique.field: refused},
+            return (
+                index,
+                self._key_of(unique, stored(kind, value)),
+                f" (compared by {_name(unique.key)})",
             )
         if unique.case_insensitive and isinstance(value, str):
             return index, value.casefold(), " (ignoring case)"
-        kind = self.spec.fields[unique.field]
-        return self.spec.index_id(unique.field), stored(kind, value), ""
+        return index, stored(kind, value), ""
+
+    def _key_of(self, unique: Unique, value: Any) -> Any:
+        """``unique.key`` of a value as a row holds it (as the index sees it), or why not.
+
+        A ``ValidationError`` from the key refuses the value; anything else it
+        raises is a broken key, a ``DefinitionError``. Either is raised outside
+        the handler, so the key's own error (which may quote the value) is not chained.
+        """
+        assert unique.key is not None
+        name, field = _name(unique.key), unique.field
+        secret = field in self.spec.secret  # the key's words may quote the value
+        failure: HutchError
+        try:
+            return unique.key(value)
+        except ValidationError as error:
+            why = "; ".join(error.errors.values()) or str(error)
+            if secret:
+                why = f"refused by {name} (the value is secret, so not shown)"
+            failure = ValidationError(
+                f"invalid {self.model.__qualname__}: {field}: {why}", {field: why}
+            )
+        except Exception as error:
+            why = type(error).__name__ if secret else f"{type(error).__name__}: {error}"
+            failure = DefinitionError(
+                f"the key {name} of {self.model.__qualname__}.{field} failed ({why}); fix it"
+            )
+        raise failure
 
     def _candidates(self, filters: dict[str, Any]) -> Iterable[str]:
         """The row ids worth testing: the smallest indexed slice an equality names, or all."""
@@ -335,7 +364,15 @@ def _text_test(
             shown = f"a value of type {type(operand).__name__}" if secret else repr(operand)
             raise QueryError(f"__startswith takes text, not {shown}")
         return lambda m: isinstance(v := get(m), str) and v.startswith(operand)
-    return lambda m: (v := get(m)) is not None and operand in v
+
+    def contains(instance: Any) -> bool:
+        value = get(instance)
+        if isinstance(value, str) and not isinstance(operand, str):
+            shown = f"a value of type {type(operand).__name__}" if secret else repr(operand)
+            raise QueryError(f"__contains on text takes text, not {shown}")
+        return value is not None and operand in value
+
+    return contains
 
 
 def _has_row(store: Store, table_id: str, row_id: Any) -> bool:

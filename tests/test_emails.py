@@ -40,6 +40,7 @@ from hutch.plugins.platform import (
     User,
     UserRepository,
     email_key,
+    normalise_email,
 )
 from hutch.plugins.platform.email_review import USERS_REVIEWED, Address
 from hutch.plugins.platform.emails import (
@@ -373,7 +374,7 @@ def test_a_store_of_the_old_rule_is_reviewed_once_and_nothing_is_changed(
         assert set(review.clashes) == {
             EmailClash((address("bob"), address("bob-dot")), "current"),
             EmailClash((address("eve"), address("eve-a-label")), "current"),
-            EmailClash((address("raw-1"), address("raw-2")), "legacy"),
+            EmailClash((address("raw-1"), address("raw-2")), "legacy", mailboxes=2),
         }
         invalid = {found.address.row_id: found.reason for found in review.invalid}
         assert invalid.keys() == {"zoe", "quoted"}
@@ -483,8 +484,14 @@ def test_a_group_sharing_a_mailbox_is_one_finding_with_every_member() -> None:
             db.store.set_row("users", row_id, {"email": email})
         review = db.repo(User, UserRepository).email_review
         assert review is not None
-        found = {(tuple(a.row_id for a in c.addresses), c.rule) for c in review.clashes}
-        assert found == {(("u1", "u3"), "current"), (("u1", "u2", "u3", "u4"), "legacy")}
+        found = {
+            (tuple(a.row_id for a in c.addresses), c.rule, c.mailboxes) for c in review.clashes
+        }
+        assert found == {
+            (("u1", "u3"), "current", 1),
+            (("u1", "u2", "u3", "u4"), "legacy", 3),  # ss and SS are one of the three
+        }
+        assert "are 3 under the current one" in str(review.clashes[1])
 
 
 def test_a_repository_made_inside_a_transaction_leaves_the_review_to_the_next_open(
@@ -537,3 +544,9 @@ def test_the_review_reports_rows_whose_email_is_not_text_and_lists_big_groups_br
         assert "and 15 more are one mailbox" in str(clash)
         with pytest.raises(hutch.IntegrityError, match="'u00', 'u01', 'u02' and 22 more"):
             db.repo(User, UserRepository).find_by_email("ada@example.org")
+
+
+@pytest.mark.parametrize("given", [5, None, b"ada@example.org"])
+def test_normalising_something_that_is_not_text_is_a_validation_error(given: object) -> None:
+    with pytest.raises(hutch.ValidationError, match="expected text"):
+        normalise_email(given)  # type: ignore[arg-type]

@@ -1000,6 +1000,45 @@ def test_bytes_fields_round_trip_and_bytes_for_a_text_field_are_refused(
     assert set(raised.value.errors) == {"label"}  # not stored as its base85 encoding
 
 
+@attrs.frozen(kw_only=True)
+class Meeting(hutch.Model):
+    __collection__ = "meetings"
+    __unique__ = (hutch.Unique("starts", key=lambda text: text[:13]),)  # one a hour
+
+    starts: datetime
+
+
+def test_a_key_is_given_the_value_as_a_row_holds_it(backend: Backend, db: hutch.Database) -> None:
+    meetings = db.repo(Meeting)
+    first = meetings.create(starts=utc(2026, 12, 1, 9, 0))
+    with pytest.raises(hutch.IntegrityError, match="starts must be unique"):
+        meetings.create(starts=utc(2026, 12, 1, 9, 30))  # "2026-12-01T09" on both paths
+    with pytest.raises(hutch.IntegrityError, match="starts must be unique"):
+        meetings.create(starts=datetime(2026, 12, 1, 11, 15, tzinfo=PLUS_TWO))  # 09:15 in UTC
+    assert meetings.all() == [first]
+
+
+def test_a_key_that_breaks_is_a_definition_error(db: hutch.Database) -> None:
+    def broken(value: object) -> object:
+        raise TypeError("a bug in the key")
+
+    @attrs.frozen(kw_only=True)
+    class Broken(hutch.Model):
+        __collection__ = "broken"
+        __unique__ = (hutch.Unique("code", key=broken),)
+
+        code: str
+
+    with pytest.raises(hutch.DefinitionError, match=r"the key broken of .*Broken\.code failed"):
+        db.repo(Broken).create(code="x")
+
+
+def test_contains_on_text_with_something_else_is_a_query_error(db: hutch.Database) -> None:
+    users = seed_users(db)
+    with pytest.raises(hutch.QueryError, match="__contains on text takes text, not 5"):
+        users.find(name__contains=5)
+
+
 def test_a_unique_field_takes_a_key_or_case_insensitive_not_both(backend: Backend) -> None:
     @attrs.frozen(kw_only=True)
     class Both(hutch.Model):

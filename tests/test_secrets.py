@@ -532,3 +532,44 @@ def test_an_access_token_s_id_is_never_given(db: hutch.Database) -> None:
     tokens = HutchAccessTokenDatabase(db)
     with pytest.raises(hutch.ValidationError, match="id is the hash of its token"):
         asyncio.run(tokens.create({"token": SECRET, "user_id": "u", "id": "mine"}))
+
+
+def test_a_secret_key_that_is_not_utf8_is_refused_without_showing_it(db: hutch.Database) -> None:
+    bad = KEY + "\ud800"
+    for secret_key in (bad, [KEY + "-another one", bad]):
+        with pytest.raises(hutch.ConfigError, match="valid UTF-8") as raised:
+            AuthAdapter(db, secret_key=secret_key)
+        error: BaseException | None = raised.value
+        while error is not None:
+            assert KEY not in repr(error)
+            assert KEY not in repr(error.args)
+            error = error.__context__
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda tokens: tokens.get_by_token(SECRET, max_age="2024-01-01"),
+        lambda tokens: tokens.update(
+            FastAPIAccessToken(
+                token=SECRET, user_id="u", created_at=WHEN, record=AccessToken(id="h", user_id="u")
+            ),
+            {"token": OTHER, "id": "mine"},
+        ),
+    ],
+)
+def test_access_token_calls_refuse_bad_input_as_hutch_errors(
+    db: hutch.Database, call: Callable[[HutchAccessTokenDatabase], Any]
+) -> None:
+    with pytest.raises(hutch.ValidationError):
+        asyncio.run(call(HutchAccessTokenDatabase(db)))
+    with pytest.raises(hutch.ValidationError, match="moment"):
+        HutchAccessTokenDatabase(db).delete_older_than("yesterday")  # type: ignore[arg-type]
+
+
+def test_an_access_token_is_stored_once(db: hutch.Database) -> None:
+    tokens = HutchAccessTokenDatabase(db)
+    asyncio.run(tokens.create({"token": SECRET, "user_id": adapter_user(AuthAdapter(db))}))
+    with pytest.raises(hutch.IntegrityError, match="stored already") as raised:
+        asyncio.run(tokens.create({"token": SECRET, "user_id": "u"}))
+    assert not leaks(str(raised.value))

@@ -54,29 +54,28 @@ class HutchAccessTokenDatabase(AccessTokenDatabase[FastAPIAccessToken]):
         self, token: str, max_age: datetime | None = None
     ) -> FastAPIAccessToken | None:
         """The access token, or ``None`` if it is unknown or was made before ``max_age``."""
+        oldest = None if max_age is None else _aware(max_age, "max_age")
         record = self.tokens.get(hash_token(token))
-        if record is None or (max_age is not None and record.created_at < _aware(max_age)):
+        if record is None or (oldest is not None and record.created_at < oldest):
             return None
         return _view(token, record)
 
     async def create(self, create_dict: dict[str, Any]) -> FastAPIAccessToken:
         """Store a new token (``token``, ``user_id`` and optionally ``created_at``) by its hash."""
-        fields = dict(create_dict)
+        fields = _fields(create_dict)
         token = _token(fields.pop("token", None))
-        if "id" in fields:
-            raise hutch.ValidationError(
-                "invalid access token: id: an access token's id is the hash of its token; "
-                "leave it out",
-                {"id": "given, but made from the token"},
-            )
-        record = self.tokens.create(id=hash_token(token), **fields)
+        token_id = hash_token(token)
+        with self.db.store.transaction():
+            if self.tokens.exists(token_id):
+                raise hutch.IntegrityError("this access token is stored already; make a new one")
+            record = self.tokens.create(id=token_id, **fields)
         return _view(token, record)
 
     async def update(
         self, access_token: FastAPIAccessToken, update_dict: dict[str, Any]
     ) -> FastAPIAccessToken:
         """Change a token's user or creation time; a new ``token`` moves it to the new hash."""
-        fields = dict(update_dict)
+        fields = _fields(update_dict)
         token = _token(fields.pop("token", access_token.token))
         old_id, new_id = hash_token(access_token.token), hash_token(token)
         with self.db.store.transaction():
@@ -97,7 +96,7 @@ class HutchAccessTokenDatabase(AccessTokenDatabase[FastAPIAccessToken]):
 
     def delete_older_than(self, moment: datetime) -> int:
         """Delete every token made before ``moment`` (expired ones, say) and return how many."""
-        moment = _aware(moment)
+        moment = _aware(moment, "moment")
         with self.db.store.transaction():
             old = self.tokens.find(created_at__lt=moment)
             for record in old:
@@ -121,9 +120,24 @@ def _token(value: object) -> str:
     return value
 
 
-def _aware(moment: datetime) -> datetime:
+def _fields(given: dict[str, Any]) -> dict[str, Any]:
+    """The fields of a create or update, which never name the id: it is the token's hash."""
+    if "id" in given:
+        raise hutch.ValidationError(
+            "invalid access token: id: an access token's id is the hash of its token; leave it out",
+            {"id": "given, but made from the token"},
+        )
+    return dict(given)
+
+
+def _aware(moment: object, name: str) -> datetime:
+    if not isinstance(moment, datetime):
+        raise hutch.ValidationError(
+            f"{name} must be a timezone-aware datetime, not a {type(moment).__name__} value",
+            {name: "expected a datetime"},
+        )
     if moment.tzinfo is None:
         raise hutch.ValidationError(
-            "a datetime must be timezone-aware; use datetime.now(UTC)", {"moment": "naive datetime"}
+            f"{name} must be timezone-aware; use datetime.now(UTC)", {name: "naive datetime"}
         )
     return moment

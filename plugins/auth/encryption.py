@@ -131,7 +131,7 @@ class TokenCipher:
             pass  # raised below, outside the handler: nothing of the value rides along
         raise hutch.CorruptData(
             f"{where} holds a ciphertext that does not open: it was altered, or copied "
-            "from another row or field; link the account again"
+            "from another row or field; unlink the account and link it again"
         )
 
 
@@ -227,12 +227,17 @@ def _where(place: Sequence[str]) -> str:
 
 
 def _material(secret: object) -> bytes:
-    material = secret.encode() if isinstance(secret, str) else secret
+    material: object = secret
+    if isinstance(secret, str):
+        try:
+            material = secret.encode()
+        except UnicodeEncodeError:
+            material = None  # refused below, outside the handler, which would carry the secret
     if not isinstance(material, bytes) or len(material) < SECRET_MIN:
         raise hutch.ConfigError(
-            f"a secret_key must be text or bytes of at least {SECRET_MIN} bytes; make one with "
-            "python -c 'import secrets; print(secrets.token_urlsafe(32))' and keep it out of "
-            "the data folder"
+            f"a secret_key must be text (valid UTF-8) or bytes of at least {SECRET_MIN} bytes; "
+            "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))' and keep "
+            "it out of the data folder"
         )
     return material
 

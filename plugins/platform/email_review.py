@@ -15,8 +15,10 @@ what the data itself may hold from the old rule is for people to judge:
   matching emails may have given one person's account to someone else;
 - an address the current rule refuses (an invisible character, a quoted local part).
 
-Each group of addresses that one rule takes for one mailbox and the other
-does not is one :class:`EmailClash` (every pair in it is such a pair). The
+Each group of addresses that a rule takes for one mailbox is one
+:class:`EmailClash`, which names them all: under the current rule, a group of
+users sign-in cannot tell apart; under the old one, a group the current rule
+splits into several mailboxes. The
 review reports each finding (a warning on the ``hutch.platform`` logger and an
 :class:`EmailReview`) and never merges, deletes or changes a row. A keyed
 value records the rule the collection was reviewed under, so the review runs
@@ -48,26 +50,29 @@ _LISTED = 10
 
 @attrs.frozen
 class Address:
-    """An email address found in a row (for a value that is not text, its ``repr``)."""
+    """An email address found in a row (``""`` where the row holds no text there)."""
 
     collection: str
     row_id: str
     email: str
 
     def __str__(self) -> str:
-        return f"{self.collection} {self.row_id!r} ({self.email!r})"  # repr shows invisibles
+        where = f"{self.collection} {self.row_id!r}"
+        return f"{where} ({self.email!r})" if self.email else where  # repr shows invisibles
 
 
 @attrs.frozen
 class EmailClash:
-    """Addresses (two or more) that one rule takes for one mailbox and the other does not.
+    """Addresses (two or more) that ``rule`` takes for one mailbox.
 
-    ``rule`` is the rule that takes them for one: ``"current"``, or ``"legacy"``
-    (the old one, NFKC + casefold).
+    ``rule`` is ``"current"`` (sign-in by email can tell none of them apart) or
+    ``"legacy"`` (the old rule, NFKC + casefold, took them for one; the current
+    one sees ``mailboxes`` among them, more than one).
     """
 
     addresses: tuple[Address, ...]
     rule: Literal["current", "legacy"]
+    mailboxes: int = 1
 
     def __str__(self) -> str:
         shown = [str(address) for address in self.addresses[:_LISTED]]
@@ -81,7 +86,8 @@ class EmailClash:
             )
         return (
             f"{listed} were one mailbox under the old email rule (NFKC + casefold) and are "
-            "not now: if they were matched by email, check that they are one person"
+            f"{self.mailboxes} under the current one: if they were matched by email, check "
+            "that they are one person"
         )
 
 
@@ -122,8 +128,7 @@ def review_users(store: hutch.Store, collection: str = "users") -> EmailReview:
     invalid = []
     for row_id, value in _values(store, collection, "email"):
         if not isinstance(value, str):
-            shown = Address(collection, row_id, repr(value)[:80])
-            invalid.append(InvalidAddress(shown, _not_text(value)))
+            invalid.append(InvalidAddress(Address(collection, row_id, ""), _not_text(value)))
             continue
         address = Address(collection, row_id, value)
         try:
@@ -133,11 +138,10 @@ def review_users(store: hutch.Store, collection: str = "users") -> EmailReview:
             invalid.append(InvalidAddress(address, error.errors["email"]))
         legacy[legacy_email_key(address.email)].append(address)
     clashes = [EmailClash(tuple(group), "current") for group in current.values() if group[1:]]
-    clashes += [
-        EmailClash(tuple(group), "legacy")
-        for group in legacy.values()
-        if group[1:] and not _one_key(group, keys)
-    ]
+    for group in legacy.values():
+        mailboxes = len({keys.get(address, address) for address in group})  # refused: one each
+        if mailboxes > 1:
+            clashes.append(EmailClash(tuple(group), "legacy", mailboxes))
     return EmailReview(tuple(clashes), tuple(invalid))
 
 
@@ -162,7 +166,7 @@ def review_linked(
         if legacy_email_key(linked.email) == legacy_email_key(user_email) and not _one_mailbox(
             linked.email, user_email
         ):
-            clashes.append(EmailClash((Address(users, user_id, user_email), linked), "legacy"))
+            clashes.append(EmailClash((Address(users, user_id, user_email), linked), "legacy", 2))
     return EmailReview(tuple(clashes))
 
 
@@ -242,11 +246,6 @@ def _not_text(value: object) -> str:
     if value is None:
         return "there is no email"
     return f"the email is a value of type {type(value).__name__}, not text"
-
-
-def _one_key(group: list[Address], keys: dict[Address, str]) -> bool:
-    """Whether every address of ``group`` has one key under the current rule."""
-    return all(address in keys for address in group) and len({keys[a] for a in group}) == 1
 
 
 def _one_mailbox(first: str, second: str) -> bool:

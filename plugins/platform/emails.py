@@ -89,11 +89,13 @@ _INVISIBLE_RANGES = (
 
 
 def normalise_email(email: str) -> str:
-    """An email as stored: surrounding whitespace removed, NFC-normalised, case kept.
+    """An email as stored: surrounding spaces removed, NFC-normalised, case kept.
 
     NFC only joins what Unicode says is the same text (``e`` + combining acute
     is ``é``); nothing that could name another mailbox is folded.
     """
+    if not isinstance(email, str):  # callers without a type checker
+        raise _invalid(email, f"expected text, not a value of type {type(email).__name__}")
     text = email.strip(_SURROUNDING_SPACE)
     return text if text.isascii() else unicodedata.normalize("NFC", text)
 
