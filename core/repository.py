@@ -229,7 +229,7 @@ class Repository(Generic[M]):
             )
         if unique.case_insensitive and isinstance(value, str):
             return index, value.casefold(), " (ignoring case)"
-        return index, stored(kind, value), ""
+        return self.spec.index_id(unique.field), stored(kind, value), ""  # as stored
 
     def _key_of(self, unique: Unique, value: Any) -> Any:
         """``unique.key`` of a value as a row holds it (as the index sees it), or why not.

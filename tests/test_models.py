@@ -1039,6 +1039,24 @@ def test_contains_on_text_with_something_else_is_a_query_error(db: hutch.Databas
         users.find(name__contains=5)
 
 
+@attrs.frozen(kw_only=True)
+class Ticket(hutch.Model):
+    __collection__ = "tickets"
+    __unique__ = (hutch.Unique("code", case_insensitive=True),)
+
+    code: str | int
+
+
+def test_a_case_insensitive_field_holding_a_number_is_unique_as_stored(db: hutch.Database) -> None:
+    tickets = db.repo(Ticket)
+    tickets.create(code=7)
+    tickets.create(code="AB")
+    with pytest.raises(hutch.IntegrityError, match="code must be unique"):
+        tickets.create(code=7)
+    with pytest.raises(hutch.IntegrityError, match="ignoring case"):
+        tickets.create(code="ab")
+
+
 def test_a_unique_field_takes_a_key_or_case_insensitive_not_both(backend: Backend) -> None:
     @attrs.frozen(kw_only=True)
     class Both(hutch.Model):
