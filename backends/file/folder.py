@@ -1,13 +1,11 @@
 """A data folder's front door, shared by the folder backends (``file://``, ``jsonl://``).
 
-Opening the root, reading the manifest and checking options and collection
-settings are the same for every backend that keeps its store in a folder.
+Reading the manifest and checking options and collection settings are the same
+for every backend that keeps its store in a folder.
 """
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,34 +15,8 @@ import orjson
 
 from hutch import CollectionSettings, ConfigError, CorruptData, UnsupportedFormat
 
-from .fsio import storage_error
-
 _FIELD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}").fullmatch
-
-
-def open_root(root: Path) -> int:
-    """The root folder, created if its parent exists; the root itself may be a link."""
-    if not root.exists():
-        if not root.parent.is_dir():
-            raise ConfigError(
-                f"cannot open {root}: its parent folder {root.parent} does not exist; create it"
-            )
-        try:
-            root.mkdir()
-        except FileExistsError:
-            pass  # another process made it first
-        except OSError as error:
-            raise storage_error(error, "create the data folder", root) from error
-    if not root.is_dir():
-        raise ConfigError(f"cannot open {root}: it is not a folder")
-    if not os.access(root, os.W_OK | os.X_OK):
-        read_only = os.statvfs(root).f_flag & os.ST_RDONLY
-        code = errno.EROFS if read_only else errno.EACCES
-        raise storage_error(OSError(code, os.strerror(code)), "write to", root)
-    try:
-        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as error:
-        raise storage_error(error, "open", root) from error
+_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})*").fullmatch
 
 
 def positive(options: Mapping[str, Any], name: str, default: float, unit: str = "") -> float:
@@ -66,6 +38,17 @@ def check_indexed(name: str, settings: CollectionSettings) -> CollectionSettings
     return settings
 
 
+def check_collection(name: str, settings: CollectionSettings) -> CollectionSettings:
+    """Settings a folder backend can honour: field and folder names that are safe file names."""
+    check_indexed(name, settings)
+    if settings.path is not None and not _PATH(settings.path):
+        raise ConfigError(
+            f"collection {name!r}: path {settings.path!r} must be a relative folder inside the "
+            "root, of letters, digits, '_', '.' and '-' (no '..', no leading '/', '.' or '_')"
+        )
+    return settings
+
+
 def settings_json(settings: CollectionSettings) -> dict[str, Any]:
     """A collection's settings as the manifest keeps them."""
     return {"indexed": list(settings.indexed), "wal": settings.wal, "path": settings.path}
@@ -74,8 +57,8 @@ def settings_json(settings: CollectionSettings) -> dict[str, Any]:
 def parse_manifest(
     data: bytes, where: Path, *, version: int, kind: str | None = None
 ) -> dict[str, Any]:
-    """The collection settings a manifest keeps; refuses a newer format (and, given ``kind``,
-    a folder of another backend)."""
+    """A manifest: its ``format``, ``collections`` (always a dict) and whatever else it
+    keeps; refuses a newer format (and, given ``kind``, a folder of another backend)."""
     try:
         manifest = orjson.loads(data)
     except orjson.JSONDecodeError as error:
@@ -95,7 +78,7 @@ def parse_manifest(
             f"{where} says format {manifest['format']}, newer than the {version} "
             "this hutch reads; upgrade hutch to open it"
         )
-    collections = manifest.get("collections", {})
+    collections = manifest.setdefault("collections", {})
     if not isinstance(collections, dict):
         raise CorruptData(f"{where}: 'collections' must be an object")
-    return collections
+    return manifest

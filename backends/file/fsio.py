@@ -1,26 +1,56 @@
-"""File-system primitives for the file backend: atomic writes, safe folders, clear errors.
+"""Every file-system call of the folder backends (``file://``, ``jsonl://``), and nothing else.
 
-Everything is done relative to folder descriptors opened with ``O_NOFOLLOW``,
-so a name never resolves through a symbolic link: nothing is read or written
-outside the root, whatever a person (or an attacker) puts in it.
+Two reasons to keep them in one module:
+
+- **Containment.** Everything is done relative to folder descriptors opened
+  with ``O_NOFOLLOW``, so a name never resolves through a symbolic link:
+  nothing is read or written outside the root, whatever a person (or an
+  attacker) puts in it.
+- **Durability can be tested.** Each call that changes the disk (create,
+  write, truncate, rename, unlink, mkdir, and the fsyncs that make them last)
+  is reported to :data:`tracer` when one is set. The test suite's crash-state
+  simulator records a workload that way and builds every state a power cut
+  could leave (tests/crashsim.py). A test fails when a backend calls the
+  operating system's file functions anywhere but here.
+
+Writes take explicit offsets (``pwrite``), never ``O_APPEND``: appends happen
+under the folder's write lock at an offset the writer knows, so a torn tail
+is cut and overwritten in one place.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
+import fcntl
 import os
 import secrets
 import stat
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from hutch import DiskFull, ReadOnlyStorage, StorageError, StoragePermissionError
+from hutch import ConfigError, DiskFull, ReadOnlyStorage, StorageError, StoragePermissionError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
 TEMP_SUFFIX = ".tmp"
+
+#: Told of every call that changes the disk, as ``tracer(operation, *arguments)``, after it
+#: succeeded: ``("mkdir", parent_fd, name, fd)``, ``("create", dir_fd, name, fd)``,
+#: ``("write", fd, offset, data)``, ``("truncate", fd, size)``, ``("sync", fd)``,
+#: ``("rename", from_dir_fd, name, to_dir_fd, new_name)``, ``("unlink", dir_fd, name)``.
+#: ``None`` (always, outside the tests): nothing is told.
+tracer: Callable[..., None] | None = None
+
+#: macOS's ``fsync`` does not reach the disk; ``F_FULLFSYNC`` does.
+_FULLFSYNC: int | None = getattr(fcntl, "F_FULLFSYNC", None) if sys.platform == "darwin" else None
+
+
+def _told(operation: str, *arguments: Any) -> None:
+    if tracer is not None:
+        tracer(operation, *arguments)
 
 
 def storage_error(error: OSError, doing: str, where: Path | str) -> StorageError:
@@ -47,17 +77,152 @@ def storage_error(error: OSError, doing: str, where: Path | str) -> StorageError
     return StorageError(f"could not {doing} {where}: {reason}")
 
 
-def open_dir(parent_fd: int | None, name: str | Path, *, create: bool) -> int:
-    """Open (and if asked, create) a folder without following a symbolic link to it."""
-    if create:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(name, 0o755, dir_fd=parent_fd)
+# -- folders ---------------------------------------------------------------------------------
+
+
+def open_root(root: Path) -> int:
+    """The root folder, created if its parent exists; the root itself may be a link."""
+    if not root.exists():
+        if not root.parent.is_dir():
+            raise ConfigError(
+                f"cannot open {root}: its parent folder {root.parent} does not exist; create it"
+            )
+        try:
+            parent = os.open(root.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as error:
+            raise storage_error(error, "open", root.parent) from error
+        try:
+            close(open_dir(parent, root.name, create=True))
+            fsync(parent)  # the new root's name lasts too
+        except OSError as error:
+            raise storage_error(error, "create the data folder", root) from error
+        finally:
+            close(parent)
+    if not root.is_dir():
+        raise ConfigError(f"cannot open {root}: it is not a folder")
+    if not os.access(root, os.W_OK | os.X_OK):
+        read_only = os.statvfs(root).f_flag & os.ST_RDONLY
+        code = errno.EROFS if read_only else errno.EACCES
+        raise storage_error(OSError(code, os.strerror(code)), "write to", root)
     try:
-        return os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+        return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise storage_error(error, "open", root) from error
+
+
+def open_dir(parent_fd: int, name: str, *, create: bool) -> int:
+    """Open (and if asked, create) a folder without following a symbolic link to it.
+
+    A folder this call creates is reported to the tracer; its name lasts a power
+    cut only once the parent is synced (:func:`fsync`).
+    """
+    made = False
+    if create:
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent_fd)
+            made = True
+        except FileExistsError:
+            pass
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except NotADirectoryError:
         if stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
             raise OSError(errno.ELOOP, "a symbolic link", str(name)) from None
         raise
+    if made:
+        _told("mkdir", parent_fd, name, fd)
+    return fd
+
+
+def entries(dir_fd: int) -> list[tuple[str, str]]:
+    """Each entry of a folder: its name and ``"file"``, ``"dir"``, ``"link"`` or ``"other"``.
+
+    Each listing reads the folder through a descriptor of its own: listings
+    through one shared descriptor share its position, so two threads listing at
+    once (or one listing left half-read) would miss entries.
+    """
+    found = []
+    own = os.open(".", _DIR_FLAGS, dir_fd=dir_fd)
+    try:
+        with os.scandir(own) as listing:
+            for entry in listing:
+                if entry.is_symlink():
+                    kind = "link"
+                elif entry.is_dir(follow_symlinks=False):
+                    kind = "dir"
+                elif entry.is_file(follow_symlinks=False):
+                    kind = "file"
+                else:
+                    kind = "other"
+                found.append((entry.name, kind))
+    finally:
+        os.close(own)
+    return found
+
+
+def info(dir_fd: int, name: str) -> os.stat_result | None:
+    """What ``name`` is (a link is a link), or ``None`` if it is not there."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def exists(dir_fd: int, name: str) -> bool:
+    return info(dir_fd, name) is not None
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def open_file(dir_fd: int, name: str, *, create: bool = False) -> int:
+    """A regular file opened for reading and writing, never through a link.
+
+    With ``create``, a missing file is made (and reported to the tracer); its
+    name lasts a power cut only once the folder is synced.
+    """
+    if create:
+        try:
+            fd = os.open(name, _FILE_FLAGS | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
+        except FileExistsError:
+            pass
+        else:
+            _told("create", dir_fd, name, fd)
+            return fd
+    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def close(fd: int) -> None:
+    os.close(fd)
+
+
+def size(fd: int) -> int:
+    return os.fstat(fd).st_size
+
+
+def inode(fd: int) -> int:
+    return os.fstat(fd).st_ino
+
+
+def read_at(fd: int, offset: int, length: int) -> bytes:
+    """Up to ``length`` bytes from ``offset`` (fewer at the end of the file)."""
+    chunks = []
+    while length > 0:
+        chunk = os.pread(fd, length, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        length -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_file(dir_fd: int, name: str) -> bytes:
@@ -65,13 +230,13 @@ def read_file(dir_fd: int, name: str) -> bytes:
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     fd = os.open(name, flags, dir_fd=dir_fd)
     try:
-        info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
+        found = os.fstat(fd)
+        if stat.S_ISDIR(found.st_mode):
             raise IsADirectoryError(errno.EISDIR, "a folder", name)
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(found.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", name)
-        data = os.read(fd, info.st_size + 1)
-        if len(data) != info.st_size:  # it grew, or the read was short: read on to the end
+        data = os.read(fd, found.st_size + 1)
+        if len(data) != found.st_size:  # it grew, or the read was short: read on to the end
             chunks = [data]
             while chunk := os.read(fd, 1 << 16):
                 chunks.append(chunk)
@@ -81,62 +246,98 @@ def read_file(dir_fd: int, name: str) -> bytes:
         os.close(fd)
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_at(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset``."""
     view = memoryview(data)
+    position = offset
     while view:
-        view = view[os.write(fd, view) :]
+        written = os.pwrite(fd, view, position)
+        view, position = view[written:], position + written
+    _told("write", fd, offset, data)
 
 
-def append_after(fd: int, data: bytes, end: int, *, sync: bool) -> None:
-    """Append ``data`` at ``end`` (the end of the last intact line) of an ``O_APPEND`` file.
-
-    Anything past ``end`` is the torn tail of an append that crashed and is cut
-    off first; on any error the file is cut back to ``end`` again, so no partial
-    line stays. ``sync``: ``fdatasync`` before returning.
-    """
-    if os.fstat(fd).st_size != end:
-        os.ftruncate(fd, end)
-    try:
-        write_all(fd, data)
-        if sync:
-            os.fdatasync(fd)
-    except BaseException:
-        os.ftruncate(fd, end)
-        raise
+def truncate(fd: int, length: int) -> None:
+    os.ftruncate(fd, length)
+    _told("truncate", fd, length)
 
 
-def write_atomic(dir_fd: int, name: str, data: bytes, *, sync: bool) -> None:
-    """Replace ``name`` with ``data`` all at once: temp file, fsync, rename, folder fsync.
-
-    A reader (or a crash) sees the old content or the new, never a mix; on an
-    error the temp file is removed and the old content stays.
-    """
-    temp = f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-    fd = os.open(temp, _NEW_FILE, 0o644, dir_fd=dir_fd)
-    try:
-        try:
-            write_all(fd, data)
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        remove(dir_fd, temp)
-        raise
-    if sync:
-        os.fsync(dir_fd)
+def fsync(fd: int) -> None:
+    """Make a file's data and size, or a folder's entries, last a power cut."""
+    if _FULLFSYNC is not None:
+        fcntl.fcntl(fd, _FULLFSYNC)
+    else:
+        os.fsync(fd)
+    _told("sync", fd)
 
 
-def write_unsynced(dir_fd: int, name: str, data: bytes) -> None:
-    """Replace ``name`` atomically but leave flushing to a later :func:`sync_filesystem`."""
-    write_atomic(dir_fd, name, data, sync=False)
+def fdatasync(fd: int) -> None:
+    """Make a file's data (and size) last a power cut; cheaper than :func:`fsync` for logs."""
+    if _FULLFSYNC is not None:
+        fcntl.fcntl(fd, _FULLFSYNC)
+    else:
+        os.fdatasync(fd)
+    _told("sync", fd)
+
+
+def rename(from_dir: int, name: str, to_dir: int, new_name: str) -> None:
+    """Move an entry, replacing what ``new_name`` named; lasts once both folders are synced."""
+    os.rename(name, new_name, src_dir_fd=from_dir, dst_dir_fd=to_dir)
+    _told("rename", from_dir, name, to_dir, new_name)
 
 
 def remove(dir_fd: int, name: str) -> None:
     """Remove a file if it is there."""
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return
+    _told("unlink", dir_fd, name)
+
+
+def append_after(fd: int, data: bytes, end: int, *, sync: bool) -> None:
+    """Write ``data`` at ``end`` (the end of the last intact line) of a log file.
+
+    Anything past ``end`` is the torn tail of an append that crashed and is cut
+    off first; on any error the file is cut back to ``end`` again, so no partial
+    line stays. ``sync``: make it last a power cut before returning.
+    """
+    if size(fd) != end:
+        truncate(fd, end)
+    try:
+        write_at(fd, data, end)
+        if sync:
+            fdatasync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            truncate(fd, end)
+        raise
+
+
+def write_atomic(
+    dir_fd: int, name: str, data: bytes, *, sync: bool, sync_folder: bool = True
+) -> None:
+    """Replace ``name`` with ``data`` all at once: temp file, fsync, rename, folder fsync.
+
+    A reader (or a crash) sees the old content or the new, never a mix; on an
+    error the temp file is removed and the old content stays. Without ``sync``
+    nothing is flushed (``durability="none"``); without ``sync_folder`` the
+    caller syncs the folder itself, once for many files.
+    """
+    temp = f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    fd = open_file(dir_fd, temp, create=True)
+    try:
+        try:
+            write_at(fd, data, 0)
+            if sync:
+                fsync(fd)
+        finally:
+            os.close(fd)
+        rename(dir_fd, temp, dir_fd, name)
+    except BaseException:
+        remove(dir_fd, temp)
+        raise
+    if sync and sync_folder:
+        fsync(dir_fd)
 
 
 def is_temp(name: str) -> bool:
@@ -144,21 +345,82 @@ def is_temp(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIX)
 
 
-def _load_syncfs() -> object:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    return getattr(ctypes.CDLL(name, use_errno=True), "syncfs", None)
+def remove_temp_files(dir_fd: int) -> None:
+    """Remove the temp files a crash left behind in a folder; they never held committed data."""
+    for name, kind in list(entries(dir_fd)):
+        if kind == "file" and is_temp(name):
+            remove(dir_fd, name)
 
 
-_syncfs = _load_syncfs()
+# -- locks -----------------------------------------------------------------------------------
 
 
-def sync_filesystem(fd: int) -> None:
-    """Flush every file of the file system holding ``fd`` to disk (one call, not one per file)."""
-    if _syncfs is not None:
-        if _syncfs(fd) == 0:  # type: ignore[operator]
-            return
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
-    os.sync()
+def lock(fd: int, *, wait: bool = True) -> bool:
+    """Take the exclusive ``flock`` of ``fd``; without ``wait``, only if it is free (``False``
+    if it is not)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def lock_shared(fd: int) -> None:
+    """Take a shared ``flock`` of ``fd``, held until the file is closed."""
+    fcntl.flock(fd, fcntl.LOCK_SH)
+
+
+def unlock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+# -- who else has a file open (Linux: /proc) -------------------------------------------------
+
+
+def openers(dir_fd: int, name: str) -> set[int]:
+    """The other processes that have the file ``name`` open, as far as ``/proc`` shows them.
+
+    Processes of other users are invisible unless this one is root; where there
+    is no ``/proc`` (not Linux), none are found.
+    """
+    found = info(dir_fd, name)
+    if found is None or not os.path.isdir("/proc"):
+        return set()
+    target = (found.st_dev, found.st_ino)
+    me = os.getpid()
+    pids = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue  # gone, or not ours to see
+        for descriptor in descriptors:
+            try:
+                opened = os.stat(f"/proc/{pid}/fd/{descriptor}")
+            except OSError:
+                continue
+            if (opened.st_dev, opened.st_ino) == target:
+                pids.add(int(pid))
+                break
+    return pids
+
+
+def flock_holders(dir_fd: int, name: str) -> set[int]:
+    """The processes holding (or waiting for) an ``flock`` on ``name``, from ``/proc/locks``."""
+    found = info(dir_fd, name)
+    try:
+        with open("/proc/locks", encoding="ascii") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return set()
+    if found is None:
+        return set()
+    device = f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}"
+    pids = set()
+    for line in lines:
+        fields = [field for field in line.split() if field != "->"]
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            pids.add(int(fields[4]))
+    return pids

@@ -1,27 +1,37 @@
 """``FilePersister``: a folder of JSON records, made durable through a write-ahead log.
 
-Commit: append the transaction to the log and ``fdatasync`` it (one flush per
-commit). Checkpoint (in the background, and at open and close): write the
-record files, values and indices that the log says changed, flush the file
-system once, then start a new log generation. Several processes share the
-folder: a write transaction holds an ``flock`` on ``hutch.lock`` and first
-reads what the others appended to the log, so it starts from the latest state.
+Commit: append the transaction to the log (:mod:`.log`) and ``fdatasync`` it,
+under ``hutch.lock`` (an ``flock`` every process of the folder shares), after
+reading what the others appended, so each transaction starts from the latest
+state.
+
+Checkpoint (in the background, and at close), under ``hutch.checkpoint`` so
+that one process at a time does it, never holding the write lock for more
+than a moment: start a new log generation; under the write lock, take the
+set of rows and values the older generations changed; then, with writers
+going on, write those record, value and index files, each synced before it is
+renamed into place, and sync their folders; only then delete the generations
+this made redundant (the one just before the newest stays, so that a process
+a little behind can still read it). Nothing relies on ``syncfs``: every file
+and folder that must last a power cut is synced itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import fcntl
 import logging
-import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import orjson
 
 from hutch import (
@@ -40,27 +50,33 @@ from hutch.cells import Row, check_exact_numbers, check_value
 from hutch.config import parse_collections
 from hutch.persister import ProcessGuard
 
-from . import indices, records, wal
-from .folder import check_indexed, open_root, parse_manifest, positive, settings_json
-from .fsio import (
-    is_temp,
-    open_dir,
-    read_file,
-    remove,
-    storage_error,
-    sync_filesystem,
-    write_atomic,
-)
+from . import fsio, indices, records, upgrade
+from .folder import check_collection, parse_manifest, positive, settings_json
+from .fsio import storage_error
+from .log import Log, log_folder_ids
 
 log = logging.getLogger("hutch.backends.file")
 
 LOCK_FILE = "hutch.lock"
+CHECKPOINT_LOCK = "hutch.checkpoint"
+OPEN_MARK = "hutch.open"
 WAL_FOLDER = "_wal"
 QUARANTINE_FOLDER = "_quarantine"
-#: A checkpoint also starts when the log grows past this many bytes.
+#: A checkpoint also starts when the newest log generation grows past this many bytes.
 CHECKPOINT_BYTES = 16 << 20
-_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})*").fullmatch
+#: Record files written by this many threads at once, so the file system batches their syncs.
+WRITERS = 8
 _TABLE_FOLDER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
+
+
+@attrs.frozen
+class _Batch:
+    """What one checkpoint writes: rows, values and index files as they stood at its start."""
+
+    rows: dict[str, dict[str, Row | None]]
+    values: dict[str, Any] | None
+    indexed: dict[str, dict[str, dict[str, Any]]]
+    before: int  # the generation this checkpoint started: older ones become redundant
 
 
 class FilePersister(Persister):
@@ -73,6 +89,7 @@ class FilePersister(Persister):
         options = config.options
         self.root = config.url.file_path()
         self._durability = config.durability
+        self._sync = config.durability != "none"
         self._on_corrupt = options.get("on_corrupt", "raise")
         if self._on_corrupt not in ("raise", "quarantine"):
             raise ConfigError(
@@ -80,37 +97,37 @@ class FilePersister(Persister):
             )
         self._batch_interval = positive(options, "batch_interval", 2.0, " of seconds")
         self._checkpoint_interval = positive(options, "checkpoint_interval", 5.0, " of seconds")
-        self._given = {name: _checked(name, s) for name, s in config.collections.items()}
-        self._root_fd = open_root(self.root)
+        self._given = {name: check_collection(name, s) for name, s in config.collections.items()}
+        self._root_fd = fsio.open_root(self.root)
+        self._fds: list[int] = []
         try:
-            self._lock_fd = os.open(
-                LOCK_FILE,
-                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o644,
-                dir_fd=self._root_fd,
+            self._open_fd = self._own(fsio.open_file(self._root_fd, OPEN_MARK, create=True))
+            fsio.lock_shared(self._open_fd)  # "a process of format 2 or later has it open"
+            self._lock_fd = self._own(fsio.open_file(self._root_fd, LOCK_FILE, create=True))
+            self._checkpoint_fd = self._own(
+                fsio.open_file(self._root_fd, CHECKPOINT_LOCK, create=True)
             )
-            self._wal_fd = open_dir(self._root_fd, WAL_FOLDER, create=True)
+            self._wal_fd = self._own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=True))
         except OSError as error:
-            os.close(self._root_fd)
+            self._close_fds()
             raise storage_error(error, "prepare", self.root) from error
         self._process = ProcessGuard(self.root)
         self._mutex = threading.Lock()  # this process's threads; the flock is per process
         self._holder: int | None = None  # the thread of this process holding the flock
+        self._checkpointing = threading.Lock()  # this process's threads, for the checkpoint lock
         #: The settings of every collection (given, or kept in the manifest).
         self.settings: dict[str, CollectionSettings] = {}
         #: Damaged files moved aside by ``on_corrupt="quarantine"``.
         self.quarantined: list[Path] = []
         self._dir_fds: dict[str, int] = {}
-        self._writer: wal.Writer | None = None
-        self._generation = 0
-        self._seen = 0  # offset just past the last intact record read in this generation
+        self._dir_lock = threading.Lock()
+        self._log: Log | None = None
         self._ids: dict[str, set[str]] = {}
         self._values: dict[str, Any] = {}
         self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
         self._dirty: dict[str, dict[str, Row | None]] = {}  # logged, not yet in record files
         self._dirty_values = False
         self._unseen: list[Changes] = []  # others' commits, not yet handed to the store
-        self._unsynced = False
         self._last_checkpoint = time.monotonic()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
@@ -118,11 +135,19 @@ class FilePersister(Persister):
     # -- the protocol ------------------------------------------------------------------------
 
     def load(self) -> Snapshot:
-        with self._exclusive():
-            snapshot = self._read_everything()
-            try:
-                self._checkpoint()
-                self._write_stale_indices()
+        with self._checkpoint_lock():
+            with self._exclusive():
+                folder_id = self._prepare_folder()
+                self._log = Log(
+                    self._wal_fd, self.root / WAL_FOLDER, folder_id, durability=self._durability
+                )
+                snapshot = self._read_everything()
+                try:
+                    self._write_stale_indices()
+                except DiskFull as error:  # derived files: the next checkpoint retries
+                    log.warning("could not rewrite the indices of %s: %s", self.root, error)
+            try:  # leave the files whole, so a person reading them sees what the store holds
+                self._checkpoint_held()
             except DiskFull as error:  # the log still holds it all: open, and retry later
                 log.warning("could not checkpoint %s while opening it: %s", self.root, error)
         self._worker = threading.Thread(target=self._maintain, name="hutch-file", daemon=True)
@@ -160,24 +185,24 @@ class FilePersister(Persister):
         return Changes.combined(unseen)
 
     def apply(self, changes: Changes) -> None:
-        assert self._writer is not None
         try:
-            self._writer.append(wal.encode(changes), self._seen, sync=self._durability == "commit")
+            self._the_log.append(changes)
         except OSError as error:
             raise storage_error(error, "append to the write-ahead log of", self.root) from error
         # The commit is durable from here on: nothing below may fail the transaction.
-        self._seen = self._writer.size
-        self._unsynced = self._durability == "batch"
         self._take(changes)
         self._write_unlogged(changes)
 
     def reindex(self) -> None:
-        with self._exclusive():
-            self._catch_up()
+        with self._checkpoint_lock():
+            with self._exclusive():
+                self._catch_up()
+                snapshot = {
+                    table_id: {field: dict(by_row) for field, by_row in fields.items()}
+                    for table_id, fields in self._indexed.items()
+                }
             try:
-                for table_id in self._indexed:
-                    self._write_indices(table_id, sync=False)
-                self._sync(self._root_fd)
+                self._write_indices(snapshot)
             except OSError as error:
                 raise storage_error(error, "rebuild the indices of", self.root) from error
 
@@ -186,26 +211,26 @@ class FilePersister(Persister):
         if self._worker is not None:
             self._worker.join()
         try:
-            if self._writer is not None:
-                with self._exclusive():
-                    self._catch_up()
-                    self._checkpoint()
+            if self._log is not None:
+                self._checkpoint(wait=True)
         finally:
-            if self._writer is not None:
-                self._writer.close()
-            for fd in [*self._dir_fds.values(), self._wal_fd, self._lock_fd, self._root_fd]:
-                os.close(fd)
-            self._dir_fds.clear()
+            if self._log is not None:
+                self._log.close()
+            with self._dir_lock:
+                for fd in self._dir_fds.values():
+                    fsio.close(fd)
+                self._dir_fds.clear()
+            self._close_fds()
 
     # -- locking -----------------------------------------------------------------------------
 
     def _lock(self) -> None:
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        fsio.lock(self._lock_fd)
         self._holder = threading.get_ident()
 
     def _unlock(self) -> None:
         self._holder = None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        fsio.unlock(self._lock_fd)
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
@@ -216,26 +241,106 @@ class FilePersister(Persister):
             finally:
                 self._unlock()
 
-    # -- reading -----------------------------------------------------------------------------
+    @contextmanager
+    def _checkpoint_lock(self, *, wait: bool = True) -> Iterator[bool]:
+        """Hold the checkpoint lock (taken before the write lock, never after); yields whether
+        it was taken (without ``wait``, not if another process holds it)."""
+        if not self._checkpointing.acquire(blocking=wait):
+            yield False
+            return
+        try:
+            if not fsio.lock(self._checkpoint_fd, wait=wait):
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fsio.unlock(self._checkpoint_fd)
+        finally:
+            self._checkpointing.release()
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def _prepare_folder(self) -> str:
+        """Read (or start) the manifest, upgrading a folder of format 1; the folder's id."""
+        where = self.root / records.MANIFEST
+        try:
+            data = fsio.read_file(self._root_fd, records.MANIFEST)
+        except FileNotFoundError:
+            data = None
+        except OSError as error:
+            raise storage_error(error, "read", where) from error
+        manifest: dict[str, Any] = {}
+        if data is not None:
+            manifest = parse_manifest(data, where, version=records.FORMAT_VERSION)
+            if manifest["format"] < records.FORMAT_VERSION:
+                upgrade.to_format_2(self._root_fd, self._wal_fd, self.root, sync=self._sync)
+                return self._prepare_folder()
+        folder_id = self._folder_id(manifest if data is not None else None, where)
+        stored = manifest.get("collections", {})
+        try:
+            merged = {
+                name: check_collection(name, _settings_from(name, s)) for name, s in stored.items()
+            }
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}; fix the file by hand") from None
+        merged.update(self._given)
+        folders: dict[str, str] = {}
+        for name, settings in merged.items():
+            folder = settings.path or name
+            if folder in folders:
+                raise ConfigError(
+                    f"collections {folders[folder]!r} and {name!r} would both live in "
+                    f"{self.root / folder}; give one of them another path"
+                )
+            folders[folder] = name
+        self.settings = merged
+        wanted = {name: settings_json(s) for name, s in sorted(merged.items())}
+        if data is None or wanted != stored:
+            try:
+                fsio.write_atomic(
+                    self._root_fd,
+                    records.MANIFEST,
+                    records.encode_manifest(folder_id, wanted),
+                    sync=self._sync,
+                )
+            except OSError as error:
+                raise storage_error(error, "write", where) from error
+        if data is None and self._sync:
+            fsio.fsync(self._root_fd)  # hutch.lock, the log folder: their names last too
+        return folder_id
+
+    def _folder_id(self, manifest: dict[str, Any] | None, where: Path) -> str:
+        """The id the folder's log files carry: the manifest's, or for a folder without a
+        manifest (deleted by hand?) its logs', or a new one for a new folder."""
+        if manifest is not None:
+            folder_id = manifest.get("id")
+            if not isinstance(folder_id, str) or not folder_id:
+                raise CorruptData(
+                    f"{where}: the folder's id ('id') is missing; its log files carry it, so "
+                    "restore the file from a backup (or copy the id from a header line of a "
+                    "file in _wal)"
+                )
+            return folder_id
+        found = log_folder_ids(self._wal_fd)
+        if len(found) > 1:
+            raise CorruptData(
+                f"{where} is missing, and the log folder holds files of several folders "
+                f"({', '.join(sorted(found))}); restore hutch.json from a backup"
+            )
+        return found.pop() if found else uuid.uuid4().hex
 
     def _read_everything(self) -> Snapshot:
-        """The manifest, the records, and the newest log generation replayed over them.
-
-        Older generations were checkpointed before the newest began, so only the
-        newest can hold what the record files lack.
-        """
-        self.settings = self._merge_manifest()
-        _remove_temp_files(self._root_fd)
-        generations = wal.generations(self._wal_fd) or [1]
-        self._generation = generations[-1]
-        replay = []
-        self._seen = 0
-        for changes, end in wal.read_lines(self._read_log(self._generation)):
-            replay.append(changes)
-            self._seen = end
+        """The records, then every transaction of the log's live chain replayed over them."""
+        fsio.remove_temp_files(self._root_fd)
+        try:
+            replay = [entry.changes for entry in self._the_log.recover()]
+        except OSError as error:
+            raise storage_error(error, "read the write-ahead log of", self.root) from error
         covered = {(t, r) for changes in replay for t, r, _ in changes.rows()}
-        tables = self._read_records(covered)
+        on_disk = self._read_records(covered)
         values = self._read_values()
+        tables = {t: dict(rows) for t, rows in on_disk.items()}
         for changes in replay:
             _apply_to(tables, values, changes)
         tables = {t: rows for t, rows in tables.items() if rows}
@@ -254,65 +359,44 @@ class FilePersister(Persister):
         self._dirty, self._dirty_values = {}, False
         for changes in replay:
             self._mark_dirty(changes)
-        if self._writer is not None:
-            self._writer.close()
-        self._writer = wal.Writer(self._wal_fd, self._generation)
+        self._write_replayed_unlogged(on_disk, tables)
         return Snapshot(tables=tables, values=values)
 
-    def _merge_manifest(self) -> dict[str, CollectionSettings]:
-        """The settings kept in ``hutch.json``, updated with those given to ``hutch.open``."""
-        where = self.root / records.MANIFEST
-        try:
-            stored = parse_manifest(
-                read_file(self._root_fd, records.MANIFEST), where, version=records.FORMAT_VERSION
-            )
-            exists = True
-        except FileNotFoundError:
-            stored, exists = {}, False
-        except OSError as error:
-            raise storage_error(error, "read", where) from error
-        try:
-            merged = {name: _checked(name, _settings_from(name, s)) for name, s in stored.items()}
-        except ConfigError as error:
-            raise ConfigError(f"{where}: {error}; fix the file by hand") from None
-        merged.update(self._given)
-        folders: dict[str, str] = {}
-        for name, settings in merged.items():
-            folder = settings.path or name
-            if folder in folders:
-                raise ConfigError(
-                    f"collections {folders[folder]!r} and {name!r} would both live in "
-                    f"{self.root / folder}; give one of them another path"
-                )
-            folders[folder] = name
-        wanted = {name: settings_json(s) for name, s in sorted(merged.items())}
-        if not exists or wanted != stored:
+    def _write_replayed_unlogged(
+        self, on_disk: dict[str, dict[str, Row]], tables: dict[str, dict[str, Row]]
+    ) -> None:
+        """``"wal": false`` rows are written at commit; rewrite the replayed ones the files lack
+        (a crash came between the log and the file), leaving durable files that agree alone."""
+        for table_id, rows in self._dirty.items():
+            if not self._unlogged(table_id):
+                continue
+            stale = {
+                row_id: tables.get(table_id, {}).get(row_id)
+                for row_id in rows
+                if on_disk.get(table_id, {}).get(row_id) != tables.get(table_id, {}).get(row_id)
+            }
             try:
-                write_atomic(
-                    self._root_fd,
-                    records.MANIFEST,
-                    records.encode_manifest(wanted),
-                    sync=self._durability != "none",
-                )
-            except OSError as error:
-                raise storage_error(error, "write", where) from error
-        return merged
+                self._write_rows(table_id, stale)
+            except OSError as error:  # the log still holds them: the next checkpoint retries
+                log.warning("could not write %s records now (%s); will retry", table_id, error)
+                continue
+            rows.clear()
 
     def _folders(self) -> dict[str, str]:
         """Every collection, in the settings or found as a folder, with its folder."""
         folders = {name: s.path or name for name, s in self.settings.items()}
         claimed = set(folders.values())
-        for entry in os.scandir(self._root_fd):
-            if not _TABLE_FOLDER(entry.name):
+        for name, kind in fsio.entries(self._root_fd):
+            if not _TABLE_FOLDER(name):
                 continue
-            if entry.is_symlink() or (entry.name in claimed and not entry.is_dir()):
+            if kind == "link" or (name in claimed and kind != "dir"):
                 raise storage_error(
                     OSError(errno.ELOOP, "a symbolic link"),
                     "use the collection folder",
-                    self.root / entry.name,
+                    self.root / name,
                 )
-            if entry.name not in claimed and entry.is_dir(follow_symlinks=False):
-                folders[entry.name] = entry.name
+            if name not in claimed and kind == "dir":
+                folders[name] = name
         return folders
 
     def _read_records(self, covered: set[tuple[str, str]]) -> dict[str, dict[str, Row]]:
@@ -326,21 +410,20 @@ class FilePersister(Persister):
                 raise storage_error(error, "open", self.root / folder) from error
             rows: dict[str, Row] = {}
             folder_path = self.root / folder
-            for entry in os.scandir(dir_fd):
-                name = entry.name
+            for name, kind in fsio.entries(dir_fd):
                 if not name.endswith(records.RECORD_SUFFIX):
-                    if is_temp(name):
-                        remove(dir_fd, name)  # left by a crash; its content never counted
-                    elif name == indices.FOLDER and entry.is_dir(follow_symlinks=False):
-                        with _opened(open_dir(dir_fd, name, create=False)) as inner:
-                            _remove_temp_files(inner)
+                    if kind == "file" and fsio.is_temp(name):
+                        fsio.remove(dir_fd, name)  # left by a crash; its content never counted
+                    elif name == indices.FOLDER and kind == "dir":
+                        with _opened(fsio.open_dir(dir_fd, name, create=False)) as inner:
+                            fsio.remove_temp_files(inner)
+                    continue
+                if kind == "dir":
                     continue
                 try:
                     row_id, row = records.decode_record(
-                        table_id, name, read_file(dir_fd, name), folder_path
+                        table_id, name, fsio.read_file(dir_fd, name), folder_path
                     )
-                except IsADirectoryError:
-                    continue
                 except CorruptData:
                     if (table_id, name.removesuffix(records.RECORD_SUFFIX)) in covered:
                         continue  # the log holds its latest version and rewrites it
@@ -357,7 +440,7 @@ class FilePersister(Persister):
     def _read_values(self) -> dict[str, Any]:
         where = self.root / records.VALUES
         try:
-            data = read_file(self._root_fd, records.VALUES)
+            data = fsio.read_file(self._root_fd, records.VALUES)
         except FileNotFoundError:
             return {}
         except OSError as error:
@@ -378,60 +461,36 @@ class FilePersister(Persister):
         """Move a damaged file to ``_quarantine/<folder>/`` and report it."""
         sub = "_root" if folder == "." else folder.replace("/", "__")
         try:
-            top = open_dir(self._root_fd, QUARANTINE_FOLDER, create=True)
-            try:
-                inner = open_dir(top, sub, create=True)
-            finally:
-                os.close(top)
-            try:
-                target = name
-                while _exists(inner, target):
-                    target += ".again"
-                os.rename(name, target, src_dir_fd=dir_fd, dst_dir_fd=inner)
-            finally:
-                os.close(inner)
+            with _opened(fsio.open_dir(self._root_fd, QUARANTINE_FOLDER, create=True)) as top:
+                with _opened(fsio.open_dir(top, sub, create=True)) as inner:
+                    target = name
+                    while fsio.exists(inner, target):
+                        target += ".again"
+                    fsio.rename(dir_fd, name, inner, target)
+                    if self._sync:
+                        fsio.fsync(inner)
+                        fsio.fsync(dir_fd)
+                if self._sync:
+                    fsio.fsync(top)
+            if self._sync:
+                fsio.fsync(self._root_fd)
         except OSError as error:
             raise storage_error(error, "quarantine", self.root / folder / name) from error
         moved = self.root / QUARANTINE_FOLDER / sub / target
         self.quarantined.append(moved)
         log.warning("moved the damaged file %s to %s", self.root / folder / name, moved)
 
-    def _read_log(self, generation: int, offset: int = 0) -> bytes:
-        try:
-            fd = os.open(
-                wal.name(generation),
-                os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                dir_fd=self._wal_fd,
-            )
-        except FileNotFoundError:
-            return b""
-        try:
-            size = os.fstat(fd).st_size
-            return os.pread(fd, size - offset, offset) if size > offset else b""
-        finally:
-            os.close(fd)
+    # -- catching up -------------------------------------------------------------------------
 
     def _catch_up(self) -> None:
         """Take in what other processes appended to the log since this one last looked."""
-        generations = wal.generations(self._wal_fd)
-        if self._generation not in generations:
+        read = self._the_log.catch_up()
+        if read is None:
             self._reload()
             return
-        for generation in generations[generations.index(self._generation) :]:
-            if generation != self._generation:
-                # The one before was checkpointed by another process: it is in the files.
-                self._dirty, self._dirty_values = {}, False
-                self._generation, self._seen = generation, 0
-            data = self._read_log(generation, self._seen)
-            start = self._seen
-            for changes, end in wal.read_lines(data):
-                self._unseen.append(changes)
-                self._take(changes)
-                self._seen = start + end
-        assert self._writer is not None
-        if self._writer.generation != self._generation:
-            self._writer.close()
-            self._writer = wal.Writer(self._wal_fd, self._generation)
+        for entry in read:
+            self._unseen.append(entry.changes)
+            self._take(entry.changes)
 
     def _reload(self) -> None:
         """Too far behind to read the log: read everything and report the difference."""
@@ -444,6 +503,11 @@ class FilePersister(Persister):
             tables.setdefault(table_id, {}).update(rows)
         gone = frozenset(old_values) - frozenset(snapshot.values)
         self._unseen.append(Changes(tables, dict(snapshot.values), gone))
+
+    @property
+    def _the_log(self) -> Log:
+        assert self._log is not None, "load first"
+        return self._log
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -475,121 +539,198 @@ class FilePersister(Persister):
             self._dirty_values = True
 
     def _write_unlogged(self, changes: Changes) -> None:
-        """Write the records of ``"wal": false`` collections now (the log already holds them)."""
+        """Write the records and indices of ``"wal": false`` collections now (the log already
+        holds them).
+
+        Under the write lock: no checkpoint writes these collections' files
+        outside it, so an older version never lands after a newer one.
+        """
         for table_id, rows in changes.tables.items():
-            settings = self.settings.get(table_id)
-            if settings is None or settings.wal is not False:
+            if not self._unlogged(table_id):
                 continue
-            sync = self._durability != "none"
             try:
-                dir_fd = self._dir_fd(table_id, create=True)
-                for row_id, row in rows.items():
-                    self._write_record(dir_fd, row_id, row, sync=sync)
-                    self._dirty[table_id].pop(row_id, None)
-                if table_id in self._indexed:
-                    self._write_indices(table_id, sync=sync)
+                self._write_rows(table_id, rows)
+                self._write_indices({table_id: self._indexed.get(table_id, {})})
             except OSError as error:  # the commit stands: the next checkpoint retries
                 log.warning("could not write %s records now (%s); will retry", table_id, error)
+                continue
+            dirty = self._dirty[table_id]
+            for row_id in rows:
+                dirty.pop(row_id, None)
 
-    def _write_record(self, dir_fd: int, row_id: str, row: Row | None, *, sync: bool) -> None:
-        name = row_id + records.RECORD_SUFFIX
-        if row is None:
-            remove(dir_fd, name)
-            if sync:
-                os.fsync(dir_fd)
-        else:
-            write_atomic(dir_fd, name, records.encode_record(row_id, row), sync=sync)
+    def _unlogged(self, table_id: str) -> bool:
+        """Whether a collection is ``"wal": false``: its files are written at each commit."""
+        settings = self.settings.get(table_id)
+        return settings is not None and settings.wal is False
 
-    def _checkpoint(self) -> None:
-        """Bring record files, values and indices up to date with the log; start a new log."""
-        assert self._writer is not None
-        self._last_checkpoint = time.monotonic()
-        if not self._dirty and not self._dirty_values:
-            return
-        try:
-            for table_id, rows in self._dirty.items():
-                if not rows:
-                    continue
-                dir_fd = self._dir_fd(table_id, create=True)
-                for row_id, row in rows.items():
-                    self._write_record(dir_fd, row_id, row, sync=False)
-                if table_id in self._indexed:
-                    self._write_indices(table_id, sync=False)
-            if self._dirty_values:
-                write_atomic(
-                    self._root_fd, records.VALUES, records.encode_values(self._values), sync=False
-                )
-            self._sync(self._root_fd)
-            next_generation = self._generation + 1
-            writer = wal.Writer(self._wal_fd, next_generation)
-            self._sync(self._wal_fd)
-        except OSError as error:
-            raise storage_error(error, "checkpoint", self.root) from error
-        self._writer.close()
-        self._writer = writer
-        for old in wal.generations(self._wal_fd):
-            if old < self._generation:
-                remove(self._wal_fd, wal.name(old))
-        self._generation, self._seen = next_generation, 0
-        self._dirty, self._dirty_values = {}, False
-        self._unsynced = False
-        self._last_checkpoint = time.monotonic()
-
-    def _write_indices(self, table_id: str, *, sync: bool) -> None:
-        fields = self._indexed.get(table_id)
-        if not fields:
+    def _write_rows(self, table_id: str, rows: Mapping[str, Row | None]) -> None:
+        """Write (or delete) record files, each synced, then sync their folder."""
+        if not rows:
             return
         dir_fd = self._dir_fd(table_id, create=True)
-        folder_fd = open_dir(dir_fd, indices.FOLDER, create=True)
+        for row_id, row in rows.items():
+            self._write_record(dir_fd, row_id, row)
+        if self._sync:
+            fsio.fsync(dir_fd)
+
+    def _write_record(self, dir_fd: int, row_id: str, row: Row | None) -> None:
+        """Write or delete one record file; its folder is synced by the caller, once."""
+        name = row_id + records.RECORD_SUFFIX
+        if row is None:
+            fsio.remove(dir_fd, name)
+        else:
+            data = records.encode_record(row_id, row)
+            fsio.write_atomic(dir_fd, name, data, sync=self._sync, sync_folder=False)
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def _checkpoint(self, *, wait: bool) -> None:
+        """Write what the log holds into record, value and index files; drop redundant log.
+
+        Without ``wait``, nothing happens while another process checkpoints.
+        """
+        with self._checkpoint_lock(wait=wait) as taken:
+            if taken:
+                self._checkpoint_held()
+
+    def _checkpoint_held(self) -> None:
+        """A checkpoint, holding the checkpoint lock (see the module docstring): writers wait
+        only while the changed set is taken and while the mark of its end is appended."""
+        self._last_checkpoint = time.monotonic()
+        with self._exclusive():
+            self._catch_up()
+            idle = not self._dirty and not self._dirty_values
+            current = self._the_log.generation
         try:
-            for field, by_row in fields.items():
-                write_atomic(folder_fd, indices.file_name(field), indices.encode(by_row), sync=sync)
-        finally:
-            os.close(folder_fd)
+            if idle:  # all in the files: still drop what earlier checkpoints left behind
+                self._the_log.forget(before=self._the_log.previous_of(current) or 0)
+                return
+            newest = self._the_log.rotate()
+        except OSError as error:
+            raise storage_error(error, "checkpoint", self.root) from error
+        with self._exclusive():
+            self._catch_up()  # into the new generation: later commits go there
+            try:
+                batch = self._take_batch(newest)
+            except OSError as error:
+                raise storage_error(error, "checkpoint", self.root) from error
+        try:
+            self._write_batch(batch)
+            previous = self._the_log.previous_of(newest)
+            if previous is not None:
+                with self._exclusive():
+                    self._catch_up()
+                    self._the_log.mark_checkpointed(previous)
+                self._the_log.forget(before=previous)
+        except OSError as error:
+            with self._mutex:
+                self._give_back(batch)
+            raise storage_error(error, "checkpoint", self.root) from error
+
+    def _take_batch(self, newest: int) -> _Batch:
+        """The changed rows, values and indices as they stand (holding the write lock).
+
+        ``"wal": false`` rows still dirty (their write at commit failed) are
+        written here, under the lock, where commits write them too.
+        """
+        rows: dict[str, dict[str, Row | None]] = {}
+        for table_id, changed in self._dirty.items():
+            if not self._unlogged(table_id):
+                rows[table_id] = changed
+            elif changed:
+                self._write_rows(table_id, changed)
+                self._write_indices({table_id: self._indexed.get(table_id, {})})
+        indexed = {
+            table_id: {field: dict(by_row) for field, by_row in fields.items()}
+            for table_id, fields in self._indexed.items()
+            if table_id in rows
+        }
+        values = dict(self._values) if self._dirty_values else None
+        self._dirty, self._dirty_values = {}, False
+        return _Batch(rows, values, indexed, newest)
+
+    def _give_back(self, batch: _Batch) -> None:
+        """A checkpoint failed: what it took is dirty again (newer changes win)."""
+        for table_id, rows in batch.rows.items():
+            dirty = self._dirty.setdefault(table_id, {})
+            for row_id, row in rows.items():
+                dirty.setdefault(row_id, row)
+        self._dirty_values = self._dirty_values or batch.values is not None
+
+    def _write_batch(self, batch: _Batch) -> None:
+        """Write a checkpoint's files, synced; several at once so the syncs batch."""
+        jobs = [
+            (table_id, row_id, row)
+            for table_id, rows in batch.rows.items()
+            for row_id, row in rows.items()
+        ]
+        folders = {table_id: self._dir_fd(table_id, create=True) for table_id in batch.rows}
+        if len(jobs) > WRITERS * 4:
+            with ThreadPoolExecutor(WRITERS, thread_name_prefix="hutch-file-write") as pool:
+                list(
+                    pool.map(lambda job: self._write_record(folders[job[0]], job[1], job[2]), jobs)
+                )
+        else:
+            for table_id, row_id, row in jobs:
+                self._write_record(folders[table_id], row_id, row)
+        if self._sync:
+            for dir_fd in folders.values():
+                fsio.fsync(dir_fd)
+        if batch.values is not None:
+            fsio.write_atomic(
+                self._root_fd, records.VALUES, records.encode_values(batch.values), sync=self._sync
+            )
+        self._write_indices(batch.indexed)
+
+    def _write_indices(self, indexed: dict[str, dict[str, dict[str, Any]]]) -> None:
+        for table_id, fields in indexed.items():
+            if not fields:
+                continue
+            dir_fd = self._dir_fd(table_id, create=True)
+            with _opened(fsio.open_dir(dir_fd, indices.FOLDER, create=True)) as folder_fd:
+                for field, by_row in fields.items():
+                    fsio.write_atomic(
+                        folder_fd, indices.file_name(field), indices.encode(by_row), sync=self._sync
+                    )
+            if self._sync:
+                fsio.fsync(dir_fd)
 
     def _write_stale_indices(self) -> None:
         """Rewrite index files that do not match the records (a hand edit, a new setting)."""
-        written = False
+        stale: dict[str, dict[str, dict[str, Any]]] = {}
         try:
             for table_id, fields in self._indexed.items():
                 dir_fd = self._dir_fd(table_id, create=True)
                 for field, by_row in fields.items():
                     try:
-                        folder_fd = open_dir(dir_fd, indices.FOLDER, create=False)
-                        try:
-                            current = read_file(folder_fd, indices.file_name(field))
-                        finally:
-                            os.close(folder_fd)
+                        with _opened(fsio.open_dir(dir_fd, indices.FOLDER, create=False)) as inner:
+                            current = fsio.read_file(inner, indices.file_name(field))
                     except FileNotFoundError:
                         current = None
                     if current is None or not indices.matches(current, by_row):
-                        self._write_indices(table_id, sync=False)
-                        written = True
+                        stale[table_id] = fields
                         break
-            if written:
-                self._sync(self._root_fd)
+            self._write_indices(stale)
         except OSError as error:
             raise storage_error(error, "write the indices of", self.root) from error
 
-    def _sync(self, fd: int) -> None:
-        if self._durability != "none":
-            sync_filesystem(fd)
-
     def _dir_fd(self, table_id: str, *, create: bool) -> int:
         """The folder of a collection, opened once and never through a symbolic link."""
-        fd = self._dir_fds.get(table_id)
-        if fd is None:
-            settings = self.settings.get(table_id)
-            path = (settings.path if settings else None) or table_id
-            fd = self._root_fd
-            parts = path.split("/")
-            for depth, part in enumerate(parts):
-                inner = open_dir(fd, part, create=create)
-                if depth:
-                    os.close(fd)
-                fd = inner
-            self._dir_fds[table_id] = fd
-        return fd
+        with self._dir_lock:
+            fd = self._dir_fds.get(table_id)
+            if fd is None:
+                settings = self.settings.get(table_id)
+                path = (settings.path if settings else None) or table_id
+                fd = self._root_fd
+                for depth, part in enumerate(path.split("/")):
+                    inner = fsio.open_dir(fd, part, create=create)
+                    if create and self._sync:
+                        fsio.fsync(fd)  # the folder's name lasts before anything in it counts
+                    if depth:
+                        fsio.close(fd)
+                    fd = inner
+                self._dir_fds[table_id] = fd
+            return fd
 
     # -- the background worker ---------------------------------------------------------------
 
@@ -599,16 +740,25 @@ class FilePersister(Persister):
         while not self._closing.wait(tick):
             try:
                 with self._exclusive():
-                    assert self._writer is not None
-                    if self._unsynced:
-                        self._writer.sync()
-                        self._unsynced = False
+                    self._the_log.flush()
                     due = time.monotonic() - self._last_checkpoint >= self._checkpoint_interval
-                    if due or self._writer.size >= CHECKPOINT_BYTES:
-                        self._catch_up()
-                        self._checkpoint()
+                    big = self._the_log.size >= CHECKPOINT_BYTES
+                if due or big:
+                    self._checkpoint(wait=False)
             except (OSError, StorageError) as error:
                 log.warning("background checkpoint of %s failed: %s", self.root, error)
+
+    def _own(self, fd: int) -> int:
+        self._fds.append(fd)
+        return fd
+
+    def _close_fds(self) -> None:
+        for fd in reversed(self._fds):
+            with contextlib.suppress(OSError):
+                fsio.close(fd)
+        self._fds.clear()
+        with contextlib.suppress(OSError):
+            fsio.close(self._root_fd)
 
 
 def _apply_to(tables: dict[str, dict[str, Row]], values: dict[str, Any], changes: Changes) -> None:
@@ -622,17 +772,6 @@ def _apply_to(tables: dict[str, dict[str, Row]], values: dict[str, Any], changes
         values.pop(key, None)
 
 
-def _checked(name: str, settings: CollectionSettings) -> CollectionSettings:
-    """Settings the file backend can honour: field and folder names that are safe file names."""
-    check_indexed(name, settings)
-    if settings.path is not None and not _PATH(settings.path):
-        raise ConfigError(
-            f"collection {name!r}: path {settings.path!r} must be a relative folder inside the "
-            "root, of letters, digits, '_', '.' and '-' (no '..', no leading '/', '.' or '_')"
-        )
-    return settings
-
-
 def _settings_from(name: str, stored: Any) -> CollectionSettings:
     return parse_collections({name: stored})[name]
 
@@ -642,19 +781,4 @@ def _opened(fd: int) -> Iterator[int]:
     try:
         yield fd
     finally:
-        os.close(fd)
-
-
-def _remove_temp_files(dir_fd: int) -> None:
-    """Remove the temp files a crash left behind in a folder; they never held committed data."""
-    for entry in os.scandir(dir_fd):
-        if is_temp(entry.name):
-            remove(dir_fd, entry.name)
-
-
-def _exists(dir_fd: int, name: str) -> bool:
-    try:
-        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return False
-    return True
+        fsio.close(fd)

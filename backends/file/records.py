@@ -16,7 +16,8 @@ from hutch import CorruptData, InvalidId, InvalidValue
 from hutch.cells import Row, check_exact_numbers, check_row
 from hutch.ids import check_row_id
 
-FORMAT_VERSION = 1
+#: 1: logs without headers or transaction numbers (upgraded at open, see upgrade.py); 2: now.
+FORMAT_VERSION = 2
 MANIFEST = "hutch.json"
 VALUES = "_values.json"
 RECORD_SUFFIX = ".json"
@@ -66,5 +67,7 @@ def encode_values(values: dict[str, Any]) -> bytes:
     return orjson.dumps(values, option=_PRETTY)
 
 
-def encode_manifest(collections: dict[str, dict[str, Any]]) -> bytes:
-    return orjson.dumps({"format": FORMAT_VERSION, "collections": collections}, option=_PRETTY)
+def encode_manifest(folder_id: str, collections: dict[str, dict[str, Any]]) -> bytes:
+    """The manifest: format version, the folder's id (which its log files carry), settings."""
+    manifest = {"format": FORMAT_VERSION, "id": folder_id, "collections": collections}
+    return orjson.dumps(manifest, option=_PRETTY)

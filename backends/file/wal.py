@@ -1,103 +1,251 @@
-"""The write-ahead log: each commit is one checksummed line appended to ``_wal/<generation>.log``.
+"""The write-ahead log: ``_wal/<generation>.log`` files of checksummed lines (format 2).
 
-A line is ``<crc32 as 8 hex digits> <JSON>\\n``; the JSON holds a transaction's
-changes (``t``: tables, ``v``: values set, ``d``: values deleted). A line that
-is torn (no newline) or whose checksum fails ends the readable log: it is what
-a crash in the middle of an append leaves, and it was never acknowledged.
+Every line is ``<crc32 of the JSON, 8 hex digits> <JSON>\\n``. The first line of
+a generation is its header; each line after it is one transaction::
 
-A checkpoint, once the record files hold everything in the log, starts the next
-generation; the generation before the current one is kept, so a process that
-has not read the end of it yet can still catch up.
+    {"hutch": "wal", "format": 2, "folder": "<folder id>", "generation": 7, "previous": 6}
+    {"s": 412, "p": 411, "c": 1, "t": {...tables...}, "v": {...values...}, "d": [...deleted...]}
+
+``s`` numbers transactions without a gap across generations; ``p`` is the
+highest ``s`` the writer knew to be durable when it wrote the line; ``c`` says
+the writer synced the line before releasing the write lock
+(``durability="commit"``), so whoever reads it next knows it durable. A line
+with ``"k": 6`` and no changes records that a checkpoint finished: generation
+6 and the ones before it are in the record files, and are not replayed. A
+generation names the one it follows (``previous``), so the live chain of
+generations is found from the newest one back, and a generation left behind by
+a checkpoint whose delete did not last is known to be stale.
+
+This is what lets recovery tell a torn tail from damage. A line that does not
+check (a torn write, zeros, a flipped byte) at transaction ``s`` ends the log
+only if nothing after it proves that ``s`` had been made durable: a good line
+further on whose ``p`` is at least ``s``, or any line in a later generation
+(each generation is synced before the next one takes lines). Then the line
+was never acknowledged under ``durability="commit"`` and the tail from it on
+is cut, with a warning. Otherwise it is damage: :class:`~hutch.CorruptData`
+naming the file and the line, and nothing is cut.
 """
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import orjson
 
-from hutch import Changes
+from hutch import Changes, HutchError
+from hutch.cells import Row, check_exact_numbers, check_row, check_value, may_hold_long_numbers
+from hutch.ids import check_row_id, check_table_id, check_value_id
 
-from .fsio import append_after
-
+FORMAT = 2
 SUFFIX = ".log"
-
-
-def encode(changes: Changes) -> bytes:
-    """One log line for a transaction's changes."""
-    payload = orjson.dumps(
-        {"t": changes.tables, "v": changes.values, "d": sorted(changes.deleted_values)}
-    )
-    return b"%08x %s\n" % (zlib.crc32(payload), payload)
-
-
-def decode(payload: dict[str, Any]) -> Changes:
-    return Changes(payload["t"], payload["v"], frozenset(payload["d"]))
-
-
-def read_lines(data: bytes, start: int = 0) -> Iterator[tuple[Changes, int]]:
-    """Yield each whole, intact record from ``start`` with the offset just past it."""
-    position = start
-    while True:
-        end = data.find(b"\n", position)
-        if end < 0:
-            return
-        line = data[position:end]
-        if len(line) < 10 or line[8:9] != b" ":
-            return
-        payload = line[9:]
-        try:
-            if int(line[:8], 16) != zlib.crc32(payload):
-                return
-            changes = decode(orjson.loads(payload))
-        except (ValueError, KeyError, TypeError):
-            return
-        position = end + 1
-        yield changes, position
+MAGIC = "wal"
 
 
 def name(generation: int) -> str:
     return f"{generation:08d}{SUFFIX}"
 
 
-def generations(wal_fd: int) -> list[int]:
-    """The generations present in the log folder, oldest first."""
-    found = []
-    for entry in os.scandir(wal_fd):
-        stem = entry.name.removesuffix(SUFFIX)
-        if entry.name.endswith(SUFFIX) and stem.isdigit():
-            found.append(int(stem))
-    return sorted(found)
+def number(file_name: str) -> int | None:
+    """The generation a file name says, or ``None`` if it is no log's name."""
+    stem = file_name.removesuffix(SUFFIX)
+    if file_name.endswith(SUFFIX) and stem.isdigit() and stem.isascii():
+        return int(stem)
+    return None
 
 
-class Writer:
-    """Appends to the current generation's file."""
+def _line(payload: bytes) -> bytes:
+    return b"%08x %s\n" % (zlib.crc32(payload), payload)
 
-    def __init__(self, wal_fd: int, generation: int) -> None:
-        self.generation = generation
-        self._fd = os.open(
-            name(generation),
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o644,
-            dir_fd=wal_fd,
+
+def header(folder: str, generation: int, previous: int | None) -> bytes:
+    """The first line of a generation."""
+    return _line(
+        orjson.dumps(
+            {
+                "hutch": MAGIC,
+                "format": FORMAT,
+                "folder": folder,
+                "generation": generation,
+                "previous": previous,
+            }
         )
-        self.size = os.fstat(self._fd).st_size
+    )
 
-    def append(self, line: bytes, valid_end: int, *, sync: bool) -> None:
-        """Append one record after ``valid_end`` (the end of the last intact record).
 
-        Anything past ``valid_end`` is the torn tail of an append that crashed
-        and is cut off first; on any error the file is cut back again, so no
-        partial line stays.
-        """
-        append_after(self._fd, line, valid_end, sync=sync)
-        self.size = valid_end + len(line)
+def encode(
+    seq: int, durable: int, changes: Changes, *, synced: bool, checkpointed: int | None = None
+) -> bytes:
+    """One log line for a transaction's changes (or a checkpoint's mark)."""
+    fields: dict[str, Any] = {
+        "s": seq,
+        "p": durable,
+        "c": int(synced),
+        "t": changes.tables,
+        "v": changes.values,
+        "d": sorted(changes.deleted_values),
+    }
+    if checkpointed is not None:
+        fields["k"] = checkpointed
+    return _line(orjson.dumps(fields))
 
-    def sync(self) -> None:
-        os.fdatasync(self._fd)
 
-    def close(self) -> None:
-        os.close(self._fd)
+@attrs.frozen
+class Header:
+    folder: str
+    generation: int
+    previous: int | None
+
+
+@attrs.frozen
+class Entry:
+    """One transaction read back: its number, what was durable then, its changes, where it ends."""
+
+    seq: int
+    durable: int
+    synced: bool  # synced by its writer before the write lock was released
+    changes: Changes
+    end: int  # the offset just past its line
+    checkpointed: int | None = None  # a checkpoint's mark: generations up to this one are in files
+
+
+def read_header(data: bytes) -> tuple[Header | None, int]:
+    """The header of a generation file and the offset past it; ``None`` if there is none."""
+    end = data.find(b"\n")
+    payload = _checked(data[:end]) if end >= 0 else None
+    if payload is None:
+        return None, 0
+    try:
+        fields = orjson.loads(payload)
+        if fields.get("hutch") != MAGIC or fields.get("format") != FORMAT:
+            return None, 0
+        folder, generation, previous = fields["folder"], fields["generation"], fields["previous"]
+    except (ValueError, KeyError, AttributeError, TypeError):
+        return None, 0
+    if (
+        not isinstance(folder, str)
+        or not _count(generation)
+        or not (previous is None or _count(previous))
+    ):
+        return None, 0
+    return Header(folder, generation, previous), end + 1
+
+
+def entries(data: bytes, start: int, expected: int | None) -> Iterator[Entry | None]:
+    """The transactions of ``data`` from ``start``, each checked; ``None`` at the first bad line.
+
+    ``expected`` is the number the first one must carry (``None``: any). After a
+    ``None``, :func:`proves_durable` says whether the rest of the file shows it
+    was damage rather than a torn tail.
+    """
+    position = start
+    while position < len(data):
+        end = data.find(b"\n", position)
+        entry = _entry(data[position:end], end + 1) if end >= 0 else None
+        if entry is None or (expected is not None and entry.seq != expected):
+            yield None
+            return
+        yield entry
+        expected = entry.seq + 1
+        position = entry.end
+
+
+def proves_durable(data: bytes, bad: int, seq: int | None) -> int | None:
+    """The line number (1-based) of a good line after offset ``bad`` showing that the line at
+    ``bad`` (transaction ``seq``, if known) had been made durable, or ``None``."""
+    number = data.count(b"\n", 0, bad) + 1
+    position = data.find(b"\n", bad)
+    while position >= 0:
+        number += 1
+        end = data.find(b"\n", position + 1)
+        if end < 0:
+            return None
+        entry = _entry(data[position + 1 : end], end + 1)
+        if entry is not None:
+            needed = entry.seq - 1 if seq is None else seq
+            if entry.seq > needed and entry.durable >= needed:
+                return number
+        position = end
+    return None
+
+
+def checkpoint_marks(data: bytes) -> list[int]:
+    """The generations that the checkpoint marks in ``data`` say are in the record files."""
+    found = []
+    position = data.find(b'"k":')
+    while position >= 0:
+        start = data.rfind(b"\n", 0, position) + 1
+        end = data.find(b"\n", position)
+        if end < 0:
+            break
+        entry = _entry(data[start:end], end + 1)
+        if entry is not None and entry.checkpointed is not None:
+            found.append(entry.checkpointed)
+        position = data.find(b'"k":', end)
+    return found
+
+
+def line_number(data: bytes, offset: int) -> int:
+    """The 1-based number of the line starting at ``offset``."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _entry(line: bytes, end: int) -> Entry | None:
+    """The transaction a line holds, checked as a write is; ``None`` if it does not check."""
+    payload = _checked(line)
+    if payload is None:
+        return None
+    try:
+        if may_hold_long_numbers(payload):
+            check_exact_numbers(payload)
+        fields = orjson.loads(payload)
+        seq, durable, synced = fields["s"], fields["p"], fields["c"]
+        changes = checked_changes(fields["t"], fields["v"], fields["d"])
+        checkpointed = fields.get("k")
+    except (ValueError, KeyError, TypeError, AttributeError, HutchError):
+        return None
+    if not (_count(seq) and _count(durable) and synced in (0, 1)):
+        return None
+    if checkpointed is not None and not _count(checkpointed):
+        return None
+    return Entry(seq, durable, bool(synced), changes, end, checkpointed)
+
+
+def checked_changes(tables: Any, values: Any, deleted: Any) -> Changes:
+    """The changes of a line, every id, row and value checked as a write checks them.
+
+    A line may have been written by anyone who can write the folder: its ids
+    become file names, so nothing is used unchecked.
+    """
+    if not (isinstance(tables, dict) and isinstance(values, dict) and isinstance(deleted, list)):
+        raise TypeError("not a transaction")
+    checked: dict[str, dict[str, Row | None]] = {}
+    for table_id, rows in tables.items():
+        check_table_id(table_id)
+        if not isinstance(rows, dict):
+            raise TypeError("not a table")
+        checked[table_id] = {
+            check_row_id(table_id, row_id): None
+            if row is None
+            else check_row(table_id, row_id, row)[0]
+            for row_id, row in rows.items()
+        }
+    values = {check_value_id(k): check_value(v, f"value {k!r}") for k, v in values.items()}
+    return Changes(checked, values, frozenset(check_value_id(key) for key in deleted))
+
+
+def _checked(line: bytes) -> bytes | None:
+    """The JSON of a line whose checksum matches, or ``None``."""
+    if len(line) < 10 or line[8:9] != b" ":
+        return None
+    payload = line[9:]
+    try:
+        return payload if int(line[:8], 16) == zlib.crc32(payload) else None
+    except ValueError:
+        return None
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

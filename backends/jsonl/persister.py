@@ -42,17 +42,12 @@ from hutch import (
     StorageError,
 )
 from hutch.backends.file import indices
-from hutch.backends.file.folder import (
-    check_indexed,
-    open_root,
-    parse_manifest,
-    positive,
-    settings_json,
-)
+from hutch.backends.file.folder import check_indexed, parse_manifest, positive, settings_json
 from hutch.backends.file.fsio import (
     append_after,
     is_temp,
     open_dir,
+    open_root,
     read_file,
     remove,
     storage_error,
@@ -580,7 +575,7 @@ class JsonlPersister(Persister):
         try:
             stored = parse_manifest(
                 read_file(self._root_fd, MANIFEST), where, version=FORMAT_VERSION, kind=KIND
-            )
+            )["collections"]
             exists = True
         except FileNotFoundError:
             stored, exists = {}, False

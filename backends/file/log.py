@@ -1,0 +1,375 @@
+"""The log folder of a ``file://`` store: its chain of generations, read back and appended to.
+
+What a line is, and how a torn tail is told from damage, is :mod:`.wal`'s. Every
+method but :meth:`Log.rotate` and :meth:`Log.forget` runs under the folder's
+write lock; those two run under the checkpoint lock (see the persister).
+
+- :meth:`Log.recover` (at open) reads the live chain, cuts a torn tail
+  (durably, with a warning), makes what it read durable and returns every
+  transaction still in the log.
+- :meth:`Log.catch_up` returns what other processes appended since, following
+  the chain into newer generations; ``None`` if this process fell so far
+  behind that a generation it had not finished was deleted.
+- :meth:`Log.append` writes one transaction. Before the first line a process
+  writes into a generation, the generation it follows and its own header and
+  folder entry are synced: a generation never takes lines before the ones it
+  follows are durable.
+- :meth:`Log.rotate` starts a new generation; :meth:`Log.forget` deletes the
+  ones a checkpoint made redundant, and the stale ones a crash left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import attrs
+
+from hutch import Changes, CorruptData
+
+from . import fsio, wal
+
+log = logging.getLogger("hutch.backends.file")
+
+#: How much of a generation file holds its header, at most.
+_HEAD = 4096
+
+
+@attrs.define
+class _Generation:
+    number: int
+    header: wal.Header
+    data: bytes  # the whole file, or just its head
+    start: int  # the offset past the header
+
+
+class Log:
+    """The ``_wal`` folder of one data folder, as this process reads and writes it."""
+
+    def __init__(self, wal_fd: int, where: Path, folder_id: str, *, durability: str) -> None:
+        self._folder_fd = wal_fd
+        self._where = where
+        self._folder = folder_id
+        self._sync = durability != "none"
+        self._synced_commits = durability == "commit"
+        self.generation = 0  # the newest generation read: it takes the appends
+        self._fd: int | None = None
+        self._end = 0  # offset just past the last transaction read or written in it
+        self.seq = 0  # the last transaction read or written
+        self._durable = 0  # the highest transaction known to be durable
+        self._ready = False  # this process may append to the generation (see append)
+        self.unsynced = False  # appended without a sync (durability="batch")
+        self._previous: dict[int, int | None] = {}  # generation -> the one it follows
+        self._reported: set[int] = set()  # files in the log folder that are not generations
+
+    @property
+    def size(self) -> int:
+        """How far the newest generation's file holds transactions."""
+        return self._end
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def recover(self) -> list[wal.Entry]:
+        """Read the live chain of generations: every transaction still in the log, in order."""
+        generations = self._generations(whole=True)
+        if not generations:
+            number = self._create(previous=None)
+            self._open(number, len(self._head(number)))
+            return []
+        chain = _chain(generations)
+        marks = [mark for g in chain for mark in wal.checkpoint_marks(g.data[g.start :])]
+        if marks:  # what a finished checkpoint wrote into the files is not replayed
+            in_files = max(marks)
+            chain = [g for g in chain if g.number > in_files] or chain[-1:]
+        found: list[wal.Entry] = []
+        expected: int | None = None
+        end = chain[-1].start
+        for position, generation in enumerate(chain):
+            end = generation.start
+            for entry in wal.entries(generation.data, end, expected):
+                if entry is None:
+                    self._cut_or_raise(generation, end, expected, chain[position + 1 :])
+                    break
+                found.append(entry)
+                expected, end = entry.seq + 1, entry.end
+        self.seq = found[-1].seq if found else 0
+        self._open(chain[-1].number, end)
+        if self._sync:  # what was read may be in the page cache only (a killed writer's)
+            fsio.fdatasync(self._current_fd())
+        self._durable = self.seq
+        return found
+
+    def catch_up(self) -> list[wal.Entry] | None:
+        """What was appended since this process last read; ``None`` if it fell too far behind."""
+        current = fsio.info(self._folder_fd, wal.name(self.generation))
+        if current is None or current.st_ino != fsio.inode(self._current_fd()):
+            return None
+        read: list[wal.Entry] = []
+        while True:
+            fd = self._current_fd()
+            data = fsio.read_at(fd, self._end, fsio.size(fd) - self._end)
+            offset = 0
+            for entry in wal.entries(data, 0, self.seq + 1):
+                if entry is None:
+                    self._check_tail(offset)
+                    break
+                read.append(entry)
+                offset = entry.end
+                if entry.synced:
+                    self._durable = max(self._durable, entry.seq)
+            if read:
+                self.seq = read[-1].seq
+            self._end += offset
+            following = self._following(self.generation)
+            if following is None:
+                return read
+            self._open(following.number, following.start)
+
+    def _cut_or_raise(
+        self,
+        generation: _Generation,
+        offset: int,
+        expected: int | None,
+        later: list[_Generation],
+    ) -> None:
+        """A line that does not check at open: cut it as a torn tail, or raise if it is damage."""
+        path = self._where / wal.name(generation.number)
+        line = wal.line_number(generation.data, offset)
+        proof = None
+        if any(len(g.data) > g.start for g in later):
+            proof = "a later generation holds transactions, which it takes only once this one "
+            proof += "is synced"
+        elif (found := wal.proves_durable(generation.data, offset, expected)) is not None:
+            proof = f"line {found} says the transactions before it had been made durable"
+        if proof is not None:
+            raise CorruptData(
+                f"{path}: line {line} (byte {offset}) is damaged, and {proof}: acknowledged "
+                "transactions would be lost if it were cut. Restore the folder from a backup, "
+                "or move the file out of the log folder to open the store without them"
+            )
+        fd = fsio.open_file(self._folder_fd, wal.name(generation.number))
+        try:
+            fsio.truncate(fd, offset)
+            if self._sync:
+                fsio.fdatasync(fd)
+        finally:
+            fsio.close(fd)
+        log.warning(
+            "cut %d bytes from %s at byte %d (line %d): the torn tail of a transaction that "
+            "never returned (a crash or power cut during its write); no acknowledged "
+            "transaction followed it",
+            len(generation.data) - offset,
+            path,
+            offset,
+            line,
+        )
+        generation.data = generation.data[:offset]
+
+    def _check_tail(self, offset: int) -> None:
+        """A line that does not check while catching up is a killed writer's torn tail (the
+        next append cuts it), unless something after it proves it was durable."""
+        fd = self._current_fd()
+        data = fsio.read_at(fd, 0, fsio.size(fd))
+        bad = self._end + offset
+        proof = wal.proves_durable(data, bad, self.seq + 1)
+        if proof is not None or self._following(self.generation) is not None:
+            raise CorruptData(
+                f"{self._where / wal.name(self.generation)}: line {wal.line_number(data, bad)} "
+                f"(byte {bad}) is damaged, and transactions after it were acknowledged; close "
+                "every process and open the folder again to see what to do"
+            )
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def append(self, changes: Changes, *, checkpointed: int | None = None) -> None:
+        """Write one transaction after the last one (cutting a torn tail first)."""
+        if not self._ready:
+            self._prepare()
+        line = wal.encode(
+            self.seq + 1,
+            self._durable,
+            changes,
+            synced=self._synced_commits,
+            checkpointed=checkpointed,
+        )
+        fsio.append_after(self._current_fd(), line, self._end, sync=self._synced_commits)
+        self.seq += 1
+        self._end += len(line)
+        if self._synced_commits:
+            self._durable = self.seq
+        else:
+            self.unsynced = self._sync
+
+    def mark_checkpointed(self, generation: int) -> None:
+        """Record that ``generation`` and the ones before it are in the record files."""
+        self.append(Changes({}, {}, frozenset()), checkpointed=generation)
+
+    def flush(self) -> None:
+        """Make every transaction appended so far durable (``durability="batch"``)."""
+        if self.unsynced and self._fd is not None:
+            fsio.fdatasync(self._fd)
+            self._durable = self.seq
+        self.unsynced = False
+
+    def _prepare(self) -> None:
+        """Before a first append to the newest generation: what it follows is durable."""
+        if self._sync:
+            previous = self._previous.get(self.generation)
+            if previous is not None and fsio.exists(self._folder_fd, wal.name(previous)):
+                fd = fsio.open_file(self._folder_fd, wal.name(previous))
+                try:
+                    fsio.fdatasync(fd)
+                finally:
+                    fsio.close(fd)
+            fsio.fsync(self._current_fd())
+            fsio.fsync(self._folder_fd)
+        self._ready = True
+
+    # -- generations --------------------------------------------------------------------------
+
+    def rotate(self) -> int:
+        """Start a new generation after the newest one (under the checkpoint lock), unless the
+        newest holds no transaction yet (an earlier checkpoint failed): then that one."""
+        generations = self._generations(whole=False)
+        if generations:
+            newest = generations[-1]
+            found = fsio.info(self._folder_fd, wal.name(newest.number))
+            if found is not None and found.st_size == newest.start:
+                return newest.number
+        return self._create(previous=generations[-1].number if generations else None)
+
+    def forget(self, before: int) -> None:
+        """Delete the generations of the chain older than ``before``, and every stale one."""
+        generations = self._generations(whole=False)
+        if not generations:
+            return
+        live = {g.number for g in _chain(generations)}
+        doomed = [g.number for g in generations if g.number < before or g.number not in live]
+        for number in doomed:
+            fsio.remove(self._folder_fd, wal.name(number))
+            self._previous.pop(number, None)
+        if doomed and self._sync:
+            fsio.fsync(self._folder_fd)
+
+    def previous_of(self, generation: int) -> int | None:
+        """The generation ``generation`` follows, as far as this process has read."""
+        return self._previous.get(generation)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fsio.close(self._fd)
+            self._fd = None
+
+    def _create(self, previous: int | None) -> int:
+        number = create_generation(self._folder_fd, self._folder, previous, sync=self._sync)
+        self._previous[number] = previous
+        return number
+
+    def _open(self, number: int, end: int) -> None:
+        self.close()
+        self._fd = fsio.open_file(self._folder_fd, wal.name(number))
+        self.generation, self._end, self._ready = number, end, False
+
+    def _current_fd(self) -> int:
+        assert self._fd is not None, "recover first"
+        return self._fd
+
+    def _following(self, number: int) -> _Generation | None:
+        """The generation started after ``number``, if there is one."""
+        for name, kind in fsio.entries(self._folder_fd):
+            found = wal.number(name)
+            if found is None or kind != "file" or found == number or found in self._reported:
+                continue
+            if found not in self._previous:
+                self._read(found, whole=False)
+            if self._previous.get(found) == number:
+                return self._read(found, whole=False)
+        return None
+
+    def _generations(self, *, whole: bool) -> list[_Generation]:
+        """The generations of this folder in the log folder, oldest first."""
+        found = []
+        for name, kind in fsio.entries(self._folder_fd):
+            number = wal.number(name)
+            if number is not None and kind == "file":
+                generation = self._read(number, whole=whole)
+                if generation is not None:
+                    found.append(generation)
+        return sorted(found, key=lambda g: g.number)
+
+    def _head(self, number: int) -> bytes:
+        fd = fsio.open_file(self._folder_fd, wal.name(number))
+        try:
+            return fsio.read_at(fd, 0, _HEAD)
+        finally:
+            fsio.close(fd)
+
+    def _read(self, number: int, *, whole: bool) -> _Generation | None:
+        """A generation file with a header of this folder, or ``None`` (a stray is reported)."""
+        try:
+            data = (
+                fsio.read_file(self._folder_fd, wal.name(number)) if whole else self._head(number)
+            )
+        except FileNotFoundError:
+            return None
+        header, start = wal.read_header(data)
+        if header is None or header.folder != self._folder or header.generation != number:
+            if data and number not in self._reported:
+                self._reported.add(number)
+                log.warning(
+                    "%s is not a log generation of this folder (%s); it is ignored: move it "
+                    "out of the log folder",
+                    self._where / wal.name(number),
+                    "no hutch header" if header is None else "another folder's, or renamed",
+                )
+            return None
+        self._previous[number] = header.previous
+        return _Generation(number, header, data, start)
+
+
+def log_folder_ids(wal_fd: int) -> set[str]:
+    """The folder ids in the headers of the generation files of a log folder."""
+    found = set()
+    for name, kind in fsio.entries(wal_fd):
+        if kind != "file" or wal.number(name) is None:
+            continue
+        fd = fsio.open_file(wal_fd, name)
+        try:
+            header, _ = wal.read_header(fsio.read_at(fd, 0, _HEAD))
+        finally:
+            fsio.close(fd)
+        if header is not None:
+            found.add(header.folder)
+    return found
+
+
+def create_generation(wal_fd: int, folder_id: str, previous: int | None, *, sync: bool) -> int:
+    """A new generation file, numbered after every file there, holding just its header;
+    durable with its folder entry (given ``sync``). Its number."""
+    numbers = [n for name, _ in fsio.entries(wal_fd) if (n := wal.number(name)) is not None]
+    number = max(numbers, default=0) + 1
+    fd = fsio.open_file(wal_fd, wal.name(number), create=True)
+    try:
+        fsio.write_at(fd, wal.header(folder_id, number, previous), 0)
+        if sync:
+            fsio.fsync(fd)
+    finally:
+        fsio.close(fd)
+    if sync:
+        fsio.fsync(wal_fd)
+    return number
+
+
+def _chain(generations: list[_Generation]) -> list[_Generation]:
+    """The live chain, oldest first: the newest generation and the ones it follows back.
+
+    A generation outside it was left by a checkpoint whose delete did not last:
+    what it holds is in the record files, and it is not replayed.
+    """
+    by_number = {g.number: g for g in generations}
+    chain = [generations[-1]]
+    seen = {chain[0].number}
+    while (previous := chain[-1].header.previous) in by_number and previous not in seen:
+        chain.append(by_number[previous])
+        seen.add(previous)
+    return chain[::-1]

@@ -1,0 +1,163 @@
+"""Upgrading a folder of format 1 (hutch before log headers and transaction numbers) to 2.
+
+Format 1 kept the changes the record files lacked in the newest log generation,
+as lines of ``<crc32> {"t": ..., "v": ..., "d": ...}``. The upgrade, run at open
+under the checkpoint and write locks, never leaves a folder that does not open:
+
+1. write every row and value the newest format-1 generation changed into the
+   record and value files, each synced, and sync their folders: the folder is
+   still format 1, and its log replays over them to the same state;
+2. start the first format-2 generation (numbered after every format-1 one, so
+   a format-1 process never mistakes it for its own), synced;
+3. delete the format-1 generations and sync the log folder;
+4. write the manifest saying format 2, with the folder's new id: the commit
+   point. Before it, hutch of either version opens the folder as format 1.
+
+A format-1 process still holding the folder open would append to a log that
+no longer counts, so the upgrade refuses while one does (as far as ``/proc``
+shows: processes of other users are invisible unless hutch runs as root). A
+format-1 process that opens the folder afterwards refuses it, as it refuses
+every newer format.
+"""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hutch import Changes, CollectionSettings, CorruptData, HutchError, StorageError
+from hutch.cells import Row, check_exact_numbers, check_value
+from hutch.config import parse_collections
+
+from . import fsio, records, wal
+from .folder import check_collection, parse_manifest, settings_json
+from .fsio import storage_error
+from .log import create_generation
+
+OLD_LOCK = "hutch.lock"  # what a process of format 1 keeps open
+NEW_MARK = "hutch.open"  # what a process of format 2 holds a shared flock on
+
+
+def to_format_2(root_fd: int, wal_fd: int, root: Path, *, sync: bool) -> None:
+    """Upgrade the format-1 folder at ``root`` in place (see the module docstring)."""
+    older = fsio.openers(root_fd, OLD_LOCK) - fsio.flock_holders(root_fd, NEW_MARK)
+    if older:
+        pids = ", ".join(map(str, sorted(older)))
+        raise StorageError(
+            f"{root} is a folder of format 1, open in process(es) {pids} "
+            "of an older hutch; close them, then open it again: it is upgraded to format 2 "
+            "then, and an older hutch cannot open it after that"
+        )
+    where = root / records.MANIFEST
+    try:
+        manifest = parse_manifest(
+            fsio.read_file(root_fd, records.MANIFEST), where, version=records.FORMAT_VERSION
+        )
+        settings = {
+            name: check_collection(name, _settings(name, stored))
+            for name, stored in manifest["collections"].items()
+        }
+        numbers = sorted(
+            n for name, kind in fsio.entries(wal_fd) if kind == "file" and (n := wal.number(name))
+        )
+        changes = _format_1_lines(fsio.read_file(wal_fd, wal.name(numbers[-1]))) if numbers else []
+        _write_rows(root_fd, settings, changes, sync=sync)
+        if any(c.values or c.deleted_values for c in changes):
+            values = _read_values(root_fd, root)
+            for each in changes:
+                values.update(each.values)
+                for key in each.deleted_values:
+                    values.pop(key, None)
+            fsio.write_atomic(root_fd, records.VALUES, records.encode_values(values), sync=sync)
+        folder_id = uuid.uuid4().hex
+        create_generation(wal_fd, folder_id, None, sync=sync)  # numbered after the old ones
+        for number in numbers:
+            fsio.remove(wal_fd, wal.name(number))
+        if sync:
+            fsio.fsync(wal_fd)
+        stored = {name: settings_json(s) for name, s in sorted(settings.items())}
+        fsio.write_atomic(
+            root_fd, records.MANIFEST, records.encode_manifest(folder_id, stored), sync=sync
+        )
+    except OSError as error:
+        raise storage_error(error, "upgrade to format 2", root) from error
+
+
+def _format_1_lines(data: bytes) -> list[Changes]:
+    """The transactions of a format-1 generation, up to the first line that does not check
+    (format 1 could not tell a torn tail from damage; it stopped there, and so does this)."""
+    found = []
+    position = 0
+    while (end := data.find(b"\n", position)) >= 0:
+        line = data[position:end]
+        payload = line[9:]
+        if len(line) < 10 or line[8:9] != b" ":
+            break
+        try:
+            if int(line[:8], 16) != zlib.crc32(payload):
+                break
+            check_exact_numbers(payload)
+            fields = orjson.loads(payload)
+            found.append(wal.checked_changes(fields["t"], fields["v"], fields["d"]))
+        except (ValueError, KeyError, TypeError, AttributeError, HutchError):
+            break
+        position = end + 1
+    return found
+
+
+def _write_rows(
+    root_fd: int, settings: dict[str, CollectionSettings], changes: list[Changes], *, sync: bool
+) -> None:
+    """Write the final state of every row the changes touch into its record file."""
+    final: dict[str, dict[str, Row | None]] = {}
+    for each in changes:
+        for table_id, row_id, row in each.rows():
+            final.setdefault(table_id, {})[row_id] = row
+    for table_id, rows in final.items():
+        path = (settings[table_id].path if table_id in settings else None) or table_id
+        fd = root_fd
+        for depth, part in enumerate(path.split("/")):
+            inner = fsio.open_dir(fd, part, create=True)
+            if sync:
+                fsio.fsync(fd)
+            if depth:
+                fsio.close(fd)
+            fd = inner
+        try:
+            for row_id, row in rows.items():
+                name = row_id + records.RECORD_SUFFIX
+                if row is None:
+                    fsio.remove(fd, name)
+                else:
+                    data = records.encode_record(row_id, row)
+                    fsio.write_atomic(fd, name, data, sync=sync, sync_folder=False)
+            if sync:
+                fsio.fsync(fd)
+        finally:
+            fsio.close(fd)
+
+
+def _read_values(root_fd: int, root: Path) -> dict[str, Any]:
+    try:
+        data = fsio.read_file(root_fd, records.VALUES)
+    except FileNotFoundError:
+        return {}
+    try:
+        check_exact_numbers(data)
+        document = orjson.loads(data)
+        if not isinstance(document, dict):
+            raise ValueError("keyed values must be one JSON object")
+        return {k: check_value(v, f"value {k!r}") for k, v in document.items()}
+    except ValueError as error:
+        raise CorruptData(
+            f"{root / records.VALUES}: {error}; fix or remove the file, then open the folder "
+            "again to upgrade it"
+        ) from None
+
+
+def _settings(name: str, stored: Any) -> CollectionSettings:
+    return parse_collections({name: stored})[name]
