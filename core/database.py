@@ -170,6 +170,16 @@ class Database:
             self.store.check_open()
             self._persister.reindex()
 
+    def compact(self) -> None:
+        """Drop superseded history now, so that deleted and overwritten values leave the disk.
+
+        Backends keep old values for a bounded time anyway (see each one's
+        format document); call this when one must be gone at once (a user's
+        account deleted, a token revoked). Other processes keep working.
+        """
+        self.store.check_open()
+        self._persister.compact()
+
     def resync_mirrors(self) -> bool:
         """Bring every mirror back in step with the primary; return whether all are."""
         return all([mirror.resync(self.store) for mirror in self.mirrors])

@@ -125,6 +125,13 @@ class Persister(abc.ABC):
     def reindex(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Rebuild whatever on-disk indexes the backend keeps from its records."""
 
+    def compact(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Drop superseded history now: a deleted or overwritten value leaves every file.
+
+        Logs, journals and free pages keep old values for a while; this is the
+        moment they must go (``Database.compact()``).
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release files, connections and locks; called once, by ``Database.close()``."""
 

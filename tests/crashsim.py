@@ -240,6 +240,11 @@ class Recorder:
         self._check(k)
         return [(label, value) for at, label, value in self._marks if at <= k]
 
+    def marks_at(self, k: int) -> list[tuple[str, object]]:
+        """The marks made right at point ``k``: after the first ``k`` operations."""
+        self._check(k)
+        return [(label, value) for at, label, value in self._marks if at == k]
+
     def live_state(self, k: int) -> State:
         """Everything kept: the folder as the workload saw it at point ``k``."""
         return self._build(k, _Fates(random.Random(0), keep=1, tear=0), "everything kept")

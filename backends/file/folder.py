@@ -6,6 +6,7 @@ for every backend that keeps its store in a folder.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,8 +16,32 @@ import orjson
 
 from hutch import CollectionSettings, ConfigError, CorruptData, UnsupportedFormat
 
+from .fsio import file_system_type
+
+#: File systems on which the durability promise does not hold: network ones, and FUSE ones
+#: (sync clients, sshfs...), whose fsync is whatever their daemon makes of it.
+_NOT_LOCAL = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "davfs", "fuse")
+
 _FIELD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}").fullmatch
 _PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})*").fullmatch
+
+
+def is_not_local(kind: str) -> bool:
+    """Whether a file system type is a network or FUSE one."""
+    return kind in _NOT_LOCAL or kind.startswith("fuse.")
+
+
+def warn_if_not_local(root: Path, log: logging.Logger) -> None:
+    """Say so when the folder is where hutch's durability promise does not hold."""
+    kind = file_system_type(root)
+    if kind is not None and is_not_local(kind):
+        log.warning(
+            "%s is on a %s file system: hutch's durability promise holds on local file "
+            "systems (ext4, xfs, btrfs; tmpfs for throw-away data), not on network or "
+            "FUSE ones, nor in folders a sync client copies (docs/file-format.md)",
+            root,
+            kind,
+        )
 
 
 def positive(options: Mapping[str, Any], name: str, default: float, unit: str = "") -> float:

@@ -24,6 +24,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
 import secrets
 import stat
 import sys
@@ -424,3 +425,26 @@ def flock_holders(dir_fd: int, name: str) -> set[int]:
         if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
             pids.add(int(fields[4]))
     return pids
+
+
+def file_system_type(path: Path) -> str | None:
+    """The type of the file system holding ``path`` (``ext4``, ``nfs4``, ``fuse.sshfs``...),
+    from ``/proc/self/mountinfo``; ``None`` where that cannot be told (not Linux)."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as table:
+            mounts = table.read().splitlines()
+    except OSError:
+        return None
+    target = os.path.realpath(path)
+    best, found = "", None
+    for line in mounts:
+        fields = line.split(" ")
+        try:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4])  # \040
+            kind = fields[fields.index("-") + 1]
+        except (IndexError, ValueError, UnicodeDecodeError):
+            continue
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, found = point, kind
+    return found

@@ -21,6 +21,7 @@ write lock; those two run under the checkpoint lock (see the persister).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -46,8 +47,17 @@ class _Generation:
 class Log:
     """The ``_wal`` folder of one data folder, as this process reads and writes it."""
 
-    def __init__(self, wal_fd: int, where: Path, folder_id: str, *, durability: str) -> None:
+    def __init__(
+        self,
+        wal_fd: int,
+        where: Path,
+        folder_id: str,
+        *,
+        durability: str,
+        quarantine: Callable[[str], None] | None = None,
+    ) -> None:
         self._folder_fd = wal_fd
+        self._quarantine = quarantine  # moves a damaged generation aside (on_corrupt)
         self._where = where
         self._folder = folder_id
         self._sync = durability != "none"
@@ -88,7 +98,8 @@ class Log:
             end = generation.start
             for entry in wal.entries(generation.data, end, expected):
                 if entry is None:
-                    self._cut_or_raise(generation, end, expected, chain[position + 1 :])
+                    if not self._cut_or_raise(generation, end, expected, chain[position + 1 :]):
+                        return self._without(chain[position:], found)
                     break
                 found.append(entry)
                 expected, end = entry.seq + 1, entry.end
@@ -125,14 +136,27 @@ class Log:
                 return read
             self._open(following.number, following.start)
 
+    def _without(self, damaged: list[_Generation], found: list[wal.Entry]) -> list[wal.Entry]:
+        """Quarantine a damaged generation and those after it; go on from what came before."""
+        assert self._quarantine is not None
+        for generation in damaged:
+            self._quarantine(wal.name(generation.number))
+            self._previous.pop(generation.number, None)
+        self.seq = found[-1].seq if found else 0
+        number = self._create(previous=None)
+        self._open(number, len(self._head(number)))
+        self._durable = self.seq
+        return found
+
     def _cut_or_raise(
         self,
         generation: _Generation,
         offset: int,
         expected: int | None,
         later: list[_Generation],
-    ) -> None:
-        """A line that does not check at open: cut it as a torn tail, or raise if it is damage."""
+    ) -> bool:
+        """A line that does not check at open: cut it as a torn tail (``True``), or, if it is
+        damage, raise (or, given a quarantine, say so: ``False``)."""
         path = self._where / wal.name(generation.number)
         line = wal.line_number(generation.data, offset)
         proof = None
@@ -142,10 +166,22 @@ class Log:
         elif (found := wal.proves_durable(generation.data, offset, expected)) is not None:
             proof = f"line {found} says the transactions before it had been made durable"
         if proof is not None:
+            if self._quarantine is not None:
+                log.warning(
+                    "%s: line %d (byte %d) is damaged, and %s: the generation and any after "
+                    "it are moved to the quarantine folder, and the store opens with the "
+                    "transactions before it",
+                    path,
+                    line,
+                    offset,
+                    proof,
+                )
+                return False
             raise CorruptData(
                 f"{path}: line {line} (byte {offset}) is damaged, and {proof}: acknowledged "
                 "transactions would be lost if it were cut. Restore the folder from a backup, "
-                "or move the file out of the log folder to open the store without them"
+                "open it with on_corrupt='quarantine' to move the log aside and open without "
+                "them, or move the file out of the log folder"
             )
         fd = fsio.open_file(self._folder_fd, wal.name(generation.number))
         try:
@@ -164,6 +200,7 @@ class Log:
             line,
         )
         generation.data = generation.data[:offset]
+        return True
 
     def _check_tail(self, offset: int) -> None:
         """A line that does not check while catching up is a killed writer's torn tail (the
@@ -182,20 +219,22 @@ class Log:
     # -- writing ------------------------------------------------------------------------------
 
     def append(self, changes: Changes, *, checkpointed: int | None = None) -> None:
-        """Write one transaction after the last one (cutting a torn tail first)."""
+        """Write one transaction after the last one (cutting a torn tail first).
+
+        A checkpoint's mark is not synced here, under the write lock: losing it
+        costs only a replay of what the record files hold already, and the next
+        commit's sync (or the background flush) makes it durable.
+        """
         if not self._ready:
             self._prepare()
+        sync = self._synced_commits and checkpointed is None
         line = wal.encode(
-            self.seq + 1,
-            self._durable,
-            changes,
-            synced=self._synced_commits,
-            checkpointed=checkpointed,
+            self.seq + 1, self._durable, changes, synced=sync, checkpointed=checkpointed
         )
-        fsio.append_after(self._current_fd(), line, self._end, sync=self._synced_commits)
+        fsio.append_after(self._current_fd(), line, self._end, sync=sync)
         self.seq += 1
         self._end += len(line)
-        if self._synced_commits:
+        if sync:
             self._durable = self.seq
         else:
             self.unsynced = self._sync
@@ -257,6 +296,7 @@ class Log:
 
     def close(self) -> None:
         if self._fd is not None:
+            self.flush()
             fsio.close(self._fd)
             self._fd = None
 

@@ -51,7 +51,13 @@ from hutch.config import parse_collections
 from hutch.persister import ProcessGuard
 
 from . import fsio, indices, records, upgrade
-from .folder import check_collection, parse_manifest, positive, settings_json
+from .folder import (
+    check_collection,
+    parse_manifest,
+    positive,
+    settings_json,
+    warn_if_not_local,
+)
 from .fsio import storage_error
 from .log import Log, log_folder_ids
 
@@ -64,8 +70,9 @@ WAL_FOLDER = "_wal"
 QUARANTINE_FOLDER = "_quarantine"
 #: A checkpoint also starts when the newest log generation grows past this many bytes.
 CHECKPOINT_BYTES = 16 << 20
-#: Record files written by this many threads at once, so the file system batches their syncs.
-WRITERS = 8
+#: Record files written by this many threads at once, so the file system batches their syncs
+#: (more threads barely speed a checkpoint up, and slow the committing thread more).
+WRITERS = 4
 _TABLE_FOLDER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
 
 
@@ -76,7 +83,6 @@ class _Batch:
     rows: dict[str, dict[str, Row | None]]
     values: dict[str, Any] | None
     indexed: dict[str, dict[str, dict[str, Any]]]
-    before: int  # the generation this checkpoint started: older ones become redundant
 
 
 class FilePersister(Persister):
@@ -99,6 +105,7 @@ class FilePersister(Persister):
         self._checkpoint_interval = positive(options, "checkpoint_interval", 5.0, " of seconds")
         self._given = {name: check_collection(name, s) for name, s in config.collections.items()}
         self._root_fd = fsio.open_root(self.root)
+        warn_if_not_local(self.root, log)
         self._fds: list[int] = []
         try:
             self._open_fd = self._own(fsio.open_file(self._root_fd, OPEN_MARK, create=True))
@@ -139,7 +146,11 @@ class FilePersister(Persister):
             with self._exclusive():
                 folder_id = self._prepare_folder()
                 self._log = Log(
-                    self._wal_fd, self.root / WAL_FOLDER, folder_id, durability=self._durability
+                    self._wal_fd,
+                    self.root / WAL_FOLDER,
+                    folder_id,
+                    durability=self._durability,
+                    quarantine=self._quarantine_log if self._on_corrupt == "quarantine" else None,
                 )
                 snapshot = self._read_everything()
                 try:
@@ -205,6 +216,20 @@ class FilePersister(Persister):
                 self._write_indices(snapshot)
             except OSError as error:
                 raise storage_error(error, "rebuild the indices of", self.root) from error
+
+    def checkpoint(self) -> None:
+        """Write what the log holds into the record, value and index files now (waiting for
+        another process's checkpoint to finish first); the background does it anyway."""
+        self._process.check()
+        self._checkpoint(wait=True)
+
+    def compact(self) -> None:
+        """Checkpoint, then again keeping no older generation: the log holds nothing the
+        record files do not, and deleted rows and values are gone from every file."""
+        self._process.check()
+        with self._checkpoint_lock():
+            self._checkpoint_held()
+            self._checkpoint_held(keep_previous=False)
 
     def close(self) -> None:
         self._closing.set()
@@ -457,6 +482,9 @@ class FilePersister(Persister):
             self._quarantine(self._root_fd, ".", records.VALUES)
             return {}
 
+    def _quarantine_log(self, name: str) -> None:
+        self._quarantine(self._wal_fd, WAL_FOLDER, name)
+
     def _quarantine(self, dir_fd: int, folder: str, name: str) -> None:
         """Move a damaged file to ``_quarantine/<folder>/`` and report it."""
         sub = "_root" if folder == "." else folder.replace("/", "__")
@@ -549,6 +577,7 @@ class FilePersister(Persister):
             if not self._unlogged(table_id):
                 continue
             try:
+                self._the_log.flush()  # batch: the files never hold what the log could lose
                 self._write_rows(table_id, rows)
                 self._write_indices({table_id: self._indexed.get(table_id, {})})
             except OSError as error:  # the commit stands: the next checkpoint retries
@@ -593,9 +622,13 @@ class FilePersister(Persister):
             if taken:
                 self._checkpoint_held()
 
-    def _checkpoint_held(self) -> None:
+    def _checkpoint_held(self, *, keep_previous: bool = True) -> None:
         """A checkpoint, holding the checkpoint lock (see the module docstring): writers wait
-        only while the changed set is taken and while the mark of its end is appended."""
+        only while the changed set is taken and while the mark of its end is appended.
+
+        ``keep_previous``: keep the generation before the newest, for processes a
+        little behind (without it they read everything again).
+        """
         self._last_checkpoint = time.monotonic()
         with self._exclusive():
             self._catch_up()
@@ -603,7 +636,8 @@ class FilePersister(Persister):
             current = self._the_log.generation
         try:
             if idle:  # all in the files: still drop what earlier checkpoints left behind
-                self._the_log.forget(before=self._the_log.previous_of(current) or 0)
+                before = self._the_log.previous_of(current) if keep_previous else current
+                self._the_log.forget(before=before or 0)
                 return
             newest = self._the_log.rotate()
         except OSError as error:
@@ -611,7 +645,7 @@ class FilePersister(Persister):
         with self._exclusive():
             self._catch_up()  # into the new generation: later commits go there
             try:
-                batch = self._take_batch(newest)
+                batch = self._take_batch()
             except OSError as error:
                 raise storage_error(error, "checkpoint", self.root) from error
         try:
@@ -621,13 +655,13 @@ class FilePersister(Persister):
                 with self._exclusive():
                     self._catch_up()
                     self._the_log.mark_checkpointed(previous)
-                self._the_log.forget(before=previous)
+                self._the_log.forget(before=previous if keep_previous else newest)
         except OSError as error:
             with self._mutex:
                 self._give_back(batch)
             raise storage_error(error, "checkpoint", self.root) from error
 
-    def _take_batch(self, newest: int) -> _Batch:
+    def _take_batch(self) -> _Batch:
         """The changed rows, values and indices as they stand (holding the write lock).
 
         ``"wal": false`` rows still dirty (their write at commit failed) are
@@ -647,7 +681,7 @@ class FilePersister(Persister):
         }
         values = dict(self._values) if self._dirty_values else None
         self._dirty, self._dirty_values = {}, False
-        return _Batch(rows, values, indexed, newest)
+        return _Batch(rows, values, indexed)
 
     def _give_back(self, batch: _Batch) -> None:
         """A checkpoint failed: what it took is dirty again (newer changes win)."""

@@ -101,6 +101,11 @@ class SqlitePersister(Persister):
                 self._conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self._durability]}")
                 # Foreign keys describe relationships; the model layer enforces them.
                 self._conn.execute("PRAGMA foreign_keys=OFF")
+                # Deleted and overwritten content is zeroed in the file, and the -wal file
+                # is cut back to nothing each time a checkpoint resets it: old values do not
+                # linger in free pages or old frames (docs/sqlite-format.md).
+                self._conn.execute("PRAGMA secure_delete=ON")
+                self._conn.execute("PRAGMA journal_size_limit=0")
             with self._write():
                 self._schema.prepare()
                 for collection, settings in self._settings.items():
@@ -178,6 +183,14 @@ class SqlitePersister(Persister):
                 for field in settings.indexed:
                     self._schema.index(collection, field)
             self._conn.execute("REINDEX")
+
+    def compact(self) -> None:
+        """Copy the database into fresh pages (``VACUUM``) and empty the -wal file."""
+        self._process.check()
+        with self._errors("compact"):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         try:
