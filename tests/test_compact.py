@@ -16,6 +16,7 @@ import hutch
 #: Backends that keep their data on disk, and the URL of a store of theirs under a folder.
 BACKENDS = {
     "file": lambda root: str(root),
+    "jsonl": lambda root: f"jsonl://{root}",
     "sqlite": lambda root: f"sqlite:///{root}/store.db",
 }
 

@@ -33,7 +33,13 @@ def contents(db: hutch.Database) -> bytes:
 
 
 def log_lines(path: Path) -> list[Any]:
+    """The lines of a file, as JSON."""
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def data_lines(path: Path) -> list[Any]:
+    """The lines of a log after its header."""
+    return log_lines(path)[1:]
 
 
 def test_both_url_forms_open_the_jsonl_backend(tmp_path: Path, monkeypatch: Any) -> None:
@@ -60,17 +66,26 @@ def test_the_layout_is_one_log_per_collection_a_values_log_and_a_commit_log(
         db.store.del_row("users", "u1")
         db.store.del_value("k")
     manifest = orjson.loads((tmp_path / "hutch.json").read_bytes())
-    assert manifest["format"] == 1
+    assert manifest["format"] == 2
     assert manifest["kind"] == "jsonl"
     assert manifest["collections"]["users"]["indexed"] == ["email"]
-    assert log_lines(tmp_path / "users.jsonl") == [
+    folder = manifest["id"]
+    assert len(folder) == 32
+    for name in ("users.jsonl", "teams.jsonl", "_values.jsonl", "_commits.jsonl"):
+        assert log_lines(tmp_path / name)[0] == ["hutch-jsonl", 2, folder, name, 1]
+    assert data_lines(tmp_path / "users.jsonl") == [
         [1, "u1", {"email": "a@x.io"}],
         [2, "u2", {"email": "b@x.io"}],
         [3, "u1", None],
     ]
-    assert log_lines(tmp_path / "teams.jsonl") == [[2, "t1", {"name": "red"}]]
-    assert log_lines(tmp_path / "_values.jsonl") == [[2, "k", None], [4, "k"]]
-    assert [entry[0] for entry in log_lines(tmp_path / "_commits.jsonl")] == [1, 2, 3, 4]
+    assert data_lines(tmp_path / "teams.jsonl") == [[2, "t1", {"name": "red"}]]
+    assert data_lines(tmp_path / "_values.jsonl") == [[2, "k", None], [4, "k"]]
+    assert data_lines(tmp_path / "_commits.jsonl") == [
+        [1, {"users.jsonl": [1, 1]}, 1],
+        [2, {"_values.jsonl": [1, 1], "teams.jsonl": [1, 1], "users.jsonl": [1, 2]}, 2],
+        [3, {"users.jsonl": [1, 3]}, 3],
+        [4, {"_values.jsonl": [1, 2]}, 4],
+    ]
     assert log_lines(tmp_path / "indices" / "users" / "email.jsonl") == [["b@x.io", "u2"]]
 
 
@@ -106,16 +121,17 @@ def test_compaction_drops_dead_lines_atomically_and_keeps_the_content(tmp_path: 
         for i in range(200):
             db.store.set_row("t", f"r{i % 7}", {"i": i})
             db.store.set_value(f"v{i % 3}", i)
-        assert len(log_lines(tmp_path / "t.jsonl")) <= 50
-        assert len(log_lines(tmp_path / "_values.jsonl")) <= 50
-        assert len(log_lines(tmp_path / "_commits.jsonl")) <= 50
+        assert len(data_lines(tmp_path / "t.jsonl")) <= 50
+        assert len(data_lines(tmp_path / "_values.jsonl")) <= 50
+        assert len(data_lines(tmp_path / "_commits.jsonl")) <= 50
         assert temp_files(tmp_path) == []
         other.refresh()  # it follows the compacted logs
         assert contents(other) == contents(db)
         with other.store.transaction():
             other.store.del_row("t", "r0")
         before = contents(other)
-        lines = log_lines(tmp_path / "t.jsonl")
+        assert log_lines(tmp_path / "t.jsonl")[0][-1] > 1, "a new generation"
+        lines = data_lines(tmp_path / "t.jsonl")
         assert [entry[0] for entry in lines] == sorted(entry[0] for entry in lines)
         assert len(lines) < 200, "dead lines were dropped"
     with hutch.open(url(tmp_path)) as db:
@@ -153,9 +169,11 @@ def test_a_damaged_line_before_good_ones_is_reported(tmp_path: Path) -> None:
         db.store.set_row("t", "r1", {"n": 1})
         db.store.set_row("t", "r2", {"n": 2})
     log = tmp_path / "t.jsonl"
-    log.write_bytes(b"garbage\n" + log.read_bytes())
-    with pytest.raises(hutch.CorruptData, match=r"t\.jsonl: line 1"):
+    header, rest = log.read_bytes().split(b"\n", 1)
+    log.write_bytes(header + b"\ngarbage\n" + rest)
+    with pytest.raises(hutch.CorruptData, match=r"t\.jsonl: line 2 \(byte \d+\) is not a line"):
         hutch.open(url(tmp_path))
+    assert log.read_bytes() == header + b"\ngarbage\n" + rest
 
 
 @pytest.mark.parametrize(
@@ -219,7 +237,7 @@ def test_hostile_table_ids_are_refused_before_anything_is_written(
         with pytest.raises(hutch.InvalidId):
             db.store.set_row("t", "../" + table, {"a": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
-    assert not list((tmp_path / "data").glob("*.jsonl"))
+    assert [p.name for p in (tmp_path / "data").glob("*.jsonl")] == ["_commits.jsonl"]
 
 
 def test_a_log_that_is_a_symbolic_link_is_never_followed(tmp_path: Path) -> None:
@@ -250,7 +268,7 @@ def test_bad_options_are_refused(tmp_path: Path, options: dict[str, Any], messag
 
 
 def test_a_newer_format_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "hutch.json").write_text('{"format": 2, "kind": "jsonl", "collections": {}}')
+    (tmp_path / "hutch.json").write_text('{"format": 3, "kind": "jsonl", "collections": {}}')
     with pytest.raises(hutch.UnsupportedFormat, match="upgrade hutch"):
         hutch.open(url(tmp_path))
 

@@ -1,97 +1,308 @@
-"""The lines of a ``jsonl://`` store (docs/jsonl-format.md).
+"""The lines of a ``jsonl://`` store, format 2: how each is written and checked when read.
 
-A collection's log holds ``[seq, row_id, row]`` (``row`` ``null``: deleted), the
-values log ``[seq, key, value]`` or ``[seq, key]`` (deleted), and the commit log
-``[seq, [names of the logs the commit wrote]]``. A line counts only when the
-commit log holds a line with a ``seq`` at least as high as its own.
+Every log opens with a header, ``["hutch-jsonl", 2, folder id, file name, generation]``.
+After it, a collection's log holds ``[seq, row_id, row]`` (``row`` ``null``: deleted),
+the values log ``[seq, key, value]`` or ``[seq, key]`` (deleted), and the commit log
+``[seq, {log name: [generation, lines]}, durable]``. Which lines count is the commit
+log's to say (see :mod:`.logs`); this module says what a line is, and checks each one
+read back as a write is checked, since anyone who can write the folder may have edited it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import re
+from collections.abc import Callable
 from typing import Any
 
+import attrs
 import orjson
 
-from hutch import CorruptData
+from hutch.cells import check_exact_numbers, check_row, check_value, may_hold_long_numbers
+from hutch.ids import check_row_id, check_value_id
 
+FORMAT = 2
+MAGIC = "hutch-jsonl"
 SUFFIX = ".jsonl"
 COMMITS = "_commits.jsonl"
 VALUES = "_values.jsonl"
+_TABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
 _LINE = orjson.OPT_APPEND_NEWLINE
 
 Entry = list[Any]
+#: Raises ``ValueError`` (or a subclass: ``InvalidId``, ``InvalidValue``) unless an entry is a
+#: line of its log; may replace parts of it with their checked copies.
+Check = Callable[[Any], None]
 
 
 def encode(entry: Entry) -> bytes:
+    """One line: compact JSON and a newline (orjson never writes a raw newline inside)."""
     return orjson.dumps(entry, option=_LINE)
 
 
-def parse(data: bytes, where: Path) -> tuple[list[Entry], list[int]]:
-    """The entries of the whole lines of ``data`` and the offset just past each.
+def is_log(name: str) -> bool:
+    """Whether ``name`` is the log of a collection or of the values (not the commit log)."""
+    return name == VALUES or (name.endswith(SUFFIX) and _TABLE(name[: -len(SUFFIX)]) is not None)
 
-    A last line without its newline is the torn tail of an interrupted append:
-    it is left out. So is a last whole line that does not parse (what a power cut
-    can leave); a damaged line with good lines after it is :class:`~hutch.CorruptData`.
-    """
-    cut = data.rfind(b"\n") + 1
-    if not cut:
-        return [], []
-    body = data[:cut]
-    try:  # one parse for the whole file: the fast way, and the usual case
-        entries = orjson.loads(b"[" + body[:-1].replace(b"\n", b",") + b"]")
-        if _shaped(entries):
-            return entries, _ends(body)
+
+def log_table(name: str) -> str | None:
+    """The collection whose log ``name`` is, or ``None`` for the values log."""
+    return None if name == VALUES else name[: -len(SUFFIX)]
+
+
+# -- headers -----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Header:
+    folder: str
+    name: str
+    generation: int
+
+
+def header(folder: str, name: str, generation: int) -> bytes:
+    return encode([MAGIC, FORMAT, folder, name, generation])
+
+
+def read_header(data: bytes) -> tuple[Header, int] | None:
+    """The header at the start of ``data`` and the offset past it, or ``None`` if none is."""
+    newline = data.find(b"\n")
+    if newline < 0:
+        return None
+    try:
+        found = orjson.loads(data[:newline])
     except orjson.JSONDecodeError:
-        pass
-    entries, ends = [], []
-    position = 0
-    number = 0
-    for number, (line, end) in enumerate(_lines(body), 1):
-        try:
-            entry = orjson.loads(line)
-            if not _shaped([entry]):
-                raise ValueError("not [seq, id, ...]")
-        except ValueError as error:
-            if end == cut:
-                break  # a damaged last line: never acknowledged
-            raise CorruptData(
-                f"{where}: line {number} (byte {position}) is not a hutch log line ({error}); "
-                "fix or remove that line by hand"
-            ) from None
-        entries.append(entry)
-        ends.append(end)
-        position = end
-    return entries, ends
+        return None
+    if (
+        type(found) is not list
+        or len(found) != 5
+        or found[:2] != [MAGIC, FORMAT]
+        or type(found[2]) is not str
+        or type(found[3]) is not str
+        or not _count(found[4], least=1)
+    ):
+        return None
+    return Header(found[2], found[3], found[4]), newline + 1
 
 
-def _lines(body: bytes) -> Iterator[tuple[bytes, int]]:
-    position = 0
-    while position < len(body):
-        end = body.index(b"\n", position) + 1
-        yield body[position : end - 1], end
-        position = end
-
-
-def _ends(body: bytes) -> list[int]:
-    ends = []
-    position = body.find(b"\n")
-    while position >= 0:
-        ends.append(position + 1)
-        position = body.find(b"\n", position + 1)
-    return ends
-
-
-def _shaped(entries: Any) -> bool:
-    return isinstance(entries, list) and all(
-        type(e) is list and 2 <= len(e) <= 3 and type(e[0]) is int for e in entries
+def torn_header(data: bytes, folder: str, name: str) -> bool:
+    """Whether ``data`` is what a crash can leave of a log created with its header: nothing,
+    zeros, or a part of the header (a header is written in one piece and synced)."""
+    return not data.strip(b"\0") or (
+        len(data) < len(whole := header(folder, name, 1)) and whole.startswith(data)
     )
 
 
-def committed(entries: list[Entry], last_seq: int) -> int:
-    """How many of ``entries`` belong to commits up to ``last_seq`` (the rest are a crash's)."""
-    for number, entry in enumerate(entries):
-        if entry[0] > last_seq:
-            return number
-    return len(entries)
+# -- data lines --------------------------------------------------------------------------------
+
+
+def row_check(table: str, *, plain: bool) -> Check:
+    """The check of a collection's lines. ``plain``: the bytes hold nothing that orjson
+    accepts and a row may not (see :func:`plain`), so a row that is a dict is good as read."""
+
+    def check(entry: Any) -> None:
+        if type(entry) is not list or len(entry) != 3 or not _count(entry[0], least=1):
+            raise ValueError("it is not [seq, row_id, row]")
+        row_id = check_row_id(table, entry[1])
+        row = entry[2]
+        if row is not None and not (plain and type(row) is dict):
+            entry[2] = check_row(table, row_id, row)[0]
+
+    return check
+
+
+def value_check(entry: Any) -> None:
+    """The check of the values log's lines."""
+    if type(entry) is not list or len(entry) not in (2, 3) or not _count(entry[0], least=1):
+        raise ValueError("it is not [seq, key, value] or [seq, key]")
+    key = check_value_id(entry[1])
+    if len(entry) == 3:
+        entry[2] = check_value(entry[2], f"value {key!r}")
+
+
+def check_for(name: str, *, plain: bool) -> Check:
+    """The check of the lines of the log ``name`` (``plain``: see :func:`row_check`)."""
+    table = log_table(name)
+    return value_check if table is None else row_check(table, plain=plain)
+
+
+def live(entries: list[Entry], name: str) -> list[Entry]:
+    """The last line of each row (or key) of the log ``name`` still there, in commit order."""
+    latest: dict[str, Entry] = {}
+    for entry in entries:
+        latest.pop(entry[1], None)  # keep the lines in commit order
+        latest[entry[1]] = entry
+    if name == VALUES:
+        return [entry for entry in latest.values() if len(entry) == 3]
+    return [entry for entry in latest.values() if entry[2] is not None]
+
+
+def plain(data: bytes) -> bool:
+    """Whether ``data`` holds nothing that orjson accepts but a row may not: an ``"id"`` or
+    empty key, an escape (``\\u0000`` is a NUL, ``\\u0069d`` is ``id``). Substring searches,
+    not a regex: they scan at memory speed. Long numbers are checked apart."""
+    return b'"id"' not in data and b'""' not in data and b"\\u" not in data
+
+
+@attrs.frozen
+class Bad:
+    """The first line asked for that is missing or does not check."""
+
+    index: int  # among the lines asked for, from 0
+    offset: int  # where it starts in the bytes read
+    reason: str
+
+
+@attrs.frozen
+class Lines:
+    """The lines read from a log: the good ones (all asked for, unless ``bad`` says)."""
+
+    entries: list[Entry]
+    end: int  # the offset just past the last good one
+    open_line: bool  # the last good one has no newline (an editor stripped it)
+    bad: Bad | None
+
+
+def read_lines(data: bytes, count: int, check: Check) -> Lines:
+    """The first ``count`` lines of ``data``, each checked; what lies beyond is not read.
+
+    One orjson call parses all of them (the usual case); it must find exactly one
+    entry per line, or a value broken over two lines would read as one. Any doubt,
+    and the lines are read one by one to find the first that is bad.
+    """
+    end, open_line, present = _span(data, count)
+    body = data[:end] if open_line else data[: max(end - 1, 0)]
+    if present and not may_hold_long_numbers(body):
+        try:
+            entries = orjson.loads(b"[" + body.replace(b"\n", b",") + b"]")
+            if len(entries) == present:
+                for entry in entries:
+                    check(entry)
+                bad = None if present == count else _missing(present, end)
+                return Lines(entries, end, open_line, bad)
+        except ValueError:
+            pass
+    elif not present:
+        return Lines([], 0, False, _missing(0, 0) if count else None)
+    return _one_by_one(data, count, check)
+
+
+def _span(data: bytes, count: int) -> tuple[int, bool, int]:
+    """Where the first ``count`` lines of ``data`` end, whether the last lacks its newline,
+    and how many there are (fewer than ``count`` if the data ends first)."""
+    newlines = data.count(b"\n")
+    if newlines >= count:
+        rest = len(data.split(b"\n", count)[-1]) if newlines > count or data[-1:] != b"\n" else 0
+        return len(data) - rest, False, count
+    tail = data[-1:] not in (b"\n", b"")
+    return len(data), tail, newlines + tail
+
+
+def _one_by_one(data: bytes, count: int, check: Check) -> Lines:
+    entries: list[Entry] = []
+    position = 0
+    open_line = False
+    for index in range(count):
+        if position >= len(data):
+            return Lines(entries, position, open_line, _missing(index, position))
+        newline = data.find(b"\n", position)
+        end = len(data) if newline < 0 else newline + 1
+        line = data[position : end if newline < 0 else newline]
+        try:
+            check_exact_numbers(line)
+            entry = orjson.loads(line)
+            check(entry)
+        except ValueError as error:
+            reason = f"is not a line of this log ({error})"
+            return Lines(entries, position, open_line, Bad(index, position, reason))
+        entries.append(entry)
+        position, open_line = end, newline < 0
+    return Lines(entries, position, open_line, None)
+
+
+def _missing(index: int, offset: int) -> Bad:
+    return Bad(index, offset, "is missing: the file ends before it")
+
+
+# -- commit lines ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Commit:
+    """One line of the commit log."""
+
+    seq: int
+    logs: dict[str, tuple[int, int]]  # log name -> (generation, lines) once the commit is in
+    durable: int  # every commit up to this one had reached the disk (see the format doc)
+    offset: int  # where the line starts in the bytes read
+    end: int  # the offset just past it
+    open_line: bool  # it has no newline
+
+
+@attrs.frozen
+class Commits:
+    """The lines read from the commit log: the good ones, in order, then the first bad one."""
+
+    good: list[Commit]
+    bad: Bad | None
+    claims: list[tuple[int, int]]  # (line index, durable) of each line that checks after it
+
+    def proof(self, index: int, seq: int) -> int | None:
+        """The index of a line from ``index`` on saying that commit ``seq`` reached the disk."""
+        for commit_index, commit in enumerate(self.good[index:], index):
+            if commit.durable >= seq:
+                return commit_index
+        return next((line for line, durable in self.claims if durable >= seq), None)
+
+
+def commit_line(seq: int, logs: dict[str, tuple[int, int]], durable: int) -> bytes:
+    return encode([seq, {name: list(at) for name, at in sorted(logs.items())}, durable])
+
+
+def read_commits(data: bytes, expected: int | None) -> Commits:
+    """Every line of ``data``, the first of which must be commit ``expected`` (``None``: any),
+    each the one after the one before."""
+    good: list[Commit] = []
+    bad: Bad | None = None
+    claims: list[tuple[int, int]] = []
+    position = index = 0
+    while position < len(data):
+        newline = data.find(b"\n", position)
+        end = len(data) if newline < 0 else newline + 1
+        line = data[position : end if newline < 0 else newline]
+        try:
+            commit = _commit(line, position, end, open_line=newline < 0)
+        except ValueError as error:
+            bad = bad or Bad(index, position, f"is not a commit line ({error})")
+        else:
+            if bad is not None:
+                claims.append((index, commit.durable))
+            elif expected is not None and commit.seq != expected:
+                bad = Bad(index, position, f"is commit {commit.seq} where {expected} should be")
+            else:
+                good.append(commit)
+                expected = commit.seq + 1
+        position, index = end, index + 1
+    return Commits(good, bad, claims)
+
+
+def _commit(line: bytes, offset: int, end: int, *, open_line: bool) -> Commit:
+    entry = orjson.loads(line)
+    if type(entry) is not list or len(entry) != 3 or type(entry[1]) is not dict:
+        raise ValueError("it is not [seq, {log: [generation, lines]}, durable]")
+    seq, logs, durable = entry
+    if not _count(seq, least=1) or not _count(durable, least=0) or durable > seq:
+        raise ValueError("its seq or durable is not a whole number, or durable is above seq")
+    checked: dict[str, tuple[int, int]] = {}
+    for name, at in logs.items():
+        if not is_log(name):
+            raise ValueError(f"{name!r} is not the name of a log")
+        if type(at) is not list or len(at) != 2 or not _count(at[0], least=1):
+            raise ValueError(f"{name!r}: {at!r} is not [generation, lines]")
+        if not _count(at[1], least=0):
+            raise ValueError(f"{name!r}: {at!r} is not [generation, lines]")
+        checked[name] = (at[0], at[1])
+    return Commit(seq, checked, durable, offset, end, open_line)
+
+
+def _count(value: Any, *, least: int) -> bool:
+    return type(value) is int and value >= least

@@ -1,0 +1,71 @@
+"""``hutch.json`` of a ``jsonl://`` folder: format, kind, the folder's id, collection settings.
+
+The id is in the header of every log too, so a log copied in from another folder
+is told apart, and a folder whose manifest was lost finds its id again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from hutch import CorruptData
+from hutch.backends.file import fsio
+from hutch.backends.file.folder import parse_manifest
+
+from . import lines
+
+#: 1: logs without headers, a line counted by its seq (upgraded at open); 2: now.
+FORMAT_VERSION = 2
+KIND = "jsonl"
+MANIFEST = "hutch.json"
+_PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+
+
+def read(root_fd: int, root: Path) -> dict[str, Any] | None:
+    """The manifest (of any format up to this one's), or ``None`` if there is none."""
+    try:
+        data = fsio.read_file(root_fd, MANIFEST)
+    except FileNotFoundError:
+        return None
+    return parse_manifest(data, root / MANIFEST, version=FORMAT_VERSION, kind=KIND)
+
+
+def encode(folder_id: str, collections: dict[str, Any], *, upgrading: bool = False) -> bytes:
+    manifest: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "kind": KIND,
+        "id": folder_id,
+        "collections": collections,
+    }
+    if upgrading:
+        manifest["upgrading"] = True
+    return orjson.dumps(manifest, option=_PRETTY)
+
+
+def folder_id(root_fd: int, root: Path, manifest: dict[str, Any] | None) -> str | None:
+    """The id of the folder: the manifest's or, without a manifest, the one in its logs'
+    headers; ``None`` for a folder that has neither (a new one)."""
+    if manifest is not None:
+        found = manifest.get("id")
+        if not isinstance(found, str) or not found:
+            raise CorruptData(
+                f"{root / MANIFEST}: the folder's id ('id') is missing; every log's header "
+                "carries it, so restore the file from a backup (or copy the id from the first "
+                f"line of {lines.COMMITS})"
+            )
+        return found
+    ids = set()
+    for name, kind in fsio.entries(root_fd):
+        if kind == "file" and (name == lines.COMMITS or lines.is_log(name)):
+            header = lines.read_header(fsio.read_file(root_fd, name))
+            if header is not None:
+                ids.add(header[0].folder)
+    if len(ids) > 1:
+        raise CorruptData(
+            f"{root / MANIFEST} is missing, and the logs in {root} carry the ids of several "
+            f"folders ({', '.join(sorted(ids))}); restore {MANIFEST} from a backup"
+        )
+    return ids.pop() if ids else None
