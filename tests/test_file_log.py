@@ -22,6 +22,7 @@ import pytest
 from children import WAIT
 
 import hutch
+from hutch.backends.file import FilePersister
 from hutch.backends.file.folder import is_not_local
 from hutch.backends.file.fsio import file_system_type
 
@@ -170,6 +171,34 @@ def test_a_stray_file_in_the_log_folder_hides_no_commit_and_is_left_alone(
         assert db.store.get_value("counter") == 6
         assert db.store.get_row_count("rows") == 5
     assert (folder / "_wal" / "99999999.log").read_bytes() == stray
+
+
+def test_a_generation_a_stopped_checkpoint_started_takes_no_line_until_the_log_moves_there(
+    tmp_path: Path,
+) -> None:
+    """A checkpoint killed after starting a generation, before the line that moves the log
+    there: a process opening then must write where the running ones do, not fork the log."""
+    folder = tmp_path / "data"
+    with hutch.open(folder, checkpoint_interval=3600) as running:
+        running.store.set_value("running", 1)
+        backend = running.backend
+        assert isinstance(backend, FilePersister)
+        backend._the_log.rotate()  # what the killed checkpoint did
+        assert len(logfiles.generations(folder)) == 2
+        with hutch.open(folder, checkpoint_interval=3600) as opened:
+            opened.store.set_value("opened", 1)
+            running.store.set_value("running", 2)
+            opened.refresh()
+            running.refresh()
+            assert opened.store.get_value("running") == 2
+            assert running.store.get_value("opened") == 1
+            opened.compact()  # checkpoints go on moving every process along
+            opened.store.set_value("opened", 2)
+            running.store.set_value("running", 3)
+            running.refresh()
+            assert running.store.get_value("opened") == 2
+    with hutch.open(folder) as db:
+        assert (db.store.get_value("running"), db.store.get_value("opened")) == (3, 2)
 
 
 def test_a_log_copied_from_another_folder_is_ignored(tmp_path: Path) -> None:

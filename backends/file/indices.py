@@ -33,8 +33,42 @@ def matches(data: bytes, values: dict[str, Any]) -> bool:
 
 
 def encode(values: dict[str, Any]) -> bytes:
-    """The index file for ``{row_id: value}``."""
-    ordered = sorted(values.items(), key=lambda item: (order_key(item[1]), item[0]))
+    """The index file for ``{row_id: value}``.
+
+    Sorted kind by kind, each kind by plain comparison of its values (row ids
+    sorted first, so that a stable sort leaves ties in row-id order): no key
+    tuple per row, so a big index sets off no garbage collection while it is
+    written beside threads that commit.
+    """
+    by_kind: dict[int, list[str]] = {}
+    for row_id in sorted(values):
+        by_kind.setdefault(_kind(values[row_id]), []).append(row_id)
+    ordered: list[str] = []
+    for kind in sorted(by_kind):
+        row_ids = by_kind[kind]
+        if kind == _OTHER:
+            row_ids.sort(key=lambda row_id: order_key(values[row_id]))
+        elif kind != _NULL:
+            row_ids.sort(key=values.__getitem__)
+        ordered += row_ids
     return b"".join(
-        orjson.dumps([value, row_id], option=orjson.OPT_APPEND_NEWLINE) for row_id, value in ordered
+        orjson.dumps([values[row_id], row_id], option=orjson.OPT_APPEND_NEWLINE)
+        for row_id in ordered
     )
+
+
+_NULL, _OTHER = 0, 4
+
+
+def _kind(value: Any) -> int:
+    """The rank of a value's kind in an index: as :func:`hutch.slices.order_key` ranks them."""
+    kind = type(value)
+    if value is None:
+        return _NULL
+    if kind is bool:
+        return 1
+    if kind is int or kind is float:
+        return 2
+    if kind is str:
+        return 3
+    return _OTHER  # lists and objects

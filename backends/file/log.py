@@ -8,14 +8,18 @@ write lock; those two run under the checkpoint lock (see the persister).
   (durably, with a warning), makes what it read durable and returns every
   transaction still in the log.
 - :meth:`Log.catch_up` returns what other processes appended since, following
-  the chain into newer generations; ``None`` if this process fell so far
-  behind that a generation it had not finished was deleted.
+  the line that ends a generation into the next; ``None`` if this process fell
+  so far behind that a generation it had not finished was deleted. It costs
+  one ``stat`` when nothing is new: it never lists the folder.
 - :meth:`Log.append` writes one transaction. Before the first line a process
   writes into a generation, the generation it follows and its own header and
   folder entry are synced: a generation never takes lines before the ones it
   follows are durable.
-- :meth:`Log.rotate` starts a new generation; :meth:`Log.forget` deletes the
-  ones a checkpoint made redundant, and the stale ones a crash left behind.
+- :meth:`Log.rotate` starts a new generation; :meth:`Log.move_to` (under the
+  write lock) ends the current one with a line naming it, which moves every
+  process there: a generation takes lines only once the one before says so.
+  :meth:`Log.forget` deletes the ones a checkpoint made redundant, and the
+  stale ones a crash left behind.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from hutch import Changes, CorruptData
 from . import fsio, wal
 
 log = logging.getLogger("hutch.backends.file")
+
+_NOTHING = Changes({}, {}, frozenset())
 
 #: How much of a generation file holds its header, at most.
 _HEAD = 4096
@@ -64,6 +70,7 @@ class Log:
         self._synced_commits = durability == "commit"
         self.generation = 0  # the newest generation read: it takes the appends
         self._fd: int | None = None
+        self._ino = 0  # the inode of the newest generation's file, as opened
         self._end = 0  # offset just past the last transaction read or written in it
         self.seq = 0  # the last transaction read or written
         self._durable = 0  # the highest transaction known to be durable
@@ -87,6 +94,8 @@ class Log:
             self._open(number, len(self._head(number)))
             return []
         chain = _chain(generations)
+        if len(chain) > 1 and _rotated_only(chain[-2], chain[-1]):
+            chain = chain[:-1]  # the log goes on in the one before: a checkpoint stopped early
         marks = [mark for g in chain for mark in wal.checkpoint_marks(g.data[g.start :])]
         if marks:  # what a finished checkpoint wrote into the files is not replayed
             in_files = max(marks)
@@ -112,29 +121,55 @@ class Log:
 
     def catch_up(self) -> list[wal.Entry] | None:
         """What was appended since this process last read; ``None`` if it fell too far behind."""
-        current = fsio.info(self._folder_fd, wal.name(self.generation))
-        if current is None or current.st_ino != fsio.inode(self._current_fd()):
+        found = fsio.info(self._folder_fd, wal.name(self.generation))
+        if found is None or found.st_ino != self._ino:
             return None
+        size = found.st_size
         read: list[wal.Entry] = []
         while True:
-            fd = self._current_fd()
-            data = fsio.read_at(fd, self._end, fsio.size(fd) - self._end)
-            offset = 0
-            for entry in wal.entries(data, 0, self.seq + 1):
-                if entry is None:
-                    self._check_tail(offset)
-                    break
-                read.append(entry)
-                offset = entry.end
-                if entry.synced:
-                    self._durable = max(self._durable, entry.seq)
-            if read:
-                self.seq = read[-1].seq
-            self._end += offset
-            following = self._following(self.generation)
+            following = None
+            if size > self._end:
+                data = fsio.read_at(self._current_fd(), self._end, size - self._end)
+                offset = 0
+                for entry in wal.entries(data, 0, self.seq + 1):
+                    if entry is None:
+                        self._check_tail(offset)
+                        break
+                    read.append(entry)
+                    offset, self.seq, following = entry.end, entry.seq, entry.following
+                    if entry.synced:
+                        self._durable = max(self._durable, entry.seq)
+                    if following is not None:
+                        break
+                self._end += offset
             if following is None:
                 return read
-            self._open(following.number, following.start)
+            if not self._follow(following):
+                return None
+            size = fsio.size(self._current_fd())
+
+    def _follow(self, number: int) -> bool:
+        """Go on in generation ``number``, which the current one ends by naming; ``False`` if a
+        checkpoint deleted it already (this process fell far behind)."""
+        path = self._where / wal.name(number)
+        try:
+            header, start = wal.read_header(self._head(number))
+        except FileNotFoundError:
+            return False
+        if (
+            header is None
+            or header.folder != self._folder
+            or header.generation != number
+            or header.previous != self.generation
+        ):
+            raise CorruptData(
+                f"{path} is not the log generation that {wal.name(self.generation)} says comes "
+                "next: close every process, move it out of the log folder and open the folder "
+                "again"
+            )
+        self._previous[number] = header.previous
+        self._open(number, start)
+        return True
 
     def _without(self, damaged: list[_Generation], found: list[wal.Entry]) -> list[wal.Entry]:
         """Quarantine a damaged generation and those after it; go on from what came before."""
@@ -209,7 +244,8 @@ class Log:
         data = fsio.read_at(fd, 0, fsio.size(fd))
         bad = self._end + offset
         proof = wal.proves_durable(data, bad, self.seq + 1)
-        if proof is not None or self._following(self.generation) is not None:
+        following = self._following(self.generation)
+        if proof is not None or (following is not None and len(following.data) > following.start):
             raise CorruptData(
                 f"{self._where / wal.name(self.generation)}: line {wal.line_number(data, bad)} "
                 f"(byte {bad}) is damaged, and transactions after it were acknowledged; close "
@@ -218,30 +254,43 @@ class Log:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def append(self, changes: Changes, *, checkpointed: int | None = None) -> None:
-        """Write one transaction after the last one (cutting a torn tail first).
+    def append(self, changes: Changes) -> None:
+        """Write one transaction after the last one (cutting a torn tail first)."""
+        self._write(changes, sync=self._synced_commits)
 
-        A checkpoint's mark is not synced here, under the write lock: losing it
-        costs only a replay of what the record files hold already, and the next
-        commit's sync (or the background flush) makes it durable.
-        """
+    def mark_checkpointed(self, generation: int) -> None:
+        """Record that ``generation`` and the ones before it are in the record files."""
+        self._write(_NOTHING, sync=False, checkpointed=generation)
+
+    def move_to(self, number: int) -> None:
+        """End the current generation with a line naming ``number``, which :meth:`rotate`
+        started after it, and go on there: every process that reads the line follows."""
+        if number == self.generation:
+            return
+        following = self._read(number, whole=False)
+        if following is None or following.header.previous != self.generation:
+            raise CorruptData(
+                f"{self._where / wal.name(number)} does not follow {wal.name(self.generation)}, "
+                "the generation in use: close every process and open the folder again"
+            )
+        self._write(_NOTHING, sync=False, following=number)
+        self._open(number, following.start)
+
+    def _write(self, changes: Changes, *, sync: bool, **marks: int) -> None:
+        """Append one line. A mark (a checkpoint's, a generation's end) is not synced under
+        the write lock: the next commit's sync, or the background flush, makes it durable,
+        and losing it costs only a replay of what the record files hold already."""
         if not self._ready:
             self._prepare()
-        sync = self._synced_commits and checkpointed is None
-        line = wal.encode(
-            self.seq + 1, self._durable, changes, synced=sync, checkpointed=checkpointed
-        )
+        line = wal.encode(self.seq + 1, self._durable, changes, synced=sync, **marks)
         fsio.append_after(self._current_fd(), line, self._end, sync=sync)
         self.seq += 1
         self._end += len(line)
         if sync:
             self._durable = self.seq
+            self.unsynced = False
         else:
             self.unsynced = self._sync
-
-    def mark_checkpointed(self, generation: int) -> None:
-        """Record that ``generation`` and the ones before it are in the record files."""
-        self.append(Changes({}, {}, frozenset()), checkpointed=generation)
 
     def flush(self) -> None:
         """Make every transaction appended so far durable (``durability="batch"``)."""
@@ -308,6 +357,7 @@ class Log:
     def _open(self, number: int, end: int) -> None:
         self.close()
         self._fd = fsio.open_file(self._folder_fd, wal.name(number))
+        self._ino = fsio.inode(self._fd)
         self.generation, self._end, self._ready = number, end, False
 
     def _current_fd(self) -> int:
@@ -398,6 +448,18 @@ def create_generation(wal_fd: int, folder_id: str, previous: int | None, *, sync
     if sync:
         fsio.fsync(wal_fd)
     return number
+
+
+def _rotated_only(before: _Generation, newest: _Generation) -> bool:
+    """Whether ``newest`` is a generation a checkpoint started but no line moved the log to:
+    it holds nothing, and ``before`` does not end by naming it."""
+    if len(newest.data) > newest.start:
+        return False
+    data = before.data
+    if not data.endswith(b"\n"):
+        return True
+    last = max(data.rfind(b"\n", 0, len(data) - 1) + 1, before.start)
+    return wal.following(data[last:]) != newest.number
 
 
 def _chain(generations: list[_Generation]) -> list[_Generation]:

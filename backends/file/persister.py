@@ -7,13 +7,15 @@ state.
 
 Checkpoint (in the background, and at close), under ``hutch.checkpoint`` so
 that one process at a time does it, never holding the write lock for more
-than a moment: start a new log generation; under the write lock, take the
-set of rows and values the older generations changed; then, with writers
-going on, write those record, value and index files, each synced before it is
-renamed into place, and sync their folders; only then delete the generations
-this made redundant (the one just before the newest stays, so that a process
-a little behind can still read it). Nothing relies on ``syncfs``: every file
-and folder that must last a power cut is synced itself.
+than a moment: start a new log generation; under the write lock, end the
+current one with a line naming the new one (each process moves there when it
+reads it) and take the set of rows and values the older generations changed;
+then, with writers going on, write those record, value and index files, each
+synced before it is renamed into place, and sync their folders; only then
+delete the generations this made redundant (the one just before the newest
+stays, so that a process a little behind can still read it). Nothing relies
+on ``syncfs``: every file and folder that must last a power cut is synced
+itself.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -602,6 +604,9 @@ class FilePersister(Persister):
         if self._sync:
             fsio.fsync(dir_fd)
 
+    def _write_row_of(self, dir_fd: int, rows: Mapping[str, Row | None], row_id: str) -> None:
+        self._write_record(dir_fd, row_id, rows[row_id])
+
     def _write_record(self, dir_fd: int, row_id: str, row: Row | None) -> None:
         """Write or delete one record file; its folder is synced by the caller, once."""
         name = row_id + records.RECORD_SUFFIX
@@ -643,8 +648,9 @@ class FilePersister(Persister):
         except OSError as error:
             raise storage_error(error, "checkpoint", self.root) from error
         with self._exclusive():
-            self._catch_up()  # into the new generation: later commits go there
+            self._catch_up()
             try:
+                self._the_log.move_to(newest)  # later commits go there
                 batch = self._take_batch()
             except OSError as error:
                 raise storage_error(error, "checkpoint", self.root) from error
@@ -693,22 +699,10 @@ class FilePersister(Persister):
 
     def _write_batch(self, batch: _Batch) -> None:
         """Write a checkpoint's files, synced; several at once so the syncs batch."""
-        jobs = [
-            (table_id, row_id, row)
-            for table_id, rows in batch.rows.items()
-            for row_id, row in rows.items()
-        ]
-        folders = {table_id: self._dir_fd(table_id, create=True) for table_id in batch.rows}
-        if len(jobs) > WRITERS * 4:
-            with ThreadPoolExecutor(WRITERS, thread_name_prefix="hutch-file-write") as pool:
-                list(
-                    pool.map(lambda job: self._write_record(folders[job[0]], job[1], job[2]), jobs)
-                )
-        else:
-            for table_id, row_id, row in jobs:
-                self._write_record(folders[table_id], row_id, row)
-        if self._sync:
-            for dir_fd in folders.values():
+        for table_id, rows in batch.rows.items():
+            dir_fd = self._dir_fd(table_id, create=True)
+            _in_threads(partial(self._write_row_of, dir_fd, rows), list(rows))
+            if self._sync:
                 fsio.fsync(dir_fd)
         if batch.values is not None:
             fsio.write_atomic(
@@ -816,3 +810,38 @@ def _opened(fd: int) -> Iterator[int]:
         yield fd
     finally:
         fsio.close(fd)
+
+
+def _in_threads(work: Callable[[str], None], names: list[str]) -> None:
+    """``work(name)`` for every name, from :data:`WRITERS` threads when there are many (the
+    file system batches their syncs); the first error is raised once all threads stop.
+
+    A few plain threads over slices of one list of names, not a future per file: a
+    checkpoint allocates little, so it sets off no garbage collection that would hold up
+    the threads that commit meanwhile.
+    """
+    if len(names) <= WRITERS * 4:
+        for name in names:
+            work(name)
+        return
+    errors: list[BaseException] = []
+
+    def run(part: list[str]) -> None:
+        try:
+            for name in part:
+                if errors:
+                    return
+                work(name)
+        except BaseException as error:  # raised again below, in the caller
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=run, args=(names[i::WRITERS],), name=f"hutch-file-write-{i}")
+        for i in range(WRITERS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]

@@ -12,7 +12,10 @@ the writer synced the line before releasing the write lock
 (``durability="commit"``), so whoever reads it next knows it durable. A line
 with ``"k": 6`` and no changes records that a checkpoint finished: generation
 6 and the ones before it are in the record files, and are not replayed. A
-generation names the one it follows (``previous``), so the live chain of
+line with ``"n": 8`` and no changes ends its generation: the log goes on in
+generation 8, which a checkpoint started; every process that reads it moves
+there, so a process learns of a new generation without listing the folder.
+A generation names the one it follows (``previous``), so the live chain of
 generations is found from the newest one back, and a generation left behind by
 a checkpoint whose delete did not last is known to be stale.
 
@@ -76,9 +79,16 @@ def header(folder: str, generation: int, previous: int | None) -> bytes:
 
 
 def encode(
-    seq: int, durable: int, changes: Changes, *, synced: bool, checkpointed: int | None = None
+    seq: int,
+    durable: int,
+    changes: Changes,
+    *,
+    synced: bool,
+    checkpointed: int | None = None,
+    following: int | None = None,
 ) -> bytes:
-    """One log line for a transaction's changes (or a checkpoint's mark)."""
+    """One log line for a transaction's changes (or a checkpoint's mark, or a generation's
+    end)."""
     fields: dict[str, Any] = {
         "s": seq,
         "p": durable,
@@ -89,6 +99,8 @@ def encode(
     }
     if checkpointed is not None:
         fields["k"] = checkpointed
+    if following is not None:
+        fields["n"] = following
     return _line(orjson.dumps(fields))
 
 
@@ -109,6 +121,7 @@ class Entry:
     changes: Changes
     end: int  # the offset just past its line
     checkpointed: int | None = None  # a checkpoint's mark: generations up to this one are in files
+    following: int | None = None  # a generation's end: the log goes on in this one
 
 
 def read_header(data: bytes) -> tuple[Header | None, int]:
@@ -187,6 +200,12 @@ def checkpoint_marks(data: bytes) -> list[int]:
     return found
 
 
+def following(line: bytes) -> int | None:
+    """The generation a line (with its newline) says the log goes on in, if it ends one."""
+    entry = _entry(line[:-1], len(line)) if line.endswith(b"\n") else None
+    return None if entry is None else entry.following
+
+
 def line_number(data: bytes, offset: int) -> int:
     """The 1-based number of the line starting at ``offset``."""
     return data.count(b"\n", 0, offset) + 1
@@ -203,14 +222,16 @@ def _entry(line: bytes, end: int) -> Entry | None:
         fields = orjson.loads(payload)
         seq, durable, synced = fields["s"], fields["p"], fields["c"]
         changes = checked_changes(fields["t"], fields["v"], fields["d"])
-        checkpointed = fields.get("k")
+        checkpointed, following = fields.get("k"), fields.get("n")
     except (ValueError, KeyError, TypeError, AttributeError, HutchError):
         return None
     if not (_count(seq) and _count(durable) and synced in (0, 1)):
         return None
     if checkpointed is not None and not _count(checkpointed):
         return None
-    return Entry(seq, durable, bool(synced), changes, end, checkpointed)
+    if following is not None and not _count(following):
+        return None
+    return Entry(seq, durable, bool(synced), changes, end, checkpointed, following)
 
 
 def checked_changes(tables: Any, values: Any, deleted: Any) -> Changes:
