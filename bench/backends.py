@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ class Plan:
     opens: int  # timed cold opens, per contender
     batches: int  # batches of in-memory reads
     batch: int  # reads per batch
+    checkpointed: int  # changed records one timed checkpoint writes
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,24 @@ class Result:
 
 
 FULL = Plan(
-    records=100_000, commits=200, tinydb_calls=20, bulk_repeats=5, opens=5, batches=15, batch=2_000
+    records=100_000,
+    commits=200,
+    tinydb_calls=20,
+    bulk_repeats=5,
+    opens=5,
+    batches=15,
+    batch=2_000,
+    checkpointed=10_000,
 )
 QUICK = Plan(
-    records=5_000, commits=50, tinydb_calls=8, bulk_repeats=3, opens=3, batches=7, batch=1_000
+    records=5_000,
+    commits=50,
+    tinydb_calls=8,
+    bulk_repeats=3,
+    opens=3,
+    batches=7,
+    batch=1_000,
+    checkpointed=2_000,
 )
 
 
@@ -461,6 +477,108 @@ def profile_cold_open(backend: str, root: Path) -> str:
 # -- the report ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CheckpointRun:
+    """What a writer saw while a checkpoint ran, and what the checkpoint took."""
+
+    records: int
+    quiet: float  # the median single-row commit with no checkpoint running
+    waits: list[float]  # each commit's wait for the write lock while the checkpoint ran
+    commits: list[float]  # each single-row commit, start to end, while it ran
+    took: float  # the checkpoint, start to end
+    peak_log: int  # bytes in _wal at the most, over the run
+
+    def lines(self) -> list[str]:
+        waits, commits = sorted(self.waits), sorted(self.commits)
+        met = "yes" if waits[-1] < WAIT_TARGET else "NO"
+        p99 = commits[int(len(commits) * 0.99)]
+        return [
+            f"file://: a checkpoint of {self.records:,} changed records while a writer commits "
+            f"single rows ({len(commits)} commits meanwhile)",
+            f"  commit, median with no checkpoint        {fmt_time(self.quiet):>10}",
+            f"  commit during it: median / p99 / max     {fmt_time(commits[len(commits) // 2]):>10}"
+            f" / {fmt_time(p99)} / {fmt_time(commits[-1])}",
+            f"  the longest wait for the write lock      {fmt_time(waits[-1]):>10}"
+            f"   target < {fmt_time(WAIT_TARGET)}: {met}",
+            f"  the checkpoint, start to end             {fmt_time(self.took):>10}",
+            f"  the log's peak size                      {self.peak_log / 1e6:>8.1f} MB",
+        ]
+
+
+#: The longest a writer may wait behind a checkpoint (the power-cut issue's target).
+WAIT_TARGET = 0.010
+
+
+def checkpoint_under_load(root: Path, plan: Plan) -> CheckpointRun:
+    """A checkpoint of ``plan.checkpointed`` changed records while this thread commits.
+
+    What a writer waits behind a checkpoint is its wait for the write lock
+    (entering the transaction); a commit's own sync also slows while the
+    checkpoint's syncs share the disk, and that is shown beside it.
+    """
+    folder = root / "checkpoint"
+    folder.mkdir()
+    db = hutch.open(
+        folder, collections=COLLECTIONS, checkpoint_interval=3600, plugins=[hutch.backends.file]
+    )
+    log_folder = folder / "_wal"
+
+    def log_size() -> int:
+        return sum(p.stat().st_size for p in log_folder.glob("*.log"))
+
+    def commit(n: int, waits: list[float], commits: list[float]) -> None:
+        began = time.perf_counter()
+        with db.store.transaction():
+            waits.append(time.perf_counter() - began)
+            db.store.set_cell(TABLE, f"w{n % 50}", "n", n)
+        commits.append(time.perf_counter() - began)
+
+    try:
+        rows = make_rows(plan.checkpointed)
+        for start in range(0, len(rows), 500):
+            with db.store.transaction():
+                for row_id, row in rows[start : start + 500]:
+                    db.store.set_row(TABLE, row_id, row)
+        quiet: list[float] = []
+        for n in range(200):
+            commit(n, [], quiet)
+        peak = log_size()
+        backend = db.backend
+        assert isinstance(backend, hutch.backends.file.FilePersister)
+        done: list[float] = []
+        failed: list[BaseException] = []
+
+        def checkpoint() -> None:
+            try:
+                backend.checkpoint()
+            except BaseException as error:  # shown by the main thread, once the worker ends
+                failed.append(error)
+            finally:
+                done.append(time.perf_counter())
+
+        started = time.perf_counter()
+        worker = threading.Thread(target=checkpoint)
+        worker.start()
+        waits: list[float] = []
+        commits: list[float] = []
+        while not done:
+            commit(-len(commits), waits, commits)
+            peak = max(peak, log_size())
+        worker.join()
+        if failed:
+            raise failed[0]
+    finally:
+        db.close()
+    return CheckpointRun(
+        plan.checkpointed,
+        statistics.median(quiet),
+        waits,
+        commits,
+        done[0] - started,
+        peak,
+    )
+
+
 def cpu_model() -> str:
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as cpuinfo:
         for line in cpuinfo:
@@ -576,6 +694,7 @@ def main() -> None:
         started = time.perf_counter()
         results = []
         cold_opens: dict[str, float | None] = {}
+        checkpointed: CheckpointRun | None = None
         profile = ""
         for backend in args.backends.split(","):
             if backend not in BACKENDS:
@@ -594,6 +713,9 @@ def main() -> None:
             ]
             if args.profile:
                 profile += profile_cold_open(backend, folder)
+            if backend == "file":
+                say("-- file://: a checkpoint under load")
+                checkpointed = checkpoint_under_load(root, plan)
     finally:
         say(f"removing {root}")
         shutil.rmtree(root)
@@ -612,6 +734,10 @@ def main() -> None:
         )
     print()
     print_table(results)
+    if checkpointed is not None:
+        print()
+        for line in checkpointed.lines():
+            print(line)
     print()
     print(
         f"notes: reads, commits and TinyDB run on stores of {ROWS:,} rows; hutch keeps its\n"
