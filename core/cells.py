@@ -29,6 +29,9 @@ Row = dict[str, Any]
 _INT_MIN = -(2**63)
 _INT_MAX = 2**63 - 1
 CONTAINERS = (list, dict)
+#: How deep lists and dicts may nest in a value: deeper is no data model, and every backend
+#: (orjson, PostgreSQL, Python's own recursion) has a limit of its own not far beyond.
+MAX_NESTING = 100
 _CONTAINER_TYPES = frozenset(CONTAINERS)
 _isfinite = math.isfinite  # bound once: check_row calls it for every float cell
 
@@ -74,8 +77,9 @@ def _learn_cell_id(table_id: str, row_id: str, cell_id: object) -> None:
         _good_cell_ids.add(cell_id)  # type: ignore[arg-type]
 
 
-def check_value(value: object, where: str) -> Any:
-    """Return a checked private copy of the JSON value ``value``; ``where`` names it in errors."""
+def check_value(value: object, where: str, *, depth: int = 0) -> Any:
+    """Return a checked private copy of the JSON value ``value``; ``where`` names it in errors
+    (``depth``: how many lists and dicts hold it already)."""
     kind = type(value)
     if value is None or kind is bool:
         return value
@@ -103,14 +107,21 @@ def check_value(value: object, where: str) -> Any:
         if not math.isfinite(real):
             raise InvalidValue(f"{where} is {real}, which JSON cannot hold; store None or a string")
         return real
+    if isinstance(value, list | tuple | Mapping) and depth >= MAX_NESTING:
+        shown = where if len(where) <= 120 else f"{where[:100]}..."
+        raise InvalidValue(
+            f"{shown} nests lists and dicts more than {MAX_NESTING} deep; flatten it"
+        )
     if isinstance(value, list | tuple):
-        return [check_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [check_value(item, f"{where}[{i}]", depth=depth + 1) for i, item in enumerate(value)]
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidValue(f"{where} has the key {key!r}; JSON object keys are strings")
-            out[check_value(key, f"a key of {where}")] = check_value(item, f"{where}[{key!r}]")
+            out[check_value(key, f"a key of {where}")] = check_value(
+                item, f"{where}[{key!r}]", depth=depth + 1
+            )
         return out
     raise InvalidValue(
         f"{where} is a {kind.__name__}, which is not a JSON value; store a str, int, float, "
@@ -185,7 +196,10 @@ def check_exact_numbers(data: bytes | str) -> None:
     raw = data.encode() if isinstance(data, str) else data
     if not may_hold_long_numbers(raw):
         return
-    pending = [json.loads(raw)]
+    try:
+        pending = [json.loads(raw)]
+    except RecursionError:
+        raise ValueError(f"it nests lists and dicts more than {MAX_NESTING} deep") from None
     while pending:
         value = pending.pop()
         kind = type(value)

@@ -166,6 +166,7 @@ class Database:
 
     def reindex(self) -> None:
         """Rebuild the backend's on-disk indexes from its records (a no-op where it has none)."""
+        self._outside_transactions("reindex")
         with self.store.lock:
             self.store.check_open()
             self._persister.reindex()
@@ -177,8 +178,17 @@ class Database:
         format document); call this when one must be gone at once (a user's
         account deleted, a token revoked). Other processes keep working.
         """
+        self._outside_transactions("compact")
         self.store.check_open()
         self._persister.compact()
+
+    def _outside_transactions(self, method: str) -> None:
+        """Refuse, rather than wait forever for the write lock this thread's transaction holds."""
+        if self.store.owns_transaction():
+            raise HutchError(
+                f"db.{method}() cannot run inside a transaction: it waits for the write lock "
+                "the transaction holds. Call it after the `with ...transaction():` block ends"
+            )
 
     def resync_mirrors(self) -> bool:
         """Bring every mirror back in step with the primary; return whether all are."""

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import hutch
+from hutch.backends.file import FilePersister
 
 #: Backends that keep their data on disk, and the URL of a store of theirs under a folder.
 BACKENDS = {
@@ -66,3 +67,31 @@ def test_compact_on_memory_is_a_no_op() -> None:
         db.store.set_row("t", "r", {"a": 1})
         db.compact()
         assert db.store.get_row("t", "r") == {"a": 1}
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_compact_and_reindex_inside_a_transaction_are_refused_not_a_deadlock(
+    tmp_path: Path, backend: str
+) -> None:
+    """Both wait for the write lock, which this thread's transaction holds: they once hung."""
+    with hutch.open(BACKENDS[backend](tmp_path)) as db:
+        with db.store.transaction():
+            db.store.set_row("users", "ada", {"name": "Ada"})
+            for method in (db.compact, db.reindex):
+                with pytest.raises(hutch.HutchError, match="inside a transaction"):
+                    method()
+            db.store.set_row("users", "bob", {"name": "Bob"})  # the transaction goes on
+        db.compact()
+        db.reindex()
+        assert db.store.get_row_count("users") == 2
+
+
+def test_a_checkpoint_inside_a_transaction_is_refused(tmp_path: Path) -> None:
+    with hutch.open(tmp_path) as db:
+        backend = db.backend
+        assert isinstance(backend, FilePersister)
+        with db.store.transaction():
+            db.store.set_row("users", "ada", {"name": "Ada"})
+            with pytest.raises(hutch.HutchError, match="inside a transaction"):
+                backend.checkpoint()
+        backend.checkpoint()

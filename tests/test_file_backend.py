@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from operations import operations
 
 import hutch
-from hutch.backends.file import FilePersister
+from hutch.backends.file import FilePersister, fsio, indices
 
 
 def files_under(root: Path) -> list[str]:
@@ -103,6 +103,37 @@ def test_the_manifest_keeps_collection_settings(tmp_path: Path) -> None:
         assert db.store.get_row("users", "u1") == {"email": "a@x.io"}
         assert isinstance(db.backend, FilePersister)
         assert db.backend.settings["users"].path == "people"
+
+
+def test_a_new_path_is_refused_while_the_old_folder_holds_the_collection(tmp_path: Path) -> None:
+    """Its rows would vanish from view, and new ones land beside them in another folder."""
+    with hutch.open(tmp_path, collections={"users": {"path": "people/all"}}) as db:
+        db.store.set_row("users", "u1", {"name": "Ada"})
+    with pytest.raises(hutch.ConfigError, match="move that folder"):
+        hutch.open(tmp_path, collections={"users": {"path": "staff"}})
+    (tmp_path / "people" / "all").rename(tmp_path / "staff")  # the way the error says
+    with hutch.open(tmp_path, collections={"users": {"path": "staff"}}) as db:
+        assert db.store.get_row("users", "u1") == {"name": "Ada"}
+    with hutch.open(tmp_path, collections={"notes": {"path": "a"}}) as db:
+        pass  # a collection with no files yet moves freely
+    with hutch.open(tmp_path, collections={"notes": {"path": "b"}}) as db:
+        db.store.set_row("notes", "n1", {"text": "hi"})
+    assert (tmp_path / "b" / "n1.json").exists()
+
+
+def test_a_new_wal_setting_is_refused_while_another_open_holds_the_folder(tmp_path: Path) -> None:
+    """The other would go on writing the collection the old way: its checkpoint could then put
+    back a record file older than a commit."""
+    unlogged = {"users": {"wal": False}}
+    with hutch.open(tmp_path, collections=unlogged) as first:
+        first.store.set_row("users", "u1", {"v": 1})
+        with pytest.raises(hutch.ConfigError, match="other processes have the folder open"):
+            hutch.open(tmp_path, collections={"users": {"wal": True}})
+        with hutch.open(tmp_path, collections=unlogged) as second:  # the same setting: fine
+            assert second.store.get_row("users", "u1") == {"v": 1}
+    with hutch.open(tmp_path, collections={"users": {"wal": True}}) as db:  # alone now
+        assert db.store.get_row("users", "u1") == {"v": 1}
+    assert json.loads((tmp_path / "hutch.json").read_text())["collections"]["users"]["wal"]
 
 
 def test_a_newer_format_is_refused(tmp_path: Path) -> None:
@@ -298,6 +329,61 @@ def test_refresh_waits_for_a_checkpoint_in_another_thread(tmp_path: Path) -> Non
         thread.join(30)
         assert refreshed.is_set()
         assert db.store.get_row("t", "r") == {"n": 1}
+
+
+def test_a_process_far_behind_leaves_a_running_checkpoint_its_temp_files(tmp_path: Path) -> None:
+    """A process two checkpoints behind reads everything again on its next transaction; it
+    once removed the temp files of another's checkpoint in flight, which then failed."""
+    options: dict[str, Any] = {"checkpoint_interval": 3600}
+    with hutch.open(tmp_path, **options) as db, hutch.open(tmp_path, **options) as behind:
+        behind.store.set_row("t", "x", {"v": 0})
+        backend = db.backend
+        assert isinstance(backend, FilePersister)
+        for n in range(3):  # the log moves on twice past where ``behind`` reads
+            db.store.set_row("t", f"r{n}", {"v": n})
+            backend.checkpoint()
+        db.store.set_row("t", "late", {"v": 1})
+        caught: list[str] = []
+
+        def trace(operation: str, *arguments: Any) -> None:
+            if operation == "create" and fsio.is_temp(arguments[1]) and not caught:
+                caught.append(arguments[1])
+                behind.store.set_row("t", "y", {"v": 1})  # reads everything again, now
+
+        fsio.tracer = trace
+        try:
+            backend.checkpoint()
+        finally:
+            fsio.tracer = None
+        assert caught
+        assert behind.store.get_row("t", "late") == {"v": 1}
+    with hutch.open(tmp_path) as db:
+        assert db.store.get_row_count("t") == 6
+
+
+def test_reindex_writes_an_unlogged_collections_index_under_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """Commits write a ``"wal": false`` collection's index under the lock; a reindex that wrote
+    it outside, from a snapshot, could land last and leave the index stale."""
+    collections = {"users": {"wal": False, "indexed": ["email"]}, "notes": {"indexed": ["k"]}}
+    with hutch.open(tmp_path, collections=collections) as db:
+        db.store.set_row("users", "u1", {"email": "ada@example.org"})
+        db.store.set_row("notes", "n1", {"k": 1})
+        backend = db.backend
+        assert isinstance(backend, FilePersister)
+        locked: dict[str, bool] = {}  # index file -> whether the write lock was held
+
+        def trace(operation: str, *arguments: Any) -> None:
+            if operation == "rename" and arguments[3].endswith(indices.SUFFIX):
+                locked[arguments[3]] = backend._holder == threading.get_ident()
+
+        fsio.tracer = trace
+        try:
+            db.reindex()
+        finally:
+            fsio.tracer = None
+    assert locked == {"email.jsonl": True, "k.jsonl": False}
 
 
 def test_listeners_hear_only_what_changed_here(tmp_path: Path) -> None:

@@ -682,6 +682,23 @@ def test_malformed_record_raises_corrupt_data_naming_file_line_and_column(
     assert bad.read_text() == '{\n  "id": "b",\n  "k": 2,,\n}\n'
 
 
+@pytest.mark.parametrize("depth", [101, 1000, 100_000])
+@pytest.mark.parametrize("where", ["record", "values"])
+def test_a_value_nested_too_deep_is_corrupt_data_naming_the_file(
+    tmp_path: Path, where: str, depth: int
+) -> None:
+    """Not a RecursionError (nor a StorageError that names no file); a 19-digit number inside
+    sends the text through the standard library's parser too."""
+    root = tmp_path / "db"
+    _store_with(root, {"a": {"k": 1}})
+    deep = b"[" * depth + b"1234567890123456789" + b"]" * depth
+    bad = root / "items" / "a.json" if where == "record" else root / "_values.json"
+    bad.write_bytes(b'{"id": "a", "k": %s}' % deep if where == "record" else b'{"k": %s}' % deep)
+    with pytest.raises(hutch.CorruptData) as opening:
+        hutch.open(root)
+    assert str(bad) in str(opening.value)
+
+
 def test_record_whose_id_disagrees_with_its_file_name_is_corrupt(tmp_path: Path) -> None:
     root = tmp_path / "db"
     _store_with(root, {"a": {"k": 1}, "b": {"k": 2}})

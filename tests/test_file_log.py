@@ -290,6 +290,18 @@ def release(process: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds other processes in /proc")
+def test_a_folder_of_format_1_without_its_manifest_is_refused_and_its_log_kept(
+    tmp_path: Path,
+) -> None:
+    """Its log has no header, so it reads as a stray: its transactions were once dropped."""
+    folder, _ = format_1_folder(tmp_path)
+    (folder / "hutch.json").unlink()
+    logs = {path: path.read_bytes() for path in (folder / "_wal").iterdir()}
+    with pytest.raises(hutch.CorruptData, match=r"hutch\.json is missing, .* without a header"):
+        hutch.open(folder)
+    assert {path: path.read_bytes() for path in (folder / "_wal").iterdir()} == logs
+
+
 def test_an_upgrade_waits_until_no_older_process_holds_the_folder(tmp_path: Path) -> None:
     folder, expected = format_1_folder(tmp_path)
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}

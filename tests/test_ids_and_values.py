@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import reprlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -316,6 +318,15 @@ def test_an_unhashable_value_id_raises_invalid_id(
 
 # -- values ------------------------------------------------------------------------------------
 
+
+def nested(depth: int, kind: type) -> Any:
+    """A value of ``depth`` lists (or dicts) one inside the other, around a 1."""
+    value: Any = 1
+    for _ in range(depth):
+        value = [value] if kind is list else {"a": value}
+    return value
+
+
 BAD_VALUES: list[Any] = [
     float("nan"),
     float("inf"),
@@ -344,7 +355,34 @@ BAD_VALUES: list[Any] = [
     {"a": [1, {"b": 2**64}]},
     [[["a\x00"]]],
     {"a": {"b": datetime.time(1, 2)}},
+    nested(hutch.cells.MAX_NESTING + 1, list),
+    nested(hutch.cells.MAX_NESTING + 1, dict),
+    nested(5000, list),  # deeper than Python's recursion limit: still InvalidValue
 ]
+
+
+def test_values_nest_as_deep_as_the_limit(db: hutch.Database) -> None:
+    deepest = nested(hutch.cells.MAX_NESTING, dict)
+    db.store.set_row("users", "u2", {"deep": deepest})
+    db.store.set_value("deep", nested(hutch.cells.MAX_NESTING, list))
+    assert db.store.get_row("users", "u2") == {"deep": deepest}
+    assert db.store.get_value("deep") == nested(hutch.cells.MAX_NESTING, list)
+
+
+@pytest.mark.parametrize("scheme", ["file", "jsonl", "sqlite"])
+def test_values_as_deep_as_the_limit_last_in_every_durable_backend(
+    tmp_path: Path, scheme: str
+) -> None:
+    url = {"file": str(tmp_path), "jsonl": f"jsonl://{tmp_path}"}.get(
+        scheme, f"sqlite:///{tmp_path}/store.db"
+    )
+    deepest = nested(hutch.cells.MAX_NESTING, dict)
+    with hutch.open(url) as db:
+        db.store.set_row("users", "u1", {"deep": deepest})
+        db.store.set_value("deep", deepest)
+    with hutch.open(url) as db:
+        assert db.store.get_row("users", "u1") == {"deep": deepest}
+        assert db.store.get_value("deep") == deepest
 
 
 def value_calls(value: Any) -> dict[str, StoreCall]:
@@ -362,7 +400,7 @@ def value_calls(value: Any) -> dict[str, StoreCall]:
 
 
 @pytest.mark.parametrize("method", list(value_calls(None)))
-@pytest.mark.parametrize("value", BAD_VALUES, ids=repr)
+@pytest.mark.parametrize("value", BAD_VALUES, ids=reprlib.repr)
 def test_a_bad_value_raises_invalid_value_and_writes_nothing(
     store: hutch.Store, heard: list[hutch.Changes], value: Any, method: str
 ) -> None:

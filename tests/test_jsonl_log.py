@@ -136,6 +136,19 @@ def test_a_line_broken_in_two_by_an_editor_is_corrupt_data_and_nothing_is_cut(
         assert users.read_bytes() == wrapped
 
 
+@pytest.mark.parametrize("depth", [101, 1000])
+def test_a_row_nested_too_deep_is_corrupt_data_not_a_recursion_error(
+    tmp_path: Path, depth: int
+) -> None:
+    committed(tmp_path)
+    users = tmp_path / "users.jsonl"
+    users.write_bytes(
+        users.read_bytes().replace(b'"hello world"', b"[" * depth + b"1" + b"]" * depth)
+    )
+    with pytest.raises(hutch.CorruptData, match="nests lists and dicts more than 100 deep"):
+        hutch.open(url(tmp_path))
+
+
 # -- finding 10: a lost commit log, a damaged or stripped last line -----------------------------
 
 

@@ -135,6 +135,27 @@ def open_dir(parent_fd: int, name: str, *, create: bool) -> int:
     return fd
 
 
+def open_folder(dir_fd: int, path: str, *, create: bool, sync: bool) -> int:
+    """Open the folder ``path`` (``a`` or ``a/b``) under ``dir_fd`` part by part, never
+    through a symbolic link; with ``create``, missing parts are made, and with ``sync`` each
+    part's name is synced in its parent before anything in it counts."""
+    fd = dir_fd
+    for part in path.split("/"):
+        try:
+            inner = open_dir(fd, part, create=create)
+            try:
+                if create and sync:
+                    fsync(fd)
+            except BaseException:
+                close(inner)
+                raise
+        finally:
+            if fd != dir_fd:
+                close(fd)
+        fd = inner
+    return fd
+
+
 def entries(dir_fd: int) -> list[tuple[str, str]]:
     """Each entry of a folder: its name and ``"file"``, ``"dir"``, ``"link"`` or ``"other"``.
 
@@ -373,6 +394,16 @@ def lock_shared(fd: int) -> None:
 
 def unlock(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def sole_holder(fd: int) -> bool:
+    """Whether the shared ``flock`` this process holds on ``fd`` is the only one: turned
+    into an exclusive one if it is, then back. Call it only while holding a lock that
+    every other caller holds too (the write lock), since a failed turn drops the lock
+    for a moment before it is taken again."""
+    alone = lock(fd, wait=False)
+    lock_shared(fd)
+    return alone
 
 
 # -- who else has a file open (Linux: /proc) -------------------------------------------------

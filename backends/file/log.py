@@ -417,20 +417,24 @@ class Log:
         return _Generation(number, header, data, start)
 
 
-def log_folder_ids(wal_fd: int) -> set[str]:
-    """The folder ids in the headers of the generation files of a log folder."""
-    found = set()
+def log_folder_ids(wal_fd: int) -> tuple[set[str], list[str]]:
+    """The folder ids in the headers of the generation files of a log folder, and the names
+    of the files there that hold bytes but no such header (format 1's, or strays)."""
+    found, headless = set(), []
     for name, kind in fsio.entries(wal_fd):
         if kind != "file" or wal.number(name) is None:
             continue
         fd = fsio.open_file(wal_fd, name)
         try:
-            header, _ = wal.read_header(fsio.read_at(fd, 0, _HEAD))
+            head = fsio.read_at(fd, 0, _HEAD)
         finally:
             fsio.close(fd)
+        header, _ = wal.read_header(head)
         if header is not None:
             found.add(header.folder)
-    return found
+        elif head:
+            headless.append(name)
+    return found, sorted(headless)
 
 
 def create_generation(wal_fd: int, folder_id: str, previous: int | None, *, sync: bool) -> int:

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import orjson
 
 from hutch import (
     BackendConfig,
@@ -44,11 +43,12 @@ from hutch import (
     ConfigError,
     CorruptData,
     DiskFull,
+    HutchError,
     Persister,
     Snapshot,
     StorageError,
 )
-from hutch.cells import Row, check_exact_numbers, check_value
+from hutch.cells import Row
 from hutch.config import parse_collections
 from hutch.persister import ProcessGuard
 
@@ -154,7 +154,7 @@ class FilePersister(Persister):
                     durability=self._durability,
                     quarantine=self._quarantine_log if self._on_corrupt == "quarantine" else None,
                 )
-                snapshot = self._read_everything()
+                snapshot = self._read_everything(opening=True)
                 try:
                     self._write_stale_indices()
                 except DiskFull as error:  # derived files: the next checkpoint retries
@@ -207,22 +207,35 @@ class FilePersister(Persister):
         self._write_unlogged(changes)
 
     def reindex(self) -> None:
-        with self._checkpoint_lock():
-            with self._exclusive():
-                self._catch_up()
-                snapshot = {
-                    table_id: {field: dict(by_row) for field, by_row in fields.items()}
-                    for table_id, fields in self._indexed.items()
-                }
-            try:
-                self._write_indices(snapshot)
-            except OSError as error:
-                raise storage_error(error, "rebuild the indices of", self.root) from error
+        """Rewrite every index file: those of ``"wal": false`` collections under the write
+        lock, where commits write them too; the others from a snapshot, outside it (a commit
+        meanwhile marks its rows for the next checkpoint, which writes the index again)."""
+        try:
+            with self._checkpoint_lock():
+                with self._exclusive():
+                    self._catch_up()
+                    snapshot = {
+                        table_id: {field: dict(by_row) for field, by_row in fields.items()}
+                        for table_id, fields in self._indexed.items()
+                    }
+                    self._write_indices(
+                        {t: fields for t, fields in snapshot.items() if self._unlogged(t)}
+                    )
+                self._write_indices(
+                    {t: fields for t, fields in snapshot.items() if not self._unlogged(t)}
+                )
+        except OSError as error:
+            raise storage_error(error, "rebuild the indices of", self.root) from error
 
     def checkpoint(self) -> None:
         """Write what the log holds into the record, value and index files now (waiting for
         another process's checkpoint to finish first); the background does it anyway."""
         self._process.check()
+        if self._holder == threading.get_ident():
+            raise HutchError(
+                "a checkpoint cannot run inside a transaction: it waits for the write lock "
+                "the transaction holds. Call it after the `with ...transaction():` block ends"
+            )
         self._checkpoint(wait=True)
 
     def compact(self) -> None:
@@ -311,6 +324,7 @@ class FilePersister(Persister):
             }
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}; fix the file by hand") from None
+        self._check_changes(merged)
         merged.update(self._given)
         folders: dict[str, str] = {}
         for name, settings in merged.items():
@@ -337,6 +351,39 @@ class FilePersister(Persister):
             fsio.fsync(self._root_fd)  # hutch.lock, the log folder: their names last too
         return folder_id
 
+    def _check_changes(self, stored: dict[str, CollectionSettings]) -> None:
+        """Refuse what a change of settings given at open would get wrong: a new ``path``
+        while the old folder holds the records (they would vanish from view), a new
+        ``wal`` while other processes have the folder open (they would go on writing the
+        collection the old way, and a checkpoint of theirs could undo a commit)."""
+        for name, given in self._given.items():
+            old = stored.get(name)
+            if old is None:
+                continue
+            if (old.path or name) != (given.path or name) and self._holds_files(old.path or name):
+                raise ConfigError(
+                    f"collection {name!r} lives in {self.root / (old.path or name)}, not "
+                    f"{self.root / (given.path or name)}: to move it, close every process of "
+                    "the folder, move that folder, then open with the new path"
+                )
+            logged = old.wal is not False
+            if logged != (given.wal is not False) and not fsio.sole_holder(self._open_fd):
+                raise ConfigError(
+                    f"collection {name!r} of {self.root} is 'wal': {str(logged).lower()}, and "
+                    "other processes have the folder open, which would go on treating it so: "
+                    "close them, then open with the new setting"
+                )
+
+    def _holds_files(self, folder: str) -> bool:
+        try:
+            dir_fd = self._open_folder(folder, create=False)
+        except FileNotFoundError:
+            return False
+        except OSError as error:
+            raise storage_error(error, "read", self.root / folder) from error
+        with _opened(dir_fd):
+            return any(kind == "file" for _, kind in fsio.entries(dir_fd))
+
     def _folder_id(self, manifest: dict[str, Any] | None, where: Path) -> str:
         """The id the folder's log files carry: the manifest's, or for a folder without a
         manifest (deleted by hand?) its logs', or a new one for a new folder."""
@@ -349,23 +396,34 @@ class FilePersister(Persister):
                     "file in _wal)"
                 )
             return folder_id
-        found = log_folder_ids(self._wal_fd)
+        found, headless = log_folder_ids(self._wal_fd)
         if len(found) > 1:
             raise CorruptData(
                 f"{where} is missing, and the log folder holds files of several folders "
                 f"({', '.join(sorted(found))}); restore hutch.json from a backup"
             )
+        if not found and headless:
+            raise CorruptData(
+                f"{where} is missing, and {self.root / WAL_FOLDER / headless[0]} is a log "
+                "without a header: one of format 1, whose transactions only an upgrade reads. "
+                "Restore hutch.json from a backup"
+            )
         return found.pop() if found else uuid.uuid4().hex
 
-    def _read_everything(self) -> Snapshot:
-        """The records, then every transaction of the log's live chain replayed over them."""
-        fsio.remove_temp_files(self._root_fd)
+    def _read_everything(self, *, opening: bool) -> Snapshot:
+        """The records, then every transaction of the log's live chain replayed over them.
+
+        ``opening``: holding the checkpoint lock too, so the temp files found are a
+        crash's leftovers (removed), never those of a checkpoint running meanwhile.
+        """
+        if opening:
+            fsio.remove_temp_files(self._root_fd)
         try:
             replay = [entry.changes for entry in self._the_log.recover()]
         except OSError as error:
             raise storage_error(error, "read the write-ahead log of", self.root) from error
         covered = {(t, r) for changes in replay for t, r, _ in changes.rows()}
-        on_disk = self._read_records(covered)
+        on_disk = self._read_records(covered, tidy=opening)
         values = self._read_values()
         tables = {t: dict(rows) for t, rows in on_disk.items()}
         for changes in replay:
@@ -426,7 +484,10 @@ class FilePersister(Persister):
                 folders[name] = name
         return folders
 
-    def _read_records(self, covered: set[tuple[str, str]]) -> dict[str, dict[str, Row]]:
+    def _read_records(
+        self, covered: set[tuple[str, str]], *, tidy: bool
+    ) -> dict[str, dict[str, Row]]:
+        """Every record file (``tidy``: removing the temp files a crash left beside them)."""
         tables: dict[str, dict[str, Row]] = {}
         for table_id, folder in self._folders().items():
             try:
@@ -439,6 +500,8 @@ class FilePersister(Persister):
             folder_path = self.root / folder
             for name, kind in fsio.entries(dir_fd):
                 if not name.endswith(records.RECORD_SUFFIX):
+                    if not tidy:
+                        continue
                     if kind == "file" and fsio.is_temp(name):
                         fsio.remove(dir_fd, name)  # left by a crash; its content never counted
                     elif name == indices.FOLDER and kind == "dir":
@@ -473,11 +536,7 @@ class FilePersister(Persister):
         except OSError as error:
             raise storage_error(error, "read", where) from error
         try:
-            document = orjson.loads(data)
-            check_exact_numbers(data)
-            if not isinstance(document, dict):
-                raise ValueError("keyed values must be one JSON object")
-            return {k: check_value(v, f"value {k!r}") for k, v in document.items()}
+            return records.decode_values(data)
         except ValueError as error:  # JSONDecodeError and InvalidValue are ValueErrors
             if self._on_corrupt == "raise":
                 raise CorruptData(f"{where}: {error}; fix or remove the file") from None
@@ -525,7 +584,7 @@ class FilePersister(Persister):
     def _reload(self) -> None:
         """Too far behind to read the log: read everything and report the difference."""
         old_ids, old_values = self._ids, self._values
-        snapshot = self._read_everything()
+        snapshot = self._read_everything(opening=False)
         tables: dict[str, dict[str, Row | None]] = {}
         for table_id, ids in old_ids.items():
             tables[table_id] = dict.fromkeys(ids)
@@ -749,16 +808,12 @@ class FilePersister(Persister):
             if fd is None:
                 settings = self.settings.get(table_id)
                 path = (settings.path if settings else None) or table_id
-                fd = self._root_fd
-                for depth, part in enumerate(path.split("/")):
-                    inner = fsio.open_dir(fd, part, create=create)
-                    if create and self._sync:
-                        fsio.fsync(fd)  # the folder's name lasts before anything in it counts
-                    if depth:
-                        fsio.close(fd)
-                    fd = inner
+                fd = self._open_folder(path, create=create)
                 self._dir_fds[table_id] = fd
             return fd
+
+    def _open_folder(self, path: str, *, create: bool) -> int:
+        return fsio.open_folder(self._root_fd, path, create=create, sync=self._sync)
 
     # -- the background worker ---------------------------------------------------------------
 

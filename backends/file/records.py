@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 
 from hutch import CorruptData, InvalidId, InvalidValue
-from hutch.cells import Row, check_exact_numbers, check_row
-from hutch.ids import check_row_id
+from hutch.cells import Row, check_exact_numbers, check_row, check_value
+from hutch.ids import check_row_id, check_value_id
 
 #: 1: logs without headers or transaction numbers (upgraded at open, see upgrade.py); 2: now.
 FORMAT_VERSION = 2
@@ -65,6 +65,17 @@ def decode_record(table_id: str, file_name: str, data: bytes, folder: Path) -> t
 
 def encode_values(values: dict[str, Any]) -> bytes:
     return orjson.dumps(values, option=_PRETTY)
+
+
+def decode_values(data: bytes) -> dict[str, Any]:
+    """The keyed values ``_values.json`` holds, each key and value checked as a write checks
+    them; a ``ValueError`` (a JSON error, an :class:`~hutch.InvalidValue`...) says what is
+    wrong."""
+    document = orjson.loads(data)
+    check_exact_numbers(data)
+    if not isinstance(document, dict):
+        raise ValueError("keyed values must be one JSON object")
+    return {check_value_id(k): check_value(v, f"value {k!r}") for k, v in document.items()}
 
 
 def encode_manifest(folder_id: str, collections: dict[str, dict[str, Any]]) -> bytes:

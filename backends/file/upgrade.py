@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from hutch import Changes, CollectionSettings, CorruptData, HutchError, StorageError
-from hutch.cells import Row, check_exact_numbers, check_value
+from hutch.cells import Row, check_exact_numbers
 from hutch.config import parse_collections
 
 from . import fsio, records, wal
@@ -119,14 +119,7 @@ def _write_rows(
             final.setdefault(table_id, {})[row_id] = row
     for table_id, rows in final.items():
         path = (settings[table_id].path if table_id in settings else None) or table_id
-        fd = root_fd
-        for depth, part in enumerate(path.split("/")):
-            inner = fsio.open_dir(fd, part, create=True)
-            if sync:
-                fsio.fsync(fd)
-            if depth:
-                fsio.close(fd)
-            fd = inner
+        fd = fsio.open_folder(root_fd, path, create=True, sync=sync)
         try:
             for row_id, row in rows.items():
                 name = row_id + records.RECORD_SUFFIX
@@ -147,11 +140,7 @@ def _read_values(root_fd: int, root: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     try:
-        check_exact_numbers(data)
-        document = orjson.loads(data)
-        if not isinstance(document, dict):
-            raise ValueError("keyed values must be one JSON object")
-        return {k: check_value(v, f"value {k!r}") for k, v in document.items()}
+        return records.decode_values(data)
     except ValueError as error:
         raise CorruptData(
             f"{root / records.VALUES}: {error}; fix or remove the file, then open the folder "

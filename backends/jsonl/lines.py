@@ -17,7 +17,13 @@ from typing import Any
 import attrs
 import orjson
 
-from hutch.cells import check_exact_numbers, check_row, check_value, may_hold_long_numbers
+from hutch.cells import (
+    check_exact_numbers,
+    check_row,
+    check_value,
+    has_containers,
+    may_hold_long_numbers,
+)
 from hutch.ids import check_row_id, check_value_id
 
 FORMAT = 2
@@ -97,14 +103,15 @@ def torn_header(data: bytes, folder: str, name: str) -> bool:
 
 def row_check(table: str, *, plain: bool) -> Check:
     """The check of a collection's lines. ``plain``: the bytes hold nothing that orjson
-    accepts and a row may not (see :func:`plain`), so a row that is a dict is good as read."""
+    accepts and a row may not (see :func:`plain`), so a row that is a dict of plain cells
+    is good as read (a list or dict cell is checked: it might nest too deep)."""
 
     def check(entry: Any) -> None:
         if type(entry) is not list or len(entry) != 3 or not _count(entry[0], least=1):
             raise ValueError("it is not [seq, row_id, row]")
         row_id = check_row_id(table, entry[1])
         row = entry[2]
-        if row is not None and not (plain and type(row) is dict):
+        if row is not None and not (plain and type(row) is dict and not has_containers(row)):
             entry[2] = check_row(table, row_id, row)[0]
 
     return check
