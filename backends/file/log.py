@@ -115,6 +115,8 @@ class Log:
         self.seq = found[-1].seq if found else 0
         self._open(chain[-1].number, end)
         if self._sync:  # what was read may be in the page cache only (a killed writer's)
+            for generation in chain[:-1]:
+                self._sync_generation(generation.number)
             fsio.fdatasync(self._current_fd())
         self._durable = self.seq
         return found
@@ -304,14 +306,17 @@ class Log:
         if self._sync:
             previous = self._previous.get(self.generation)
             if previous is not None and fsio.exists(self._folder_fd, wal.name(previous)):
-                fd = fsio.open_file(self._folder_fd, wal.name(previous))
-                try:
-                    fsio.fdatasync(fd)
-                finally:
-                    fsio.close(fd)
+                self._sync_generation(previous)
             fsio.fsync(self._current_fd())
             fsio.fsync(self._folder_fd)
         self._ready = True
+
+    def _sync_generation(self, number: int) -> None:
+        fd = fsio.open_file(self._folder_fd, wal.name(number))
+        try:
+            fsio.fdatasync(fd)
+        finally:
+            fsio.close(fd)
 
     # -- generations --------------------------------------------------------------------------
 
