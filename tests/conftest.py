@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from crashcheck import scratch_folder
 
 import hutch
 import hutch.backends.memory
@@ -21,3 +23,18 @@ def db(monkeypatch: pytest.MonkeyPatch) -> Iterator[hutch.Database]:
 @pytest.fixture
 def store(db: hutch.Database) -> hutch.Store:
     return db.store
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """An empty folder for a store (a crash-state test records its workload there)."""
+    root = tmp_path / "data"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Iterator[Path]:
+    """Where crash states are opened (see :func:`crashcheck.scratch_folder`)."""
+    with scratch_folder(tmp_path) as place:
+        yield place

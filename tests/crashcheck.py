@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from crashsim import Recorder, State, materialize
-from test_file_crash import canonical
+from test_file_crash import canonical, states_after
 
 import hutch
 
@@ -27,6 +27,7 @@ POINTS = 40
 SECOND_CUT_EVERY = 40
 
 Contents = tuple[dict[str, Any], dict[str, Any]]
+Plan = list[dict[str, Any]]
 
 
 def contents(db: hutch.Database) -> Contents:
@@ -104,6 +105,54 @@ def check_second_cut(state: State, found: Contents, where: Path, opened: Opener)
         )
         shutil.rmtree(target)
     shutil.rmtree(where)
+
+
+def record_plan(
+    folder: Path, plan: Plan, open_store: Callable[[], hutch.Database], *, compact_halfway: bool
+) -> Recorder:
+    """Run ``plan`` (from ``test_file_crash.make_plan``) on the store ``open_store`` opens at
+    ``folder``, reopening it where a step says so, each transaction's begin and
+    acknowledgement marked; ``compact_halfway``: ``db.compact()`` before the middle step."""
+    with Recorder(folder) as recording:
+        db = open_store()
+        try:
+            for number, step in enumerate(plan, 1):
+                if step["reopen"]:
+                    db.close()
+                    db = open_store()
+                if compact_halfway and number == len(plan) // 2:
+                    db.compact()
+                recording.mark("begin", number)
+                with db.store.transaction():
+                    for method, *arguments in step["ops"]:
+                        getattr(db.store, method)(*arguments)
+                recording.mark("ack", number)
+        finally:
+            db.close()
+    return recording
+
+
+def every_acknowledged(recording: Recorder, plan: Plan) -> Callable[[int], list[Contents]]:
+    """What a state may hold (``durability="commit"``): every transaction acknowledged before
+    the cut, and perhaps the one in flight, whole."""
+
+    def allowed(point: int) -> list[Contents]:
+        done, in_flight = acknowledged(recording, point)
+        states = states_after(plan, done)
+        return [states[done]] + ([states[done + 1]] if in_flight else [])
+
+    return allowed
+
+
+def whole_transactions(recording: Recorder, plan: Plan) -> Callable[[int], list[Contents]]:
+    """What a state may hold (``durability="batch"``): the first transactions, any number of
+    them up to the one in flight: unsynced commits may be lost, never half of one."""
+
+    def allowed(point: int) -> list[Contents]:
+        done, in_flight = acknowledged(recording, point)
+        return [states_after(plan, n)[n] for n in range(done + in_flight + 1)]
+
+    return allowed
 
 
 def acknowledged(recording: Recorder, point: int) -> tuple[int, bool]:

@@ -25,32 +25,25 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from crashcheck import Contents, acknowledged, check_states, contents, opener, scratch_folder
+from crashcheck import (
+    check_states,
+    contents,
+    every_acknowledged,
+    opener,
+    record_plan,
+    whole_transactions,
+)
 from crashsim import Recorder
-from test_file_crash import canonical, make_plan, states_after
+from test_file_crash import canonical, make_plan
 
 import hutch
 
 FIXTURES = Path(__file__).parent / "data"
 COLLECTIONS = {"items": {"wal": False, "indexed": ["kind"]}, "rows": {"indexed": ["kind"]}}
-
-
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def scratch(tmp_path: Path) -> Iterator[Path]:
-    with scratch_folder(tmp_path) as place:
-        yield place
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -62,28 +55,10 @@ def test_every_crash_state_of_a_workload_opens_with_what_was_acknowledged(
     rng = random.Random(seed)
     plan = make_plan(rng, 24, reopen_rate=0.15)
     options: dict[str, Any] = {"collections": COLLECTIONS, "checkpoint_interval": 3600}
-    with Recorder(folder) as recording:
-        db = hutch.open(folder, **options)
-        try:
-            for number, step in enumerate(plan, 1):
-                if step["reopen"]:
-                    db.close()
-                    db = hutch.open(folder, **options)
-                if number == len(plan) // 2:
-                    db.compact()
-                recording.mark("begin", number)
-                with db.store.transaction():
-                    for method, *arguments in step["ops"]:
-                        getattr(db.store, method)(*arguments)
-                recording.mark("ack", number)
-        finally:
-            db.close()
-
-    def allowed(point: int) -> list[Contents]:
-        done, in_flight = acknowledged(recording, point)
-        states = states_after(plan, done)
-        return [states[done]] + ([states[done + 1]] if in_flight else [])
-
+    recording = record_plan(
+        folder, plan, lambda: hutch.open(folder, **options), compact_halfway=True
+    )
+    allowed = every_acknowledged(recording, plan)
     checked = check_states(recording, scratch, allowed, opened=opener(str, **options), rng=rng)
     assert checked > 100
     print(f"file://, seed {seed}: {checked} crash states opened and checked")
@@ -101,25 +76,10 @@ def test_every_crash_state_under_batch_durability_opens_with_whole_transactions(
         "durability": "batch",
         "batch_interval": 3600,  # flushed at checkpoints and at close only
     }
-    with Recorder(folder) as recording:
-        db = hutch.open(folder, **options)
-        try:
-            for number, step in enumerate(plan, 1):
-                if step["reopen"]:
-                    db.close()
-                    db = hutch.open(folder, **options)
-                recording.mark("begin", number)
-                with db.store.transaction():
-                    for method, *arguments in step["ops"]:
-                        getattr(db.store, method)(*arguments)
-                recording.mark("ack", number)
-        finally:
-            db.close()
-
-    def allowed(point: int) -> list[Contents]:
-        done, in_flight = acknowledged(recording, point)
-        return [states_after(plan, n)[n] for n in range(done + in_flight + 1)]
-
+    recording = record_plan(
+        folder, plan, lambda: hutch.open(folder, **options), compact_halfway=False
+    )
+    allowed = whole_transactions(recording, plan)
     checked = check_states(recording, scratch, allowed, opened=opener(str, **options), rng=rng)
     assert checked > 100
     print(f"file:// under batch: {checked} crash states opened and checked")

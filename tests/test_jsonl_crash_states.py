@@ -12,14 +12,20 @@ from __future__ import annotations
 import json
 import random
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from crashcheck import Contents, acknowledged, check_states, contents, opener, scratch_folder
+from crashcheck import (
+    check_states,
+    contents,
+    every_acknowledged,
+    opener,
+    record_plan,
+    whole_transactions,
+)
 from crashsim import Recorder
-from test_file_crash import canonical, make_plan, states_after
+from test_file_crash import canonical, make_plan
 
 import hutch
 
@@ -31,40 +37,6 @@ def url(folder: Path) -> str:
     return f"jsonl://{folder.resolve()}"
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    root = tmp_path / "data"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def scratch(tmp_path: Path) -> Iterator[Path]:
-    with scratch_folder(tmp_path) as place:
-        yield place
-
-
-def record(folder: Path, plan: list[dict[str, Any]], options: dict[str, Any]) -> Recorder:
-    """Run ``plan`` on a jsonl:// store at ``folder``, recorded; ``db.compact()`` halfway."""
-    with Recorder(folder) as recording:
-        db = hutch.open(url(folder), **options)
-        try:
-            for number, step in enumerate(plan, 1):
-                if step["reopen"]:
-                    db.close()
-                    db = hutch.open(url(folder), **options)
-                if number == len(plan) // 2:
-                    db.compact()
-                recording.mark("begin", number)
-                with db.store.transaction():
-                    for method, *arguments in step["ops"]:
-                        getattr(db.store, method)(*arguments)
-                recording.mark("ack", number)
-        finally:
-            db.close()
-    return recording
-
-
 @pytest.mark.parametrize("seed", range(3))
 def test_every_crash_state_of_a_workload_opens_with_what_was_acknowledged(
     folder: Path, scratch: Path, seed: int
@@ -72,15 +44,11 @@ def test_every_crash_state_of_a_workload_opens_with_what_was_acknowledged(
     rng = random.Random(seed)
     plan = make_plan(rng, 24, reopen_rate=0.15)
     options: dict[str, Any] = {"collections": COLLECTIONS, "compact_lines": 6}
-    recording = record(folder, plan, options)
-
-    def allowed(point: int) -> list[Contents]:
-        done, in_flight = acknowledged(recording, point)
-        states = states_after(plan, done)
-        return [states[done]] + ([states[done + 1]] if in_flight else [])
-
-    opened = opener(url, **options)
-    checked = check_states(recording, scratch, allowed, opened=opened, rng=rng)
+    recording = record_plan(
+        folder, plan, lambda: hutch.open(url(folder), **options), compact_halfway=True
+    )
+    allowed = every_acknowledged(recording, plan)
+    checked = check_states(recording, scratch, allowed, opened=opener(url, **options), rng=rng)
     assert checked > 100
     print(f"jsonl://, seed {seed}: {checked} crash states opened and checked")
 
@@ -98,14 +66,11 @@ def test_every_crash_state_under_batch_durability_opens_with_whole_transactions(
         "durability": "batch",
         "batch_interval": 3600,  # flushed at compactions and at close only
     }
-    recording = record(folder, plan, options)
-
-    def allowed(point: int) -> list[Contents]:
-        done, in_flight = acknowledged(recording, point)
-        return [states_after(plan, n)[n] for n in range(done + in_flight + 1)]
-
-    opened = opener(url, **options)
-    checked = check_states(recording, scratch, allowed, opened=opened, rng=rng)
+    recording = record_plan(
+        folder, plan, lambda: hutch.open(url(folder), **options), compact_halfway=True
+    )
+    allowed = whole_transactions(recording, plan)
+    checked = check_states(recording, scratch, allowed, opened=opener(url, **options), rng=rng)
     assert checked > 100
     print(f"jsonl:// under batch: {checked} crash states opened and checked")
 

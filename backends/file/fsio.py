@@ -222,8 +222,41 @@ def open_file(dir_fd: int, name: str, *, create: bool = False) -> int:
     return fd
 
 
+def create_with(dir_fd: int, name: str, data: bytes, *, sync: bool) -> int:
+    """A new file ``name`` (it must not exist yet) opened for writing, holding ``data``
+    (synced, given ``sync``): a crash leaves it whole, torn or absent, and its name lasts
+    only once the folder is synced. The caller closes it."""
+    fd = open_file(dir_fd, name, create=True)
+    try:
+        write_at(fd, data, 0)
+        if sync:
+            fsync(fd)
+    except BaseException:
+        close(fd)
+        raise
+    return fd
+
+
 def close(fd: int) -> None:
     os.close(fd)
+
+
+class Descriptors:
+    """The descriptors a backend holds while a folder is open, closed together (the last
+    taken first)."""
+
+    def __init__(self) -> None:
+        self._fds: list[int] = []
+
+    def own(self, fd: int) -> int:
+        self._fds.append(fd)
+        return fd
+
+    def close(self) -> None:
+        for fd in reversed(self._fds):
+            with contextlib.suppress(OSError):
+                close(fd)
+        self._fds.clear()
 
 
 def size(fd: int) -> int:

@@ -447,13 +447,8 @@ def create_generation(wal_fd: int, folder_id: str, previous: int | None, *, sync
     durable with its folder entry (given ``sync``). Its number."""
     numbers = [n for name, _ in fsio.entries(wal_fd) if (n := wal.number(name)) is not None]
     number = max(numbers, default=0) + 1
-    fd = fsio.open_file(wal_fd, wal.name(number), create=True)
-    try:
-        fsio.write_at(fd, wal.header(folder_id, number, previous), 0)
-        if sync:
-            fsio.fsync(fd)
-    finally:
-        fsio.close(fd)
+    header = wal.header(folder_id, number, previous)
+    fsio.close(fsio.create_with(wal_fd, wal.name(number), header, sync=sync))
     if sync:
         fsio.fsync(wal_fd)
     return number

@@ -20,7 +20,6 @@ itself.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import re
@@ -106,19 +105,19 @@ class FilePersister(Persister):
         self._batch_interval = positive(options, "batch_interval", 2.0, " of seconds")
         self._checkpoint_interval = positive(options, "checkpoint_interval", 5.0, " of seconds")
         self._given = {name: check_collection(name, s) for name, s in config.collections.items()}
-        self._root_fd = fsio.open_root(self.root)
+        self._held = fsio.Descriptors()
+        self._root_fd = self._held.own(fsio.open_root(self.root))
         warn_if_not_local(self.root, log)
-        self._fds: list[int] = []
         try:
-            self._open_fd = self._own(fsio.open_file(self._root_fd, OPEN_MARK, create=True))
+            self._open_fd = self._held.own(fsio.open_file(self._root_fd, OPEN_MARK, create=True))
             fsio.lock_shared(self._open_fd)  # "a process of format 2 or later has it open"
-            self._lock_fd = self._own(fsio.open_file(self._root_fd, LOCK_FILE, create=True))
-            self._checkpoint_fd = self._own(
+            self._lock_fd = self._held.own(fsio.open_file(self._root_fd, LOCK_FILE, create=True))
+            self._checkpoint_fd = self._held.own(
                 fsio.open_file(self._root_fd, CHECKPOINT_LOCK, create=True)
             )
-            self._wal_fd = self._own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=True))
+            self._wal_fd = self._held.own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=True))
         except OSError as error:
-            self._close_fds()
+            self._held.close()
             raise storage_error(error, "prepare", self.root) from error
         self._process = ProcessGuard(self.root)
         self._mutex = threading.Lock()  # this process's threads; the flock is per process
@@ -260,7 +259,7 @@ class FilePersister(Persister):
                 for fd in self._dir_fds.values():
                     fsio.close(fd)
                 self._dir_fds.clear()
-            self._close_fds()
+            self._held.close()
 
     # -- locking -----------------------------------------------------------------------------
 
@@ -830,18 +829,6 @@ class FilePersister(Persister):
                     self._checkpoint(wait=False)
             except (OSError, StorageError) as error:
                 log.warning("background checkpoint of %s failed: %s", self.root, error)
-
-    def _own(self, fd: int) -> int:
-        self._fds.append(fd)
-        return fd
-
-    def _close_fds(self) -> None:
-        for fd in reversed(self._fds):
-            with contextlib.suppress(OSError):
-                fsio.close(fd)
-        self._fds.clear()
-        with contextlib.suppress(OSError):
-            fsio.close(self._root_fd)
 
 
 def _apply_to(tables: dict[str, dict[str, Row]], values: dict[str, Any], changes: Changes) -> None:

@@ -514,15 +514,9 @@ class Logs:
 
     def _create(self, name: str) -> int:
         """A new log holding its header (synced): a crash leaves it whole or torn."""
-        fd = fsio.open_file(self._root_fd, name, create=True)
-        try:
-            fsio.write_at(fd, lines.header(self._folder, name, 1), 0)
-            if self._sync:
-                fsio.fsync(fd)
-        except BaseException:
-            fsio.close(fd)
-            raise
-        return fd
+        return fsio.create_with(
+            self._root_fd, name, lines.header(self._folder, name, 1), sync=self._sync
+        )
 
     def _make_durable(self) -> None:
         """Before a line that says every commit before it is on disk: make that true (others'

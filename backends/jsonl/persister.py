@@ -14,7 +14,6 @@ open: what tells it from a process of format 1, which an upgrade waits for.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import uuid
@@ -70,15 +69,15 @@ class JsonlPersister(Persister):
         self._batch_interval = positive(config.options, "batch_interval", 2.0)
         self._compact_lines = int(positive(config.options, "compact_lines", COMPACT_LINES))
         self._given = {name: check_indexed(name, s) for name, s in config.collections.items()}
-        self._root_fd = fsio.open_root(self.root)
+        self._held = fsio.Descriptors()
+        self._root_fd = self._held.own(fsio.open_root(self.root))
         warn_if_not_local(self.root, log)
-        self._fds = [self._root_fd]
         try:
-            self._open_fd = self._own(fsio.open_file(self._root_fd, OPEN_MARK, create=True))
+            self._open_fd = self._held.own(fsio.open_file(self._root_fd, OPEN_MARK, create=True))
             fsio.lock_shared(self._open_fd)  # "a process of format 2 or later has it open"
-            self._lock_fd = self._own(fsio.open_file(self._root_fd, LOCK_FILE, create=True))
+            self._lock_fd = self._held.own(fsio.open_file(self._root_fd, LOCK_FILE, create=True))
         except OSError as error:
-            self._close_fds()
+            self._held.close()
             raise storage_error(error, "prepare", self.root) from error
         self._process = ProcessGuard(self.root)
         self._mutex = threading.Lock()  # this process's threads; the flock is per process
@@ -199,7 +198,7 @@ class JsonlPersister(Persister):
         finally:
             if self._logs is not None:
                 self._logs.close()
-            self._close_fds()
+            self._held.close()
 
     # -- locking -----------------------------------------------------------------------------
 
@@ -213,16 +212,6 @@ class JsonlPersister(Persister):
             finally:
                 self._holder = None
                 fsio.unlock(self._lock_fd)
-
-    def _own(self, fd: int) -> int:
-        self._fds.append(fd)
-        return fd
-
-    def _close_fds(self) -> None:
-        for fd in reversed(self._fds):
-            with contextlib.suppress(OSError):
-                fsio.close(fd)
-        self._fds.clear()
 
     @property
     def _the_logs(self) -> Logs:
@@ -384,23 +373,20 @@ class JsonlPersister(Persister):
         if not self._stale_indices:
             return
         try:
-            folder = fsio.open_dir(self._root_fd, INDICES, create=True)
-            try:
-                for table in sorted(self._stale_indices):
-                    fields = self._indexed.get(table)
-                    if not fields:
-                        continue
-                    inner = fsio.open_dir(folder, table, create=True)
-                    try:
-                        for field, by_row in fields.items():
-                            data = indices.encode(by_row)
-                            fsio.write_atomic(
-                                inner, indices.file_name(field), data, sync=self._sync
-                            )
-                    finally:
-                        fsio.close(inner)
-            finally:
-                fsio.close(folder)
+            for table in sorted(self._stale_indices):
+                fields = self._indexed.get(table)
+                if not fields:
+                    continue
+                # Derived files: a folder lost in a power cut is written again at open.
+                folder = fsio.open_folder(
+                    self._root_fd, f"{INDICES}/{table}", create=True, sync=False
+                )
+                try:
+                    for field, by_row in fields.items():
+                        data = indices.encode(by_row)
+                        fsio.write_atomic(folder, indices.file_name(field), data, sync=self._sync)
+                finally:
+                    fsio.close(folder)
         except OSError as error:
             raise storage_error(error, "write the indices of", self.root) from error
         self._stale_indices.clear()
@@ -421,22 +407,16 @@ class JsonlPersister(Persister):
     def _index_file(self, table: str, field: str) -> bytes | None:
         """An index file as it is (temp files a crash left beside it removed), or ``None``."""
         try:
-            folder = fsio.open_dir(self._root_fd, INDICES, create=False)
+            folder = fsio.open_folder(self._root_fd, f"{INDICES}/{table}", create=False, sync=False)
         except FileNotFoundError:
             return None
         try:
-            inner = fsio.open_dir(folder, table, create=False)
+            fsio.remove_temp_files(folder)
+            return fsio.read_file(folder, indices.file_name(field))
         except FileNotFoundError:
             return None
         finally:
             fsio.close(folder)
-        try:
-            fsio.remove_temp_files(inner)
-            return fsio.read_file(inner, indices.file_name(field))
-        except FileNotFoundError:
-            return None
-        finally:
-            fsio.close(inner)
 
     def _vouch(self) -> None:
         """At close: every commit durable, and the commit log saying so."""

@@ -60,13 +60,7 @@ def to_format_2(root_fd: int, root: Path, stored: dict[str, Any], *, sync: bool)
     commit = lines.commit_line(last, counts, last) if last else b""
     files[COMMITS] = lines.header(folder_id, COMMITS, 1) + commit
     for name, data in sorted(files.items()):
-        fd = fsio.open_file(root_fd, _temp(name), create=True)
-        try:
-            fsio.write_at(fd, data, 0)
-            if sync:
-                fsio.fsync(fd)
-        finally:
-            fsio.close(fd)
+        fsio.close(fsio.create_with(root_fd, _temp(name), data, sync=sync))
     if sync:
         fsio.fsync(root_fd)
     data = manifest.encode(folder_id, stored["collections"], upgrading=True)
