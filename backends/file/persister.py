@@ -213,16 +213,15 @@ class FilePersister(Persister):
             with self._checkpoint_lock():
                 with self._exclusive():
                     self._catch_up()
+                    self._write_indices(
+                        {t: fields for t, fields in self._indexed.items() if self._unlogged(t)}
+                    )
                     snapshot = {
                         table_id: {field: dict(by_row) for field, by_row in fields.items()}
                         for table_id, fields in self._indexed.items()
+                        if not self._unlogged(table_id)
                     }
-                    self._write_indices(
-                        {t: fields for t, fields in snapshot.items() if self._unlogged(t)}
-                    )
-                self._write_indices(
-                    {t: fields for t, fields in snapshot.items() if not self._unlogged(t)}
-                )
+                self._write_indices(snapshot)
         except OSError as error:
             raise storage_error(error, "rebuild the indices of", self.root) from error
 
@@ -653,12 +652,12 @@ class FilePersister(Persister):
         return settings is not None and settings.wal is False
 
     def _write_rows(self, table_id: str, rows: Mapping[str, Row | None]) -> None:
-        """Write (or delete) record files, each synced, then sync their folder."""
+        """Write (or delete) record files, each synced (many at once, so the file system
+        batches the syncs), then sync their folder."""
         if not rows:
             return
         dir_fd = self._dir_fd(table_id, create=True)
-        for row_id, row in rows.items():
-            self._write_record(dir_fd, row_id, row)
+        _in_threads(partial(self._write_row_of, dir_fd, rows), list(rows))
         if self._sync:
             fsio.fsync(dir_fd)
 
@@ -758,10 +757,7 @@ class FilePersister(Persister):
     def _write_batch(self, batch: _Batch) -> None:
         """Write a checkpoint's files, synced; several at once so the syncs batch."""
         for table_id, rows in batch.rows.items():
-            dir_fd = self._dir_fd(table_id, create=True)
-            _in_threads(partial(self._write_row_of, dir_fd, rows), list(rows))
-            if self._sync:
-                fsio.fsync(dir_fd)
+            self._write_rows(table_id, rows)
         if batch.values is not None:
             fsio.write_atomic(
                 self._root_fd, records.VALUES, records.encode_values(batch.values), sync=self._sync
