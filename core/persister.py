@@ -14,8 +14,9 @@ sees two calls at once from one store.
 from __future__ import annotations
 
 import abc
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -155,3 +156,37 @@ class ProcessGuard:
                 f"this database on {self._where} was opened by process {self.pid}, before a "
                 "fork; open it again in each process (for web servers: in each worker)"
             )
+
+
+class Background:
+    """A backend's background thread (flushes, checkpoints), which no error stops.
+
+    The thread calls :meth:`run` in a loop: whatever one round raises is logged
+    and kept, and the next call of the application (:meth:`check`, from ``begin``
+    or ``poll``) raises it as a :class:`~hutch.StorageError`, so a failure is
+    never silent and the work goes on at the next round.
+    """
+
+    def __init__(self, what: str, where: object, logger: logging.Logger) -> None:
+        self._what = what
+        self._where = where
+        self._log = logger
+        self._failure: BaseException | None = None
+
+    def run(self, work: Callable[[], None]) -> None:
+        """One round of the background work."""
+        try:
+            work()
+        except Exception as error:  # kept, and raised in the foreground
+            self._log.exception("%s of %s failed", self._what, self._where)
+            self._failure = error
+
+    def check(self) -> None:
+        """Raise what the background last failed with (once), if it failed."""
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise StorageError(
+                f"the {self._what} of {self._where} failed in the background: "
+                f"{type(failure).__name__}: {failure}. It goes on trying; if this repeats, "
+                "close the database and open it again"
+            ) from failure

@@ -42,7 +42,7 @@ def test_synced_data_and_names_last_and_unsynced_ones_may_not(root: Path) -> Non
     with Recorder(root) as recording:
         top = fsio.open_root(root)
         sub = fsio.open_dir(top, "sub", create=True)
-        fd = fsio.open_file(sub, "f", create=True)
+        fd = fsio.create_new(sub, "f")
         fsio.write_at(fd, b"hello", 0)
         written = now(recording)
         fsio.fdatasync(fd)
@@ -136,7 +136,7 @@ def test_a_rename_is_all_or_nothing_until_both_folders_are_synced(root: Path) ->
         top = fsio.open_root(root)
         one = fsio.open_dir(top, "one", create=True)
         two = fsio.open_dir(top, "two", create=True)
-        fd = fsio.open_file(one, "x", create=True)
+        fd = fsio.create_new(one, "x")
         fsio.write_at(fd, b"payload", 0)
         fsio.fsync(fd)
         fsio.close(fd)
@@ -249,14 +249,14 @@ def _workload(root: Path, recording: Recorder) -> None:
     """Creates, writes, a truncate, renames of files and folders, unlinks, a reused name."""
     top = fsio.open_root(root)
     logs = fsio.open_dir(top, "logs", create=True)
-    fd = fsio.open_file(logs, "a.log", create=True)
+    fd = fsio.create_new(logs, "a.log")
     for number in range(3):
         recording.mark("write", number)
         fsio.append_after(fd, b"entry %d\n" % number * 600, fsio.size(fd), sync=number == 1)
     fsio.truncate(fd, 5000)
     fsio.close(fd)
     for round_ in range(3):  # the same name, and often the same inode number, made again
-        fd = fsio.open_file(top, "scratch", create=True)
+        fd = fsio.create_new(top, "scratch")
         fsio.write_at(fd, b"round %d" % round_, 0)
         fsio.close(fd)
         fsio.remove(top, "scratch")
@@ -294,7 +294,7 @@ def test_everything_kept_is_what_the_workload_saw(root: Path) -> None:
         fsio.write_atomic(top, "r.json", OLD, sync=True)
         seen[now(recording)] = read_tree(root)
         fsio.write_atomic(top, "r.json", NEW, sync=False)
-        fd = fsio.open_file(top, ".left.tmp", create=True)
+        fd = fsio.create_new(top, ".left.tmp")
         fsio.close(fd)
         seen[now(recording)] = read_tree(root)
         fsio.remove_temp_files(top)
@@ -327,7 +327,7 @@ def test_marks_tell_what_happened_before_each_crash_point(root: Path) -> None:
 
 def test_threads_are_recorded_in_the_order_they_report(root: Path) -> None:
     def writer(top: int, name: str) -> None:
-        fd = fsio.open_file(top, name, create=True)
+        fd = fsio.create_new(top, name)
         for number in range(200):
             fsio.write_at(fd, b"%05d\n" % number, 6 * number)
             if number % 10 == 0:
@@ -352,15 +352,15 @@ def test_only_the_recorded_folder_counts(root: Path, tmp_path: Path) -> None:
     outside.mkdir()
     with Recorder(root) as recording:
         top, out = fsio.open_root(root), fsio.open_root(outside)
-        fsio.close(fsio.open_file(top, "x", create=True))
+        fsio.close(fsio.create_new(top, "x"))
         fsio.fsync(top)
         fsio.remove(top, "x")
-        fd = fsio.open_file(out, "elsewhere", create=True)  # often x's inode number again
+        fd = fsio.create_new(out, "elsewhere")  # often x's inode number again
         fsio.write_at(fd, b"outside", 0)
         fsio.fsync(fd)
         fsio.close(fd)
         assert now(recording) == 3
-        fsio.close(fsio.open_file(top, "leaving", create=True))
+        fsio.close(fsio.create_new(top, "leaving"))
         fsio.fsync(top)
         fsio.rename(top, "leaving", out, "left")  # gone, as far as the folder can tell
         fsio.fsync(top)
@@ -401,7 +401,7 @@ def test_HUTCH_CRASH_STATES_multiplies_the_random_states(
     with Recorder(root) as recording:
         top = fsio.open_root(root)
         for number in range(8):
-            fd = fsio.open_file(top, f"f{number}", create=True)
+            fd = fsio.create_new(top, f"f{number}")
             fsio.write_at(fd, NEW, 0)
             fsio.close(fd)
 

@@ -636,7 +636,7 @@ def test_symlinked_file_is_not_read_through(tmp_path: Path, link: str) -> None:
     assert _listing(outside) == before
 
 
-@pytest.mark.parametrize("link", ["_wal", "items/indices", "hutch.lock", "items/indices/k.jsonl"])
+@pytest.mark.parametrize("link", ["_wal", "items/indices", "hutch.lock"])
 def test_other_symlinks_inside_the_root_are_not_used(tmp_path: Path, link: str) -> None:
     root = tmp_path / "db"
     collections = {"items": {"indexed": ["k"]}}
@@ -652,6 +652,27 @@ def test_other_symlinks_inside_the_root_are_not_used(tmp_path: Path, link: str) 
     with pytest.raises(hutch.StorageError) as opening:
         hutch.open(root, collections=collections)
     assert str(root) in str(opening.value)
+    assert _listing(outside) == before
+
+
+def test_a_symlinked_index_file_is_replaced_never_followed(tmp_path: Path) -> None:
+    """Index files are derived: a link in an index file's place is replaced by the index,
+    and what it pointed at stays as it was."""
+    root = tmp_path / "db"
+    collections = {"items": {"indexed": ["k"]}}
+    with hutch.open(root, collections=collections) as db:
+        db.store.set_row("items", "a", {"k": 1})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    index = root / "items" / "indices" / "k.jsonl"
+    shutil.move(index, outside / "target")
+    index.symlink_to(outside / "target")
+    before = _listing(outside)
+
+    with hutch.open(root, collections=collections) as db:
+        assert db.store.get_row("items", "a") == {"k": 1}
+    assert not index.is_symlink()
+    assert index.read_bytes() == b'[1,"a"]\n'
     assert _listing(outside) == before
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -210,13 +211,19 @@ def test_a_log_copied_from_another_folder_is_ignored(tmp_path: Path) -> None:
         assert db.store.get_value("counter") == 7
 
 
-def test_a_manifest_without_its_id_is_corrupt_and_a_missing_one_takes_the_logs_id(
+def test_a_manifest_without_its_id_is_corrupt_and_a_missing_one_is_not_made_up(
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "data"
     crashed_writer(folder, 4)
     manifest = json.loads((folder / "hutch.json").read_text())
     (folder / "hutch.json").unlink()
+    with pytest.raises(hutch.CorruptData, match="is missing") as opening:
+        hutch.open(folder)  # a new manifest would lose the settings the old one kept
+    assert not (folder / "hutch.json").exists()
+    written = re.search(r"write (\{.*\}) into it", str(opening.value))
+    assert written is not None
+    (folder / "hutch.json").write_text(written[1])  # as the message says
     with hutch.open(folder) as db:  # the log says which folder it belongs to: nothing is lost
         assert db.store.get_value("counter") == 4
     assert json.loads((folder / "hutch.json").read_text())["id"] == manifest["id"]

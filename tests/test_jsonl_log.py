@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -238,12 +239,18 @@ def test_a_log_of_another_folder_or_file_is_corrupt_data_and_left_alone(tmp_path
     assert (mine / "users.jsonl").read_bytes() == renamed
 
 
-def test_a_manifest_without_its_id_is_corrupt_and_a_missing_one_takes_the_logs_id(
+def test_a_manifest_without_its_id_is_corrupt_and_a_missing_one_is_not_made_up(
     tmp_path: Path,
 ) -> None:
     committed(tmp_path)
     manifest = json.loads((tmp_path / "hutch.json").read_text())
     (tmp_path / "hutch.json").unlink()
+    with pytest.raises(hutch.CorruptData, match="is missing") as opening:
+        hutch.open(url(tmp_path))  # a new manifest would lose the settings the old one kept
+    assert not (tmp_path / "hutch.json").exists()
+    written = re.search(r"write (\{.*\}) into it", str(opening.value))
+    assert written is not None
+    (tmp_path / "hutch.json").write_text(written[1])  # as the message says
     assert contents(tmp_path) == EXPECTED
     assert json.loads((tmp_path / "hutch.json").read_text())["id"] == manifest["id"]
 

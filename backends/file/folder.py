@@ -16,6 +16,7 @@ import orjson
 
 from hutch import CollectionSettings, ConfigError, CorruptData, UnsupportedFormat
 
+from . import fsio
 from .fsio import file_system_type
 
 #: File systems on which the durability promise does not hold: network ones, and FUSE ones
@@ -90,8 +91,16 @@ def parse_manifest(
         raise CorruptData(
             f"{where}: malformed JSON at line {error.lineno}, column {error.colno}; fix it"
         ) from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("format"), int):
-        raise CorruptData(f"{where}: not a hutch manifest (no format version)")
+    if not isinstance(manifest, dict) or "format" not in manifest:
+        raise CorruptData(
+            f"{where}: not a hutch manifest (no format version); restore it from a backup"
+        )
+    number = manifest["format"]
+    if type(number) is not int or number < 1:
+        raise CorruptData(
+            f"{where}: format {number!r} is no format any hutch wrote (they are whole numbers "
+            f"from 1; this hutch writes {version}); fix it, or restore the file from a backup"
+        )
     found = manifest.get("kind", "file")
     if kind is not None and found != kind:
         raise ConfigError(
@@ -107,3 +116,73 @@ def parse_manifest(
     if not isinstance(collections, dict):
         raise CorruptData(f"{where}: 'collections' must be an object")
     return manifest
+
+
+#: What each folder backend keeps at the top of its folder, always: how a folder whose
+#: manifest is gone is still told apart.
+_MARKERS = (("jsonl", "_commits.jsonl"), ("file", "_wal"))
+MANIFEST = "hutch.json"
+#: A manifest bigger than this is refused rather than read whole (it holds settings only).
+MAX_MANIFEST_BYTES = 1 << 20
+
+
+def folder_url(kind: str, root: Path) -> str:
+    """The URL that opens the folder ``root`` with the backend ``kind``."""
+    return f"{kind}://{root.absolute()}"
+
+
+def check_layout(root_fd: int, root: Path, kind: str) -> None:
+    """Refuse, before anything is written, a folder that holds another backend's store:
+    the message names the URL that opens it."""
+    found = layout(root_fd)
+    if found is not None and found != kind:
+        raise ConfigError(
+            f"{root} holds a {found}:// store, not a {kind}:// one: open it with "
+            f"{folder_url(found, root)!r} (a bare path or a URL without its scheme means "
+            f"file://), or give {kind}:// another folder"
+        )
+
+
+def layout_at(path: Path) -> str | None:
+    """:func:`layout` of the folder ``path`` (``None`` if it cannot be read)."""
+    try:
+        fd = fsio.open_dir(fsio.AT_CWD, str(path), create=False)
+    except OSError:
+        return None
+    try:
+        return layout(fd)
+    finally:
+        fsio.close(fd)
+
+
+def layout(root_fd: int) -> str | None:
+    """The backend whose store a folder holds, as its manifest (or, without one, its
+    layout) says; ``None`` for a folder that holds none (or a manifest that does not say)."""
+    try:
+        data = fsio.read_file(root_fd, MANIFEST, limit=MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        names = {name for name, _ in fsio.entries(root_fd)}
+        return next((kind for kind, marker in _MARKERS if marker in names), None)
+    except OSError:
+        return None  # the backend reads it again and says what is wrong
+    try:
+        manifest = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    kind = manifest.get("kind", "file") if isinstance(manifest, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def missing_manifest(root: Path, kind: str, folder_id: str, version: int) -> CorruptData:
+    """The error for a folder whose logs show a store but whose manifest is gone: writing a
+    new one would lose the settings it kept, so hutch says how to restore it."""
+    manifest: dict[str, Any] = {"format": version, "id": folder_id, "collections": {}}
+    if kind != "file":
+        manifest["kind"] = kind
+    return CorruptData(
+        f"{root / MANIFEST} is missing, though the folder holds a {kind}:// store (its logs "
+        f"carry the folder id {folder_id}): a new manifest would lose the settings the old "
+        "one kept (each collection's path, indexed fields and wal). Restore it from a "
+        f"backup; or, to go on without those settings, write {orjson.dumps(manifest).decode()} "
+        "into it and open again, giving each collection's settings"
+    )

@@ -5,7 +5,11 @@ Two reasons to keep them in one module:
 - **Containment.** Everything is done relative to folder descriptors opened
   with ``O_NOFOLLOW``, so a name never resolves through a symbolic link:
   nothing is read or written outside the root, whatever a person (or an
-  attacker) puts in it.
+  attacker) puts in it. Files are opened with ``O_NONBLOCK`` and their type
+  checked before a byte is read (a FIFO never hangs an open; errors name
+  what was found), a file changed or locked in place must have one name (a
+  hard link would carry the change outside), new files are created with
+  ``O_EXCL``, and a file can be refused for its size before it is read.
 - **Durability can be tested.** Each call that changes the disk (create,
   write, truncate, rename, unlink, mkdir, and the fsyncs that make them last)
   is reported to :data:`tracer` when one is set. The test suite's crash-state
@@ -37,6 +41,10 @@ from hutch import ConfigError, DiskFull, ReadOnlyStorage, StorageError, StorageP
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
 TEMP_SUFFIX = ".tmp"
+#: Names relative to this "folder" are relative to the working folder.
+AT_CWD = getattr(os, "AT_FDCWD", -100)
+#: How every SQLite database file starts.
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 #: Told of every call that changes the disk, as ``tracer(operation, *arguments)``, after it
 #: succeeded: ``("mkdir", parent_fd, name, fd)``, ``("create", dir_fd, name, fd)``,
@@ -100,7 +108,10 @@ def open_root(root: Path) -> int:
         finally:
             close(parent)
     if not root.is_dir():
-        raise ConfigError(f"cannot open {root}: it is not a folder")
+        hint = ""
+        if _head_of(root, len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+            hint = f" but a SQLite database: open it with 'sqlite:///{root.absolute()}'"
+        raise ConfigError(f"cannot open {root}: it is not a folder{hint}")
     if not os.access(root, os.W_OK | os.X_OK):
         read_only = os.statvfs(root).f_flag & os.ST_RDONLY
         code = errno.EROFS if read_only else errno.EACCES
@@ -109,6 +120,15 @@ def open_root(root: Path) -> int:
         return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as error:
         raise storage_error(error, "open", root) from error
+
+
+def _head_of(path: Path, length: int) -> bytes:
+    """The first bytes of a regular file (never a FIFO's: opening one would wait); ``b""``
+    if it cannot be read."""
+    try:
+        return read_head(AT_CWD, str(path), length)
+    except OSError:
+        return b""
 
 
 def open_dir(parent_fd: int, name: str, *, create: bool) -> int:
@@ -127,9 +147,13 @@ def open_dir(parent_fd: int, name: str, *, create: bool) -> int:
     try:
         fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
     except NotADirectoryError:
-        if stat.S_ISLNK(os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode):
+        mode = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
+        if stat.S_ISLNK(mode):
             raise OSError(errno.ELOOP, "a symbolic link", str(name)) from None
-        raise
+        kind = "a file" if stat.S_ISREG(mode) else kind_of(mode)
+        raise NotRegular(
+            errno.ENOTDIR, f"it is {kind} where hutch keeps a folder", str(name)
+        ) from None
     if made:
         _told("mkdir", parent_fd, name, fd)
     return fd
@@ -197,28 +221,84 @@ def exists(dir_fd: int, name: str) -> bool:
 # -- files -----------------------------------------------------------------------------------
 
 
-def open_file(dir_fd: int, name: str, *, create: bool = False) -> int:
-    """A regular file opened for reading and writing, never through a link.
+def kind_of(mode: int) -> str:
+    """What a file is, as a message says it: "a FIFO", not just "not a regular file"."""
+    for test, kind in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
-    With ``create``, a missing file is made (and reported to the tracer); its
-    name lasts a power cut only once the folder is synced.
-    """
-    if create:
-        try:
-            fd = os.open(name, _FILE_FLAGS | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
-        except FileExistsError:
-            pass
-        else:
-            _told("create", dir_fd, name, fd)
-            return fd
-    fd = os.open(name, _FILE_FLAGS, dir_fd=dir_fd)
+
+class NotRegular(OSError):
+    """A name hutch reads or writes is a folder, a FIFO, a device...: never opened further."""
+
+
+class Linked(OSError):
+    """A file hutch changes in place has other names (hard links) that would change too."""
+
+
+class TooBig(OSError):
+    """A file is larger than hutch reads whole for its kind."""
+
+
+def _regular(fd: int, name: str, *, single: bool) -> os.stat_result:
+    """What ``fd`` is, refused (and closed) unless a regular file (with one name, given
+    ``single``)."""
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, "not a regular file", name)
+        found = os.fstat(fd)
+        if not stat.S_ISREG(found.st_mode):
+            kind = kind_of(found.st_mode)
+            code = errno.EISDIR if stat.S_ISDIR(found.st_mode) else errno.EINVAL
+            raise NotRegular(code, f"it is {kind}, not a file hutch wrote", name)
+        if single and found.st_nlink > 1:
+            raise Linked(
+                errno.EMLINK,
+                f"it has {found.st_nlink} names (hard links), and hutch changes or locks this "
+                "file in place, which would reach it under its other names too (perhaps "
+                "outside the folder); give it a copy of its own (cp NAME NAME.copy && mv "
+                "NAME.copy NAME), or remove the other names",
+                name,
+            )
     except BaseException:
         os.close(fd)
         raise
+    return found
+
+
+def open_file(dir_fd: int, name: str) -> int:
+    """An existing regular file opened for changing in place (a log), never through a link,
+    never a FIFO, and never a file with other names (hard links) that would change too."""
+    fd = os.open(name, _FILE_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
+    _regular(fd, name, single=True)
+    return fd
+
+
+def open_lock(dir_fd: int, name: str) -> int:
+    """A lock file (created if missing: its name lasts once the folder is synced), opened
+    read-only: hutch only ever ``flock``s it. Refused like :func:`open_file`'s files."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
+    except FileExistsError:
+        fd = os.open(name, flags, dir_fd=dir_fd)
+    else:
+        _told("create", dir_fd, name, fd)
+    _regular(fd, name, single=True)
+    return fd
+
+
+def create_new(dir_fd: int, name: str) -> int:
+    """A file that must not exist yet (``O_EXCL``), opened for writing; reported to the
+    tracer. Its name lasts a power cut only once the folder is synced."""
+    fd = os.open(name, _FILE_FLAGS | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
+    _told("create", dir_fd, name, fd)
     return fd
 
 
@@ -226,7 +306,7 @@ def create_with(dir_fd: int, name: str, data: bytes, *, sync: bool) -> int:
     """A new file ``name`` (it must not exist yet) opened for writing, holding ``data``
     (synced, given ``sync``): a crash leaves it whole, torn or absent, and its name lasts
     only once the folder is synced. The caller closes it."""
-    fd = open_file(dir_fd, name, create=True)
+    fd = create_new(dir_fd, name)
     try:
         write_at(fd, data, 0)
         if sync:
@@ -280,16 +360,19 @@ def read_at(fd: int, offset: int, length: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_file(dir_fd: int, name: str) -> bytes:
-    """The whole content of a regular file in a folder (never through a link, never a FIFO)."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    fd = os.open(name, flags, dir_fd=dir_fd)
+def read_file(dir_fd: int, name: str, *, limit: int | None = None) -> bytes:
+    """The whole content of a regular file in a folder (never through a link, never a FIFO);
+    :class:`TooBig` if it holds more than ``limit`` bytes."""
+    fd = _open_reading(dir_fd, name)
     try:
         found = os.fstat(fd)
-        if stat.S_ISDIR(found.st_mode):
-            raise IsADirectoryError(errno.EISDIR, "a folder", name)
-        if not stat.S_ISREG(found.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", name)
+        if limit is not None and found.st_size > limit:
+            raise TooBig(
+                errno.EFBIG,
+                f"it holds {found.st_size:,} bytes, more than the {limit:,} hutch reads from "
+                "such a file",
+                name,
+            )
         data = os.read(fd, found.st_size + 1)
         if len(data) != found.st_size:  # it grew, or the read was short: read on to the end
             chunks = [data]
@@ -299,6 +382,23 @@ def read_file(dir_fd: int, name: str) -> bytes:
         return data
     finally:
         os.close(fd)
+
+
+def read_head(dir_fd: int, name: str, length: int) -> bytes:
+    """The first ``length`` bytes of a regular file (fewer if it is shorter), opened as
+    :func:`read_file` opens it: a header is checked before a big file is read whole."""
+    fd = _open_reading(dir_fd, name)
+    try:
+        return read_at(fd, 0, length)
+    finally:
+        os.close(fd)
+
+
+def _open_reading(dir_fd: int, name: str) -> int:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    fd = os.open(name, flags, dir_fd=dir_fd)
+    _regular(fd, name, single=False)
+    return fd
 
 
 def write_at(fd: int, data: bytes, offset: int) -> None:
@@ -341,12 +441,23 @@ def rename(from_dir: int, name: str, to_dir: int, new_name: str) -> None:
 
 
 def remove(dir_fd: int, name: str) -> None:
-    """Remove a file if it is there."""
+    """Remove a file if it is there (:class:`NotRegular` if a folder is)."""
     try:
         os.unlink(name, dir_fd=dir_fd)
     except FileNotFoundError:
         return
+    except IsADirectoryError:
+        raise _in_the_way(name) from None
+    except PermissionError:  # what unlink of a folder raises where it is not EISDIR
+        found = info(dir_fd, name)
+        if found is not None and stat.S_ISDIR(found.st_mode):
+            raise _in_the_way(name) from None
+        raise
     _told("unlink", dir_fd, name)
+
+
+def _in_the_way(name: str) -> NotRegular:
+    return NotRegular(errno.EISDIR, "it is a folder where hutch keeps a file", name)
 
 
 def append_after(fd: int, data: bytes, end: int, *, sync: bool) -> None:
@@ -379,7 +490,7 @@ def write_atomic(
     caller syncs the folder itself, once for many files.
     """
     temp = f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-    fd = open_file(dir_fd, temp, create=True)
+    fd = create_new(dir_fd, temp)
     try:
         try:
             write_at(fd, data, 0)
@@ -387,7 +498,12 @@ def write_atomic(
                 fsync(fd)
         finally:
             os.close(fd)
-        rename(dir_fd, temp, dir_fd, name)
+        try:
+            rename(dir_fd, temp, dir_fd, name)
+        except OSError as error:
+            if error.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):  # a folder there
+                raise _in_the_way(name) from error
+            raise
     except BaseException:
         remove(dir_fd, temp)
         raise

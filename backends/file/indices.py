@@ -7,18 +7,36 @@ file; a row without the field has no line.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 import orjson
 
 from hutch.slices import order_key
 
+from . import fsio
+
 FOLDER = "indices"
 SUFFIX = ".jsonl"
+#: An index file bigger than this many bytes a row (and a MiB) is not read, but written again.
+_MOST_A_ROW = 4096
 
 
 def file_name(field: str) -> str:
     return f"{field}{SUFFIX}"
+
+
+def current(dir_fd: int, field: str, rows: int) -> bytes | None:
+    """An index file as it is, or ``None`` when it is to be written again: missing, no file
+    (a folder, a link...), or bigger than an index of ``rows`` rows is (never read whole)."""
+    try:
+        return fsio.read_file(dir_fd, file_name(field), limit=(1 << 20) + rows * _MOST_A_ROW)
+    except (FileNotFoundError, fsio.NotRegular, fsio.TooBig):
+        return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # a link: replaced, never followed
+            return None
+        raise
 
 
 def matches(data: bytes, values: dict[str, Any]) -> bool:

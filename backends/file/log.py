@@ -88,6 +88,7 @@ class Log:
 
     def recover(self) -> list[wal.Entry]:
         """Read the live chain of generations: every transaction still in the log, in order."""
+        self._refuse_non_files()
         generations = self._generations(whole=True)
         if not generations:
             number = self._create(previous=None)
@@ -105,13 +106,17 @@ class Log:
         end = chain[-1].start
         for position, generation in enumerate(chain):
             end = generation.start
-            for entry in wal.entries(generation.data, end, expected):
-                if entry is None:
-                    if not self._cut_or_raise(generation, end, expected, chain[position + 1 :]):
-                        return self._without(chain[position:], found)
-                    break
-                found.append(entry)
-                expected, end = entry.seq + 1, entry.end
+            try:
+                for entry in wal.entries(generation.data, end, expected):
+                    if entry is None:
+                        if not self._cut_or_raise(generation, end, expected, chain[position + 1 :]):
+                            return self._without(chain[position:], found)
+                        break
+                    found.append(entry)
+                    expected, end = entry.seq + 1, entry.end
+            except wal.Damaged as damage:
+                self._edited(generation, damage)
+                return self._without(chain[position:], found)
         self.seq = found[-1].seq if found else 0
         self._open(chain[-1].number, end)
         if self._sync:  # what was read may be in the page cache only (a killed writer's)
@@ -133,16 +138,24 @@ class Log:
             if size > self._end:
                 data = fsio.read_at(self._current_fd(), self._end, size - self._end)
                 offset = 0
-                for entry in wal.entries(data, 0, self.seq + 1):
-                    if entry is None:
-                        self._check_tail(offset)
-                        break
-                    read.append(entry)
-                    offset, self.seq, following = entry.end, entry.seq, entry.following
-                    if entry.synced:
-                        self._durable = max(self._durable, entry.seq)
-                    if following is not None:
-                        break
+                try:
+                    for entry in wal.entries(data, 0, self.seq + 1):
+                        if entry is None:
+                            self._check_tail(offset)
+                            break
+                        read.append(entry)
+                        offset, self.seq, following = entry.end, entry.seq, entry.following
+                        if entry.synced:
+                            self._durable = max(self._durable, entry.seq)
+                        if following is not None:
+                            break
+                except wal.Damaged as damage:
+                    raise CorruptData(
+                        f"{self._where / wal.name(self.generation)}: byte "
+                        f"{self._end + damage.offset} is no transaction hutch wrote "
+                        f"({damage.reason}), though its checksum holds: the log was edited. "
+                        "Close every process and open the folder again to see what to do"
+                    ) from None
                 self._end += offset
             if following is None:
                 return read
@@ -173,6 +186,23 @@ class Log:
         self._open(number, start)
         return True
 
+    def _refuse_non_files(self) -> None:
+        """A generation's name on a folder, a link, a FIFO...: what the generation held is not
+        there, so say so (or, given a quarantine, move it aside and say so)."""
+        for name, kind in fsio.entries(self._folder_fd):
+            if kind == "file" or wal.number(name) is None:
+                continue
+            found = fsio.info(self._folder_fd, name)
+            what = "gone" if found is None else fsio.kind_of(found.st_mode)
+            message = f"{self._where / name}: it is {what} where hutch keeps a log generation"
+            if self._quarantine is None:
+                raise CorruptData(
+                    f"{message}; move it out of the log folder, or open the folder with "
+                    "on_corrupt='quarantine' to move it aside"
+                )
+            log.warning("%s: it is moved to the quarantine folder", message)
+            self._quarantine(name)
+
     def _without(self, damaged: list[_Generation], found: list[wal.Entry]) -> list[wal.Entry]:
         """Quarantine a damaged generation and those after it; go on from what came before."""
         assert self._quarantine is not None
@@ -184,6 +214,25 @@ class Log:
         self._open(number, len(self._head(number)))
         self._durable = self.seq
         return found
+
+    def _edited(self, generation: _Generation, damage: wal.Damaged) -> None:
+        """A line whose checksum holds but which is no transaction in turn: someone wrote it.
+        Never applied, never cut: raise, or (given a quarantine) say so and return."""
+        path = self._where / wal.name(generation.number)
+        line = wal.line_number(generation.data, damage.offset)
+        what = f"{path}: line {line} (byte {damage.offset}) is no transaction hutch wrote"
+        if self._quarantine is None:
+            raise CorruptData(
+                f"{what} ({damage.reason}), though its checksum holds: the log was edited. "
+                "Restore the folder from a backup, or open it with on_corrupt='quarantine' to "
+                "move the log aside and open with the transactions before that line"
+            )
+        log.warning(
+            "%s (%s): the generation and any after it are moved to the quarantine folder, and "
+            "the store opens with the transactions before it",
+            what,
+            damage.reason,
+        )
 
     def _cut_or_raise(
         self,
@@ -351,8 +400,8 @@ class Log:
     def close(self) -> None:
         if self._fd is not None:
             self.flush()
-            fsio.close(self._fd)
-            self._fd = None
+            fd, self._fd = self._fd, None  # forgotten first: a failed close frees it anyway
+            fsio.close(fd)
 
     def _create(self, previous: int | None) -> int:
         number = create_generation(self._folder_fd, self._folder, previous, sync=self._sync)
@@ -360,9 +409,15 @@ class Log:
         return number
 
     def _open(self, number: int, end: int) -> None:
-        self.close()
-        self._fd = fsio.open_file(self._folder_fd, wal.name(number))
-        self._ino = fsio.inode(self._fd)
+        """Take generation ``number`` for appends; the one held so far is let go only once it
+        opened, so a failed open leaves no closed descriptor number in use."""
+        fd = fsio.open_file(self._folder_fd, wal.name(number))
+        try:
+            self.close()
+        except BaseException:
+            fsio.close(fd)
+            raise
+        self._fd, self._ino = fd, fsio.inode(fd)
         self.generation, self._end, self._ready = number, end, False
 
     def _current_fd(self) -> int:
@@ -393,21 +448,17 @@ class Log:
         return sorted(found, key=lambda g: g.number)
 
     def _head(self, number: int) -> bytes:
-        fd = fsio.open_file(self._folder_fd, wal.name(number))
-        try:
-            return fsio.read_at(fd, 0, _HEAD)
-        finally:
-            fsio.close(fd)
+        return fsio.read_head(self._folder_fd, wal.name(number), _HEAD)
 
     def _read(self, number: int, *, whole: bool) -> _Generation | None:
         """A generation file with a header of this folder, or ``None`` (a stray is reported)."""
         try:
-            data = (
-                fsio.read_file(self._folder_fd, wal.name(number)) if whole else self._head(number)
-            )
+            data = self._head(number)  # checked before a big file is read whole
+            header, start = wal.read_header(data)
+            if whole and header is not None:
+                data = fsio.read_file(self._folder_fd, wal.name(number))
         except FileNotFoundError:
             return None
-        header, start = wal.read_header(data)
         if header is None or header.folder != self._folder or header.generation != number:
             if data and number not in self._reported:
                 self._reported.add(number)
@@ -429,11 +480,7 @@ def log_folder_ids(wal_fd: int) -> tuple[set[str], list[str]]:
     for name, kind in fsio.entries(wal_fd):
         if kind != "file" or wal.number(name) is None:
             continue
-        fd = fsio.open_file(wal_fd, name)
-        try:
-            head = fsio.read_at(fd, 0, _HEAD)
-        finally:
-            fsio.close(fd)
+        head = fsio.read_head(wal_fd, name, _HEAD)
         header, _ = wal.read_header(head)
         if header is not None:
             found.add(header.folder)

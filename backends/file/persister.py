@@ -49,11 +49,14 @@ from hutch import (
 )
 from hutch.cells import Row
 from hutch.config import parse_collections
-from hutch.persister import ProcessGuard
+from hutch.persister import Background, ProcessGuard
 
 from . import fsio, indices, records, upgrade
 from .folder import (
+    MAX_MANIFEST_BYTES,
     check_collection,
+    check_layout,
+    missing_manifest,
     parse_manifest,
     positive,
     settings_json,
@@ -109,17 +112,19 @@ class FilePersister(Persister):
         self._root_fd = self._held.own(fsio.open_root(self.root))
         warn_if_not_local(self.root, log)
         try:
-            self._open_fd = self._held.own(fsio.open_file(self._root_fd, OPEN_MARK, create=True))
+            check_layout(self._root_fd, self.root, "file")
+            self._open_fd = self._held.own(fsio.open_lock(self._root_fd, OPEN_MARK))
             fsio.lock_shared(self._open_fd)  # "a process of format 2 or later has it open"
-            self._lock_fd = self._held.own(fsio.open_file(self._root_fd, LOCK_FILE, create=True))
-            self._checkpoint_fd = self._held.own(
-                fsio.open_file(self._root_fd, CHECKPOINT_LOCK, create=True)
-            )
+            self._lock_fd = self._held.own(fsio.open_lock(self._root_fd, LOCK_FILE))
+            self._checkpoint_fd = self._held.own(fsio.open_lock(self._root_fd, CHECKPOINT_LOCK))
             self._wal_fd = self._held.own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=True))
-        except OSError as error:
+        except BaseException as error:
             self._held.close()
-            raise storage_error(error, "prepare", self.root) from error
+            if isinstance(error, OSError):
+                raise storage_error(error, "prepare", self.root) from error
+            raise
         self._process = ProcessGuard(self.root)
+        self._background = Background("flushing and checkpointing", self.root, log)
         self._mutex = threading.Lock()  # this process's threads; the flock is per process
         self._holder: int | None = None  # the thread of this process holding the flock
         self._checkpointing = threading.Lock()  # this process's threads, for the checkpoint lock
@@ -168,6 +173,7 @@ class FilePersister(Persister):
 
     def begin(self) -> None:
         self._process.check()
+        self._background.check()
         self._mutex.acquire()
         try:
             self._lock()
@@ -183,6 +189,7 @@ class FilePersister(Persister):
 
     def poll(self) -> Changes | None:
         self._process.check()
+        self._background.check()
         try:
             if self._holder == threading.get_ident():
                 self._catch_up()
@@ -303,14 +310,14 @@ class FilePersister(Persister):
         """Read (or start) the manifest, upgrading a folder of format 1; the folder's id."""
         where = self.root / records.MANIFEST
         try:
-            data = fsio.read_file(self._root_fd, records.MANIFEST)
+            data = fsio.read_file(self._root_fd, records.MANIFEST, limit=MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             data = None
         except OSError as error:
             raise storage_error(error, "read", where) from error
         manifest: dict[str, Any] = {}
         if data is not None:
-            manifest = parse_manifest(data, where, version=records.FORMAT_VERSION)
+            manifest = parse_manifest(data, where, version=records.FORMAT_VERSION, kind="file")
             if manifest["format"] < records.FORMAT_VERSION:
                 upgrade.to_format_2(self._root_fd, self._wal_fd, self.root, sync=self._sync)
                 return self._prepare_folder()
@@ -383,8 +390,9 @@ class FilePersister(Persister):
             return any(kind == "file" for _, kind in fsio.entries(dir_fd))
 
     def _folder_id(self, manifest: dict[str, Any] | None, where: Path) -> str:
-        """The id the folder's log files carry: the manifest's, or for a folder without a
-        manifest (deleted by hand?) its logs', or a new one for a new folder."""
+        """The id the folder's log files carry: the manifest's, or a new one for a new folder.
+        A folder whose logs carry an id but that has no manifest is refused (its settings
+        would be lost)."""
         if manifest is not None:
             folder_id = manifest.get("id")
             if not isinstance(folder_id, str) or not folder_id:
@@ -406,7 +414,9 @@ class FilePersister(Persister):
                 "without a header: one of format 1, whose transactions only an upgrade reads. "
                 "Restore hutch.json from a backup"
             )
-        return found.pop() if found else uuid.uuid4().hex
+        if found:
+            raise missing_manifest(self.root, "file", found.pop(), records.FORMAT_VERSION)
+        return uuid.uuid4().hex
 
     def _read_everything(self, *, opening: bool) -> Snapshot:
         """The records, then every transaction of the log's live chain replayed over them.
@@ -506,11 +516,9 @@ class FilePersister(Persister):
                         with _opened(fsio.open_dir(dir_fd, name, create=False)) as inner:
                             fsio.remove_temp_files(inner)
                     continue
-                if kind == "dir":
-                    continue
                 try:
                     row_id, row = records.decode_record(
-                        table_id, name, fsio.read_file(dir_fd, name), folder_path
+                        table_id, name, _read_record(dir_fd, name, folder_path), folder_path
                     )
                 except CorruptData:
                     if (table_id, name.removesuffix(records.RECORD_SUFFIX)) in covered:
@@ -519,8 +527,6 @@ class FilePersister(Persister):
                         raise
                     self._quarantine(dir_fd, folder, name)
                     continue
-                except OSError as error:
-                    raise storage_error(error, "read", self.root / folder / name) from error
                 rows[row_id] = row
             tables[table_id] = rows
         return tables
@@ -528,18 +534,18 @@ class FilePersister(Persister):
     def _read_values(self) -> dict[str, Any]:
         where = self.root / records.VALUES
         try:
-            data = fsio.read_file(self._root_fd, records.VALUES)
+            data = fsio.read_file(self._root_fd, records.VALUES, limit=records.MAX_VALUES_BYTES)
+            return records.decode_values(data)
         except FileNotFoundError:
+            return {}
+        except (ValueError, fsio.NotRegular, fsio.TooBig) as error:  # JSON, InvalidValue...
+            if self._on_corrupt == "raise":
+                reason = error.strerror if isinstance(error, OSError) else error
+                raise CorruptData(f"{where}: {reason}; fix or remove it") from None
+            self._quarantine(self._root_fd, ".", records.VALUES)
             return {}
         except OSError as error:
             raise storage_error(error, "read", where) from error
-        try:
-            return records.decode_values(data)
-        except ValueError as error:  # JSONDecodeError and InvalidValue are ValueErrors
-            if self._on_corrupt == "raise":
-                raise CorruptData(f"{where}: {error}; fix or remove the file") from None
-            self._quarantine(self._root_fd, ".", records.VALUES)
-            return {}
 
     def _quarantine_log(self, name: str) -> None:
         self._quarantine(self._wal_fd, WAL_FOLDER, name)
@@ -565,7 +571,11 @@ class FilePersister(Persister):
             raise storage_error(error, "quarantine", self.root / folder / name) from error
         moved = self.root / QUARANTINE_FOLDER / sub / target
         self.quarantined.append(moved)
-        log.warning("moved the damaged file %s to %s", self.root / folder / name, moved)
+        log.warning(
+            "moved %s to %s: it is damaged, or not what hutch keeps there",
+            self.root / folder / name,
+            moved,
+        )
 
     # -- catching up -------------------------------------------------------------------------
 
@@ -657,21 +667,34 @@ class FilePersister(Persister):
         if not rows:
             return
         dir_fd = self._dir_fd(table_id, create=True)
-        _in_threads(partial(self._write_row_of, dir_fd, rows), list(rows))
+        folder = self._folder_of(table_id)
+        _in_threads(partial(self._write_row_of, dir_fd, folder, rows), list(rows))
         if self._sync:
             fsio.fsync(dir_fd)
 
-    def _write_row_of(self, dir_fd: int, rows: Mapping[str, Row | None], row_id: str) -> None:
-        self._write_record(dir_fd, row_id, rows[row_id])
-
-    def _write_record(self, dir_fd: int, row_id: str, row: Row | None) -> None:
-        """Write or delete one record file; its folder is synced by the caller, once."""
+    def _write_row_of(
+        self, dir_fd: int, folder: str, rows: Mapping[str, Row | None], row_id: str
+    ) -> None:
         name = row_id + records.RECORD_SUFFIX
+        row = rows[row_id]
         if row is None:
-            fsio.remove(dir_fd, name)
+            self._clearing(dir_fd, folder, name, partial(fsio.remove, dir_fd, name))
         else:
             data = records.encode_record(row_id, row)
-            fsio.write_atomic(dir_fd, name, data, sync=self._sync, sync_folder=False)
+            write = partial(
+                fsio.write_atomic, dir_fd, name, data, sync=self._sync, sync_folder=False
+            )
+            self._clearing(dir_fd, folder, name, write)
+
+    def _clearing(self, dir_fd: int, folder: str, name: str, write: Callable[[], None]) -> None:
+        """``write`` a file hutch keeps; if a folder stands in its way (no hutch writes one
+        there), move that to the quarantine folder, say so and write again: a checkpoint is
+        never stuck behind it."""
+        try:
+            write()
+        except fsio.NotRegular:
+            self._quarantine(dir_fd, folder, name)
+            write()
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -759,9 +782,9 @@ class FilePersister(Persister):
         for table_id, rows in batch.rows.items():
             self._write_rows(table_id, rows)
         if batch.values is not None:
-            fsio.write_atomic(
-                self._root_fd, records.VALUES, records.encode_values(batch.values), sync=self._sync
-            )
+            data = records.encode_values(batch.values)
+            write = partial(fsio.write_atomic, self._root_fd, records.VALUES, data, sync=self._sync)
+            self._clearing(self._root_fd, ".", records.VALUES, write)
         self._write_indices(batch.indexed)
 
     def _write_indices(self, indexed: dict[str, dict[str, dict[str, Any]]]) -> None:
@@ -769,11 +792,17 @@ class FilePersister(Persister):
             if not fields:
                 continue
             dir_fd = self._dir_fd(table_id, create=True)
-            with _opened(fsio.open_dir(dir_fd, indices.FOLDER, create=True)) as folder_fd:
+            folder = self._folder_of(table_id)
+            try:
+                folder_fd = fsio.open_dir(dir_fd, indices.FOLDER, create=True)
+            except fsio.NotRegular:  # a file where the indices' folder belongs
+                self._quarantine(dir_fd, folder, indices.FOLDER)
+                folder_fd = fsio.open_dir(dir_fd, indices.FOLDER, create=True)
+            with _opened(folder_fd):
                 for field, by_row in fields.items():
-                    fsio.write_atomic(
-                        folder_fd, indices.file_name(field), indices.encode(by_row), sync=self._sync
-                    )
+                    name, data = indices.file_name(field), indices.encode(by_row)
+                    write = partial(fsio.write_atomic, folder_fd, name, data, sync=self._sync)
+                    self._clearing(folder_fd, f"{folder}/{indices.FOLDER}", name, write)
             if self._sync:
                 fsio.fsync(dir_fd)
 
@@ -786,8 +815,8 @@ class FilePersister(Persister):
                 for field, by_row in fields.items():
                     try:
                         with _opened(fsio.open_dir(dir_fd, indices.FOLDER, create=False)) as inner:
-                            current = fsio.read_file(inner, indices.file_name(field))
-                    except FileNotFoundError:
+                            current = indices.current(inner, field, len(by_row))
+                    except (FileNotFoundError, fsio.NotRegular):  # no folder: written anew
                         current = None
                     if current is None or not indices.matches(current, by_row):
                         stale[table_id] = fields
@@ -801,11 +830,13 @@ class FilePersister(Persister):
         with self._dir_lock:
             fd = self._dir_fds.get(table_id)
             if fd is None:
-                settings = self.settings.get(table_id)
-                path = (settings.path if settings else None) or table_id
-                fd = self._open_folder(path, create=create)
+                fd = self._open_folder(self._folder_of(table_id), create=create)
                 self._dir_fds[table_id] = fd
             return fd
+
+    def _folder_of(self, table_id: str) -> str:
+        settings = self.settings.get(table_id)
+        return (settings.path if settings else None) or table_id
 
     def _open_folder(self, path: str, *, create: bool) -> int:
         return fsio.open_folder(self._root_fd, path, create=create, sync=self._sync)
@@ -816,15 +847,34 @@ class FilePersister(Persister):
         """Flush batched commits and checkpoint, until the database closes."""
         tick = min(self._batch_interval, self._checkpoint_interval, 1.0)
         while not self._closing.wait(tick):
+            self._background.run(self._maintain_once)
+
+    def _maintain_once(self) -> None:
+        with self._exclusive():
+            self._the_log.flush()  # a failure here is raised to the application
+            due = time.monotonic() - self._last_checkpoint >= self._checkpoint_interval
+            big = self._the_log.size >= CHECKPOINT_BYTES
+        if due or big:
             try:
-                with self._exclusive():
-                    self._the_log.flush()
-                    due = time.monotonic() - self._last_checkpoint >= self._checkpoint_interval
-                    big = self._the_log.size >= CHECKPOINT_BYTES
-                if due or big:
-                    self._checkpoint(wait=False)
-            except (OSError, StorageError) as error:
+                self._checkpoint(wait=False)
+            except (OSError, StorageError) as error:  # the log holds it all: retried
                 log.warning("background checkpoint of %s failed: %s", self.root, error)
+
+
+def _read_record(dir_fd: int, name: str, folder: Path) -> bytes:
+    """A record file's bytes; :class:`~hutch.CorruptData` (quarantinable) if what bears its
+    name is no file hutch wrote: a folder, a link, a FIFO, or too big to be a record."""
+    try:
+        return fsio.read_file(dir_fd, name, limit=records.MAX_RECORD_BYTES)
+    except (fsio.NotRegular, fsio.TooBig) as error:
+        raise CorruptData(f"{folder / name}: {error.strerror}; move it away") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise CorruptData(
+                f"{folder / name}: it is a symbolic link, and hutch never follows links inside "
+                "the data folder; move it away"
+            ) from None
+        raise storage_error(error, "read", folder / name) from error
 
 
 def _apply_to(tables: dict[str, dict[str, Row]], values: dict[str, Any], changes: Changes) -> None:

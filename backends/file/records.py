@@ -16,11 +16,16 @@ from hutch import CorruptData, InvalidId, InvalidValue
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.ids import check_row_id, check_value_id
 
+from .folder import MANIFEST as MANIFEST
+
 #: 1: logs without headers or transaction numbers (upgraded at open, see upgrade.py); 2: now.
 FORMAT_VERSION = 2
-MANIFEST = "hutch.json"
 VALUES = "_values.json"
 RECORD_SUFFIX = ".json"
+#: A record file bigger than this is refused (``CorruptData``) rather than read whole.
+MAX_RECORD_BYTES = 64 << 20
+#: And so is a keyed values' file bigger than this.
+MAX_VALUES_BYTES = 1 << 30
 _PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 

@@ -31,6 +31,7 @@ naming the file and the line, and nothing is cut.
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -51,11 +52,14 @@ def name(generation: int) -> str:
     return f"{generation:08d}{SUFFIX}"
 
 
+_NAME = re.compile(r"[0-9]{8,18}\.log").fullmatch
+
+
 def number(file_name: str) -> int | None:
-    """The generation a file name says, or ``None`` if it is no log's name."""
-    stem = file_name.removesuffix(SUFFIX)
-    if file_name.endswith(SUFFIX) and stem.isdigit() and stem.isascii():
-        return int(stem)
+    """The generation a file name says, or ``None`` if it is not a name :func:`name` writes
+    (``².log``, ``٩٩.log``, ``7.log`` and ``007.log`` are not)."""
+    if _NAME(file_name) and name(generation := int(file_name[: -len(SUFFIX)])) == file_name:
+        return generation
     return None
 
 
@@ -146,8 +150,20 @@ def read_header(data: bytes) -> tuple[Header | None, int]:
     return Header(folder, generation, previous), end + 1
 
 
+class Damaged(Exception):
+    """A line whose checksum holds but which is no transaction hutch writes (an id that is
+    no id, a number out of turn...): not a torn write, so never cut, and never applied."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(reason)
+        self.offset = offset
+        self.reason = reason
+
+
 def entries(data: bytes, start: int, expected: int | None) -> Iterator[Entry | None]:
-    """The transactions of ``data`` from ``start``, each checked; ``None`` at the first bad line.
+    """The transactions of ``data`` from ``start``, each checked as a write is; ``None`` at
+    the first line whose checksum fails (torn, or damaged), :class:`Damaged` at the first
+    that checks but holds no transaction in turn.
 
     ``expected`` is the number the first one must carry (``None``: any). After a
     ``None``, :func:`proves_durable` says whether the rest of the file shows it
@@ -156,10 +172,16 @@ def entries(data: bytes, start: int, expected: int | None) -> Iterator[Entry | N
     position = start
     while position < len(data):
         end = data.find(b"\n", position)
-        entry = _entry(data[position:end], end + 1) if end >= 0 else None
-        if entry is None or (expected is not None and entry.seq != expected):
+        payload = _checked(data[position:end]) if end >= 0 else None
+        if payload is None:
             yield None
             return
+        try:
+            entry = _decoded(payload, end + 1)
+        except _Invalid as error:
+            raise Damaged(position, str(error)) from None
+        if expected is not None and entry.seq != expected:
+            raise Damaged(position, f"it is transaction {entry.seq}, where {expected} comes next")
         yield entry
         expected = entry.seq + 1
         position = entry.end
@@ -217,20 +239,36 @@ def _entry(line: bytes, end: int) -> Entry | None:
     if payload is None:
         return None
     try:
+        return _decoded(payload, end)
+    except _Invalid:
+        return None
+
+
+class _Invalid(Exception):
+    """Why a line whose checksum holds is no transaction."""
+
+
+def _decoded(payload: bytes, end: int) -> Entry:
+    """The transaction of a line whose checksum holds, checked as a write is."""
+    try:
         if may_hold_long_numbers(payload):
             check_exact_numbers(payload)
         fields = orjson.loads(payload)
+        if type(fields) is not dict:
+            raise TypeError("not a JSON object")
         seq, durable, synced = fields["s"], fields["p"], fields["c"]
         changes = checked_changes(fields["t"], fields["v"], fields["d"])
         checkpointed, following = fields.get("k"), fields.get("n")
-    except (ValueError, KeyError, TypeError, AttributeError, HutchError):
-        return None
+    except KeyError as error:
+        raise _Invalid(f"it lacks {error}") from None
+    except (ValueError, TypeError, AttributeError, HutchError) as error:
+        raise _Invalid(str(error)) from None
     if not (_count(seq) and _count(durable) and synced in (0, 1)):
-        return None
+        raise _Invalid("its transaction number, durable mark or sync flag is not a count")
     if checkpointed is not None and not _count(checkpointed):
-        return None
+        raise _Invalid("its checkpoint mark is not a generation number")
     if following is not None and not _count(following):
-        return None
+        raise _Invalid("the generation it names is not a generation number")
     return Entry(seq, durable, bool(synced), changes, end, checkpointed, following)
 
 

@@ -33,6 +33,8 @@ COMMITS = "_commits.jsonl"
 VALUES = "_values.jsonl"
 _TABLE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
 _LINE = orjson.OPT_APPEND_NEWLINE
+#: How many bytes of a log hold its header, at most: read (and checked) before the rest.
+HEAD = 4096
 
 Entry = list[Any]
 #: Raises ``ValueError`` (or a subclass: ``InvalidId``, ``InvalidValue``) unless an entry is a

@@ -160,7 +160,7 @@ class Logs:
         """At open: the logs in the folder; a commit log for a folder that has none yet."""
         names = {name for name, kind in fsio.entries(self._root_fd) if lines.is_log(name)}
         present = fsio.exists(self._root_fd, COMMITS)
-        data = fsio.read_file(self._root_fd, COMMITS) if present else b""
+        data = fsio.read_head(self._root_fd, COMMITS, lines.HEAD) if present else b""
         if lines.read_header(data) is None and lines.torn_header(data, self._folder, COMMITS):
             holding = sorted(name for name in names if self._holds_lines(name))
             if holding:
@@ -180,7 +180,7 @@ class Logs:
         return names
 
     def _holds_lines(self, name: str) -> bool:
-        data = fsio.read_file(self._root_fd, name)
+        data = fsio.read_head(self._root_fd, name, lines.HEAD)
         if lines.torn_header(data, self._folder, name):
             return False
         header = lines.read_header(data)
@@ -323,11 +323,11 @@ class Logs:
             )
         fd = fsio.open_file(self._root_fd, file.name)
         opened.append(fd)
-        data = fsio.read_at(fd, 0, fsio.size(fd))
-        header = lines.read_header(data)
+        head_bytes = fsio.read_at(fd, 0, lines.HEAD)  # checked before a big file is read whole
+        header = lines.read_header(head_bytes)
         path = self._root / file.name
         if header is None:
-            if lines.torn_header(data, self._folder, file.name):
+            if lines.torn_header(head_bytes, self._folder, file.name):
                 return _TORN
             raise CorruptData(
                 f"{path}: line 1 is not the header of a hutch log of format 2; {self._move_out}"
@@ -344,7 +344,8 @@ class Logs:
                 "process read; was it restored from a backup while open? close every process "
                 "and open it again"
             )
-        return _View(fd, fsio.inode(fd), head.generation, start, start, 0, data[start:], True)
+        data = fsio.read_at(fd, start, fsio.size(fd) - start)
+        return _View(fd, fsio.inode(fd), head.generation, start, start, 0, data, True)
 
     @property
     def _move_out(self) -> str:
@@ -391,8 +392,7 @@ class Logs:
         """Take a view's file as the one ``file`` reads (closing the one it replaced)."""
         if view.fd != file.fd:
             opened.remove(view.fd)
-            if file.fd is not None:
-                fsio.close(file.fd)
+            replaced = file.fd
             file.fd, file.ino, file.generation, file.start = (
                 view.fd,
                 view.ino,
@@ -400,6 +400,8 @@ class Logs:
                 view.start,
             )
             file.end, file.lines, file.open_line = view.start, 0, False
+            if replaced is not None:
+                fsio.close(replaced)
 
     def _settle(self, file: _File, found: _Found, opened: list[int]) -> None:
         """Take what a log was found to hold; cut the lines past its committed end."""
@@ -591,18 +593,21 @@ class Logs:
         return lines.live(read.entries, file.name)
 
     def _reopen(self, file: _File, generation: int, count: int, size: int) -> None:
+        """Hold the file that replaced ``file``'s; the old descriptor is let go only once the
+        new one is taken, so a failed open leaves no closed descriptor number in use."""
         fd = fsio.open_file(self._root_fd, file.name)
-        if file.fd is not None:
-            fsio.close(file.fd)
+        replaced = file.fd
         file.fd, file.ino, file.generation = fd, fsio.inode(fd), generation
         file.start = len(lines.header(self._folder, file.name, generation))
         file.end, file.lines, file.open_line = size, count, False
+        if replaced is not None:
+            fsio.close(replaced)
 
     def close(self) -> None:
         for file in [*self.files.values(), self.commits]:
             if file.fd is not None:
-                fsio.close(file.fd)
-                file.fd = None
+                fd, file.fd = file.fd, None
+                fsio.close(fd)
 
 
 def _first_claim(

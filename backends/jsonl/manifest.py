@@ -13,21 +13,27 @@ import orjson
 
 from hutch import CorruptData
 from hutch.backends.file import fsio
-from hutch.backends.file.folder import parse_manifest
+from hutch.backends.file.folder import (
+    MANIFEST as MANIFEST,
+)
+from hutch.backends.file.folder import (
+    MAX_MANIFEST_BYTES,
+    missing_manifest,
+    parse_manifest,
+)
 
 from . import lines
 
 #: 1: logs without headers, a line counted by its seq (upgraded at open); 2: now.
 FORMAT_VERSION = 2
 KIND = "jsonl"
-MANIFEST = "hutch.json"
 _PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 def read(root_fd: int, root: Path) -> dict[str, Any] | None:
     """The manifest (of any format up to this one's), or ``None`` if there is none."""
     try:
-        data = fsio.read_file(root_fd, MANIFEST)
+        data = fsio.read_file(root_fd, MANIFEST, limit=MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         return None
     return parse_manifest(data, root / MANIFEST, version=FORMAT_VERSION, kind=KIND)
@@ -46,8 +52,8 @@ def encode(folder_id: str, collections: dict[str, Any], *, upgrading: bool = Fal
 
 
 def folder_id(root_fd: int, root: Path, manifest: dict[str, Any] | None) -> str | None:
-    """The id of the folder: the manifest's or, without a manifest, the one in its logs'
-    headers; ``None`` for a folder that has neither (a new one)."""
+    """The id of the folder: the manifest's; ``None`` for a new folder. A folder whose logs'
+    headers carry an id but that has no manifest is refused: its settings are lost."""
     if manifest is not None:
         found = manifest.get("id")
         if not isinstance(found, str) or not found:
@@ -60,7 +66,7 @@ def folder_id(root_fd: int, root: Path, manifest: dict[str, Any] | None) -> str 
     ids = set()
     for name, kind in fsio.entries(root_fd):
         if kind == "file" and (name == lines.COMMITS or lines.is_log(name)):
-            header = lines.read_header(fsio.read_file(root_fd, name))
+            header = lines.read_header(fsio.read_head(root_fd, name, lines.HEAD))
             if header is not None:
                 ids.add(header[0].folder)
     if len(ids) > 1:
@@ -68,4 +74,6 @@ def folder_id(root_fd: int, root: Path, manifest: dict[str, Any] | None) -> str 
             f"{root / MANIFEST} is missing, and the logs in {root} carry the ids of several "
             f"folders ({', '.join(sorted(ids))}); restore {MANIFEST} from a backup"
         )
-    return ids.pop() if ids else None
+    if ids:
+        raise missing_manifest(root, KIND, ids.pop(), FORMAT_VERSION)
+    return None

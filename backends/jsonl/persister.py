@@ -34,6 +34,7 @@ from hutch import (
 from hutch.backends.file import fsio, indices
 from hutch.backends.file.folder import (
     check_indexed,
+    check_layout,
     positive,
     settings_json,
     warn_if_not_local,
@@ -41,7 +42,7 @@ from hutch.backends.file.folder import (
 from hutch.backends.file.fsio import storage_error
 from hutch.cells import Row
 from hutch.config import parse_collections
-from hutch.persister import ProcessGuard
+from hutch.persister import Background, ProcessGuard
 
 from . import lines, manifest, upgrade
 from .lines import Entry
@@ -73,13 +74,17 @@ class JsonlPersister(Persister):
         self._root_fd = self._held.own(fsio.open_root(self.root))
         warn_if_not_local(self.root, log)
         try:
-            self._open_fd = self._held.own(fsio.open_file(self._root_fd, OPEN_MARK, create=True))
+            check_layout(self._root_fd, self.root, "jsonl")
+            self._open_fd = self._held.own(fsio.open_lock(self._root_fd, OPEN_MARK))
             fsio.lock_shared(self._open_fd)  # "a process of format 2 or later has it open"
-            self._lock_fd = self._held.own(fsio.open_file(self._root_fd, LOCK_FILE, create=True))
-        except OSError as error:
+            self._lock_fd = self._held.own(fsio.open_lock(self._root_fd, LOCK_FILE))
+        except BaseException as error:
             self._held.close()
-            raise storage_error(error, "prepare", self.root) from error
+            if isinstance(error, OSError):
+                raise storage_error(error, "prepare", self.root) from error
+            raise
         self._process = ProcessGuard(self.root)
+        self._background = Background("flushing", self.root, log)
         self._mutex = threading.Lock()  # this process's threads; the flock is per process
         self._holder: int | None = None
         #: The settings of every collection (given, or kept in the manifest).
@@ -124,6 +129,7 @@ class JsonlPersister(Persister):
 
     def begin(self) -> None:
         self._process.check()
+        self._background.check()
         self._mutex.acquire()
         try:
             fsio.lock(self._lock_fd)
@@ -141,6 +147,7 @@ class JsonlPersister(Persister):
 
     def poll(self) -> Changes | None:
         self._process.check()
+        self._background.check()
         if self._holder == threading.get_ident():
             changes = self._catch_up()
         else:
@@ -397,24 +404,23 @@ class JsonlPersister(Persister):
         for table, fields in self._indexed.items():
             for field, by_row in fields.items():
                 try:
-                    current = self._index_file(table, field)
+                    current = self._index_file(table, field, len(by_row))
                 except OSError as error:
                     raise storage_error(error, "read the indices of", self.root) from error
                 if current is None or not indices.matches(current, by_row):
                     self._stale_indices.add(table)
         self._write_indices()
 
-    def _index_file(self, table: str, field: str) -> bytes | None:
-        """An index file as it is (temp files a crash left beside it removed), or ``None``."""
+    def _index_file(self, table: str, field: str, rows: int) -> bytes | None:
+        """An index file as it is (temp files a crash left beside it removed), or ``None``
+        when it is to be written again (see :func:`indices.current`)."""
         try:
             folder = fsio.open_folder(self._root_fd, f"{INDICES}/{table}", create=False, sync=False)
-        except FileNotFoundError:
+        except (FileNotFoundError, fsio.NotRegular):
             return None
         try:
             fsio.remove_temp_files(folder)
-            return fsio.read_file(folder, indices.file_name(field))
-        except FileNotFoundError:
-            return None
+            return indices.current(folder, field, rows)
         finally:
             fsio.close(folder)
 
@@ -428,9 +434,9 @@ class JsonlPersister(Persister):
     def _flusher(self) -> None:
         """``durability="batch"``: flush what was committed every ``batch_interval`` seconds."""
         while not self._closing.wait(self._batch_interval):
-            try:
-                with self._mutex:
-                    if self._the_logs.unsynced:
-                        self._the_logs.flush()
-            except OSError as error:
-                log.warning("could not flush the logs of %s: %s", self.root, error)
+            self._background.run(self._flush)
+
+    def _flush(self) -> None:
+        with self._mutex:
+            if self._the_logs.unsynced:
+                self._the_logs.flush()

@@ -43,6 +43,7 @@ from hutch import (
     StorageError,
     StoragePermissionError,
 )
+from hutch.backends.file.folder import folder_url, layout_at
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
@@ -77,7 +78,10 @@ class SqlitePersister(Persister):
                 f"cannot open {self.path}: its folder {self.path.parent} does not exist; create it"
             )
         if self.path.is_dir():
-            raise ConfigError(f"cannot open {self.path}: it is a folder, not a SQLite file")
+            hint = ""
+            if kind := layout_at(self.path):
+                hint = f": it holds a {kind}:// store; open it with {folder_url(kind, self.path)!r}"
+            raise ConfigError(f"cannot open {self.path}: it is a folder, not a SQLite file{hint}")
         with self._errors("open"):
             self._conn = sqlite3.connect(
                 self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
