@@ -256,21 +256,46 @@ def test_a_generation_linked_while_open_is_refused_when_followed(tmp_path: Path)
     assert (tmp_path / "application-file").read_bytes() == b"mine"
 
 
-def test_records_may_stay_hard_linked_and_a_snapshot_keeps_its_content(tmp_path: Path) -> None:
-    """Records are replaced by rename, never changed in place: a ``cp -al`` snapshot of them
-    keeps the content it had."""
-    root = made(tmp_path, "file")
-    snapshot = tmp_path / "snapshot"
-    snapshot.mkdir()
-    for record in (root / "posts").glob("*.json"):
-        os.link(record, snapshot / record.name)
-    with hutch.open(root) as db:
+@pytest.mark.parametrize("scheme", FOLDER_SCHEMES)
+def test_a_cp_al_copy_and_its_original_each_go_their_own_way(tmp_path: Path, scheme: str) -> None:
+    """Records are replaced by rename, never changed in place, so they may stay linked; the
+    log and lock files a copy shares with its original get copies of their own at the first
+    open of either."""
+    root = made(tmp_path, scheme)
+    copy = tmp_path / "copy"
+    subprocess.run(["cp", "-al", str(root), str(copy)], check=True)
+    with hutch.open(url(scheme, copy)) as db:
+        assert db.store.get_row("posts", "p1") == {"title": "one"}
+        db.store.set_row("posts", "p2", {"title": "only in the copy"})
+        db.compact()
+    with hutch.open(url(scheme, root)) as db:
+        assert db.store.get_row_ids("posts") == ["p1"]
         db.store.set_row("posts", "p1", {"title": "changed"})
         db.compact()
-        assert db.store.get_row("posts", "p1") == {"title": "changed"}
-    assert json.loads((snapshot / "p1.json").read_text()) == {"id": "p1", "title": "one"}
-    with hutch.open(root) as db:
-        assert db.store.get_row("posts", "p1") == {"title": "changed"}
+    with hutch.open(url(scheme, copy)) as db:
+        assert db.store.get_table("posts") == {
+            "p1": {"title": "one"},
+            "p2": {"title": "only in the copy"},
+        }
+    with hutch.open(url(scheme, root)) as db:
+        assert db.store.get_table("posts") == {"p1": {"title": "changed"}}
+
+
+@pytest.mark.parametrize("scheme", FOLDER_SCHEMES)
+def test_a_cp_al_copy_of_an_open_folder_waits_and_the_original_goes_on(
+    tmp_path: Path, scheme: str
+) -> None:
+    root = made(tmp_path, scheme)
+    copy = tmp_path / "copy"
+    with hutch.open(url(scheme, root)) as db:
+        subprocess.run(["cp", "-al", str(root), str(copy)], check=True)
+        with pytest.raises(hutch.StorageError, match="cp -al"):
+            hutch.open(url(scheme, copy))  # the original is open: the copy must wait
+        for number in range(3):
+            db.store.set_row("posts", f"p{number + 2}", {"title": "more"})
+            db.compact()
+    with hutch.open(url(scheme, root)) as db:
+        assert len(db.store.get_row_ids("posts")) == 4
 
 
 def test_new_files_are_created_exclusively(tmp_path: Path) -> None:

@@ -280,9 +280,10 @@ def open_file(dir_fd: int, name: str) -> int:
     return fd
 
 
-def open_lock(dir_fd: int, name: str) -> int:
+def open_lock(dir_fd: int, name: str, *, single: bool = True) -> int:
     """A lock file (created if missing: its name lasts once the folder is synced), opened
-    read-only: hutch only ever ``flock``s it. Refused like :func:`open_file`'s files."""
+    read-only: hutch only ever ``flock``s it. Refused like :func:`open_file`'s files
+    (without ``single``, one with other names is not)."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     try:
         fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
@@ -290,7 +291,7 @@ def open_lock(dir_fd: int, name: str) -> int:
         fd = os.open(name, flags, dir_fd=dir_fd)
     else:
         _told("create", dir_fd, name, fd)
-    _regular(fd, name, single=True)
+    _regular(fd, name, single=single)
     return fd
 
 
@@ -390,6 +391,15 @@ def read_head(dir_fd: int, name: str, length: int) -> bytes:
     fd = _open_reading(dir_fd, name)
     try:
         return read_at(fd, 0, length)
+    finally:
+        os.close(fd)
+
+
+def sync_file(dir_fd: int, name: str) -> None:
+    """Make a file's data last a power cut, through a descriptor that cannot write it."""
+    fd = _open_reading(dir_fd, name)
+    try:
+        fdatasync(fd)
     finally:
         os.close(fd)
 

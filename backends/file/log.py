@@ -361,11 +361,7 @@ class Log:
         self._ready = True
 
     def _sync_generation(self, number: int) -> None:
-        fd = fsio.open_file(self._folder_fd, wal.name(number))
-        try:
-            fsio.fdatasync(fd)
-        finally:
-            fsio.close(fd)
+        fsio.sync_file(self._folder_fd, wal.name(number))
 
     # -- generations --------------------------------------------------------------------------
 

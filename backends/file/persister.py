@@ -51,11 +51,13 @@ from hutch.cells import Row
 from hutch.config import parse_collections
 from hutch.persister import Background, ProcessGuard
 
-from . import fsio, indices, records, upgrade
+from . import fsio, indices, records, upgrade, wal
 from .folder import (
     MAX_MANIFEST_BYTES,
+    OPEN_MARK,
     check_collection,
     check_layout,
+    hold_open_mark,
     missing_manifest,
     parse_manifest,
     positive,
@@ -69,7 +71,6 @@ log = logging.getLogger("hutch.backends.file")
 
 LOCK_FILE = "hutch.lock"
 CHECKPOINT_LOCK = "hutch.checkpoint"
-OPEN_MARK = "hutch.open"
 WAL_FOLDER = "_wal"
 QUARANTINE_FOLDER = "_quarantine"
 #: A checkpoint also starts when the newest log generation grows past this many bytes.
@@ -113,11 +114,16 @@ class FilePersister(Persister):
         warn_if_not_local(self.root, log)
         try:
             check_layout(self._root_fd, self.root, "file")
-            self._open_fd = self._held.own(fsio.open_lock(self._root_fd, OPEN_MARK))
-            fsio.lock_shared(self._open_fd)  # "a process of format 2 or later has it open"
+            self._wal_fd = self._held.own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=True))
+            in_place = [
+                (self._root_fd, {OPEN_MARK, LOCK_FILE, CHECKPOINT_LOCK}.__contains__),
+                (self._wal_fd, lambda name: wal.number(name) is not None),
+            ]
+            self._open_fd = self._held.own(
+                hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync)
+            )
             self._lock_fd = self._held.own(fsio.open_lock(self._root_fd, LOCK_FILE))
             self._checkpoint_fd = self._held.own(fsio.open_lock(self._root_fd, CHECKPOINT_LOCK))
-            self._wal_fd = self._held.own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=True))
         except BaseException as error:
             self._held.close()
             if isinstance(error, OSError):

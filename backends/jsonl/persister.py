@@ -33,8 +33,11 @@ from hutch import (
 )
 from hutch.backends.file import fsio, indices
 from hutch.backends.file.folder import (
+    OPEN_MARK,
+    InPlace,
     check_indexed,
     check_layout,
+    hold_open_mark,
     positive,
     settings_json,
     warn_if_not_local,
@@ -51,7 +54,6 @@ from .logs import Logs, Read
 log = logging.getLogger("hutch.backends.jsonl")
 
 LOCK_FILE = upgrade.OLD_LOCK
-OPEN_MARK = upgrade.OPEN_MARK
 INDICES = "indices"
 #: A log is compacted once it holds more than this many lines, most of them dead.
 COMPACT_LINES = 1000
@@ -75,8 +77,10 @@ class JsonlPersister(Persister):
         warn_if_not_local(self.root, log)
         try:
             check_layout(self._root_fd, self.root, "jsonl")
-            self._open_fd = self._held.own(fsio.open_lock(self._root_fd, OPEN_MARK))
-            fsio.lock_shared(self._open_fd)  # "a process of format 2 or later has it open"
+            in_place: InPlace = [(self._root_fd, _changed_in_place)]
+            self._open_fd = self._held.own(
+                hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync)
+            )
             self._lock_fd = self._held.own(fsio.open_lock(self._root_fd, LOCK_FILE))
         except BaseException as error:
             self._held.close()
@@ -440,3 +444,8 @@ class JsonlPersister(Persister):
         with self._mutex:
             if self._the_logs.unsynced:
                 self._the_logs.flush()
+
+
+def _changed_in_place(name: str) -> bool:
+    """The files of a ``jsonl://`` folder that hutch appends to, cuts or locks in place."""
+    return name in (OPEN_MARK, LOCK_FILE, lines.COMMITS) or lines.is_log(name)

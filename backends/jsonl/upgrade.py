@@ -30,13 +30,13 @@ import orjson
 
 from hutch import CorruptData, StorageError
 from hutch.backends.file import fsio
+from hutch.backends.file.folder import OPEN_MARK
 from hutch.cells import check_exact_numbers
 
 from . import lines, manifest
 from .lines import COMMITS, Entry
 
 OLD_LOCK = "hutch.lock"  # what a process of format 1 keeps open
-OPEN_MARK = "hutch.open"  # what a process of format 2 holds a shared flock on
 _TEMP = ".upgrade" + fsio.TEMP_SUFFIX
 
 
