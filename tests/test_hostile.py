@@ -333,6 +333,20 @@ def test_stray_log_names_neither_stop_nor_lose_commits(tmp_path: Path, stray: st
     assert (root / "_wal" / stray).exists()  # not hutch's: left alone
 
 
+def test_a_generation_number_no_generation_can_follow_is_refused_by_name(tmp_path: Path) -> None:
+    root = made(tmp_path, "file")
+    (root / "_wal" / wal.name(wal.LAST)).write_bytes(b"not hutch's")
+    db = hutch.open(root)
+    db.store.set_row("posts", "p2", {"title": "two"})  # in the log
+    with pytest.raises(hutch.CorruptData, match=wal.name(wal.LAST)):
+        db.compact()  # needs a new generation
+    with pytest.raises(hutch.CorruptData, match=wal.name(wal.LAST)):
+        db.close()
+    (root / "_wal" / wal.name(wal.LAST)).unlink()
+    with hutch.open(root) as db:
+        assert db.store.get_row("posts", "p2") == {"title": "two"}
+
+
 # -- 4. FIFOs and other files that are no files ------------------------------------------------
 
 
@@ -382,6 +396,17 @@ def test_no_file_with_a_generations_name_is_passed_over_unsaid(
     assert (root / "_quarantine" / "_wal" / wal.name(90)).is_symlink() or (
         root / "_quarantine" / "_wal" / wal.name(90)
     ).exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_collection_folder_that_is_a_fifo_is_named_so(tmp_path: Path) -> None:
+    collections = {"posts": {"indexed": ["title"]}}
+    root = made(tmp_path, "file", collections=collections)
+    (root / "elsewhere").mkdir()
+    (root / "posts").rename(root / "elsewhere" / "posts")
+    fifo(root / "posts")
+    with pytest.raises(hutch.StorageError, match=r"posts: it is a FIFO \(named pipe\)"):
+        hutch.open(root, collections=collections)
 
 
 @pytest.mark.timeout(60)

@@ -150,9 +150,8 @@ def open_dir(parent_fd: int, name: str, *, create: bool) -> int:
         mode = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
         if stat.S_ISLNK(mode):
             raise OSError(errno.ELOOP, "a symbolic link", str(name)) from None
-        kind = "a file" if stat.S_ISREG(mode) else kind_of(mode)
         raise NotRegular(
-            errno.ENOTDIR, f"it is {kind} where hutch keeps a folder", str(name)
+            errno.ENOTDIR, f"it is {kind_of(mode)} where hutch keeps a folder", str(name)
         ) from None
     if made:
         _told("mkdir", parent_fd, name, fd)
@@ -233,7 +232,13 @@ def kind_of(mode: int) -> str:
     ):
         if test(mode):
             return kind
-    return "not a regular file"
+    return "a file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def kind_at(dir_fd: int, name: str) -> str:
+    """What ``name`` in a folder is, as :func:`kind_of` says it ("gone" if nothing is)."""
+    found = info(dir_fd, name)
+    return "gone" if found is None else kind_of(found.st_mode)
 
 
 class NotRegular(OSError):

@@ -192,8 +192,7 @@ class Log:
         for name, kind in fsio.entries(self._folder_fd):
             if kind == "file" or wal.number(name) is None:
                 continue
-            found = fsio.info(self._folder_fd, name)
-            what = "gone" if found is None else fsio.kind_of(found.st_mode)
+            what = fsio.kind_at(self._folder_fd, name)
             message = f"{self._where / name}: it is {what} where hutch keeps a log generation"
             if self._quarantine is None:
                 raise CorruptData(
@@ -490,6 +489,11 @@ def create_generation(wal_fd: int, folder_id: str, previous: int | None, *, sync
     durable with its folder entry (given ``sync``). Its number."""
     numbers = [n for name, _ in fsio.entries(wal_fd) if (n := wal.number(name)) is not None]
     number = max(numbers, default=0) + 1
+    if number > wal.LAST:
+        raise CorruptData(
+            f"{wal.name(wal.LAST)} is in the log folder: no generation can follow it; it is "
+            "not one hutch wrote, so move it out of the log folder"
+        )
     header = wal.header(folder_id, number, previous)
     fsio.close(fsio.create_with(wal_fd, wal.name(number), header, sync=sync))
     if sync:

@@ -489,10 +489,11 @@ class FilePersister(Persister):
             if not _TABLE_FOLDER(name):
                 continue
             if kind == "link" or (name in claimed and kind != "dir"):
-                raise storage_error(
-                    OSError(errno.ELOOP, "a symbolic link"),
-                    "use the collection folder",
-                    self.root / name,
+                raise StorageError(
+                    f"could not use the collection folder {self.root / name}: it is "
+                    f"{fsio.kind_at(self._root_fd, name)}, "
+                    "and hutch keeps a collection in a real folder (never following a link); "
+                    "move it away"
                 )
             if name not in claimed and kind == "dir":
                 folders[name] = name

@@ -53,6 +53,8 @@ def name(generation: int) -> str:
 
 
 _NAME = re.compile(r"[0-9]{8,18}\.log").fullmatch
+#: The highest generation number a name can carry.
+LAST = 10**18 - 1
 
 
 def number(file_name: str) -> int | None:
