@@ -410,6 +410,13 @@ def test_a_collection_folder_that_is_a_fifo_is_named_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_a_sqlite_file_that_is_a_fifo_is_named_so(tmp_path: Path) -> None:
+    fifo(tmp_path / "data.db")
+    with pytest.raises(hutch.ConfigError, match=r"it is a FIFO \(named pipe\)"):
+        hutch.open(f"sqlite:///{tmp_path / 'data.db'}")
+
+
+@pytest.mark.timeout(60)
 def test_a_record_that_is_a_fifo_is_quarantined(tmp_path: Path) -> None:
     root = made(tmp_path, "file")
     fifo(root / "posts" / "p1.json")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,7 @@ from hutch import (
     StoragePermissionError,
 )
 from hutch.backends.file.folder import folder_url, layout_at
+from hutch.backends.file.fsio import kind_of
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
@@ -82,6 +84,11 @@ class SqlitePersister(Persister):
             if kind := layout_at(self.path):
                 hint = f": it holds a {kind}:// store; open it with {folder_url(kind, self.path)!r}"
             raise ConfigError(f"cannot open {self.path}: it is a folder, not a SQLite file{hint}")
+        with contextlib.suppress(FileNotFoundError):
+            if not stat.S_ISREG(mode := self.path.stat().st_mode):  # SQLite would wait or fail
+                raise ConfigError(
+                    f"cannot open {self.path}: it is {kind_of(mode)}, not a SQLite file"
+                )
         with self._errors("open"):
             self._conn = sqlite3.connect(
                 self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
