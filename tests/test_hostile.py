@@ -698,3 +698,17 @@ def test_a_huge_sparse_file_is_never_read_whole(
     assert opened.stdout.startswith(outcome), opened.stdout
     if outcome.startswith("refused"):
         assert place.rsplit("/", 1)[-1] in opened.stdout
+
+
+@pytest.mark.parametrize("name", ["_commits.jsonl", "posts.jsonl"])
+def test_a_log_is_judged_by_its_head_but_never_taken_for_a_torn_creation_when_longer(
+    tmp_path: Path, name: str
+) -> None:
+    """Zeros at the start of a log longer than its header are damage, not a creation a crash
+    cut short: the file is kept, and the error names it."""
+    root = made(tmp_path, "jsonl")
+    damaged = b"\0" * 8192 + (root / name).read_bytes()
+    (root / name).write_bytes(damaged)
+    with pytest.raises(hutch.CorruptData, match=name):
+        hutch.open(url("jsonl", root))
+    assert (root / name).read_bytes() == damaged

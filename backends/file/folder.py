@@ -102,6 +102,8 @@ def parse_manifest(
             f"from 1; this hutch writes {version}); fix it, or restore the file from a backup"
         )
     found = manifest.get("kind", "file")
+    if not isinstance(found, str):
+        raise CorruptData(f"{where}: 'kind' must be a backend's name, not {found!r}; fix it")
     if kind is not None and found != kind:
         raise ConfigError(
             f"{where}: this folder holds a {found}:// store, not a {kind}:// one; open it with "

@@ -93,11 +93,11 @@ def read_header(data: bytes) -> tuple[Header, int] | None:
 
 
 def torn_header(data: bytes, folder: str, name: str) -> bool:
-    """Whether ``data`` is what a crash can leave of a log created with its header: nothing,
-    zeros, or a part of the header (a header is written in one piece and synced)."""
-    return not data.strip(b"\0") or (
-        len(data) < len(whole := header(folder, name, 1)) and whole.startswith(data)
-    )
+    """Whether ``data`` (a log's first :data:`HEAD` bytes) is what a crash can leave of a log
+    created with its header: nothing, zeros, or a part of the header, and never longer than
+    the header (which is written in one piece and synced before any line)."""
+    whole = header(folder, name, 1)
+    return len(data) <= len(whole) and (not data.strip(b"\0") or whole.startswith(data))
 
 
 # -- data lines --------------------------------------------------------------------------------
