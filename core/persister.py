@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import logging
 import os
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -172,20 +173,29 @@ class Background:
         self._where = where
         self._log = logger
         self._failure: BaseException | None = None
+        self._lock = threading.Lock()
 
     def run(self, work: Callable[[], None]) -> None:
         """One round of the background work."""
         try:
             work()
-        except Exception as error:  # kept, and raised in the foreground
-            self._log.exception("%s of %s failed", self._what, self._where)
-            self._failure = error
+        except Exception as error:  # kept (before it is logged), and raised in the foreground
+            with self._lock:
+                self._failure = error
+            self._log.exception(
+                "%s of %s failed in the background (tried again; the next call raises it): %s",
+                self._what,
+                self._where,
+                error,
+            )
 
     def check(self) -> None:
         """Raise what the background last failed with (once), if it failed."""
-        failure, self._failure = self._failure, None
+        with self._lock:
+            failure, self._failure = self._failure, None
         if failure is not None:
-            raise StorageError(
+            kind = type(failure) if isinstance(failure, StorageError) else StorageError
+            raise kind(
                 f"the {self._what} of {self._where} failed in the background: "
                 f"{type(failure).__name__}: {failure}. It goes on trying; if this repeats, "
                 "close the database and open it again"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -19,8 +20,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import logfiles
 import orjson
 import pytest
+from children import Child
 
 import hutch
 from hutch.backends.file import fsio, wal
@@ -125,6 +128,70 @@ def test_a_checksummed_log_line_is_checked_as_a_write_and_never_applied(
         assert db.store.get_row_ids("posts") == ["p1"]
     assert list((root / "_quarantine" / "_wal").iterdir())
     assert not list(tmp_path.rglob("planted*"))
+
+
+def test_what_a_quarantine_keeps_is_in_the_new_log_before_any_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The generation a damaged line is in goes to quarantine; the transactions before the
+    line are written into the new generation at once, so a crash before the next
+    checkpoint (here the disk is full for the one at open) cannot lose them."""
+    root = tmp_path / "data"
+    with hutch.open(root) as db:
+        db.store.set_row("posts", "p1", {"title": "one"})
+        db.store.set_row("posts", "p2", {"title": "two"})
+    for record in (root / "posts").iterdir():  # as if no checkpoint had written them
+        record.unlink()
+    generation = newest_generation(root)
+    transactions = [
+        wal_line(
+            {"s": 1, "p": 0, "c": 1, "t": {"posts": {"p1": {"title": "one"}}}, "v": {}, "d": []}
+        ),
+        wal_line(
+            {"s": 2, "p": 1, "c": 1, "t": {"posts": {"p2": {"title": "two"}}}, "v": {}, "d": []}
+        ),
+        wal_line({"s": 3, "p": 2, "c": 1, "t": {"posts": {"../x": {"x": 1}}}, "v": {}, "d": []}),
+    ]
+    for stale in logfiles.generations(root)[:-1]:
+        stale.unlink()
+    header = logfiles.lines(generation)[0]
+    header["previous"] = None
+    generation.write_bytes(wal_line(header) + b"".join(transactions))
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise hutch.DiskFull("the disk is full")
+
+    monkeypatch.setattr(FilePersister, "_checkpoint_held", disk_full)
+    db = hutch.open(root, on_corrupt="quarantine")
+    crashed = tmp_path / "crashed"
+    shutil.copytree(root, crashed)  # what a crash now would leave (the page cache kept)
+    with pytest.raises(hutch.DiskFull):
+        db.close()
+    monkeypatch.undo()
+    with hutch.open(crashed) as db:
+        assert db.store.get_table("posts") == {"p1": {"title": "one"}, "p2": {"title": "two"}}
+
+
+def test_a_checkpoint_mark_no_checkpoint_writes_is_damage(tmp_path: Path) -> None:
+    root = made(tmp_path, "file")
+    with hutch.open(root) as db:
+        db.store.set_row("posts", "p2", {"title": "two"})
+        generation = int(newest_generation(root).stem)
+        append_transaction(root, k=generation)  # "this very generation is in the files"
+        with pytest.raises(hutch.CorruptData, match="checkpoint mark names generation"):
+            hutch.open(root)
+        db.store.set_row("posts", "p3", {"title": "three"})  # (not cut, not applied)
+
+
+def test_a_checksummed_line_after_a_torn_one_is_never_cut(tmp_path: Path) -> None:
+    root = made(tmp_path, "file")
+    hostile = {"s": 99, "p": 0, "c": 1, "t": {"posts": {"../x": {"x": 1}}}, "v": {}, "d": []}
+    with newest_generation(root).open("ab") as log:
+        log.write(b"0badc0de {torn\n" + wal_line(hostile))
+    before = newest_generation(root).read_bytes()
+    with pytest.raises(hutch.CorruptData, match="no transaction hutch wrote"):
+        hutch.open(root)
+    assert newest_generation(root).read_bytes() == before
 
 
 def test_a_line_out_of_turn_is_damage_not_a_torn_tail(tmp_path: Path) -> None:
@@ -235,7 +302,8 @@ def test_a_hard_linked_log_or_lock_file_is_refused_and_left_alone(
 
 def test_a_generation_linked_while_open_is_refused_when_followed(tmp_path: Path) -> None:
     """A process moving on to a generation another one started never appends to it if it
-    has other names; and the descriptor it held stays its own (no closed number is kept)."""
+    has other names, nor to the generation that ended: its next commit waits until it can
+    move on, so every process reads it. The descriptor it held stays its own."""
     root = made(tmp_path, "file")
     with hutch.open(root) as writer, hutch.open(root) as reader:
         writer.store.set_row("posts", "p2", {"title": "two"})
@@ -245,15 +313,23 @@ def test_a_generation_linked_while_open_is_refused_when_followed(tmp_path: Path)
         os.link(newest_generation(root), place / "second-name")
         with pytest.raises(hutch.StorageError, match="hard links"):
             reader.refresh()
+        with pytest.raises(hutch.StorageError, match="hard links"):
+            reader.store.set_row("posts", "r1", {"title": "refused"})
         theirs = os.open(tmp_path / "application-file", os.O_CREAT | os.O_RDWR)
         try:
             (place / "second-name").unlink()
+            reader.store.set_row("posts", "r2", {"title": "acknowledged"})
+            assert reader.store.get_row("posts", "p2") == {"title": "two"}
+            writer.refresh()
+            assert writer.store.get_row("posts", "r2") == {"title": "acknowledged"}
             reader.close()  # closes only descriptors it owns
             os.fstat(theirs)  # still open: hutch did not close the application's file
             os.write(theirs, b"mine")
         finally:
             os.close(theirs)
     assert (tmp_path / "application-file").read_bytes() == b"mine"
+    with hutch.open(root) as db:
+        assert db.store.get_row_ids("posts") == ["p1", "p2", "r2"]
 
 
 @pytest.mark.parametrize("scheme", FOLDER_SCHEMES)
@@ -281,21 +357,47 @@ def test_a_cp_al_copy_and_its_original_each_go_their_own_way(tmp_path: Path, sch
         assert db.store.get_table("posts") == {"p1": {"title": "changed"}}
 
 
+_HOLDER = """
+import sys
+import hutch
+db = hutch.open(sys.argv[1])
+db.store.set_row("posts", "held", {"title": "by the holder"})
+print("open", flush=True)
+sys.stdin.readline()
+db.store.set_row("posts", "late", {"title": "after the copy"})
+db.close()
+print("closed", flush=True)
+"""
+
+
 @pytest.mark.parametrize("scheme", FOLDER_SCHEMES)
-def test_a_cp_al_copy_of_an_open_folder_waits_and_the_original_goes_on(
+def test_a_cp_al_copy_of_a_folder_in_use_is_refused_while_the_original_goes_on(
     tmp_path: Path, scheme: str
 ) -> None:
+    """A copy made while another process has the original open shares its live log: it is
+    refused until that process closes. The original's processes, and new ones joining
+    them, go on."""
     root = made(tmp_path, scheme)
     copy = tmp_path / "copy"
-    with hutch.open(url(scheme, root)) as db:
+    holder = Child("holder", [sys.executable, "-c", _HOLDER, url(scheme, root)], tmp_path / "err")
+    try:
+        holder.expect("open")
         subprocess.run(["cp", "-al", str(root), str(copy)], check=True)
-        with pytest.raises(hutch.StorageError, match="cp -al"):
-            hutch.open(url(scheme, copy))  # the original is open: the copy must wait
-        for number in range(3):
-            db.store.set_row("posts", f"p{number + 2}", {"title": "more"})
+        with pytest.raises(hutch.StorageError, match="from a folder that a process has open"):
+            hutch.open(url(scheme, copy))
+        with hutch.open(url(scheme, root)) as db:  # another worker of the original joins
+            db.store.set_row("posts", "joined", {"title": "by a new worker"})
             db.compact()
+        holder.send("go")
+        holder.expect("closed")
+    finally:
+        holder.end()
     with hutch.open(url(scheme, root)) as db:
-        assert len(db.store.get_row_ids("posts")) == 4
+        assert db.store.get_row_ids("posts") == ["held", "joined", "late", "p1"]
+    with hutch.open(url(scheme, copy)) as db:  # now on its own
+        db.store.set_row("posts", "copied", {"title": "only in the copy"})
+    with hutch.open(url(scheme, root)) as db:
+        assert "copied" not in db.store.get_row_ids("posts")
 
 
 def test_new_files_are_created_exclusively(tmp_path: Path) -> None:
@@ -393,9 +495,7 @@ def test_no_file_with_a_generations_name_is_passed_over_unsaid(
         db.store.set_row("posts", "p2", {"title": "two"})
     with hutch.open(root) as db:
         assert db.store.get_row_ids("posts") == ["p1", "p2"]
-    assert (root / "_quarantine" / "_wal" / wal.name(90)).is_symlink() or (
-        root / "_quarantine" / "_wal" / wal.name(90)
-    ).exists()
+    assert os.path.lexists(root / "_quarantine" / "_wal" / wal.name(90))
 
 
 @pytest.mark.timeout(60)
@@ -414,6 +514,12 @@ def test_a_sqlite_file_that_is_a_fifo_is_named_so(tmp_path: Path) -> None:
     fifo(tmp_path / "data.db")
     with pytest.raises(hutch.ConfigError, match=r"it is a FIFO \(named pipe\)"):
         hutch.open(f"sqlite:///{tmp_path / 'data.db'}")
+
+
+def test_a_sqlite_path_that_loops_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "loop.db").symlink_to(tmp_path / "loop.db")
+    with pytest.raises(hutch.StorageError, match=r"loop\.db"):
+        hutch.open(f"sqlite:///{tmp_path / 'loop.db'}")
 
 
 @pytest.mark.timeout(60)
@@ -441,7 +547,7 @@ def test_a_failed_reopen_after_a_compaction_keeps_no_closed_descriptor(
         db.store.set_row("posts", "p1", {"title": "two"})
         real = fsio.open_file
 
-        def exhausted(dir_fd: int, name: str) -> int:
+        def exhausted(dir_fd: int, name: str, **options: Any) -> int:
             raise OSError(24, "Too many open files", name)
 
         monkeypatch.setattr(fsio, "open_file", exhausted)
@@ -545,6 +651,40 @@ def test_a_file_where_the_indices_folder_belongs_is_moved_aside(tmp_path: Path) 
     with hutch.open(root, collections=collections) as db:
         db.store.set_row("posts", "p2", {"title": "two"})
     assert (index_folder / "title.jsonl").read_text() == '["one","p1"]\n["two","p2"]\n'
+
+
+@pytest.mark.parametrize("blocker", ["file", "link"])
+def test_what_stands_where_the_indices_folder_belongs_is_moved_aside(
+    tmp_path: Path, blocker: str
+) -> None:
+    collections = {"posts": {"indexed": ["title"]}}
+    root = made(tmp_path, "file", collections=collections)
+    shutil.rmtree(root / "posts" / "indices")
+    if blocker == "file":
+        (root / "posts" / "indices").write_text("not a folder")
+    else:
+        (tmp_path / "outside-indices").mkdir()
+        (root / "posts" / "indices").symlink_to(tmp_path / "outside-indices")
+    with hutch.open(root, collections=collections) as db:
+        db.store.set_row("posts", "p2", {"title": "two"})
+    index = root / "posts" / "indices" / "title.jsonl"
+    assert index.read_text() == '["one","p1"]\n["two","p2"]\n'
+    assert os.path.lexists(root / "_quarantine" / "posts" / "indices")
+    assert not list((tmp_path / "outside-indices").iterdir()) if blocker == "link" else True
+
+
+def test_a_collection_folder_inside_another_is_no_record_of_it(tmp_path: Path) -> None:
+    collections = {"notes": {"path": "posts/n1.json"}}
+    root = made(tmp_path, "file")
+    with hutch.open(root, collections=collections) as db:
+        db.store.set_row("notes", "a", {"title": "a note"})
+    with hutch.open(root, collections=collections) as db:
+        assert db.store.get_table("notes") == {"a": {"title": "a note"}}
+        assert db.store.get_row_ids("posts") == ["p1"]
+        db.store.set_row("posts", "n1", {"title": "in the way"})
+        with pytest.raises(hutch.StorageError, match="folder of another collection"):
+            db.compact()
+        db.store.del_row("posts", "n1")
 
 
 # -- 8. the wrong backend on a folder ----------------------------------------------------------

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from hutch import CollectionSettings, ConfigError, CorruptData, StorageError, UnsupportedFormat
+from hutch import CollectionSettings, ConfigError, CorruptData, UnsupportedFormat
 
 from . import fsio
 from .fsio import file_system_type
@@ -80,11 +80,9 @@ def settings_json(settings: CollectionSettings) -> dict[str, Any]:
     return {"indexed": list(settings.indexed), "wal": settings.wal, "path": settings.path}
 
 
-def parse_manifest(
-    data: bytes, where: Path, *, version: int, kind: str | None = None
-) -> dict[str, Any]:
+def parse_manifest(data: bytes, where: Path, *, version: int) -> dict[str, Any]:
     """A manifest: its ``format``, ``collections`` (always a dict) and whatever else it
-    keeps; refuses a newer format (and, given ``kind``, a folder of another backend)."""
+    keeps; refuses a newer format. (Which backend's it is, :func:`check_layout` checked.)"""
     try:
         manifest = orjson.loads(data)
     except orjson.JSONDecodeError as error:
@@ -101,14 +99,8 @@ def parse_manifest(
             f"{where}: format {number!r} is no format any hutch wrote (they are whole numbers "
             f"from 1; this hutch writes {version}); fix it, or restore the file from a backup"
         )
-    found = manifest.get("kind", "file")
-    if not isinstance(found, str):
-        raise CorruptData(f"{where}: 'kind' must be a backend's name, not {found!r}; fix it")
-    if kind is not None and found != kind:
-        raise ConfigError(
-            f"{where}: this folder holds a {found}:// store, not a {kind}:// one; open it with "
-            f"{found}:// or give {kind}:// another folder"
-        )
+    if not isinstance(manifest.get("kind", "file"), str):
+        raise CorruptData(f"{where}: 'kind' must be a backend's name, not {manifest['kind']!r}")
     if manifest["format"] > version:
         raise UnsupportedFormat(
             f"{where} says format {manifest['format']}, newer than the {version} "
@@ -188,79 +180,3 @@ def missing_manifest(root: Path, kind: str, folder_id: str, version: int) -> Cor
         f"backup; or, to go on without those settings, write {orjson.dumps(manifest).decode()} "
         "into it and open again, giving each collection's settings"
     )
-
-
-#: Every process that has the folder open holds a shared ``flock`` on this file.
-OPEN_MARK = "hutch.open"
-
-#: The files a backend changes or locks in place: folder descriptor, and which of its names.
-InPlace = list[tuple[int, Callable[[str], bool]]]
-
-
-def hold_open_mark(root_fd: int, root: Path, in_place: InPlace, *, sync: bool) -> int:
-    """Open :data:`OPEN_MARK` and take its shared ``flock``, for as long as the folder is open.
-
-    First, the files hutch changes or locks in place (``in_place``, this file among
-    them) must have one name each: a hard link would carry hutch's writes, or share
-    its locks, outside the folder. One that has more is refused, unless the folder's
-    manifest has too: then the whole folder was copied with its links (``cp -al``),
-    and once no process has either copy open, each such file is replaced by a copy of
-    its own (the other names keep the old one), the manifest too, and the copy is a
-    folder of its own from then on.
-    """
-    log = logging.getLogger("hutch.backends.file")
-    while True:
-        fd = fsio.open_lock(root_fd, OPEN_MARK, single=False)
-        try:
-            linked = _linked(in_place)
-            if linked:
-                _copy_linked(root_fd, root, fd, linked, sync=sync)
-                log.warning(
-                    "%s shared %d log and lock files with another folder through hard links "
-                    "(a copy made with cp -al?): each now has a copy of its own",
-                    root,
-                    len(linked),
-                )
-            else:
-                fsio.lock_shared(fd)
-                now = fsio.info(root_fd, OPEN_MARK)
-                if now is not None and now.st_ino == fsio.inode(fd):
-                    return fd  # else it was replaced meanwhile by another process's copy
-        except BaseException:
-            fsio.close(fd)
-            raise
-        fsio.close(fd)
-
-
-def _linked(in_place: InPlace) -> list[tuple[int, str]]:
-    """The files changed or locked in place that have other names."""
-    found = []
-    for dir_fd, ours in in_place:
-        for name, kind in fsio.entries(dir_fd):
-            if kind == "file" and ours(name):
-                entry = fsio.info(dir_fd, name)
-                if entry is not None and entry.st_nlink > 1:
-                    found.append((dir_fd, name))
-    return found
-
-
-def _copy_linked(
-    root_fd: int, root: Path, mark_fd: int, linked: list[tuple[int, str]], *, sync: bool
-) -> None:
-    """Give a folder copied with ``cp -al`` copies of its own of the ``linked`` files,
-    holding the open mark alone; refuse if it was not copied whole, or is in use."""
-    manifest = fsio.info(root_fd, MANIFEST)
-    if manifest is None or manifest.st_nlink < 2:
-        dir_fd, name = linked[0]
-        fsio.close(fsio.open_lock(dir_fd, name))  # raises Linked, naming the file
-    if not fsio.lock(mark_fd, wait=False):
-        raise StorageError(
-            f"{root} shares its log and lock files with another folder through hard links (a "
-            "copy made with cp -al?), and a process has one of the two open: close it, and "
-            "this folder gets copies of its own at its next open"
-        )
-    # The open mark last: a process opening meanwhile waits on the old one, then sees it gone.
-    mark = (root_fd, OPEN_MARK)
-    for dir_fd, name in [*(p for p in linked if p != mark), (root_fd, MANIFEST), mark]:
-        if (dir_fd, name) in linked or name == MANIFEST:
-            fsio.write_atomic(dir_fd, name, fsio.read_file(dir_fd, name), sync=sync)

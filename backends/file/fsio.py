@@ -149,7 +149,7 @@ def open_dir(parent_fd: int, name: str, *, create: bool) -> int:
     except NotADirectoryError:
         mode = os.stat(name, dir_fd=parent_fd, follow_symlinks=False).st_mode
         if stat.S_ISLNK(mode):
-            raise OSError(errno.ELOOP, "a symbolic link", str(name)) from None
+            raise _a_link(str(name)) from None
         raise NotRegular(
             errno.ENOTDIR, f"it is {kind_of(mode)} where hutch keeps a folder", str(name)
         ) from None
@@ -253,50 +253,74 @@ class TooBig(OSError):
     """A file is larger than hutch reads whole for its kind."""
 
 
-def _regular(fd: int, name: str, *, single: bool) -> os.stat_result:
-    """What ``fd`` is, refused (and closed) unless a regular file (with one name, given
-    ``single``)."""
+def linked(name: str, found: os.stat_result | None) -> Linked:
+    """The error for a file hutch changes or locks in place that has other names."""
+    names = found.st_nlink if found is not None else "several"
+    return Linked(
+        errno.EMLINK,
+        f"it has {names} names (hard links), and hutch changes or locks this file in place, "
+        "which would reach it under its other names too (perhaps outside the folder); give "
+        "it a copy of its own (cp NAME NAME.copy && mv NAME.copy NAME), or remove the other "
+        "names",
+        name,
+    )
+
+
+def _a_link(name: str) -> NotRegular:
+    return NotRegular(errno.ELOOP, "it is a symbolic link, which hutch never follows", name)
+
+
+def _open(name: str, flags: int, dir_fd: int) -> int:
+    """``os.open`` with ``O_NOFOLLOW``: a link is :class:`NotRegular`, like a FIFO."""
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW, 0o644, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _a_link(name) from None
+        raise
+
+
+def _regular(fd: int, name: str, may_share: Callable[[], bool] | None) -> os.stat_result:
+    """What ``fd`` is, refused (and closed) unless a regular file; one with other names is
+    refused too unless ``may_share`` says otherwise (``None``: links are no concern)."""
     try:
         found = os.fstat(fd)
         if not stat.S_ISREG(found.st_mode):
             kind = kind_of(found.st_mode)
             code = errno.EISDIR if stat.S_ISDIR(found.st_mode) else errno.EINVAL
             raise NotRegular(code, f"it is {kind}, not a file hutch wrote", name)
-        if single and found.st_nlink > 1:
-            raise Linked(
-                errno.EMLINK,
-                f"it has {found.st_nlink} names (hard links), and hutch changes or locks this "
-                "file in place, which would reach it under its other names too (perhaps "
-                "outside the folder); give it a copy of its own (cp NAME NAME.copy && mv "
-                "NAME.copy NAME), or remove the other names",
-                name,
-            )
+        if may_share is not None and found.st_nlink > 1 and not may_share():
+            raise linked(name, found)
     except BaseException:
         os.close(fd)
         raise
     return found
 
 
-def open_file(dir_fd: int, name: str) -> int:
+def _never() -> bool:
+    return False
+
+
+def open_file(dir_fd: int, name: str, *, may_share: Callable[[], bool] = _never) -> int:
     """An existing regular file opened for changing in place (a log), never through a link,
-    never a FIFO, and never a file with other names (hard links) that would change too."""
-    fd = os.open(name, _FILE_FLAGS | os.O_NONBLOCK, dir_fd=dir_fd)
-    _regular(fd, name, single=True)
+    never a FIFO, and never a file with other names (hard links) that would change too,
+    unless ``may_share()`` says the folder was copied with its links (see links.py)."""
+    fd = _open(name, _FILE_FLAGS | os.O_NONBLOCK, dir_fd)
+    _regular(fd, name, may_share)
     return fd
 
 
-def open_lock(dir_fd: int, name: str, *, single: bool = True) -> int:
+def open_lock(dir_fd: int, name: str, *, may_share: Callable[[], bool] = _never) -> int:
     """A lock file (created if missing: its name lasts once the folder is synced), opened
-    read-only: hutch only ever ``flock``s it. Refused like :func:`open_file`'s files
-    (without ``single``, one with other names is not)."""
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    read-only: hutch only ever ``flock``s it. Refused like :func:`open_file`'s files."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
     try:
-        fd = os.open(name, flags | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=dir_fd)
+        fd = _open(name, flags | os.O_CREAT | os.O_EXCL, dir_fd)
     except FileExistsError:
-        fd = os.open(name, flags, dir_fd=dir_fd)
+        fd = _open(name, flags, dir_fd)
     else:
         _told("create", dir_fd, name, fd)
-    _regular(fd, name, single=single)
+    _regular(fd, name, may_share)
     return fd
 
 
@@ -410,10 +434,36 @@ def sync_file(dir_fd: int, name: str) -> None:
 
 
 def _open_reading(dir_fd: int, name: str) -> int:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-    fd = os.open(name, flags, dir_fd=dir_fd)
-    _regular(fd, name, single=False)
+    fd = _open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd)
+    _regular(fd, name, None)
     return fd
+
+
+def replace_with_copy(dir_fd: int, name: str, *, sync: bool) -> None:
+    """Replace a file by a copy of itself, read and written a piece at a time (so a big log
+    costs no memory): its other names keep the old file. Done as :func:`write_atomic`."""
+    source = _open_reading(dir_fd, name)
+    try:
+        temp = f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        fd = create_new(dir_fd, temp)
+        try:
+            try:
+                offset = 0
+                while chunk := read_at(source, offset, 1 << 20):
+                    write_at(fd, chunk, offset)
+                    offset += len(chunk)
+                if sync:
+                    fsync(fd)
+            finally:
+                os.close(fd)
+            rename(dir_fd, temp, dir_fd, name)
+        except BaseException:
+            remove(dir_fd, temp)
+            raise
+    finally:
+        os.close(source)
+    if sync:
+        fsync(dir_fd)
 
 
 def write_at(fd: int, data: bytes, offset: int) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import attrs
 
-from hutch import Changes, CorruptData
+from hutch import Changes, CorruptData, HutchError
 
 from . import fsio, wal
 
@@ -60,9 +60,11 @@ class Log:
         folder_id: str,
         *,
         durability: str,
+        may_share: Callable[[], bool],
         quarantine: Callable[[str], None] | None = None,
     ) -> None:
         self._folder_fd = wal_fd
+        self._may_share = may_share  # whether a generation may have other names (links.py)
         self._quarantine = quarantine  # moves a damaged generation aside (on_corrupt)
         self._where = where
         self._folder = folder_id
@@ -78,6 +80,8 @@ class Log:
         self.unsynced = False  # appended without a sync (durability="batch")
         self._previous: dict[int, int | None] = {}  # generation -> the one it follows
         self._reported: set[int] = set()  # files in the log folder that are not generations
+        #: Why the generation the log goes on in could not be opened (see catch_up), if so.
+        self.stuck: Exception | None = None
 
     @property
     def size(self) -> int:
@@ -97,26 +101,36 @@ class Log:
         chain = _chain(generations)
         if len(chain) > 1 and _rotated_only(chain[-2], chain[-1]):
             chain = chain[:-1]  # the log goes on in the one before: a checkpoint stopped early
-        marks = [mark for g in chain for mark in wal.checkpoint_marks(g.data[g.start :])]
+        marks: list[int] = []
+        damaged: list[_Generation] = []  # from a mark hutch never writes on (quarantined)
+        for position, generation in enumerate(chain):
+            try:
+                marks += wal.checkpoint_marks(generation.data, generation.start, generation.number)
+            except wal.Damaged as damage:
+                self._refuse_edit(generation, damage)
+                chain, damaged = chain[:position], chain[position:]
+                break
         if marks:  # what a finished checkpoint wrote into the files is not replayed
             in_files = max(marks)
             chain = [g for g in chain if g.number > in_files] or chain[-1:]
         found: list[wal.Entry] = []
         expected: int | None = None
-        end = chain[-1].start
+        end = 0
         for position, generation in enumerate(chain):
             end = generation.start
             try:
                 for entry in wal.entries(generation.data, end, expected):
                     if entry is None:
                         if not self._cut_or_raise(generation, end, expected, chain[position + 1 :]):
-                            return self._without(chain[position:], found)
+                            return self._without(chain[position:] + damaged, found)
                         break
                     found.append(entry)
                     expected, end = entry.seq + 1, entry.end
             except wal.Damaged as damage:
-                self._edited(generation, damage)
-                return self._without(chain[position:], found)
+                self._refuse_edit(generation, damage)
+                return self._without(chain[position:] + damaged, found)
+        if damaged:
+            return self._without(damaged, found)
         self.seq = found[-1].seq if found else 0
         self._open(chain[-1].number, end)
         if self._sync:  # what was read may be in the page cache only (a killed writer's)
@@ -127,14 +141,20 @@ class Log:
         return found
 
     def catch_up(self) -> list[wal.Entry] | None:
-        """What was appended since this process last read; ``None`` if it fell too far behind."""
+        """What was appended since this process last read; ``None`` if it fell too far behind.
+
+        If the generation the log goes on in cannot be opened, what came before it is
+        returned and :attr:`stuck` says why: the line naming it is read again next time,
+        and nothing is appended meanwhile (a line here would be read by no other process).
+        """
         found = fsio.info(self._folder_fd, wal.name(self.generation))
         if found is None or found.st_ino != self._ino:
             return None
         size = found.st_size
         read: list[wal.Entry] = []
+        self.stuck = None
         while True:
-            following = None
+            end: wal.Entry | None = None  # the line ending this generation, if read
             if size > self._end:
                 data = fsio.read_at(self._current_fd(), self._end, size - self._end)
                 offset = 0
@@ -143,24 +163,26 @@ class Log:
                         if entry is None:
                             self._check_tail(offset)
                             break
+                        if entry.following is not None:
+                            end = entry
+                            break
                         read.append(entry)
-                        offset, self.seq, following = entry.end, entry.seq, entry.following
+                        offset, self.seq = entry.end, entry.seq
                         if entry.synced:
                             self._durable = max(self._durable, entry.seq)
-                        if following is not None:
-                            break
                 except wal.Damaged as damage:
-                    raise CorruptData(
-                        f"{self._where / wal.name(self.generation)}: byte "
-                        f"{self._end + damage.offset} is no transaction hutch wrote "
-                        f"({damage.reason}), though its checksum holds: the log was edited. "
-                        "Close every process and open the folder again to see what to do"
-                    ) from None
+                    raise self._edit_seen(self._end + damage.offset, damage.reason) from None
                 self._end += offset
-            if following is None:
+            if end is None:
                 return read
-            if not self._follow(following):
-                return None
+            assert end.following is not None
+            try:
+                if not self._follow(end.following):
+                    return None
+            except (OSError, HutchError) as error:
+                self.stuck = error
+                return read
+            self.seq = end.seq
             size = fsio.size(self._current_fd())
 
     def _follow(self, number: int) -> bool:
@@ -203,7 +225,9 @@ class Log:
             self._quarantine(name)
 
     def _without(self, damaged: list[_Generation], found: list[wal.Entry]) -> list[wal.Entry]:
-        """Quarantine a damaged generation and those after it; go on from what came before."""
+        """Quarantine a damaged generation and those after it; go on from what came before,
+        which a new generation holds, as one transaction, from the start (so a crash before
+        the next checkpoint loses none of it)."""
         assert self._quarantine is not None
         for generation in damaged:
             self._quarantine(wal.name(generation.number))
@@ -211,20 +235,35 @@ class Log:
         self.seq = found[-1].seq if found else 0
         number = self._create(previous=None)
         self._open(number, len(self._head(number)))
+        if found:
+            self._write(Changes.combined([entry.changes for entry in found]), sync=self._sync)
         self._durable = self.seq
         return found
 
-    def _edited(self, generation: _Generation, damage: wal.Damaged) -> None:
+    def _edit_message(self, generation: int, where: str) -> str:
+        return (
+            f"{self._where / wal.name(generation)}: {where} is no transaction hutch wrote, "
+            "though its checksum holds: the log was edited"
+        )
+
+    def _edit_seen(self, offset: int, reason: str) -> CorruptData:
+        """The error for an edited line met while catching up (at ``offset`` of the current
+        generation)."""
+        return CorruptData(
+            f"{self._edit_message(self.generation, f'byte {offset}')} ({reason}); close every "
+            "process and open the folder again to see what to do"
+        )
+
+    def _refuse_edit(self, generation: _Generation, damage: wal.Damaged) -> None:
         """A line whose checksum holds but which is no transaction in turn: someone wrote it.
         Never applied, never cut: raise, or (given a quarantine) say so and return."""
-        path = self._where / wal.name(generation.number)
         line = wal.line_number(generation.data, damage.offset)
-        what = f"{path}: line {line} (byte {damage.offset}) is no transaction hutch wrote"
+        what = self._edit_message(generation.number, f"line {line} (byte {damage.offset})")
         if self._quarantine is None:
             raise CorruptData(
-                f"{what} ({damage.reason}), though its checksum holds: the log was edited. "
-                "Restore the folder from a backup, or open it with on_corrupt='quarantine' to "
-                "move the log aside and open with the transactions before that line"
+                f"{what} ({damage.reason}). Restore the folder from a backup, or open it with "
+                "on_corrupt='quarantine' to move the log aside and open with the transactions "
+                "before that line"
             )
         log.warning(
             "%s (%s): the generation and any after it are moved to the quarantine folder, and "
@@ -250,6 +289,9 @@ class Log:
             proof += "is synced"
         elif (found := wal.proves_durable(generation.data, offset, expected)) is not None:
             proof = f"line {found} says the transactions before it had been made durable"
+        elif (edit := wal.first_edit(generation.data, offset)) is not None:
+            self._refuse_edit(generation, edit)  # a line no crash can leave: never cut
+            return False
         if proof is not None:
             if self._quarantine is not None:
                 log.warning(
@@ -268,7 +310,7 @@ class Log:
                 "open it with on_corrupt='quarantine' to move the log aside and open without "
                 "them, or move the file out of the log folder"
             )
-        fd = fsio.open_file(self._folder_fd, wal.name(generation.number))
+        fd = fsio.open_file(self._folder_fd, wal.name(generation.number), may_share=self._may_share)
         try:
             fsio.truncate(fd, offset)
             if self._sync:
@@ -293,6 +335,8 @@ class Log:
         fd = self._current_fd()
         data = fsio.read_at(fd, 0, fsio.size(fd))
         bad = self._end + offset
+        if (edit := wal.first_edit(data, bad)) is not None:
+            raise self._edit_seen(edit.offset, edit.reason)
         proof = wal.proves_durable(data, bad, self.seq + 1)
         following = self._following(self.generation)
         if proof is not None or (following is not None and len(following.data) > following.start):
@@ -323,13 +367,20 @@ class Log:
                 f"{self._where / wal.name(number)} does not follow {wal.name(self.generation)}, "
                 "the generation in use: close every process and open the folder again"
             )
-        self._write(_NOTHING, sync=False, following=number)
-        self._open(number, following.start)
+        fd = fsio.open_file(self._folder_fd, wal.name(number), may_share=self._may_share)
+        try:
+            self._write(_NOTHING, sync=False, following=number)
+        except BaseException:
+            fsio.close(fd)
+            raise
+        self._switch(fd, number, following.start)
 
     def _write(self, changes: Changes, *, sync: bool, **marks: int) -> None:
         """Append one line. A mark (a checkpoint's, a generation's end) is not synced under
         the write lock: the next commit's sync, or the background flush, makes it durable,
         and losing it costs only a replay of what the record files hold already."""
+        if self.stuck is not None:
+            raise self.stuck
         if not self._ready:
             self._prepare()
         line = wal.encode(self.seq + 1, self._durable, changes, synced=sync, **marks)
@@ -406,7 +457,10 @@ class Log:
     def _open(self, number: int, end: int) -> None:
         """Take generation ``number`` for appends; the one held so far is let go only once it
         opened, so a failed open leaves no closed descriptor number in use."""
-        fd = fsio.open_file(self._folder_fd, wal.name(number))
+        fd = fsio.open_file(self._folder_fd, wal.name(number), may_share=self._may_share)
+        self._switch(fd, number, end)
+
+    def _switch(self, fd: int, number: int, end: int) -> None:
         try:
             self.close()
         except BaseException:

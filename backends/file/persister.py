@@ -20,7 +20,6 @@ itself.
 
 from __future__ import annotations
 
-import errno
 import logging
 import re
 import threading
@@ -53,11 +52,10 @@ from hutch.persister import Background, ProcessGuard
 
 from . import fsio, indices, records, upgrade, wal
 from .folder import (
+    MANIFEST,
     MAX_MANIFEST_BYTES,
-    OPEN_MARK,
     check_collection,
     check_layout,
-    hold_open_mark,
     missing_manifest,
     parse_manifest,
     positive,
@@ -65,6 +63,7 @@ from .folder import (
     warn_if_not_local,
 )
 from .fsio import storage_error
+from .links import OPEN_MARK, hold_open_mark, may_share
 from .log import Log, log_folder_ids
 
 log = logging.getLogger("hutch.backends.file")
@@ -120,10 +119,13 @@ class FilePersister(Persister):
                 (self._wal_fd, lambda name: wal.number(name) is not None),
             ]
             self._open_fd = self._held.own(
-                hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync)
+                hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync, log=log)
             )
-            self._lock_fd = self._held.own(fsio.open_lock(self._root_fd, LOCK_FILE))
-            self._checkpoint_fd = self._held.own(fsio.open_lock(self._root_fd, CHECKPOINT_LOCK))
+            self._may_share = may_share(self._root_fd)
+            self._lock_fd, self._checkpoint_fd = (
+                self._held.own(fsio.open_lock(self._root_fd, name, may_share=self._may_share))
+                for name in (LOCK_FILE, CHECKPOINT_LOCK)
+            )
         except BaseException as error:
             self._held.close()
             if isinstance(error, OSError):
@@ -162,6 +164,7 @@ class FilePersister(Persister):
                     self.root / WAL_FOLDER,
                     folder_id,
                     durability=self._durability,
+                    may_share=self._may_share,
                     quarantine=self._quarantine_log if self._on_corrupt == "quarantine" else None,
                 )
                 snapshot = self._read_everything(opening=True)
@@ -314,16 +317,16 @@ class FilePersister(Persister):
 
     def _prepare_folder(self) -> str:
         """Read (or start) the manifest, upgrading a folder of format 1; the folder's id."""
-        where = self.root / records.MANIFEST
+        where = self.root / MANIFEST
         try:
-            data = fsio.read_file(self._root_fd, records.MANIFEST, limit=MAX_MANIFEST_BYTES)
+            data = fsio.read_file(self._root_fd, MANIFEST, limit=MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             data = None
         except OSError as error:
             raise storage_error(error, "read", where) from error
         manifest: dict[str, Any] = {}
         if data is not None:
-            manifest = parse_manifest(data, where, version=records.FORMAT_VERSION, kind="file")
+            manifest = parse_manifest(data, where, version=records.FORMAT_VERSION)
             if manifest["format"] < records.FORMAT_VERSION:
                 upgrade.to_format_2(self._root_fd, self._wal_fd, self.root, sync=self._sync)
                 return self._prepare_folder()
@@ -352,7 +355,7 @@ class FilePersister(Persister):
             try:
                 fsio.write_atomic(
                     self._root_fd,
-                    records.MANIFEST,
+                    MANIFEST,
                     records.encode_manifest(folder_id, wanted),
                     sync=self._sync,
                 )
@@ -432,6 +435,7 @@ class FilePersister(Persister):
         """
         if opening:
             fsio.remove_temp_files(self._root_fd)
+            fsio.remove_temp_files(self._wal_fd)  # a copy of a linked generation cut short
         try:
             replay = [entry.changes for entry in self._the_log.recover()]
         except OSError as error:
@@ -504,7 +508,9 @@ class FilePersister(Persister):
     ) -> dict[str, dict[str, Row]]:
         """Every record file (``tidy``: removing the temp files a crash left beside them)."""
         tables: dict[str, dict[str, Row]] = {}
-        for table_id, folder in self._folders().items():
+        folders = self._folders()
+        nested = set(folders.values())  # a collection's folder may lie inside another's
+        for table_id, folder in folders.items():
             try:
                 dir_fd = self._dir_fd(table_id, create=False)
             except FileNotFoundError:
@@ -522,6 +528,8 @@ class FilePersister(Persister):
                     elif name == indices.FOLDER and kind == "dir":
                         with _opened(fsio.open_dir(dir_fd, name, create=False)) as inner:
                             fsio.remove_temp_files(inner)
+                    continue
+                if kind == "dir" and f"{folder}/{name}" in nested:
                     continue
                 try:
                     row_id, row = records.decode_record(
@@ -595,6 +603,10 @@ class FilePersister(Persister):
         for entry in read:
             self._unseen.append(entry.changes)
             self._take(entry.changes)
+        if (stuck := self._the_log.stuck) is not None:  # what came before it is taken in
+            if isinstance(stuck, OSError):
+                raise storage_error(stuck, "move on to the next log generation of", self.root)
+            raise stuck
 
     def _reload(self) -> None:
         """Too far behind to read the log: read everything and report the difference."""
@@ -685,7 +697,8 @@ class FilePersister(Persister):
         name = row_id + records.RECORD_SUFFIX
         row = rows[row_id]
         if row is None:
-            self._clearing(dir_fd, folder, name, partial(fsio.remove, dir_fd, name))
+            remove = partial(fsio.remove, dir_fd, name)
+            self._clearing(dir_fd, folder, name, remove, deleting=True)
         else:
             data = records.encode_record(row_id, row)
             write = partial(
@@ -693,13 +706,29 @@ class FilePersister(Persister):
             )
             self._clearing(dir_fd, folder, name, write)
 
-    def _clearing(self, dir_fd: int, folder: str, name: str, write: Callable[[], None]) -> None:
-        """``write`` a file hutch keeps; if a folder stands in its way (no hutch writes one
-        there), move that to the quarantine folder, say so and write again: a checkpoint is
-        never stuck behind it."""
+    def _clearing(
+        self,
+        dir_fd: int,
+        folder: str,
+        name: str,
+        write: Callable[[], None],
+        *,
+        deleting: bool = False,
+    ) -> None:
+        """``write`` (or, ``deleting``, remove) a file hutch keeps; if a folder stands in its
+        way (no hutch writes one there), move that to the quarantine folder, say so and write
+        again: a checkpoint is never stuck behind it. Another collection's folder is never
+        moved: a record in its place is refused, and there is none to delete."""
         try:
             write()
         except fsio.NotRegular:
+            if f"{folder}/{name}" in {self._folder_of(table) for table in self.settings}:
+                if deleting:
+                    return
+                raise StorageError(
+                    f"could not write {self.root / folder / name}: it is the folder of another "
+                    "collection (its 'path'); give that collection another path"
+                ) from None
             self._quarantine(dir_fd, folder, name)
             write()
 
@@ -857,15 +886,14 @@ class FilePersister(Persister):
             self._background.run(self._maintain_once)
 
     def _maintain_once(self) -> None:
+        """Flush, and checkpoint if one is due; what fails is raised to the application by
+        its next call, and tried again at the next round (the log still holds it all)."""
         with self._exclusive():
-            self._the_log.flush()  # a failure here is raised to the application
+            self._the_log.flush()
             due = time.monotonic() - self._last_checkpoint >= self._checkpoint_interval
             big = self._the_log.size >= CHECKPOINT_BYTES
         if due or big:
-            try:
-                self._checkpoint(wait=False)
-            except (OSError, StorageError) as error:  # the log holds it all: retried
-                log.warning("background checkpoint of %s failed: %s", self.root, error)
+            self._checkpoint(wait=False)
 
 
 def _read_record(dir_fd: int, name: str, folder: Path) -> bytes:
@@ -876,11 +904,6 @@ def _read_record(dir_fd: int, name: str, folder: Path) -> bytes:
     except (fsio.NotRegular, fsio.TooBig) as error:
         raise CorruptData(f"{folder / name}: {error.strerror}; move it away") from None
     except OSError as error:
-        if error.errno == errno.ELOOP:
-            raise CorruptData(
-                f"{folder / name}: it is a symbolic link, and hutch never follows links inside "
-                "the data folder; move it away"
-            ) from None
         raise storage_error(error, "read", folder / name) from error
 
 

@@ -16,8 +16,6 @@ from hutch import CorruptData, InvalidId, InvalidValue
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.ids import check_row_id, check_value_id
 
-from .folder import MANIFEST as MANIFEST
-
 #: 1: logs without headers or transaction numbers (upgraded at open, see upgrade.py); 2: now.
 FORMAT_VERSION = 2
 VALUES = "_values.json"

@@ -34,7 +34,7 @@ from hutch.cells import Row, check_exact_numbers
 from hutch.config import parse_collections
 
 from . import fsio, records, wal
-from .folder import check_collection, parse_manifest, settings_json
+from .folder import MANIFEST, check_collection, parse_manifest, settings_json
 from .fsio import storage_error
 from .log import create_generation
 
@@ -52,10 +52,10 @@ def to_format_2(root_fd: int, wal_fd: int, root: Path, *, sync: bool) -> None:
             "of an older hutch; close them, then open it again: it is upgraded to format 2 "
             "then, and an older hutch cannot open it after that"
         )
-    where = root / records.MANIFEST
+    where = root / MANIFEST
     try:
         manifest = parse_manifest(
-            fsio.read_file(root_fd, records.MANIFEST), where, version=records.FORMAT_VERSION
+            fsio.read_file(root_fd, MANIFEST), where, version=records.FORMAT_VERSION
         )
         settings = {
             name: check_collection(name, _settings(name, stored))
@@ -80,9 +80,7 @@ def to_format_2(root_fd: int, wal_fd: int, root: Path, *, sync: bool) -> None:
         if sync:
             fsio.fsync(wal_fd)
         stored = {name: settings_json(s) for name, s in sorted(settings.items())}
-        fsio.write_atomic(
-            root_fd, records.MANIFEST, records.encode_manifest(folder_id, stored), sync=sync
-        )
+        fsio.write_atomic(root_fd, MANIFEST, records.encode_manifest(folder_id, stored), sync=sync)
     except OSError as error:
         raise storage_error(error, "upgrade to format 2", root) from error
 

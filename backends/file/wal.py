@@ -208,17 +208,39 @@ def proves_durable(data: bytes, bad: int, seq: int | None) -> int | None:
     return None
 
 
-def checkpoint_marks(data: bytes) -> list[int]:
-    """The generations that the checkpoint marks in ``data`` say are in the record files."""
-    found = []
-    position = data.find(b'"k":')
+def first_edit(data: bytes, bad: int) -> Damaged | None:
+    """The first line after offset ``bad`` whose checksum holds but which is no transaction
+    (someone wrote it: no crash leaves one), or ``None``."""
+    position = data.find(b"\n", bad)
     while position >= 0:
-        start = data.rfind(b"\n", 0, position) + 1
+        end = data.find(b"\n", position + 1)
+        if end < 0:
+            return None
+        payload = _checked(data[position + 1 : end])
+        if payload is not None:
+            try:
+                _decoded(payload, end + 1)
+            except _Invalid as error:
+                return Damaged(position + 1, str(error))
+        position = end
+    return None
+
+
+def checkpoint_marks(data: bytes, start: int, generation: int) -> list[int]:
+    """The generations that the checkpoint marks of generation ``generation`` (its ``data``
+    from ``start``) say are in the record files; :class:`Damaged` at a mark naming this
+    generation or a later one, which no checkpoint writes."""
+    found = []
+    position = data.find(b'"k":', start)
+    while position >= 0:
+        begin = data.rfind(b"\n", start, position) + 1 or start
         end = data.find(b"\n", position)
         if end < 0:
             break
-        entry = _entry(data[start:end], end + 1)
+        entry = _entry(data[begin:end], end + 1)
         if entry is not None and entry.checkpointed is not None:
+            if entry.checkpointed >= generation:
+                raise Damaged(begin, f"its checkpoint mark names generation {entry.checkpointed}")
             found.append(entry.checkpointed)
         position = data.find(b'"k":', end)
     return found

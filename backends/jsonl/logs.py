@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -107,8 +107,17 @@ class _Plan:
 class Logs:
     """The commit log and the data logs of one folder, as this process reads and writes them."""
 
-    def __init__(self, root_fd: int, root: Path, folder_id: str, *, durability: str) -> None:
+    def __init__(
+        self,
+        root_fd: int,
+        root: Path,
+        folder_id: str,
+        *,
+        durability: str,
+        may_share: Callable[[], bool],
+    ) -> None:
         self._root_fd = root_fd
+        self._may_share = may_share  # whether a log may have other names (see links.py)
         self._root = root
         self._folder = folder_id
         self._sync = durability != "none"  # creations, cuts, compactions
@@ -321,7 +330,7 @@ class Logs:
             return _View(
                 file.fd, file.ino, file.generation, file.start, base, file.lines, data, whole=False
             )
-        fd = fsio.open_file(self._root_fd, file.name)
+        fd = fsio.open_file(self._root_fd, file.name, may_share=self._may_share)
         opened.append(fd)
         head_bytes = fsio.read_at(fd, 0, lines.HEAD)  # checked before a big file is read whole
         header = lines.read_header(head_bytes)
@@ -595,7 +604,7 @@ class Logs:
     def _reopen(self, file: _File, generation: int, count: int, size: int) -> None:
         """Hold the file that replaced ``file``'s; the old descriptor is let go only once the
         new one is taken, so a failed open leaves no closed descriptor number in use."""
-        fd = fsio.open_file(self._root_fd, file.name)
+        fd = fsio.open_file(self._root_fd, file.name, may_share=self._may_share)
         replaced = file.fd
         file.fd, file.ino, file.generation = fd, fsio.inode(fd), generation
         file.start = len(lines.header(self._folder, file.name, generation))

@@ -14,9 +14,7 @@ import orjson
 from hutch import CorruptData
 from hutch.backends.file import fsio
 from hutch.backends.file.folder import (
-    MANIFEST as MANIFEST,
-)
-from hutch.backends.file.folder import (
+    MANIFEST,
     MAX_MANIFEST_BYTES,
     missing_manifest,
     parse_manifest,
@@ -36,7 +34,7 @@ def read(root_fd: int, root: Path) -> dict[str, Any] | None:
         data = fsio.read_file(root_fd, MANIFEST, limit=MAX_MANIFEST_BYTES)
     except FileNotFoundError:
         return None
-    return parse_manifest(data, root / MANIFEST, version=FORMAT_VERSION, kind=KIND)
+    return parse_manifest(data, root / MANIFEST, version=FORMAT_VERSION)
 
 
 def encode(folder_id: str, collections: dict[str, Any], *, upgrading: bool = False) -> bytes:

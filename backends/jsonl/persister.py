@@ -33,16 +33,15 @@ from hutch import (
 )
 from hutch.backends.file import fsio, indices
 from hutch.backends.file.folder import (
-    OPEN_MARK,
-    InPlace,
+    MANIFEST,
     check_indexed,
     check_layout,
-    hold_open_mark,
     positive,
     settings_json,
     warn_if_not_local,
 )
 from hutch.backends.file.fsio import storage_error
+from hutch.backends.file.links import OPEN_MARK, InPlace, hold_open_mark, may_share
 from hutch.cells import Row
 from hutch.config import parse_collections
 from hutch.persister import Background, ProcessGuard
@@ -79,9 +78,12 @@ class JsonlPersister(Persister):
             check_layout(self._root_fd, self.root, "jsonl")
             in_place: InPlace = [(self._root_fd, _changed_in_place)]
             self._open_fd = self._held.own(
-                hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync)
+                hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync, log=log)
             )
-            self._lock_fd = self._held.own(fsio.open_lock(self._root_fd, LOCK_FILE))
+            self._may_share = may_share(self._root_fd)
+            self._lock_fd = self._held.own(
+                fsio.open_lock(self._root_fd, LOCK_FILE, may_share=self._may_share)
+            )
         except BaseException as error:
             self._held.close()
             if isinstance(error, OSError):
@@ -109,7 +111,13 @@ class JsonlPersister(Persister):
             try:
                 folder_id = self._prepare_folder()
                 fsio.remove_temp_files(self._root_fd)  # a crash inside a compaction left them
-                self._logs = Logs(self._root_fd, self.root, folder_id, durability=self._durability)
+                self._logs = Logs(
+                    self._root_fd,
+                    self.root,
+                    folder_id,
+                    durability=self._durability,
+                    may_share=self._may_share,
+                )
                 reads = self._logs.catch_up()
                 if self._sync:  # a killed writer's lines may be in the page cache only
                     self._logs.vouch()
@@ -233,7 +241,7 @@ class JsonlPersister(Persister):
 
     def _prepare_folder(self) -> str:
         """Read (or start) the manifest, upgrading a folder of format 1; the folder's id."""
-        where = self.root / manifest.MANIFEST
+        where = self.root / MANIFEST
         stored = manifest.read(self._root_fd, self.root)
         if stored is not None and stored["format"] < manifest.FORMAT_VERSION:
             upgrade.to_format_2(self._root_fd, self.root, stored, sync=self._sync)
@@ -253,7 +261,7 @@ class JsonlPersister(Persister):
         wanted = {name: settings_json(s) for name, s in sorted(merged.items())}
         if stored is None or wanted != kept:
             data = manifest.encode(folder_id, wanted)
-            fsio.write_atomic(self._root_fd, manifest.MANIFEST, data, sync=self._sync)
+            fsio.write_atomic(self._root_fd, MANIFEST, data, sync=self._sync)
         self.settings = merged
         return folder_id
 

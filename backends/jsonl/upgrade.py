@@ -30,7 +30,8 @@ import orjson
 
 from hutch import CorruptData, StorageError
 from hutch.backends.file import fsio
-from hutch.backends.file.folder import OPEN_MARK
+from hutch.backends.file.folder import MANIFEST
+from hutch.backends.file.links import OPEN_MARK
 from hutch.cells import check_exact_numbers
 
 from . import lines, manifest
@@ -64,7 +65,7 @@ def to_format_2(root_fd: int, root: Path, stored: dict[str, Any], *, sync: bool)
     if sync:
         fsio.fsync(root_fd)
     data = manifest.encode(folder_id, stored["collections"], upgrading=True)
-    fsio.write_atomic(root_fd, manifest.MANIFEST, data, sync=sync)
+    fsio.write_atomic(root_fd, MANIFEST, data, sync=sync)
     finish(root_fd, folder_id, stored["collections"], sync=sync)
 
 
@@ -77,7 +78,7 @@ def finish(root_fd: int, folder_id: str, collections: dict[str, Any], *, sync: b
     if sync:
         fsio.fsync(root_fd)
     data = manifest.encode(folder_id, collections)
-    fsio.write_atomic(root_fd, manifest.MANIFEST, data, sync=sync)
+    fsio.write_atomic(root_fd, MANIFEST, data, sync=sync)
 
 
 def _temp(name: str) -> str:

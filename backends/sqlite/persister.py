@@ -84,11 +84,14 @@ class SqlitePersister(Persister):
             if kind := layout_at(self.path):
                 hint = f": it holds a {kind}:// store; open it with {folder_url(kind, self.path)!r}"
             raise ConfigError(f"cannot open {self.path}: it is a folder, not a SQLite file{hint}")
-        with contextlib.suppress(FileNotFoundError):
-            if not stat.S_ISREG(mode := self.path.stat().st_mode):  # SQLite would wait or fail
-                raise ConfigError(
-                    f"cannot open {self.path}: it is {kind_of(mode)}, not a SQLite file"
-                )
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
+            mode = stat.S_IFREG  # SQLite makes it
+        except OSError as error:
+            raise StorageError(f"cannot open {self.path}: {error.strerror}") from None
+        if not stat.S_ISREG(mode):  # SQLite would wait on a FIFO, or fail obscurely
+            raise ConfigError(f"cannot open {self.path}: it is {kind_of(mode)}, not a SQLite file")
         with self._errors("open"):
             self._conn = sqlite3.connect(
                 self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
