@@ -435,6 +435,19 @@ def test_stray_log_names_neither_stop_nor_lose_commits(tmp_path: Path, stray: st
     assert (root / "_wal" / stray).exists()  # not hutch's: left alone
 
 
+@pytest.mark.parametrize("stray", ["posts².jsonl", "٩٩.jsonl", "_values².jsonl", "Posts.JSONL"])
+def test_stray_jsonl_names_are_no_logs(tmp_path: Path, stray: str) -> None:
+    root = made(tmp_path, "jsonl")
+    (root / stray).write_bytes((root / "posts.jsonl").read_bytes())
+    with hutch.open(url("jsonl", root)) as db:
+        db.store.set_row("posts", "p2", {"title": "two"})
+        db.compact()
+    with hutch.open(url("jsonl", root)) as db:
+        assert db.store.get_row_ids("posts") == ["p1", "p2"]
+        assert db.store.get_table_ids() == ["posts"]
+    assert (root / stray).exists()
+
+
 def test_a_generation_number_no_generation_can_follow_is_refused_by_name(tmp_path: Path) -> None:
     root = made(tmp_path, "file")
     (root / "_wal" / wal.name(wal.LAST)).write_bytes(b"not hutch's")
