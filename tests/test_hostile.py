@@ -194,6 +194,29 @@ def test_a_checksummed_line_after_a_torn_one_is_never_cut(tmp_path: Path) -> Non
     assert newest_generation(root).read_bytes() == before
 
 
+@pytest.mark.parametrize("number", [2**63 - 1, 2**64 - 1])
+def test_a_transaction_number_no_log_reaches_is_damage(tmp_path: Path, number: int) -> None:
+    """The next number would not fit in 64 bits: refused at open, not after a commit."""
+    root = made(tmp_path, "file")
+    append_transaction(root, s=number)
+    with pytest.raises(hutch.CorruptData, match="no transaction hutch wrote"):
+        hutch.open(root)
+
+
+def test_a_format_1_manifest_over_a_format_2_log_loses_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    with hutch.open(root, checkpoint_interval=3600) as db:
+        db.store.set_row("posts", "p1", {"title": "one"})
+        crashed = tmp_path / "crashed"
+        shutil.copytree(root, crashed)  # the commit in the log only
+    manifest = json.loads((crashed / "hutch.json").read_text())
+    (crashed / "hutch.json").write_text(json.dumps({**manifest, "format": 1}))  # an old copy
+    before = listing(crashed)
+    with pytest.raises(hutch.CorruptData, match="the manifest is older than the log"):
+        hutch.open(crashed)
+    assert listing(crashed) == before
+
+
 def test_a_line_out_of_turn_is_damage_not_a_torn_tail(tmp_path: Path) -> None:
     root = made(tmp_path, "file")
     generation = newest_generation(root)
@@ -218,6 +241,21 @@ def test_another_process_reading_a_hostile_line_raises_and_applies_nothing(
         db.close()  # its last checkpoint cannot read on either; the files are let go
     assert db.closed
     assert not list(tmp_path.rglob("planted*"))
+
+
+@pytest.mark.parametrize("number", [2**63 - 1, 2**64 - 1])
+def test_a_jsonl_commit_number_no_log_reaches_is_refused(tmp_path: Path, number: int) -> None:
+    root = made(tmp_path, "jsonl")
+    commits = root / "_commits.jsonl"
+    header, *lines = commits.read_bytes().splitlines(keepends=True)
+    counts: dict[str, Any] = {}
+    for line in lines:
+        counts.update(json.loads(line)[1])
+    commits.write_bytes(header + orjson.dumps([number, counts, number]) + b"\n")
+    with hutch.open(url("jsonl", root)) as db:  # the last line: as a torn one, it never counted
+        db.store.set_row("posts", "p2", {"title": "two"})
+    with hutch.open(url("jsonl", root)) as db:
+        assert db.store.get_row("posts", "p2") == {"title": "two"}
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,14 @@ def to_format_2(root_fd: int, wal_fd: int, root: Path, *, sync: bool) -> None:
         numbers = sorted(
             n for name, kind in fsio.entries(wal_fd) if kind == "file" and (n := wal.number(name))
         )
+        for number in numbers:  # a manifest older than its log must not lose the log
+            header, _ = wal.read_header(fsio.read_head(wal_fd, wal.name(number), 4096))
+            if header is not None:
+                raise CorruptData(
+                    f"{where} says format 1, but {root / '_wal' / wal.name(number)} is a log of "
+                    f"format 2 (of the folder {header.folder}): the manifest is older than the "
+                    "log (restored from a backup?). Restore the manifest that goes with the log"
+                )
         changes = _format_1_lines(fsio.read_file(wal_fd, wal.name(numbers[-1]))) if numbers else []
         _write_rows(root_fd, settings, changes, sync=sync)
         if any(c.values or c.deleted_values for c in changes):

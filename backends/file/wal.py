@@ -330,5 +330,10 @@ def _checked(line: bytes) -> bytes | None:
         return None
 
 
+#: More than any log counts (transactions, generations): a number past it was not written by
+#: hutch, and the next one after it would not fit in 64 bits.
+_MOST = 2**62
+
+
 def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return type(value) is int and 0 <= value < _MOST

@@ -313,5 +313,10 @@ def _commit(line: bytes, offset: int, end: int, *, open_line: bool) -> Commit:
     return Commit(seq, checked, durable, offset, end, open_line)
 
 
+#: More than any log counts (sequence numbers, generations, lines): a number past it was not
+#: written by hutch, and the next one after it would not fit in 64 bits.
+_MOST = 2**62
+
+
 def _count(value: Any, *, least: int) -> bool:
-    return type(value) is int and value >= least
+    return type(value) is int and least <= value < _MOST
