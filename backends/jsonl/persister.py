@@ -391,11 +391,11 @@ class JsonlPersister(Persister):
         """Rewrite ``indices/<collection>/<field>.jsonl`` of the collections that changed."""
         if not self._stale_indices:
             return
-        try:
-            for table in sorted(self._stale_indices):
-                fields = self._indexed.get(table)
-                if not fields:
-                    continue
+        for table in sorted(self._stale_indices):
+            fields = self._indexed.get(table)
+            if not fields:
+                continue
+            try:
                 # Derived files: a folder lost in a power cut is written again at open.
                 folder = fsio.open_folder(
                     self._root_fd, f"{INDICES}/{table}", create=True, sync=False
@@ -406,8 +406,9 @@ class JsonlPersister(Persister):
                         fsio.write_atomic(folder, indices.file_name(field), data, sync=self._sync)
                 finally:
                     fsio.close(folder)
-        except OSError as error:
-            raise storage_error(error, "write the indices of", self.root) from error
+            except OSError as error:
+                where = self.root / INDICES / table
+                raise storage_error(error, "write the indices in", where) from error
         self._stale_indices.clear()
 
     def _write_stale_indices(self) -> None:
