@@ -636,21 +636,29 @@ def test_symlinked_file_is_not_read_through(tmp_path: Path, link: str) -> None:
     assert _listing(outside) == before
 
 
-@pytest.mark.parametrize("link", ["_wal", "hutch.lock"])
-def test_other_symlinks_inside_the_root_are_not_used(tmp_path: Path, link: str) -> None:
+_INDEXED = {"items": {"indexed": ["k"]}}
+
+
+def _indexed_store_beside_outside(tmp_path: Path) -> tuple[Path, Path]:
+    """A closed store with an indexed collection, and an empty folder beside it."""
     root = tmp_path / "db"
-    collections = {"items": {"indexed": ["k"]}}
-    with hutch.open(root, collections=collections) as db:
+    with hutch.open(root, collections=_INDEXED) as db:
         db.store.set_row("items", "a", {"k": 1})
     outside = tmp_path / "outside"
     outside.mkdir()
+    return root, outside
+
+
+@pytest.mark.parametrize("link", ["_wal", "hutch.lock"])
+def test_other_symlinks_inside_the_root_are_not_used(tmp_path: Path, link: str) -> None:
+    root, outside = _indexed_store_beside_outside(tmp_path)
     target = outside / "target"
     shutil.move(root / link, target)
     (root / link).symlink_to(target, target_is_directory=target.is_dir())
     before = _listing(outside)
 
     with pytest.raises(hutch.StorageError) as opening:
-        hutch.open(root, collections=collections)
+        hutch.open(root, collections=_INDEXED)
     assert str(root) in str(opening.value)
     assert _listing(outside) == before
 
@@ -658,18 +666,13 @@ def test_other_symlinks_inside_the_root_are_not_used(tmp_path: Path, link: str) 
 def test_a_symlinked_index_file_is_replaced_never_followed(tmp_path: Path) -> None:
     """Index files are derived: a link in an index file's place is replaced by the index,
     and what it pointed at stays as it was."""
-    root = tmp_path / "db"
-    collections = {"items": {"indexed": ["k"]}}
-    with hutch.open(root, collections=collections) as db:
-        db.store.set_row("items", "a", {"k": 1})
-    outside = tmp_path / "outside"
-    outside.mkdir()
+    root, outside = _indexed_store_beside_outside(tmp_path)
     index = root / "items" / "indices" / "k.jsonl"
     shutil.move(index, outside / "target")
     index.symlink_to(outside / "target")
     before = _listing(outside)
 
-    with hutch.open(root, collections=collections) as db:
+    with hutch.open(root, collections=_INDEXED) as db:
         assert db.store.get_row("items", "a") == {"k": 1}
     assert not index.is_symlink()
     assert index.read_bytes() == b'[1,"a"]\n'
