@@ -65,8 +65,10 @@ def to_format_2(root_fd: int, wal_fd: int, root: Path, *, sync: bool) -> None:
             n for name, kind in fsio.entries(wal_fd) if kind == "file" and (n := wal.number(name))
         )
         for number in numbers:  # a manifest older than its log must not lose the log
-            header, _ = wal.read_header(fsio.read_head(wal_fd, wal.name(number), 4096))
-            if header is not None:
+            header, start = wal.read_header(fsio.read_head(wal_fd, wal.name(number), 4096))
+            found = fsio.info(wal_fd, wal.name(number))
+            if header is not None and found is not None and found.st_size > start:
+                # (one holding just its header is this upgrade's own step 2, cut short)
                 raise CorruptData(
                     f"{where} says format 1, but {root / '_wal' / wal.name(number)} is a log of "
                     f"format 2 (of the folder {header.folder}): the manifest is older than the "
