@@ -246,7 +246,7 @@ class NotRegular(OSError):
 
 
 class Linked(OSError):
-    """A file hutch changes in place has other names (hard links) that would change too."""
+    """A file hutch changes or locks in place has other names (hard links) it would reach."""
 
 
 class TooBig(OSError):
