@@ -173,6 +173,7 @@ class Background:
         self._where = where
         self._log = logger
         self._failure: BaseException | None = None
+        self._last: str | None = None  # the last failure, as repr
         self._lock = threading.Lock()
 
     def run(self, work: Callable[[], None]) -> None:
@@ -182,12 +183,17 @@ class Background:
         except Exception as error:  # kept (before it is logged), and raised in the foreground
             with self._lock:
                 self._failure = error
-            self._log.exception(
+            again = repr(error) == self._last
+            self._last = repr(error)
+            self._log.warning(
                 "%s of %s failed in the background (tried again; the next call raises it): %s",
                 self._what,
                 self._where,
                 error,
+                exc_info=not again,  # the traceback once, not at every round
             )
+        else:
+            self._last = None
 
     def check(self) -> None:
         """Raise what the background last failed with (once), if it failed."""

@@ -395,6 +395,38 @@ def test_a_cp_al_copy_and_its_original_each_go_their_own_way(tmp_path: Path, sch
         assert db.store.get_table("posts") == {"p1": {"title": "changed"}}
 
 
+def test_a_failed_sync_while_moving_to_a_new_generation_loses_no_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync before the line that moves every process to the next generation fails (an
+    I/O error): nothing moved, and the next commit lands where every process reads it."""
+    root = tmp_path / "data"
+    batch: dict[str, Any] = {
+        "durability": "batch",
+        "batch_interval": 3600,
+        "checkpoint_interval": 3600,
+    }
+    with hutch.open(root, **batch) as writer, hutch.open(root) as reader:
+        writer.store.set_row("posts", "p1", {"title": "one"})  # not synced yet
+        real = fsio.fdatasync
+        calls = iter(range(1_000_000))
+
+        def failing_once(fd: int) -> None:
+            if next(calls) == 0:
+                raise OSError(5, "Input/output error")
+            real(fd)
+
+        monkeypatch.setattr(fsio, "fdatasync", failing_once)
+        with pytest.raises(hutch.StorageError, match="Input/output error"):
+            writer.compact()
+        monkeypatch.setattr(fsio, "fdatasync", real)
+        writer.store.set_row("posts", "p2", {"title": "acknowledged"})
+        reader.refresh()
+        assert reader.store.get_row("posts", "p2") == {"title": "acknowledged"}
+    with hutch.open(root) as db:
+        assert db.store.get_row_ids("posts") == ["p1", "p2"]
+
+
 _HOLDER = """
 import sys
 import hutch
@@ -724,18 +756,18 @@ def test_what_stands_where_the_indices_folder_belongs_is_moved_aside(
     assert not list((tmp_path / "outside-indices").iterdir()) if blocker == "link" else True
 
 
-def test_a_collection_folder_inside_another_is_no_record_of_it(tmp_path: Path) -> None:
-    collections = {"notes": {"path": "posts/n1.json"}}
+@pytest.mark.parametrize("path", ["posts/n1.json", "posts/x.json/inner"])
+def test_no_collection_lives_where_a_record_of_another_would(tmp_path: Path, path: str) -> None:
     root = made(tmp_path, "file")
-    with hutch.open(root, collections=collections) as db:
-        db.store.set_row("notes", "a", {"title": "a note"})
-    with hutch.open(root, collections=collections) as db:
+    before = listing(root)
+    with pytest.raises(hutch.ConfigError, match="the name of one of another collection's"):
+        hutch.open(root, collections={"notes": {"path": path}})
+    assert listing(root) == before
+    with hutch.open(root, collections={"notes": {"path": "posts/archive"}}) as db:
+        db.store.set_row("notes", "a", {"title": "a note"})  # a folder no record can be
+    with hutch.open(root) as db:
         assert db.store.get_table("notes") == {"a": {"title": "a note"}}
         assert db.store.get_row_ids("posts") == ["p1"]
-        db.store.set_row("posts", "n1", {"title": "in the way"})
-        with pytest.raises(hutch.StorageError, match="folder of another collection"):
-            db.compact()
-        db.store.del_row("posts", "n1")
 
 
 # -- 8. the wrong backend on a folder ----------------------------------------------------------

@@ -72,6 +72,12 @@ def check_collection(name: str, settings: CollectionSettings) -> CollectionSetti
             f"collection {name!r}: path {settings.path!r} must be a relative folder inside the "
             "root, of letters, digits, '_', '.' and '-' (no '..', no leading '/', '.' or '_')"
         )
+    if settings.path is not None and any(p.endswith(".json") for p in settings.path.split("/")[1:]):
+        raise ConfigError(
+            f"collection {name!r}: path {settings.path!r} puts a folder under the name of one "
+            "of another collection's records (a part after the first ends in '.json'); give "
+            "it another path"
+        )
     return settings
 
 

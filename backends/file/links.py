@@ -55,11 +55,11 @@ def hold_open_mark(
     first refuse the files of ``in_place`` (this one among them) that have other names,
     unless the folder was copied whole (see the module's docstring).
 
-    Every process also holds a shared ``flock`` on the root folder itself, which no
-    copy shares (folders have no hard links): it tells a process joining a copy in use
-    from one opening a copy whose original is in use, which is refused.
+    A process that has the folder open (or is giving it copies of its own) also holds
+    a shared ``flock`` on the root folder itself, which no copy shares (folders have
+    no hard links): so a process joining a copy in use is told from one opening a copy
+    whose original is in use, which is refused.
     """
-    fsio.lock_shared(root_fd)
     for _ in range(_TRIES):
         fd = fsio.open_lock(root_fd, OPEN_MARK, may_share=_always)
         try:
@@ -69,6 +69,7 @@ def hold_open_mark(
                 dir_fd, name = linked[0]
                 raise fsio.linked(name, fsio.info(dir_fd, name))
             if whole and fsio.lock(fd, wait=False):  # no process has either copy open
+                fsio.lock_shared(root_fd)  # (one opening meanwhile waits for this, not refused)
                 _copy(root_fd, linked, sync=sync)
                 log.warning(
                     "%s was copied with its hard links (cp -al?): it now has copies of its own "
@@ -76,7 +77,7 @@ def hold_open_mark(
                     root,
                     len(linked),
                 )
-            elif linked and fsio.sole_holder(root_fd):  # the other copy is the one in use
+            elif linked and not _in_use(root_fd):  # the other copy is the one in use
                 raise StorageError(
                     f"{root} was copied with its hard links (cp -al?) from a folder that a "
                     "process has open, and they share their log and lock files: close that "
@@ -86,12 +87,22 @@ def hold_open_mark(
                 fsio.lock_shared(fd)  # waits while another process copies
                 now = fsio.info(root_fd, OPEN_MARK)
                 if now is not None and now.st_ino == fsio.inode(fd):
+                    fsio.lock_shared(root_fd)
                     return fd  # (else another process replaced it by a copy meanwhile)
         except BaseException:
             fsio.close(fd)
             raise
         fsio.close(fd)
     raise StorageError(f"could not open {root}: {OPEN_MARK} kept being replaced; try again")
+
+
+def _in_use(root_fd: int) -> bool:
+    """Whether a process has this very folder open (holds its root folder's shared lock)."""
+    probe = fsio.open_dir(root_fd, ".", create=False)
+    try:
+        return not fsio.lock(probe, wait=False)
+    finally:
+        fsio.close(probe)  # (and with it the lock, if it was taken)
 
 
 def _linked(in_place: InPlace) -> list[tuple[int, str]]:

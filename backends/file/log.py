@@ -24,6 +24,7 @@ write lock; those two run under the checkpoint lock (see the persister).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,7 @@ class Log:
 
     def recover(self) -> list[wal.Entry]:
         """Read the live chain of generations: every transaction still in the log, in order."""
+        self.stuck = None
         self._refuse_non_files()
         generations = self._generations(whole=True)
         if not generations:
@@ -229,14 +231,16 @@ class Log:
         which a new generation holds, as one transaction, from the start (so a crash before
         the next checkpoint loses none of it)."""
         assert self._quarantine is not None
-        for generation in damaged:
-            self._quarantine(wal.name(generation.number))
-            self._previous.pop(generation.number, None)
         self.seq = found[-1].seq if found else 0
-        number = self._create(previous=None)
+        # It follows the first damaged one: until that is moved away, a crash leaves the
+        # damage in the chain, and the next open does all this again.
+        number = self._create(previous=damaged[0].number)
         self._open(number, len(self._head(number)))
         if found:
             self._write(Changes.combined([entry.changes for entry in found]), sync=self._sync)
+        for generation in damaged:
+            self._quarantine(wal.name(generation.number))
+            self._previous.pop(generation.number, None)
         self._durable = self.seq
         return found
 
@@ -367,13 +371,14 @@ class Log:
                 f"{self._where / wal.name(number)} does not follow {wal.name(self.generation)}, "
                 "the generation in use: close every process and open the folder again"
             )
+        self.flush()  # before the line that moves every process: nothing is left to sync
         fd = fsio.open_file(self._folder_fd, wal.name(number), may_share=self._may_share)
         try:
             self._write(_NOTHING, sync=False, following=number)
         except BaseException:
             fsio.close(fd)
             raise
-        self._switch(fd, number, following.start)
+        self._switch(fd, number, following.start)  # the line is out: the move cannot fail
 
     def _write(self, changes: Changes, *, sync: bool, **marks: int) -> None:
         """Append one line. A mark (a checkpoint's, a generation's end) is not synced under
@@ -455,19 +460,21 @@ class Log:
         return number
 
     def _open(self, number: int, end: int) -> None:
-        """Take generation ``number`` for appends; the one held so far is let go only once it
-        opened, so a failed open leaves no closed descriptor number in use."""
+        """Take generation ``number`` for appends, once what this process appended to the one
+        held so far is durable; a failed sync or open changes nothing."""
+        self.flush()
         fd = fsio.open_file(self._folder_fd, wal.name(number), may_share=self._may_share)
         self._switch(fd, number, end)
 
     def _switch(self, fd: int, number: int, end: int) -> None:
-        try:
-            self.close()
-        except BaseException:
-            fsio.close(fd)
-            raise
-        self._fd, self._ino = fd, fsio.inode(fd)
-        self.generation, self._end, self._ready = number, end, False
+        """Hold ``fd`` (generation ``number``) in place of the one held so far, which is let
+        go only now, so no closed descriptor number is ever kept; this cannot fail."""
+        old, self._fd = self._fd, fd
+        self._ino = fsio.inode(fd)
+        self.generation, self._end, self._ready, self.unsynced = number, end, False, False
+        if old is not None:
+            with contextlib.suppress(OSError):  # a failed close frees the number anyway
+                fsio.close(old)
 
     def _current_fd(self) -> int:
         assert self._fd is not None, "recover first"

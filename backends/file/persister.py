@@ -508,9 +508,7 @@ class FilePersister(Persister):
     ) -> dict[str, dict[str, Row]]:
         """Every record file (``tidy``: removing the temp files a crash left beside them)."""
         tables: dict[str, dict[str, Row]] = {}
-        folders = self._folders()
-        nested = set(folders.values())  # a collection's folder may lie inside another's
-        for table_id, folder in folders.items():
+        for table_id, folder in self._folders().items():
             try:
                 dir_fd = self._dir_fd(table_id, create=False)
             except FileNotFoundError:
@@ -528,8 +526,6 @@ class FilePersister(Persister):
                     elif name == indices.FOLDER and kind == "dir":
                         with _opened(fsio.open_dir(dir_fd, name, create=False)) as inner:
                             fsio.remove_temp_files(inner)
-                    continue
-                if kind == "dir" and f"{folder}/{name}" in nested:
                     continue
                 try:
                     row_id, row = records.decode_record(
@@ -697,8 +693,7 @@ class FilePersister(Persister):
         name = row_id + records.RECORD_SUFFIX
         row = rows[row_id]
         if row is None:
-            remove = partial(fsio.remove, dir_fd, name)
-            self._clearing(dir_fd, folder, name, remove, deleting=True)
+            self._clearing(dir_fd, folder, name, partial(fsio.remove, dir_fd, name))
         else:
             data = records.encode_record(row_id, row)
             write = partial(
@@ -706,29 +701,13 @@ class FilePersister(Persister):
             )
             self._clearing(dir_fd, folder, name, write)
 
-    def _clearing(
-        self,
-        dir_fd: int,
-        folder: str,
-        name: str,
-        write: Callable[[], None],
-        *,
-        deleting: bool = False,
-    ) -> None:
-        """``write`` (or, ``deleting``, remove) a file hutch keeps; if a folder stands in its
-        way (no hutch writes one there), move that to the quarantine folder, say so and write
-        again: a checkpoint is never stuck behind it. Another collection's folder is never
-        moved: a record in its place is refused, and there is none to delete."""
+    def _clearing(self, dir_fd: int, folder: str, name: str, write: Callable[[], None]) -> None:
+        """``write`` (or remove) a file hutch keeps; if a folder stands in its way (no hutch
+        writes one there: no collection lives under a record's name), move that to the
+        quarantine folder, say so and write again: a checkpoint is never stuck behind it."""
         try:
             write()
         except fsio.NotRegular:
-            if f"{folder}/{name}" in {self._folder_of(table) for table in self.settings}:
-                if deleting:
-                    return
-                raise StorageError(
-                    f"could not write {self.root / folder / name}: it is the folder of another "
-                    "collection (its 'path'); give that collection another path"
-                ) from None
             self._quarantine(dir_fd, folder, name)
             write()
 
