@@ -468,9 +468,13 @@ class Log:
 
     def _switch(self, fd: int, number: int, end: int) -> None:
         """Hold ``fd`` (generation ``number``) in place of the one held so far, which is let
-        go only now, so no closed descriptor number is ever kept; this cannot fail."""
-        old, self._fd = self._fd, fd
-        self._ino = fsio.inode(fd)
+        go only now, so no closed descriptor number is ever kept."""
+        try:
+            ino = fsio.inode(fd)
+        except BaseException:  # (fstat of an open descriptor: never, in practice)
+            fsio.close(fd)
+            raise
+        old, self._fd, self._ino = self._fd, fd, ino
         self.generation, self._end, self._ready, self.unsynced = number, end, False, False
         if old is not None:
             with contextlib.suppress(OSError):  # a failed close frees the number anyway
