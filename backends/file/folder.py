@@ -173,6 +173,18 @@ def layout(root_fd: int) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+def manifest_id(manifest: dict[str, Any], where: Path, carried_by: str) -> str:
+    """The folder id a manifest keeps, or :class:`~hutch.CorruptData` saying where else it is
+    (``carried_by``: the log line that carries it too)."""
+    found = manifest.get("id")
+    if not isinstance(found, str) or not found:
+        raise CorruptData(
+            f"{where}: the folder's id ('id') is missing; every log carries it, so restore the "
+            f"file from a backup (or copy the id from {carried_by})"
+        )
+    return found
+
+
 def missing_manifest(root: Path, kind: str, folder_id: str, version: int) -> CorruptData:
     """The error for a folder whose logs show a store but whose manifest is gone: writing a
     new one would lose the settings it kept, so hutch says how to restore it."""

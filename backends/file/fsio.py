@@ -33,6 +33,7 @@ import secrets
 import stat
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -443,27 +444,17 @@ def replace_with_copy(dir_fd: int, name: str, *, sync: bool) -> None:
     """Replace a file by a copy of itself, read and written a piece at a time (so a big log
     costs no memory): its other names keep the old file. Done as :func:`write_atomic`."""
     source = _open_reading(dir_fd, name)
+
+    def copy(fd: int) -> None:
+        offset = 0
+        while chunk := read_at(source, offset, 1 << 20):
+            write_at(fd, chunk, offset)
+            offset += len(chunk)
+
     try:
-        temp = f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        fd = create_new(dir_fd, temp)
-        try:
-            try:
-                offset = 0
-                while chunk := read_at(source, offset, 1 << 20):
-                    write_at(fd, chunk, offset)
-                    offset += len(chunk)
-                if sync:
-                    fsync(fd)
-            finally:
-                os.close(fd)
-            rename(dir_fd, temp, dir_fd, name)
-        except BaseException:
-            remove(dir_fd, temp)
-            raise
+        _replace(dir_fd, name, copy, sync=sync, sync_folder=True)
     finally:
         os.close(source)
-    if sync:
-        fsync(dir_fd)
 
 
 def write_at(fd: int, data: bytes, offset: int) -> None:
@@ -554,11 +545,20 @@ def write_atomic(
     nothing is flushed (``durability="none"``); without ``sync_folder`` the
     caller syncs the folder itself, once for many files.
     """
+    _replace(
+        dir_fd, name, partial(write_at, data=data, offset=0), sync=sync, sync_folder=sync_folder
+    )
+
+
+def _replace(
+    dir_fd: int, name: str, fill: Callable[[int], None], *, sync: bool, sync_folder: bool
+) -> None:
+    """:func:`write_atomic`, the new content written by ``fill(fd)`` into the temp file."""
     temp = f".{name}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     fd = create_new(dir_fd, temp)
     try:
         try:
-            write_at(fd, data, 0)
+            fill(fd)
             if sync:
                 fsync(fd)
         finally:

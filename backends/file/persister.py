@@ -56,6 +56,7 @@ from .folder import (
     MAX_MANIFEST_BYTES,
     check_collection,
     check_layout,
+    manifest_id,
     missing_manifest,
     parse_manifest,
     positive,
@@ -403,14 +404,7 @@ class FilePersister(Persister):
         A folder whose logs carry an id but that has no manifest is refused (its settings
         would be lost)."""
         if manifest is not None:
-            folder_id = manifest.get("id")
-            if not isinstance(folder_id, str) or not folder_id:
-                raise CorruptData(
-                    f"{where}: the folder's id ('id') is missing; its log files carry it, so "
-                    "restore the file from a backup (or copy the id from a header line of a "
-                    "file in _wal)"
-                )
-            return folder_id
+            return manifest_id(manifest, where, "a header line of a file in _wal")
         found, headless = log_folder_ids(self._wal_fd)
         if len(found) > 1:
             raise CorruptData(

@@ -16,6 +16,7 @@ from hutch.backends.file import fsio
 from hutch.backends.file.folder import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
+    manifest_id,
     missing_manifest,
     parse_manifest,
 )
@@ -53,14 +54,7 @@ def folder_id(root_fd: int, root: Path, manifest: dict[str, Any] | None) -> str 
     """The id of the folder: the manifest's; ``None`` for a new folder. A folder whose logs'
     headers carry an id but that has no manifest is refused: its settings are lost."""
     if manifest is not None:
-        found = manifest.get("id")
-        if not isinstance(found, str) or not found:
-            raise CorruptData(
-                f"{root / MANIFEST}: the folder's id ('id') is missing; every log's header "
-                "carries it, so restore the file from a backup (or copy the id from the first "
-                f"line of {lines.COMMITS})"
-            )
-        return found
+        return manifest_id(manifest, root / MANIFEST, f"the first line of {lines.COMMITS}")
     ids = set()
     for name, kind in fsio.entries(root_fd):
         if kind == "file" and (name == lines.COMMITS or lines.is_log(name)):
