@@ -1,7 +1,7 @@
 """Checking crash states: open each state a recording allows and compare it with what it may hold.
 
-Shared by the crash-state tests of the folder backends (test_crash_states.py,
-test_jsonl_crash_states.py); :mod:`crashsim` builds the states.
+The crash-state tests of both folder backends (test_crash_states.py) use it;
+:mod:`crashsim` builds the states.
 """
 
 from __future__ import annotations
