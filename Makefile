@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/models.py
+	$(BIN)/python bench/workers.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache data
