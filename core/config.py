@@ -135,6 +135,16 @@ def check_durability(durability: object) -> Durability:
     return cast(Durability, durability)
 
 
+def check_lock_timeout(seconds: object) -> float:
+    """Return ``seconds`` if it is a positive number (``math.inf``: wait for ever)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ConfigError(
+            f"lock_timeout={seconds!r} is not a positive number of seconds (the longest wait "
+            "for a lock another process holds)"
+        )
+    return float(seconds)
+
+
 @attrs.frozen
 class CollectionSettings:
     """How a backend stores one collection; every backend accepts every setting.

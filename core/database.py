@@ -12,8 +12,23 @@ import attrs
 import pluggy
 
 from hutch.changes import Changes
-from hutch.config import URL, check_durability, parse_collections, parse_url
-from hutch.errors import DefinitionError, HutchError, PluginError, StorageError, UnknownBackend
+from hutch.config import (
+    URL,
+    check_durability,
+    check_lock_timeout,
+    parse_collections,
+    parse_url,
+)
+from hutch.errors import (
+    ConfigError,
+    DefinitionError,
+    HutchError,
+    PluginError,
+    ReadOnlyStorage,
+    StorageError,
+    UnknownBackend,
+)
+from hutch.follower import Follower
 from hutch.indexes import Indexes
 from hutch.mirrors import Mirror
 from hutch.models import Model
@@ -26,6 +41,8 @@ from hutch.store import Store
 
 M = TypeVar("M", bound=Model)
 R = TypeVar("R", bound=Repository[Any])
+#: Seconds: well above the longest legitimate hold of a lock (a checkpoint of a big folder).
+DEFAULT_LOCK_TIMEOUT = 30.0
 
 
 def open(
@@ -33,6 +50,9 @@ def open(
     *,
     collections: Mapping[str, Any] | None = None,
     durability: str = "commit",
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    read_only: bool = False,
+    follow: bool = True,
     mirrors: Iterable[str | os.PathLike[str]] = (),
     plugins: Iterable[object] = (),
     **options: Any,
@@ -43,7 +63,12 @@ def open(
     ``postgresql://...``) or a bare path (a ``file`` URL); ``None`` means
     ``$HUTCH_URL``, else ``./data``. ``collections`` holds per-collection
     settings, ``durability`` is ``"commit"``, ``"batch"`` or ``"none"``,
-    ``mirrors`` lists URLs of other backends that receive every commit (see
+    ``lock_timeout`` is the longest wait in seconds for a lock another process
+    holds (then :class:`~hutch.LockTimeout`), ``read_only=True`` opens a durable
+    store writing nothing (writes raise :class:`~hutch.ReadOnlyStorage`),
+    ``follow=False`` turns off the thread that takes other processes' commits in
+    within 50 ms (then only transactions and ``db.refresh()`` do), ``mirrors``
+    lists URLs of other backends that receive every commit (see
     :mod:`hutch.mirrors`), ``plugins`` adds plugins (modules or objects with
     hook implementations) to those found through entry points, and any other
     keyword is an option for the backend, which rejects the ones it does not know.
@@ -53,6 +78,8 @@ def open(
         url=parsed,
         durability=check_durability(durability),
         collections=parse_collections(collections),
+        lock_timeout=check_lock_timeout(lock_timeout),
+        read_only=_check_flag("read_only", read_only),
         options=dict(options),
     )
     manager = make_manager(plugins)
@@ -64,7 +91,9 @@ def open(
             mirror_config = attrs.evolve(config, url=parse_url(mirror_url), options={})
             mirror_list.append(Mirror(mirror_config.url, _persister(manager, mirror_config)))
             opened.append(mirror_list[-1].persister)
-        return Database(config, persister, manager, mirror_list)
+        return Database(
+            config, persister, manager, mirror_list, follow=_check_flag("follow", follow)
+        )
     except BaseException:
         for each in opened:
             with contextlib.suppress(Exception):  # keep the error that matters: opening's
@@ -72,11 +101,22 @@ def open(
         raise
 
 
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
 def _persister(manager: pluggy.PluginManager, config: BackendConfig) -> Persister:
     """The persister the plugins provide for ``config.url``'s scheme."""
     factory = backends(manager).get(config.url.scheme)
     if factory is None:
         raise _unknown_scheme(config.url, manager)
+    if config.read_only and not _capabilities(factory).read_only:
+        raise ConfigError(
+            f"the {config.url.scheme} backend cannot open {config.url.redacted()} read-only "
+            "(read_only=True is for durable backends that support it: file, jsonl, sqlite)"
+        )
     persister = factory(config)
     if not isinstance(persister, Persister):
         raise PluginError(
@@ -84,6 +124,12 @@ def _persister(manager: pluggy.PluginManager, config: BackendConfig) -> Persiste
             "hutch.Persister; its factory must return a Persister subclass instance"
         )
     return persister
+
+
+def _capabilities(factory: object) -> Capabilities:
+    """What a backend's factory promises (a Persister subclass says it in ``capabilities``)."""
+    found = getattr(factory, "capabilities", None)
+    return found if isinstance(found, Capabilities) else Capabilities()
 
 
 class Database:
@@ -95,6 +141,8 @@ class Database:
         persister: Persister,
         plugins: pluggy.PluginManager,
         mirrors: Iterable[Mirror] = (),
+        *,
+        follow: bool = True,
     ) -> None:
         self.config = config
         self.plugins = plugins
@@ -107,7 +155,7 @@ class Database:
             raise StorageError(
                 f"could not load {config.url.redacted()}: {type(error).__name__}: {error}"
             ) from error
-        self.store = Store(persister, snapshot)
+        self.store = Store(persister, snapshot, read_only=config.read_only)
         #: The mirrors, each with its ``error`` and whether it is ``in_step``.
         self.mirrors = list(mirrors)
         self.indexes = Indexes(self.store)
@@ -117,6 +165,9 @@ class Database:
         self.resync_mirrors()
         if self.mirrors:
             self.store.add_listener(self._to_mirrors)
+        self._follower: Follower | None = None
+        if follow and persister.capabilities.change_feed:
+            self._follower = Follower(self.store, persister, self.url)
 
     @overload
     def repo(self, model: type[M]) -> Repository[M]: ...
@@ -167,9 +218,9 @@ class Database:
     def reindex(self) -> None:
         """Rebuild the backend's on-disk indexes from its records (a no-op where it has none)."""
         self._outside_transactions("reindex")
-        with self.store.lock:
-            self.store.check_open()
-            self._persister.reindex()
+        self._refuse_read_only("reindex")
+        self.store.check_open()
+        self._persister.reindex()  # it takes the backend's locks, which come before the store's
 
     def compact(self) -> None:
         """Drop superseded history now, so that deleted and overwritten values leave the disk.
@@ -179,6 +230,7 @@ class Database:
         account deleted, a token revoked). Other processes keep working.
         """
         self._outside_transactions("compact")
+        self._refuse_read_only("compact")
         self.store.check_open()
         self._persister.compact()
 
@@ -188,6 +240,13 @@ class Database:
             raise HutchError(
                 f"db.{method}() cannot run inside a transaction: it waits for the write lock "
                 "the transaction holds. Call it after the `with ...transaction():` block ends"
+            )
+
+    def _refuse_read_only(self, method: str) -> None:
+        if self.config.read_only:
+            raise ReadOnlyStorage(
+                f"db.{method}() writes, and {self.url} was opened with read_only=True; open "
+                "it again without read_only"
             )
 
     def resync_mirrors(self) -> bool:
@@ -215,6 +274,8 @@ class Database:
         """Close the backend and the mirrors; closing twice does nothing."""
         if self.store.closed:
             return
+        if self._follower is not None and not self.store.in_transaction:
+            self._follower.stop()
         try:
             self.store.close()  # inside a transaction this refuses, and nothing closes
         finally:

@@ -61,7 +61,13 @@ class StoragePermissionError(StorageError):
 
 
 class ReadOnlyStorage(StorageError):
-    """The store lives on a read-only file system; remount it read-write or open a copy."""
+    """The store was opened with ``read_only=True``, or lives where this process may not
+    write (a read-only file system); open it for writing, or write to a copy."""
+
+
+class LockTimeout(StorageError):
+    """Another process held the store's lock longer than ``lock_timeout``; nothing was
+    written. The message names the holding process: find out why it is stuck."""
 
 
 class CorruptData(StorageError):

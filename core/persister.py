@@ -17,7 +17,8 @@ import abc
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -45,6 +46,8 @@ class Capabilities:
     """:meth:`Persister.poll` reports changes committed by other processes or machines."""
     lazy_loading: bool = False
     """Rows may be fetched on demand rather than all at open."""
+    read_only: bool = False
+    """``hutch.open(url, read_only=True)`` opens the store writing nothing at all."""
 
 
 @attrs.frozen
@@ -62,6 +65,11 @@ class BackendConfig:
     url: URL
     durability: Durability = "commit"
     collections: Mapping[str, CollectionSettings] = attrs.field(factory=dict)
+    lock_timeout: float = 30.0
+    """The longest wait, in seconds, for a lock another process holds (then
+    :class:`~hutch.LockTimeout`); backends that lock honour it."""
+    read_only: bool = False
+    """Open writing nothing (only backends with ``capabilities.read_only``)."""
     options: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda o: f"<{', '.join(o)}>")
     """Keyword arguments of ``hutch.open`` that hutch itself does not know (backend options).
 
@@ -109,9 +117,26 @@ class Persister(abc.ABC):
     def poll(self) -> Changes | None:
         """Return what others committed since the last load or poll, or ``None`` for nothing.
 
-        Called after :meth:`begin` and on ``Database.refresh()``.
+        Called after :meth:`begin`, and inside :meth:`reading` on ``Database.refresh()``
+        and by the follower thread, always holding the store's lock.
         """
         return None
+
+    def behind(self) -> bool:
+        """Whether others may have committed what :meth:`poll` has not reported yet.
+
+        Called without any lock, about every 10 ms by the follower thread and by
+        ``Database.refresh()``; it must be cheap (one ``stat``, say) and may err
+        towards ``True``. Backends without a change feed never need to answer.
+        """
+        return True
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold what :meth:`poll` needs to read a consistent, durable view outside a
+        transaction (a shared lock, say); the store's lock is taken inside it, never
+        before, so the store's readers never wait for another process."""
+        yield
 
     def describe_relationship(  # noqa: B027 - optional hook, empty by default
         self, relationship_id: str, relationship: Relationship

@@ -63,10 +63,13 @@ class Relationships(Definitions):
 
         relationship = Relationship(local, remote, on)
         index = SliceIndex(f"relationship {relationship_id}", local, keys_of)
+        if self._store.owns_transaction():
+            self._check_definable(relationship_id)  # refused: no describing, then
+        self._store.check_open()
+        if self._describe is not None:  # before the store's lock: it may wait for the backend
+            self._describe(relationship_id, relationship)
         with self._store.lock:
             self._check_definable(relationship_id)
-            if self._describe is not None:
-                self._describe(relationship_id, relationship)
             self._install(relationship_id, index)
             self._definitions[relationship_id] = relationship
 

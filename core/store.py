@@ -28,7 +28,14 @@ from typing import Any, Protocol
 
 from hutch.cells import Row, check_row, check_value, copy_row, copy_value, has_containers, same_json
 from hutch.changes import Changes
-from hutch.errors import ClosedError, HutchError, InvalidId, ListenerError, StorageError
+from hutch.errors import (
+    ClosedError,
+    HutchError,
+    InvalidId,
+    ListenerError,
+    ReadOnlyStorage,
+    StorageError,
+)
 from hutch.ids import check_cell_id, check_row_id, check_table_id, check_value_id
 from hutch.persister import Persister, Snapshot
 
@@ -78,7 +85,11 @@ class _ListenerEntry:
 class Store:
     """Tables → rows → cells, and keyed values; see DESIGN.md, "Public contract"."""
 
-    def __init__(self, persister: Persister, snapshot: Snapshot) -> None:
+    def __init__(
+        self, persister: Persister, snapshot: Snapshot, *, read_only: bool = False
+    ) -> None:
+        #: Opened with ``read_only=True``: every write raises :class:`~hutch.ReadOnlyStorage`.
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._persister = persister
         self._tables = {t: _Table(dict(rows)) for t, rows in snapshot.tables.items() if rows}
@@ -286,16 +297,34 @@ class Store:
         return self
 
     def __enter__(self) -> Store:
-        self._lock.acquire()
-        if not self._levels:
-            if self._closed or self._brackets or self._polls:
-                try:
-                    self._start_outermost()
-                except BaseException:
-                    self._lock.release()
-                    raise
-            self._seq += 1  # odd: a transaction is in flight (see get_row)
-            self._owner = get_ident()
+        if self._owner == get_ident():  # nested: this thread's transaction is open
+            self._lock.acquire()
+            self._levels.append(_Level())
+            return self
+        if self.read_only:
+            raise ReadOnlyStorage(
+                "this database was opened with read_only=True: it writes nothing; open it "
+                "again without read_only to write"
+            )
+        if self._brackets:
+            self._refuse_under_lock("a transaction")
+            self._persister.begin()  # may wait for another process: the lock is not held yet
+            self._lock.acquire()
+        else:
+            self._lock.acquire()
+        try:
+            self.check_open()
+            if self._polls:
+                self._take_external()
+        except BaseException:
+            try:
+                if self._brackets:
+                    self._persister.end()
+            finally:
+                self._lock.release()
+            raise
+        self._seq += 1  # odd: a transaction is in flight (see get_row)
+        self._owner = get_ident()
         self._levels.append(_Level())
         return self
 
@@ -374,11 +403,30 @@ class Store:
         return {} if table is None else table.rows
 
     def refresh(self) -> None:
-        """Take in what other processes or machines committed, as the persister reports it."""
-        with self._lock:
+        """Take in what other processes or machines committed, as the persister reports it.
+
+        About one ``stat`` when nothing changed (the persister's ``behind``); the
+        backend's wait, if any, happens before the store's lock is taken.
+        """
+        self.check_open()
+        if not self._polls or self._owner == get_ident():
+            return  # inside a transaction, the view stays as it began
+        if not self._persister.behind():
+            return
+        self._refuse_under_lock("db.refresh()")
+        with self._persister.reading(), self._lock:
             self.check_open()
-            if not self._levels:  # inside a transaction, the view stays as it began
-                self._take_external()
+            self._take_external()
+
+    def _refuse_under_lock(self, what: str) -> None:
+        """Refuse what would wait for the backend while holding the store's lock: another
+        thread may hold the backend's lock and wait for this one (a deadlock)."""
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            raise HutchError(
+                f"{what} cannot start in a thread that holds db.store.lock outside a "
+                "transaction: it waits for the backend's lock, which comes first. Start the "
+                "transaction before taking the lock (a transaction holds it anyway)"
+            )
 
     def close(self) -> None:
         """Release the persister; later calls raise :class:`~hutch.ClosedError`."""
@@ -394,7 +442,8 @@ class Store:
             self._seq |= 1  # for good: every read takes the lock, which reports the close
             self._tables = {}
             self._values = {}
-            self._persister.close()
+        # Outside the lock: closing takes the backend's locks, which come before it.
+        self._persister.close()
 
     def read_unlocked(self, read: Callable[..., Any], *args: Any) -> Any:
         """``read(*args)`` without the lock, or ``None`` if a write may have run meanwhile.
@@ -540,17 +589,6 @@ class Store:
             del self._values[value_id]
         else:
             self._values[value_id] = value
-
-    def _start_outermost(self) -> None:
-        """Open the outermost transaction: the backend's write lock, then what others committed."""
-        self.check_open()
-        if self._brackets or self._polls:
-            self._persister.begin()
-            try:
-                self._take_external()
-            except BaseException:
-                self._persister.end()
-                raise
 
     def _merge_into_parent(self, level: _Level) -> None:
         parent = self._levels[-1]

@@ -322,7 +322,7 @@ def test_refresh_waits_for_a_checkpoint_in_another_thread(tmp_path: Path) -> Non
             db.refresh()
             refreshed.set()
 
-        with backend._exclusive():  # what the background checkpointer holds while it works
+        with backend._write_lock.held():  # what the background checkpointer holds while it works
             thread = threading.Thread(target=refresh)
             thread.start()
             assert not refreshed.wait(0.2)
@@ -376,7 +376,7 @@ def test_reindex_writes_an_unlogged_collections_index_under_the_write_lock(
 
         def trace(operation: str, *arguments: Any) -> None:
             if operation == "rename" and arguments[3].endswith(indices.SUFFIX):
-                locked[arguments[3]] = backend._holder == threading.get_ident()
+                locked[arguments[3]] = backend._write_lock.owned()
 
         fsio.tracer = trace
         try:

@@ -79,8 +79,8 @@ def test_bad_urls_are_refused_clearly(
 
 
 def test_bad_options_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(hutch.ConfigError, match="busy_timeout"):
-        hutch.open(url(tmp_path / "a.db"), busy_timeout=-1)
+    with pytest.raises(hutch.ConfigError, match="lock_timeout"):
+        hutch.open(url(tmp_path / "a.db"), lock_timeout=-1)
     with pytest.raises(hutch.ConfigError, match="wal_size"):
         hutch.open(url(tmp_path / "a.db"), wal_size=3)
 
@@ -406,12 +406,12 @@ def test_a_failed_apply_rolls_everything_back(tmp_path: Path) -> None:
 
 def test_a_held_lock_fails_the_transaction_with_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
-    with hutch.open(url(path), busy_timeout=0.05) as db:
+    with hutch.open(url(path), lock_timeout=0.05) as db:
         db.store.set_row("t", "r", {"n": 1})
         other = sqlite3.connect(path, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")
-            with pytest.raises(hutch.StorageError, match="busy_timeout"):
+            with pytest.raises(hutch.LockTimeout, match="lock_timeout"):
                 db.store.set_row("t", "r", {"n": 2})
             assert db.store.get_row("t", "r") == {"n": 1}
         finally:

@@ -354,10 +354,10 @@ def test_two_connections_agree_after_every_refresh(
 def test_a_foreign_key_that_cannot_be_declared_leaves_the_relationship_undefined(
     tmp_path: Path, sql: sqlite3.Connection
 ) -> None:
-    with open_db(tmp_path / "a.db", busy_timeout=0) as db:
+    with open_db(tmp_path / "a.db", lock_timeout=0.05) as db:
         db.store.set_row("teams", "t1", {"org_id": "o1"})
         sql.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
-        with pytest.raises(hutch.StorageError, match=r"team_org.*busy_timeout"):
+        with pytest.raises(hutch.StorageError, match=r"team_org.*lock_timeout"):
             db.relationships.define("team_org", local="teams", remote="orgs", on="org_id")
         assert "team_org" not in db.relationships
         sql.execute("ROLLBACK")

@@ -378,6 +378,10 @@ def inode(fd: int) -> int:
     return os.fstat(fd).st_ino
 
 
+def stat_of(fd: int) -> os.stat_result:
+    return os.fstat(fd)
+
+
 def read_at(fd: int, offset: int, length: int) -> bytes:
     """Up to ``length`` bytes from ``offset`` (fewer at the end of the file)."""
     chunks = []
@@ -621,6 +625,31 @@ def sole_holder(fd: int) -> bool:
 
 
 # -- who else has a file open (Linux: /proc) -------------------------------------------------
+
+
+def lock_holders(found: os.stat_result, kind: str, byte: int = 0) -> set[int]:
+    """The processes holding a lock on the file ``found`` describes, as ``/proc/locks`` shows
+    them: ``kind`` ``"FLOCK"`` (a whole file) or ``"POSIX"`` (a range, covering ``byte``);
+    write locks only, waiters left out. None found where there is no ``/proc/locks``."""
+    try:
+        with open("/proc/locks") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return set()
+    file = f"{os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino}"
+    pids = set()
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8 or fields[1] == "->" or fields[1] != kind or fields[3] != "WRITE":
+            continue
+        start, end = fields[6], fields[7]
+        try:
+            covers = int(start) <= byte and (end == "EOF" or byte <= int(end))
+        except ValueError:
+            continue
+        if fields[5] == file and covers and fields[4].isdigit():
+            pids.add(int(fields[4]))
+    return pids
 
 
 def openers(dir_fd: int, name: str) -> set[int]:

@@ -75,6 +75,7 @@ class Log:
         self._fd: int | None = None
         self._ino = 0  # the inode of the newest generation's file, as opened
         self._end = 0  # offset just past the last transaction read or written in it
+        self._looked = 0  # the newest generation's size when this process last looked
         self.seq = 0  # the last transaction read or written
         self._durable = 0  # the highest transaction known to be durable
         self._ready = False  # this process may append to the generation (see append)
@@ -90,6 +91,12 @@ class Log:
         return self._end
 
     # -- reading ------------------------------------------------------------------------------
+
+    def behind(self) -> bool:
+        """Whether other processes may have appended since this one last looked: one
+        ``stat``, without the write lock (so it may err towards ``True``)."""
+        found = fsio.info(self._folder_fd, wal.name(self.generation))
+        return found is None or found.st_ino != self._ino or found.st_size != self._looked
 
     def recover(self) -> list[wal.Entry]:
         """Read the live chain of generations: every transaction still in the log, in order."""
@@ -152,7 +159,7 @@ class Log:
         found = fsio.info(self._folder_fd, wal.name(self.generation))
         if found is None or found.st_ino != self._ino:
             return None
-        size = found.st_size
+        size = self._looked = found.st_size
         read: list[wal.Entry] = []
         self.stuck = None
         while True:
@@ -185,7 +192,7 @@ class Log:
                 self.stuck = error
                 return read
             self.seq = end.seq
-            size = fsio.size(self._current_fd())
+            size = self._looked = fsio.size(self._current_fd())
 
     def _follow(self, number: int) -> bool:
         """Go on in generation ``number``, which the current one ends by naming; ``False`` if a
@@ -392,6 +399,7 @@ class Log:
         fsio.append_after(self._current_fd(), line, self._end, sync=sync)
         self.seq += 1
         self._end += len(line)
+        self._looked = self._end
         if sync:
             self._durable = self.seq
             self.unsynced = False
@@ -476,6 +484,7 @@ class Log:
             raise
         old, self._fd, self._ino = self._fd, fd, ino
         self.generation, self._end, self._ready, self.unsynced = number, end, False, False
+        self._looked = end
         if old is not None:
             with contextlib.suppress(OSError):  # a failed close frees the number anyway
                 fsio.close(old)

@@ -65,6 +65,7 @@ from .folder import (
 )
 from .fsio import storage_error
 from .links import OPEN_MARK, hold_open_mark, may_share
+from .locking import FolderLock
 from .log import Log, log_folder_ids
 
 log = logging.getLogger("hutch.backends.file")
@@ -134,9 +135,13 @@ class FilePersister(Persister):
             raise
         self._process = ProcessGuard(self.root)
         self._background = Background("flushing and checkpointing", self.root, log)
-        self._mutex = threading.Lock()  # this process's threads; the flock is per process
-        self._holder: int | None = None  # the thread of this process holding the flock
-        self._checkpointing = threading.Lock()  # this process's threads, for the checkpoint lock
+        self._write_lock, self._checkpoint_lock = (
+            FolderLock(fd, self.root / name, f"the {what} lock", config.lock_timeout)
+            for fd, name, what in (
+                (self._lock_fd, LOCK_FILE, "write"),
+                (self._checkpoint_fd, CHECKPOINT_LOCK, "checkpoint"),
+            )
+        )
         #: The settings of every collection (given, or kept in the manifest).
         self.settings: dict[str, CollectionSettings] = {}
         #: Damaged files moved aside by ``on_corrupt="quarantine"``.
@@ -157,8 +162,8 @@ class FilePersister(Persister):
     # -- the protocol ------------------------------------------------------------------------
 
     def load(self) -> Snapshot:
-        with self._checkpoint_lock():
-            with self._exclusive():
+        with self._checkpointing():
+            with self._write_lock.held():
                 folder_id = self._prepare_folder()
                 self._log = Log(
                     self._wal_fd,
@@ -184,27 +189,29 @@ class FilePersister(Persister):
     def begin(self) -> None:
         self._process.check()
         self._background.check()
-        self._mutex.acquire()
-        try:
-            self._lock()
-        except BaseException:
-            self._mutex.release()
-            raise
+        self._write_lock.acquire()
 
     def end(self) -> None:
-        try:
-            self._unlock()
-        finally:
-            self._mutex.release()
+        self._write_lock.release()
+
+    def behind(self) -> bool:
+        return bool(self._unseen) or self._log is None or self._log.behind()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """The write lock: what the log holds under it was synced by its writer."""
+        self._process.check()
+        with self._write_lock.held():
+            yield
 
     def poll(self) -> Changes | None:
         self._process.check()
         self._background.check()
         try:
-            if self._holder == threading.get_ident():
+            if self._write_lock.owned():
                 self._catch_up()
             else:
-                with self._exclusive():
+                with self._write_lock.held():
                     self._catch_up()
         except OSError as error:
             raise storage_error(error, "read the write-ahead log of", self.root) from error
@@ -227,8 +234,8 @@ class FilePersister(Persister):
         lock, where commits write them too; the others from a snapshot, outside it (a commit
         meanwhile marks its rows for the next checkpoint, which writes the index again)."""
         try:
-            with self._checkpoint_lock():
-                with self._exclusive():
+            with self._checkpointing():
+                with self._write_lock.held():
                     self._catch_up()
                     self._write_indices(
                         {t: fields for t, fields in self._indexed.items() if self._unlogged(t)}
@@ -246,7 +253,7 @@ class FilePersister(Persister):
         """Write what the log holds into the record, value and index files now (waiting for
         another process's checkpoint to finish first); the background does it anyway."""
         self._process.check()
-        if self._holder == threading.get_ident():
+        if self._write_lock.owned():
             raise HutchError(
                 "a checkpoint cannot run inside a transaction: it waits for the write lock "
                 "the transaction holds. Call it after the `with ...transaction():` block ends"
@@ -257,7 +264,7 @@ class FilePersister(Persister):
         """Checkpoint, then again keeping no older generation: the log holds nothing the
         record files do not, and deleted rows and values are gone from every file."""
         self._process.check()
-        with self._checkpoint_lock():
+        with self._checkpointing():
             self._checkpoint_held()
             self._checkpoint_held(keep_previous=False)
 
@@ -279,40 +286,17 @@ class FilePersister(Persister):
 
     # -- locking -----------------------------------------------------------------------------
 
-    def _lock(self) -> None:
-        fsio.lock(self._lock_fd)
-        self._holder = threading.get_ident()
-
-    def _unlock(self) -> None:
-        self._holder = None
-        fsio.unlock(self._lock_fd)
-
     @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        with self._mutex:
-            self._lock()
-            try:
-                yield
-            finally:
-                self._unlock()
-
-    @contextmanager
-    def _checkpoint_lock(self, *, wait: bool = True) -> Iterator[bool]:
+    def _checkpointing(self, *, wait: bool = True) -> Iterator[bool]:
         """Hold the checkpoint lock (taken before the write lock, never after); yields whether
         it was taken (without ``wait``, not if another process holds it)."""
-        if not self._checkpointing.acquire(blocking=wait):
+        if not self._checkpoint_lock.acquire(wait=wait):
             yield False
             return
         try:
-            if not fsio.lock(self._checkpoint_fd, wait=wait):
-                yield False
-                return
-            try:
-                yield True
-            finally:
-                fsio.unlock(self._checkpoint_fd)
+            yield True
         finally:
-            self._checkpointing.release()
+            self._checkpoint_lock.release()
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -712,7 +696,7 @@ class FilePersister(Persister):
 
         Without ``wait``, nothing happens while another process checkpoints.
         """
-        with self._checkpoint_lock(wait=wait) as taken:
+        with self._checkpointing(wait=wait) as taken:
             if taken:
                 self._checkpoint_held()
 
@@ -724,7 +708,7 @@ class FilePersister(Persister):
         little behind (without it they read everything again).
         """
         self._last_checkpoint = time.monotonic()
-        with self._exclusive():
+        with self._write_lock.held():
             self._catch_up()
             idle = not self._dirty and not self._dirty_values
             current = self._the_log.generation
@@ -736,7 +720,7 @@ class FilePersister(Persister):
             newest = self._the_log.rotate()
         except OSError as error:
             raise storage_error(error, "checkpoint", self.root) from error
-        with self._exclusive():
+        with self._write_lock.held():
             self._catch_up()
             try:
                 self._the_log.move_to(newest)  # later commits go there
@@ -747,12 +731,12 @@ class FilePersister(Persister):
             self._write_batch(batch)
             previous = self._the_log.previous_of(newest)
             if previous is not None:
-                with self._exclusive():
+                with self._write_lock.held():
                     self._catch_up()
                     self._the_log.mark_checkpointed(previous)
                 self._the_log.forget(before=previous if keep_previous else newest)
         except OSError as error:
-            with self._mutex:
+            with self._write_lock.held():
                 self._give_back(batch)
             raise storage_error(error, "checkpoint", self.root) from error
 
@@ -861,7 +845,7 @@ class FilePersister(Persister):
     def _maintain_once(self) -> None:
         """Flush, and checkpoint if one is due; what fails is raised to the application by
         its next call, and tried again at the next round (the log still holds it all)."""
-        with self._exclusive():
+        with self._write_lock.held():
             self._the_log.flush()
             due = time.monotonic() - self._last_checkpoint >= self._checkpoint_interval
             big = self._the_log.size >= CHECKPOINT_BYTES

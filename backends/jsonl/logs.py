@@ -134,6 +134,13 @@ class Logs:
 
     # -- reading -----------------------------------------------------------------------------
 
+    def behind(self) -> bool:
+        """Whether another process may have committed since this one last read: one ``stat``
+        of the commit log, without the write lock (so it may err towards ``True``)."""
+        found = fsio.info(self._root_fd, COMMITS)
+        commits = self.commits
+        return found is None or found.st_ino != commits.ino or found.st_size != commits.end
+
     def catch_up(self) -> list[Read]:
         """What was committed since this process last looked; cuts what provably never was."""
         names = set(self.files) if self._listed else self._prepare()

@@ -42,6 +42,7 @@ from hutch.backends.file.folder import (
 )
 from hutch.backends.file.fsio import storage_error
 from hutch.backends.file.links import OPEN_MARK, InPlace, hold_open_mark, may_share
+from hutch.backends.file.locking import FolderLock
 from hutch.cells import Row
 from hutch.config import parse_collections
 from hutch.persister import Background, ProcessGuard
@@ -91,8 +92,9 @@ class JsonlPersister(Persister):
             raise
         self._process = ProcessGuard(self.root)
         self._background = Background("flushing", self.root, log)
-        self._mutex = threading.Lock()  # this process's threads; the flock is per process
-        self._holder: int | None = None
+        self._write_lock = FolderLock(
+            self._lock_fd, self.root / LOCK_FILE, "the write lock", config.lock_timeout
+        )
         #: The settings of every collection (given, or kept in the manifest).
         self.settings: dict[str, CollectionSettings] = {}
         self._logs: Logs | None = None
@@ -107,7 +109,7 @@ class JsonlPersister(Persister):
     # -- the protocol ------------------------------------------------------------------------
 
     def load(self) -> Snapshot:
-        with self._exclusive():
+        with self._write_lock.held():
             try:
                 folder_id = self._prepare_folder()
                 fsio.remove_temp_files(self._root_fd)  # a crash inside a compaction left them
@@ -142,28 +144,28 @@ class JsonlPersister(Persister):
     def begin(self) -> None:
         self._process.check()
         self._background.check()
-        self._mutex.acquire()
-        try:
-            fsio.lock(self._lock_fd)
-            self._holder = threading.get_ident()
-        except BaseException:
-            self._mutex.release()
-            raise
+        self._write_lock.acquire()
 
     def end(self) -> None:
-        try:
-            self._holder = None
-            fsio.unlock(self._lock_fd)
-        finally:
-            self._mutex.release()
+        self._write_lock.release()
+
+    def behind(self) -> bool:
+        return bool(self._unseen) or self._logs is None or self._logs.behind()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """The write lock: what the logs hold under it was synced by its writer."""
+        self._process.check()
+        with self._write_lock.held():
+            yield
 
     def poll(self) -> Changes | None:
         self._process.check()
         self._background.check()
-        if self._holder == threading.get_ident():
+        if self._write_lock.owned():
             changes = self._catch_up()
         else:
-            with self._exclusive():
+            with self._write_lock.held():
                 changes = self._catch_up()
         if changes:
             self._unseen.append(changes)
@@ -174,15 +176,15 @@ class JsonlPersister(Persister):
 
     def apply(self, changes: Changes) -> None:
         self._process.check()
-        if self._holder != threading.get_ident():  # not inside begin/end: catch up first
-            with self._exclusive():
+        if not self._write_lock.owned():  # not inside begin/end: catch up first
+            with self._write_lock.held():
                 self._keep_unseen()
                 self._apply(changes)
         else:
             self._apply(changes)
 
     def reindex(self) -> None:
-        with self._exclusive():
+        with self._write_lock.held():
             self._keep_unseen()
             self._stale_indices.update(self._indexed)
             self._write_indices()
@@ -191,7 +193,7 @@ class JsonlPersister(Persister):
         """Rewrite every log holding a dead line and shorten the commit log, now: a deleted
         or overwritten row or value is then in no file of the folder."""
         self._process.check()
-        with self._exclusive():
+        with self._write_lock.held():
             self._keep_unseen()
             logs = self._the_logs
             try:
@@ -208,7 +210,7 @@ class JsonlPersister(Persister):
             self._worker.join()
         try:
             if self._logs is not None:
-                with self._exclusive():
+                with self._write_lock.held():
                     self._catch_up()
                     self._maintain_files()
                     self._write_indices()
@@ -218,19 +220,6 @@ class JsonlPersister(Persister):
             if self._logs is not None:
                 self._logs.close()
             self._held.close()
-
-    # -- locking -----------------------------------------------------------------------------
-
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        with self._mutex:
-            fsio.lock(self._lock_fd)
-            self._holder = threading.get_ident()
-            try:
-                yield
-            finally:
-                self._holder = None
-                fsio.unlock(self._lock_fd)
 
     @property
     def _the_logs(self) -> Logs:
@@ -450,7 +439,7 @@ class JsonlPersister(Persister):
             self._background.run(self._flush)
 
     def _flush(self) -> None:
-        with self._mutex:
+        with self._write_lock.held():
             if self._the_logs.unsynced:
                 self._the_logs.flush()
 

@@ -19,6 +19,7 @@ import contextlib
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ from hutch import (
     DiskFull,
     InvalidId,
     InvalidValue,
+    LockTimeout,
     Persister,
     ReadOnlyStorage,
     Relationship,
@@ -46,6 +48,7 @@ from hutch import (
 )
 from hutch.backends.file.folder import folder_url, layout_at
 from hutch.backends.file.fsio import kind_of
+from hutch.backends.file.fsio import lock_holders as lock_holders_of
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
@@ -68,13 +71,16 @@ class SqlitePersister(Persister):
     capabilities = Capabilities(durable=True, multi_process=True, change_feed=True)
 
     def __init__(self, config: BackendConfig) -> None:
-        config.check_options("busy_timeout")
+        if "busy_timeout" in config.options:
+            raise ConfigError(
+                "the sqlite backend's busy_timeout is now lock_timeout, the one option of every "
+                "backend that locks: pass hutch.open(..., lock_timeout=SECONDS)"
+            )
+        config.check_options()
         self.path = sqlite_path(config.url)
         self._durability = config.durability
         self._settings: dict[str, CollectionSettings] = dict(config.collections)
-        timeout = config.options.get("busy_timeout", 30.0)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise ConfigError(f"busy_timeout must be a number of seconds >= 0, not {timeout!r}")
+        self._lock_timeout = config.lock_timeout
         if not self.path.parent.is_dir():
             raise ConfigError(
                 f"cannot open {self.path}: its folder {self.path.parent} does not exist; create it"
@@ -93,11 +99,14 @@ class SqlitePersister(Persister):
         if not stat.S_ISREG(mode):  # SQLite would wait on a FIFO, or fail obscurely
             raise ConfigError(f"cannot open {self.path}: it is {kind_of(mode)}, not a SQLite file")
         with self._errors("open"):
-            self._conn = sqlite3.connect(
-                self.path, timeout=float(timeout), isolation_level=None, check_same_thread=False
-            )
+            self._conn = self._connect()
         self._schema = Schema(self._conn, self.path)
         self._process = ProcessGuard(self.path)
+        # The connection serves one thread at a time: a transaction's, from begin() to end().
+        self._connection_lock = threading.Lock()
+        self._user: int | None = None  # the thread holding it
+        self._watch: sqlite3.Connection | None = None  # for behind(), from any thread
+        self._watched: int | None = None  # the watch's data_version when poll() last read
         self._prepared = False
         self._locked = False  # between begin() and the commit of apply() or end()
         self._data_version: int | None = None
@@ -132,21 +141,45 @@ class SqlitePersister(Persister):
 
     def begin(self) -> None:
         self._process.check()
-        with self._errors("lock"):
-            self._conn.execute("BEGIN IMMEDIATE")
+        self._take_connection()
+        try:
+            with self._errors("lock"):
+                self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._give_connection()
+            raise
         self._locked = True
 
     def end(self) -> None:
-        if not self._locked:
-            return
-        self._locked = False
-        if self._conn.in_transaction:
-            with self._errors("release the lock of"):
-                self._conn.execute("ROLLBACK")  # nothing was written since begin()
+        try:
+            if self._locked and self._conn.in_transaction:
+                with self._errors("release the lock of"):
+                    self._conn.execute("ROLLBACK")  # nothing was written since begin()
+        finally:
+            self._locked = False
+            self._give_connection()
+
+    def behind(self) -> bool:
+        """Whether another connection committed since :meth:`poll` last read (SQLite's
+        ``data_version``, on a connection of its own: this one may be another thread's)."""
+        try:
+            if self._watch is None:
+                self._watch = self._connect()
+            version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            return version != self._watched
+        except sqlite3.Error:
+            return True  # poll says what is wrong
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._connection():
+            yield
 
     def poll(self) -> Changes | None:
         self._process.check()
-        with self._errors("read"):
+        with self._errors("read"), self._connection():
+            if self._watch is not None:
+                self._watched = self._watch.execute("PRAGMA data_version").fetchone()[0]
             if self._conn.execute("PRAGMA data_version").fetchone()[0] == self._data_version:
                 return None
             with self._reading():
@@ -157,7 +190,7 @@ class SqlitePersister(Persister):
 
     def apply(self, changes: Changes) -> None:
         self._process.check()
-        with self._errors("write to"), self._write():
+        with self._errors("write to"), self._connection(), self._write():
             self._schema.check()
             self._schema.log_every_table()
             in_step = self._last_seq() == self._seq  # nobody wrote since this one last read
@@ -185,13 +218,13 @@ class SqlitePersister(Persister):
         if self._schema.links(local, on, remote):
             return
         doing = f"declare the foreign key of relationship {relationship_id!r} in"
-        with self._errors(doing), self._write():
+        with self._errors(doing), self._connection(), self._write():
             self._schema.check()
             self._schema.link(local, on, remote)
 
     def reindex(self) -> None:
         self._process.check()
-        with self._errors("reindex"), self._write():
+        with self._errors("reindex"), self._connection(), self._write():
             self._schema.check()
             for collection, settings in self._settings.items():
                 for field in settings.indexed:
@@ -201,25 +234,60 @@ class SqlitePersister(Persister):
     def compact(self) -> None:
         """Copy the database into fresh pages (``VACUUM``) and empty the -wal file."""
         self._process.check()
-        with self._errors("compact"):
+        with self._errors("compact"), self._connection():
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
-        try:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            if self._prepared and self._durability != "none":
-                self._conn.execute("PRAGMA optimize")
-        except sqlite3.Error:
-            pass  # closing must go on; nothing uncommitted is lost by a failed ROLLBACK
-        finally:
-            self._locked = False
-            with self._errors("close"):
-                self._conn.close()
+        with self._connection():  # another thread's poll may be using it
+            try:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if self._prepared and self._durability != "none":
+                    self._conn.execute("PRAGMA optimize")
+            except sqlite3.Error:
+                pass  # closing must go on; nothing uncommitted is lost by a failed ROLLBACK
+            finally:
+                self._locked = False
+                with self._errors("close"):
+                    self._conn.close()
+                    if self._watch is not None:
+                        self._watch.close()
 
     # -- transactions ------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection that waits ``lock_timeout`` for another's lock (SQLite's busy timeout)."""
+        timeout = min(self._lock_timeout, _LONGEST_BUSY_TIMEOUT)
+        return sqlite3.connect(
+            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+        )
+
+    def _take_connection(self) -> None:
+        if not self._connection_lock.acquire(timeout=self._lock_timeout):
+            raise LockTimeout(
+                f"could not use the connection to {self.path} within {self._lock_timeout:g} s "
+                "(lock_timeout): another thread of this process held it (a transaction); find "
+                "out why it takes so long, or give hutch.open a larger lock_timeout"
+            )
+        self._user = threading.get_ident()
+
+    def _give_connection(self) -> None:
+        self._user = None
+        self._connection_lock.release()
+
+    @contextmanager
+    def _connection(self) -> Iterator[None]:
+        """The connection, for this thread alone (already so inside its transaction)."""
+        if self._user == threading.get_ident():
+            yield
+            return
+        self._take_connection()
+        try:
+            yield
+        finally:
+            self._give_connection()
 
     @contextmanager
     def _write(self) -> Iterator[None]:
@@ -476,7 +544,7 @@ def sqlite_path(url: URL) -> Path:
     if "?" in rest or "#" in rest:
         raise ConfigError(
             f"{url.redacted()!r}: the sqlite backend takes no query or fragment; pass options "
-            "to hutch.open as keywords (busy_timeout=...)"
+            "to hutch.open as keywords (lock_timeout=...)"
         )
     if not rest.startswith("//"):
         raise ConfigError(
@@ -538,11 +606,33 @@ def storage_error(error: sqlite3.Error, doing: str, path: Path) -> StorageError:
             "(or try `sqlite3 FILE .recover`)"
         )
     if primary in (_BUSY, _LOCKED):
-        return StorageError(
-            f"{what}; another connection held the lock longer than busy_timeout: retry, or "
-            "give hutch.open a larger busy_timeout"
+        return LockTimeout(
+            f"{what}; {lock_holders(path)} held the lock longer than lock_timeout: find out "
+            "why it holds it so long (a stuck transaction, a stopped process), or give "
+            "hutch.open a larger lock_timeout"
         )
     return StorageError(what)
+
+
+def lock_holders(path: Path) -> str:
+    """The processes holding SQLite's write lock on ``path`` (in WAL mode, a POSIX lock on
+    a byte of its ``-shm`` file), as ``/proc/locks`` shows them; "another connection"
+    where that cannot tell."""
+    try:
+        pids = lock_holders_of(os.stat(f"{path}-shm"), "POSIX", _WAL_WRITE_LOCK)
+    except OSError:
+        pids = set()
+    pids.discard(os.getpid())
+    if not pids:
+        return "another connection"
+    return "process " + ", ".join(map(str, sorted(pids)))
+
+
+#: The byte of the ``-shm`` file whose lock is SQLite's write lock in WAL mode.
+_WAL_WRITE_LOCK = 120
+
+#: SQLite's busy timeout is an int of milliseconds: "wait for ever" is about 24 days.
+_LONGEST_BUSY_TIMEOUT = (2**31 - 1) / 1000
 
 
 def _read_only_file_system(path: Path) -> bool:

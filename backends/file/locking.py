@@ -1,0 +1,123 @@
+"""The locks of a data folder: bounded waits, and the holder named when one runs out.
+
+A :class:`FolderLock` is an ``flock`` on a file of the folder, which every
+process shares, with a mutex in front of it for this process's threads (an
+``flock`` belongs to an open file, so two threads of one process would both
+"hold" it). No wait is longer than the ``lock_timeout`` given to ``hutch.open``:
+past it, :class:`~hutch.LockTimeout` names the folder and the process that holds
+the lock, as the kernel's table of locks (``/proc/locks``) shows it: nothing is
+written to take a lock, so a commit costs no extra write and a lock file stays
+empty. (POSIX ``fcntl`` locks are no choice: a process drops them all when it
+closes any descriptor of the file.)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hutch import LockTimeout
+
+from . import fsio
+
+#: How long a waiter sleeps between tries at most: a lock is handed on within about this.
+_LONGEST_NAP = 0.001
+
+
+class FolderLock:
+    """One lock file of a folder, taken by one thread of this process at a time."""
+
+    def __init__(self, fd: int, path: Path, what: str, timeout: float) -> None:
+        self._fd = fd
+        self._path = path
+        self._what = what  # "the write lock", say
+        self._timeout = timeout
+        self._mutex = threading.Lock()
+        self._owner: int | None = None
+
+    def owned(self) -> bool:
+        """Whether the calling thread holds the lock."""
+        return self._owner == threading.get_ident()
+
+    def acquire(self, *, wait: bool = True) -> bool:
+        """Take the lock, waiting at most the timeout (then :class:`~hutch.LockTimeout`);
+        without ``wait``, take it only if it is free (``False`` if it is not)."""
+        deadline = time.monotonic() + self._timeout
+        if not self._mutex.acquire(timeout=self._timeout if wait else 0):
+            if not wait:
+                return False
+            raise self._timed_out("another thread of this process")
+        try:
+            taken = _flock(self._fd, wait=wait, deadline=deadline)
+        except BaseException:
+            self._mutex.release()
+            raise
+        if not taken:
+            self._mutex.release()
+            if not wait:
+                return False
+            raise self._timed_out(self._holder())
+        self._owner = threading.get_ident()
+        return True
+
+    def release(self) -> None:
+        self._owner = None
+        try:
+            fsio.unlock(self._fd)
+        finally:
+            self._mutex.release()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def _holder(self) -> str:
+        """The process holding the lock, as far as the kernel's table of locks tells."""
+        try:
+            pids = fsio.lock_holders(fsio.stat_of(self._fd), "FLOCK")
+        except OSError:
+            pids = set()
+        if os.getpid() in pids:
+            return f"this process ({os.getpid()}), through another database of the folder,"
+        if not pids:
+            return "another process (this system does not say which)"
+        return "process " + ", ".join(map(str, sorted(pids)))
+
+    def _timed_out(self, holder: str) -> LockTimeout:
+        return LockTimeout(
+            f"could not take {self._what} of {self._path.parent} within {self._timeout:g} s "
+            f"(lock_timeout): {holder} holds it ({self._path.name}). Find out why it holds it "
+            "so long (a stuck transaction, a stopped process), or give hutch.open a larger "
+            "lock_timeout"
+        )
+
+
+def _flock(fd: int, *, wait: bool, deadline: float) -> bool:
+    """Take the exclusive ``flock`` of ``fd`` by ``deadline`` (``time.monotonic``); without
+    ``wait``, only if it is free. A waiter tries again after naps that double up to
+    :data:`_LONGEST_NAP` (as SQLite's busy handler does): a blocking ``flock`` cannot be
+    given a timeout."""
+    if fsio.lock(fd, wait=False):
+        return True
+    if not wait:
+        return False
+    if math.isinf(deadline):
+        return fsio.lock(fd)
+    nap = 0.00005
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        time.sleep(min(nap, left))
+        if fsio.lock(fd, wait=False):
+            return True
+        nap = min(nap * 2, _LONGEST_NAP)

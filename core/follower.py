@@ -1,0 +1,52 @@
+"""The follower: a thread that takes other processes' commits in, so reads are fresh.
+
+Every :data:`INTERVAL` it asks the persister whether it is ``behind`` (about one
+``stat``) and, if so, refreshes the store: the persister's ``reading`` first,
+then the store's lock, then ``poll``. Listeners hear other processes' commits
+on this thread, named ``hutch-follower``. A failure is logged (once, with its
+traceback) and tried again at the next round; the application's own next
+transaction or ``refresh()`` meets the same error and raises it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+from hutch.errors import ClosedError
+from hutch.persister import Background, Persister
+from hutch.store import Store
+
+log = logging.getLogger("hutch.follower")
+
+#: How often the follower looks: others' commits reach this process within about this
+#: long (plus the time to apply them); the documented bound is 50 ms.
+INTERVAL = 0.01
+
+
+class Follower:
+    """Keeps a store current with what other processes commit, until :meth:`stop`."""
+
+    def __init__(self, store: Store, persister: Persister, where: str) -> None:
+        self._store = store
+        self._persister = persister
+        self._stopping = threading.Event()
+        self._rounds = Background("following", where, log)
+        self._thread = threading.Thread(target=self._run, name="hutch-follower", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.wait(INTERVAL) and not self._store.closed:
+            self._rounds.run(self._once)
+
+    def _once(self) -> None:
+        if self._persister.behind():
+            with contextlib.suppress(ClosedError):  # closed meanwhile: the loop ends
+                self._store.refresh()
+
+    def stop(self) -> None:
+        """Stop following; returns once the thread ended (at once, called from it)."""
+        self._stopping.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
