@@ -184,6 +184,60 @@ class ProcessGuard:
             )
 
 
+class OpenStores:
+    """The stores open in this process, keyed on their file or folder's device and inode, so
+    that another path to one counts too.
+
+    Two ``Database`` objects on one store in one process would each keep a copy of
+    every row and take each other's commits in only as another process's: refused,
+    with a message saying to share the one between threads. A process forked from
+    one that had a store open may open it (its parent's entry is not its own).
+    """
+
+    _held: ClassVar[dict[tuple[int, int], tuple[int, str]]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _several: ClassVar[int] = 0  # how many allow_several() blocks are open
+
+    @classmethod
+    @contextmanager
+    def allow_several(cls) -> Iterator[None]:
+        """For tests only: stores opened inside the block may be opened several times in
+        this process, each ``Database`` with its own files, locks and threads, as another
+        process would have them, so that a test can play several processes in one."""
+        with cls._lock:
+            cls._several += 1
+        try:
+            yield
+        finally:
+            with cls._lock:
+                cls._several -= 1
+
+    def __init__(self, found: os.stat_result, where: object) -> None:
+        """Claim the store ``found`` describes (``where`` names it in messages)."""
+        self._key = (found.st_dev, found.st_ino)
+        self._pid = os.getpid()
+        self._claimed = False
+        with OpenStores._lock:
+            if OpenStores._several:
+                return
+            held = OpenStores._held.get(self._key)
+            if held is not None and held[0] == self._pid:
+                raise ConfigError(
+                    f"{where} is open already in this process (as {held[1]}): a second "
+                    "Database on one store would keep a second copy of every row. Share the "
+                    "one Database between threads (it is thread-safe), or close it first"
+                )
+            OpenStores._held[self._key] = (self._pid, str(where))
+            self._claimed = True
+
+    def release(self) -> None:
+        """The store is closed: it may open again. Releasing twice does nothing."""
+        with OpenStores._lock:
+            if self._claimed:
+                self._claimed = False
+                del OpenStores._held[self._key]
+
+
 class Background:
     """A backend's background thread (flushes, checkpoints), which no error stops.
 

@@ -10,6 +10,7 @@ from crashcheck import scratch_folder
 
 import hutch
 import hutch.backends.memory
+from hutch.persister import OpenStores
 
 
 @pytest.fixture
@@ -38,3 +39,11 @@ def scratch(tmp_path: Path) -> Iterator[Path]:
     """Where crash states are opened (see :func:`crashcheck.scratch_folder`)."""
     with scratch_folder(tmp_path) as place:
         yield place
+
+
+@pytest.fixture
+def several_opens() -> Iterator[None]:
+    """The test plays several processes in one: a store may be open several times at once,
+    each Database with its own files, locks and threads, as another process would have."""
+    with OpenStores.allow_several():
+        yield

@@ -974,6 +974,7 @@ def test_processes_redeeming_one_token_have_exactly_one_winner(shared: Env, tmp_
     assert shared.store.get_row_count("verification_tokens") == 0
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_a_sign_out_elsewhere_ends_the_session_here_at_once(shared: Env) -> None:
     user = make_user(shared.auth)
     token = new_token()

@@ -121,6 +121,7 @@ def test_a_new_path_is_refused_while_the_old_folder_holds_the_collection(tmp_pat
     assert (tmp_path / "b" / "n1.json").exists()
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_a_new_wal_setting_is_refused_while_another_open_holds_the_folder(tmp_path: Path) -> None:
     """The other would go on writing the collection the old way: its checkpoint could then put
     back a record file older than a commit."""
@@ -311,8 +312,9 @@ def test_random_operations_survive_reopening(
         assert got_values == orjson.dumps(expected.store.get_values(), option=orjson.OPT_SORT_KEYS)
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_refresh_waits_for_a_checkpoint_in_another_thread(tmp_path: Path) -> None:
-    with hutch.open(tmp_path) as db, hutch.open(tmp_path) as other:
+    with hutch.open(tmp_path, follow=False) as db, hutch.open(tmp_path) as other:
         other.store.set_row("t", "r", {"n": 1})
         backend = db.backend
         assert isinstance(backend, FilePersister)
@@ -331,11 +333,15 @@ def test_refresh_waits_for_a_checkpoint_in_another_thread(tmp_path: Path) -> Non
         assert db.store.get_row("t", "r") == {"n": 1}
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_a_process_far_behind_leaves_a_running_checkpoint_its_temp_files(tmp_path: Path) -> None:
     """A process two checkpoints behind reads everything again on its next transaction; it
     once removed the temp files of another's checkpoint in flight, which then failed."""
     options: dict[str, Any] = {"checkpoint_interval": 3600}
-    with hutch.open(tmp_path, **options) as db, hutch.open(tmp_path, **options) as behind:
+    with (
+        hutch.open(tmp_path, **options) as db,
+        hutch.open(tmp_path, **options, follow=False) as behind,
+    ):
         behind.store.set_row("t", "x", {"v": 0})
         backend = db.backend
         assert isinstance(backend, FilePersister)
@@ -386,9 +392,10 @@ def test_reindex_writes_an_unlogged_collections_index_under_the_write_lock(
     assert locked == {"email.jsonl": True, "k.jsonl": False}
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_listeners_hear_only_what_changed_here(tmp_path: Path) -> None:
     with (
-        hutch.open(tmp_path, checkpoint_interval=3600) as db,
+        hutch.open(tmp_path, checkpoint_interval=3600, follow=False) as db,
         hutch.open(tmp_path, checkpoint_interval=3600) as other,
     ):
         heard: list[hutch.Changes] = []

@@ -174,6 +174,7 @@ def test_a_stray_file_in_the_log_folder_hides_no_commit_and_is_left_alone(
     assert (folder / "_wal" / "99999999.log").read_bytes() == stray
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_a_generation_a_stopped_checkpoint_started_takes_no_line_until_the_log_moves_there(
     tmp_path: Path,
 ) -> None:

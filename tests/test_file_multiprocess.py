@@ -20,6 +20,9 @@ from children import WAIT, Child
 
 import hutch
 
+#: Some tests play several processes with several Database objects in this one.
+pytestmark = pytest.mark.usefixtures("several_opens")
+
 PROCESSES = 4
 INCREMENTS = 50
 
@@ -109,8 +112,9 @@ def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
 
 
 def open_quietly(root: Path) -> hutch.Database:
-    """No background checkpoint: checkpoints happen where a test asks for them (close, open)."""
-    return hutch.open(root, checkpoint_interval=3600)
+    """No background checkpoint: checkpoints happen where a test asks for them (close, open);
+    no follower: others' commits come in where a test asks for them (transactions, refresh)."""
+    return hutch.open(root, checkpoint_interval=3600, follow=False)
 
 
 @contextmanager

@@ -172,6 +172,7 @@ def test_what_a_quarantine_keeps_is_in_the_new_log_before_any_checkpoint(
         assert db.store.get_table("posts") == {"p1": {"title": "one"}, "p2": {"title": "two"}}
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_a_checkpoint_mark_no_checkpoint_writes_is_damage(tmp_path: Path) -> None:
     root = made(tmp_path, "file")
     with hutch.open(root) as db:
@@ -338,12 +339,13 @@ def test_a_hard_linked_log_or_lock_file_is_refused_and_left_alone(
     assert target.read_bytes() == before
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_a_generation_linked_while_open_is_refused_when_followed(tmp_path: Path) -> None:
     """A process moving on to a generation another one started never appends to it if it
     has other names, nor to the generation that ended: its next commit waits until it can
     move on, so every process reads it. The descriptor it held stays its own."""
     root = made(tmp_path, "file")
-    with hutch.open(root) as writer, hutch.open(root) as reader:
+    with hutch.open(root) as writer, hutch.open(root, follow=False) as reader:
         writer.store.set_row("posts", "p2", {"title": "two"})
         writer.compact()  # a new generation, which the reader has not followed yet
         place = tmp_path / "elsewhere"
@@ -395,6 +397,7 @@ def test_a_cp_al_copy_and_its_original_each_go_their_own_way(tmp_path: Path, sch
         assert db.store.get_table("posts") == {"p1": {"title": "changed"}}
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_a_failed_sync_while_moving_to_a_new_generation_loses_no_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -406,7 +409,7 @@ def test_a_failed_sync_while_moving_to_a_new_generation_loses_no_commit(
         "batch_interval": 3600,
         "checkpoint_interval": 3600,
     }
-    with hutch.open(root, **batch) as writer, hutch.open(root) as reader:
+    with hutch.open(root, **batch) as writer, hutch.open(root, follow=False) as reader:
         writer.store.set_row("posts", "p1", {"title": "one"})  # not synced yet
         real = fsio.fdatasync
         calls = iter(range(1_000_000))

@@ -115,9 +115,13 @@ def test_every_durability_keeps_data_across_a_clean_close(tmp_path: Path, durabi
         assert db.store.get_value("k") == durability
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_compaction_drops_dead_lines_atomically_and_keeps_the_content(tmp_path: Path) -> None:
     options: dict[str, Any] = {"compact_lines": 50, "collections": {"t": {"indexed": ["i"]}}}
-    with hutch.open(url(tmp_path), **options) as db, hutch.open(url(tmp_path), **options) as other:
+    with (
+        hutch.open(url(tmp_path), **options) as db,
+        hutch.open(url(tmp_path), **options, follow=False) as other,
+    ):
         for i in range(200):
             db.store.set_row("t", f"r{i % 7}", {"i": i})
             db.store.set_value(f"v{i % 3}", i)
@@ -280,8 +284,12 @@ def test_a_file_store_is_not_opened_as_jsonl(tmp_path: Path) -> None:
         hutch.open(url(tmp_path))
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_another_database_sees_commits_and_compactions(tmp_path: Path) -> None:
-    with hutch.open(url(tmp_path), compact_lines=20) as a, hutch.open(url(tmp_path)) as b:
+    with (
+        hutch.open(url(tmp_path), compact_lines=20) as a,
+        hutch.open(url(tmp_path), follow=False) as b,
+    ):
         heard: list[hutch.Changes] = []
         b.store.add_listener(heard.append, table="t")
         a.store.set_row("t", "r1", {"n": 1})

@@ -330,9 +330,10 @@ def test_every_durability_keeps_data_and_sets_synchronous(
 # -- several connections on one file -----------------------------------------------------------
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_two_databases_on_one_file_see_each_others_commits(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
-    with hutch.open(url(path)) as a, hutch.open(url(path)) as b:
+    with hutch.open(url(path), follow=False) as a, hutch.open(url(path), follow=False) as b:
         heard: list[hutch.Changes] = []
         b.store.add_listener(heard.append, table="t")
         a.store.set_row("t", "r1", {"n": 1, "flag": True})

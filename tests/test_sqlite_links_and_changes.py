@@ -35,7 +35,8 @@ def url(path: Path) -> str:
 
 
 def open_db(path: Path, **options: Any) -> hutch.Database:
-    return hutch.open(url(path), plugins=PLUGINS, **options)
+    """A database that takes others' commits in only when told (no follower thread)."""
+    return hutch.open(url(path), plugins=PLUGINS, **({"follow": False} | options))
 
 
 @pytest.fixture
@@ -203,6 +204,7 @@ def traced(db: hutch.Database) -> list[str]:
     return statements
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_poll_reads_only_the_rows_that_others_changed(
     tmp_path: Path, sql: sqlite3.Connection
 ) -> None:
@@ -237,6 +239,7 @@ def test_poll_reads_only_the_rows_that_others_changed(
         assert db.store.get_table("t") == other.store.get_table("t")
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_a_writer_does_not_hear_its_own_commits(tmp_path: Path) -> None:
     with open_db(tmp_path / "a.db") as db, open_db(tmp_path / "a.db") as other:
         heard: list[Changes] = []
@@ -249,6 +252,7 @@ def test_a_writer_does_not_hear_its_own_commits(tmp_path: Path) -> None:
         assert [sorted(c.tables["t"]) for c in heard] == [["b"], ["c"], ["d"]]
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_a_connection_behind_the_cut_log_reads_every_table(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -323,6 +327,7 @@ def seen(db: hutch.Database) -> bytes:
     writers=st.lists(st.booleans(), min_size=40, max_size=40),
     keep=st.sampled_from([2, 10_000]),
 )
+@pytest.mark.usefixtures("several_opens")
 def test_two_connections_agree_after_every_refresh(
     tmp_path: Path, operations: list[tuple[Any, ...]], writers: list[bool], keep: int
 ) -> None:
@@ -387,6 +392,7 @@ def test_values_whose_triggers_were_dropped_by_hand_are_still_read(
     assert sql.execute(triggers).fetchone() == (3,)
 
 
+@pytest.mark.usefixtures("several_opens")
 def test_after_a_failed_write_the_next_poll_still_hears_of_deletions(
     tmp_path: Path, sql: sqlite3.Connection
 ) -> None:

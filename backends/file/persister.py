@@ -48,7 +48,7 @@ from hutch import (
 )
 from hutch.cells import Row
 from hutch.config import parse_collections
-from hutch.persister import Background, ProcessGuard
+from hutch.persister import Background, OpenStores, ProcessGuard
 
 from . import fsio, indices, records, upgrade, wal
 from .folder import (
@@ -112,6 +112,11 @@ class FilePersister(Persister):
         self._given = {name: check_collection(name, s) for name, s in config.collections.items()}
         self._held = fsio.Descriptors()
         self._root_fd = self._held.own(fsio.open_root(self.root))
+        try:
+            self._claim = OpenStores(fsio.stat_of(self._root_fd), self.root)
+        except BaseException:
+            self._held.close()
+            raise
         warn_if_not_local(self.root, log)
         try:
             check_layout(self._root_fd, self.root, "file")
@@ -129,7 +134,10 @@ class FilePersister(Persister):
                 for name in (LOCK_FILE, CHECKPOINT_LOCK)
             )
         except BaseException as error:
-            self._held.close()
+            try:
+                self._held.close()
+            finally:
+                self._claim.release()
             if isinstance(error, OSError):
                 raise storage_error(error, "prepare", self.root) from error
             raise
@@ -276,13 +284,16 @@ class FilePersister(Persister):
             if self._log is not None:
                 self._checkpoint(wait=True)
         finally:
-            if self._log is not None:
-                self._log.close()
-            with self._dir_lock:
-                for fd in self._dir_fds.values():
-                    fsio.close(fd)
-                self._dir_fds.clear()
-            self._held.close()
+            try:
+                if self._log is not None:
+                    self._log.close()
+                with self._dir_lock:
+                    for fd in self._dir_fds.values():
+                        fsio.close(fd)
+                    self._dir_fds.clear()
+                self._held.close()
+            finally:
+                self._claim.release()
 
     # -- locking -----------------------------------------------------------------------------
 

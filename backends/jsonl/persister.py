@@ -45,7 +45,7 @@ from hutch.backends.file.links import OPEN_MARK, InPlace, hold_open_mark, may_sh
 from hutch.backends.file.locking import FolderLock
 from hutch.cells import Row
 from hutch.config import parse_collections
-from hutch.persister import Background, ProcessGuard
+from hutch.persister import Background, OpenStores, ProcessGuard
 
 from . import lines, manifest, upgrade
 from .lines import Entry
@@ -74,6 +74,11 @@ class JsonlPersister(Persister):
         self._given = {name: check_indexed(name, s) for name, s in config.collections.items()}
         self._held = fsio.Descriptors()
         self._root_fd = self._held.own(fsio.open_root(self.root))
+        try:
+            self._claim = OpenStores(fsio.stat_of(self._root_fd), self.root)
+        except BaseException:
+            self._held.close()
+            raise
         warn_if_not_local(self.root, log)
         try:
             check_layout(self._root_fd, self.root, "jsonl")
@@ -86,7 +91,10 @@ class JsonlPersister(Persister):
                 fsio.open_lock(self._root_fd, LOCK_FILE, may_share=self._may_share)
             )
         except BaseException as error:
-            self._held.close()
+            try:
+                self._held.close()
+            finally:
+                self._claim.release()
             if isinstance(error, OSError):
                 raise storage_error(error, "prepare", self.root) from error
             raise
@@ -217,9 +225,12 @@ class JsonlPersister(Persister):
                     if self._sync:
                         self._vouch()
         finally:
-            if self._logs is not None:
-                self._logs.close()
-            self._held.close()
+            try:
+                if self._logs is not None:
+                    self._logs.close()
+                self._held.close()
+            finally:
+                self._claim.release()
 
     @property
     def _the_logs(self) -> Logs:

@@ -52,7 +52,7 @@ from hutch.backends.file.fsio import lock_holders as lock_holders_of
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
-from hutch.persister import ProcessGuard
+from hutch.persister import OpenStores, ProcessGuard
 
 from .cells import META, decode_row, encode_row
 from .schema import CHANGES_TABLE, HUTCH_TABLE, VALUES_TABLE, Schema, Table
@@ -100,6 +100,11 @@ class SqlitePersister(Persister):
             raise ConfigError(f"cannot open {self.path}: it is {kind_of(mode)}, not a SQLite file")
         with self._errors("open"):
             self._conn = self._connect()
+        try:
+            self._claim = OpenStores(os.stat(self.path), self.path)
+        except BaseException:
+            self._conn.close()
+            raise
         self._schema = Schema(self._conn, self.path)
         self._process = ProcessGuard(self.path)
         # The connection serves one thread at a time: a transaction's, from begin() to end().
@@ -250,6 +255,7 @@ class SqlitePersister(Persister):
                 pass  # closing must go on; nothing uncommitted is lost by a failed ROLLBACK
             finally:
                 self._locked = False
+                self._claim.release()
                 with self._errors("close"):
                     self._conn.close()
                     if self._watch is not None:

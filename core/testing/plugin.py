@@ -32,6 +32,7 @@ import pytest
 import hutch
 from hutch.config import parse_url
 from hutch.errors import HutchError
+from hutch.persister import OpenStores
 from hutch.testing import hooks
 
 #: What each capability promises, for the reason a test that needs it is skipped.
@@ -317,7 +318,10 @@ class Opener:
             if db.closed or db.store.in_transaction or not db.mirrors:
                 continue
             for mirror in db.mirrors:
-                with hutch.open(str(mirror.url), plugins=self.plugins) as alone:
+                with (
+                    OpenStores.allow_several(),  # as another process would open it
+                    hutch.open(str(mirror.url), plugins=self.plugins, follow=False) as alone,
+                ):
                     ours, theirs = _content(db), _content(alone)
                 if ours != theirs:
                     pytest.fail(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import hutch
+from hutch.persister import OpenStores
 from hutch.testing.models import Org, Person, Project, Team, register_all
 from hutch.testing.plugin import Opener
 from hutch.testing.test_parity_store import JSON_SAMPLES
@@ -106,8 +107,11 @@ def test_models_survive_a_reopen(hutch_open: Opener) -> None:
 
 @pytest.mark.hutch_requires("change_feed")
 def test_refresh_takes_in_what_another_database_committed(hutch_open: Opener) -> None:
-    first = hutch_open()
-    second = hutch_open()
+    """Two databases on one store, as two processes would have them (a store opens once
+    per process otherwise); the second takes the first's commits in when told."""
+    with OpenStores.allow_several():
+        first = hutch_open()
+        second = hutch_open(follow=False)
     heard: list[hutch.Changes] = []
     second.store.add_listener(heard.append)
     first.store.set_row("users", "u1", {"a": 1})
