@@ -90,8 +90,14 @@ def storage_error(error: OSError, doing: str, where: Path | str) -> StorageError
 # -- folders ---------------------------------------------------------------------------------
 
 
-def open_root(root: Path) -> int:
-    """The root folder, created if its parent exists; the root itself may be a link."""
+def open_root(root: Path, *, read_only: bool = False) -> int:
+    """The root folder, created if its parent exists; the root itself may be a link.
+    ``read_only``: for a process that writes nothing: never created, nor checked writable."""
+    if read_only and not root.is_dir():
+        raise ConfigError(
+            f"cannot open {root} read-only: it is not a folder"
+            + ("" if root.exists() else " (it does not exist; nothing is created read-only)")
+        )
     if not root.exists():
         if not root.parent.is_dir():
             raise ConfigError(
@@ -113,7 +119,7 @@ def open_root(root: Path) -> int:
         if _head_of(root, len(SQLITE_MAGIC)) == SQLITE_MAGIC:
             hint = f" but a SQLite database: open it with 'sqlite:///{root.absolute()}'"
         raise ConfigError(f"cannot open {root}: it is not a folder{hint}")
-    if not os.access(root, os.W_OK | os.X_OK):
+    if not read_only and not os.access(root, os.W_OK | os.X_OK):
         read_only = os.statvfs(root).f_flag & os.ST_RDONLY
         code = errno.EROFS if read_only else errno.EACCES
         raise storage_error(OSError(code, os.strerror(code)), "write to", root)
@@ -322,6 +328,17 @@ def open_lock(dir_fd: int, name: str, *, may_share: Callable[[], bool] = _never)
     else:
         _told("create", dir_fd, name, fd)
     _regular(fd, name, may_share)
+    return fd
+
+
+def open_lock_if_present(dir_fd: int, name: str) -> int | None:
+    """A lock file opened read-only if it is there (``None`` if not), never created: for a
+    process that writes nothing. Refused like :func:`open_file`'s files."""
+    try:
+        fd = _open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd)
+    except FileNotFoundError:
+        return None
+    _regular(fd, name, _never)
     return fd
 
 
@@ -595,11 +612,12 @@ def remove_temp_files(dir_fd: int) -> None:
 # -- locks -----------------------------------------------------------------------------------
 
 
-def lock(fd: int, *, wait: bool = True) -> bool:
-    """Take the exclusive ``flock`` of ``fd``; without ``wait``, only if it is free (``False``
-    if it is not)."""
+def lock(fd: int, *, wait: bool = True, shared: bool = False) -> bool:
+    """Take the exclusive (or ``shared``) ``flock`` of ``fd``; without ``wait``, only if it
+    is free (``False`` if it is not)."""
+    kind = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, kind if wait else kind | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
@@ -629,8 +647,8 @@ def sole_holder(fd: int) -> bool:
 
 def lock_holders(found: os.stat_result, kind: str, byte: int = 0) -> set[int]:
     """The processes holding a lock on the file ``found`` describes, as ``/proc/locks`` shows
-    them: ``kind`` ``"FLOCK"`` (a whole file) or ``"POSIX"`` (a range, covering ``byte``);
-    write locks only, waiters left out. None found where there is no ``/proc/locks``."""
+    them: ``kind`` ``"FLOCK"`` (a whole file, shared or not) or ``"POSIX"`` (a write lock on a
+    range covering ``byte``); waiters left out. None found where there is no ``/proc/locks``."""
     try:
         with open("/proc/locks") as table:
             lines = table.read().splitlines()
@@ -640,8 +658,8 @@ def lock_holders(found: os.stat_result, kind: str, byte: int = 0) -> set[int]:
     pids = set()
     for line in lines:
         fields = line.split()
-        if len(fields) < 8 or fields[1] == "->" or fields[1] != kind or fields[3] != "WRITE":
-            continue
+        if len(fields) < 8 or fields[1] != kind or (kind == "POSIX" and fields[3] != "WRITE"):
+            continue  # (a waiter's line reads "->" where the kind is)
         start, end = fields[6], fields[7]
         try:
             covers = int(start) <= byte and (end == "EOF" or byte <= int(end))

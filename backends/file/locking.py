@@ -51,7 +51,8 @@ class FolderLock:
         if not self._mutex.acquire(timeout=self._timeout if wait else 0):
             if not wait:
                 return False
-            raise self._timed_out("another thread of this process")
+            holder = "another thread of this process"
+            raise _timed_out(self._what, self._path, self._timeout, holder)
         try:
             taken = _flock(self._fd, wait=wait, deadline=deadline)
         except BaseException:
@@ -61,7 +62,7 @@ class FolderLock:
             self._mutex.release()
             if not wait:
                 return False
-            raise self._timed_out(self._holder())
+            raise _timed_out(self._what, self._path, self._timeout, _holder(self._fd))
         self._owner = threading.get_ident()
         return True
 
@@ -80,44 +81,61 @@ class FolderLock:
         finally:
             self.release()
 
-    def _holder(self) -> str:
-        """The process holding the lock, as far as the kernel's table of locks tells."""
-        try:
-            pids = fsio.lock_holders(fsio.stat_of(self._fd), "FLOCK")
-        except OSError:
-            pids = set()
-        if os.getpid() in pids:
-            return f"this process ({os.getpid()}), through another database of the folder,"
-        if not pids:
-            return "another process (this system does not say which)"
-        return "process " + ", ".join(map(str, sorted(pids)))
 
-    def _timed_out(self, holder: str) -> LockTimeout:
-        return LockTimeout(
-            f"could not take {self._what} of {self._path.parent} within {self._timeout:g} s "
-            f"(lock_timeout): {holder} holds it ({self._path.name}). Find out why it holds it "
-            "so long (a stuck transaction, a stopped process), or give hutch.open a larger "
-            "lock_timeout"
-        )
+def _holder(fd: int) -> str:
+    """The process holding the lock of ``fd``, as far as the kernel's table of locks tells."""
+    try:
+        pids = fsio.lock_holders(fsio.stat_of(fd), "FLOCK")
+    except OSError:
+        pids = set()
+    if os.getpid() in pids:
+        return f"this process ({os.getpid()}), through another database of the folder,"
+    if not pids:
+        return "another process (this system does not say which)"
+    return "process " + ", ".join(map(str, sorted(pids)))
 
 
-def _flock(fd: int, *, wait: bool, deadline: float) -> bool:
-    """Take the exclusive ``flock`` of ``fd`` by ``deadline`` (``time.monotonic``); without
-    ``wait``, only if it is free. A waiter tries again after naps that double up to
-    :data:`_LONGEST_NAP` (as SQLite's busy handler does): a blocking ``flock`` cannot be
-    given a timeout."""
-    if fsio.lock(fd, wait=False):
+def _timed_out(what: str, path: Path, timeout: float, holder: str) -> LockTimeout:
+    return LockTimeout(
+        f"could not take {what} of {path.parent} within {timeout:g} s (lock_timeout): "
+        f"{holder} holds it ({path.name}). Find out why it holds it so long (a stuck "
+        "transaction, a stopped process), or give hutch.open a larger lock_timeout"
+    )
+
+
+@contextmanager
+def held_shared(fd: int | None, path: Path, what: str, timeout: float) -> Iterator[None]:
+    """Hold a shared ``flock`` of a lock file (``None``: there is none, so nothing to hold),
+    waiting at most ``timeout`` seconds for an exclusive holder: what a process that
+    writes nothing takes to read a consistent folder."""
+    if fd is None:
+        yield
+        return
+    if not _flock(fd, wait=True, deadline=time.monotonic() + timeout, shared=True):
+        raise _timed_out(what, path, timeout, _holder(fd))
+    try:
+        yield
+    finally:
+        fsio.unlock(fd)
+
+
+def _flock(fd: int, *, wait: bool, deadline: float, shared: bool = False) -> bool:
+    """Take the exclusive (or ``shared``) ``flock`` of ``fd`` by ``deadline``
+    (``time.monotonic``); without ``wait``, only if it is free. A waiter tries again after
+    naps that double up to :data:`_LONGEST_NAP` (as SQLite's busy handler does): a blocking
+    ``flock`` cannot be given a timeout."""
+    if fsio.lock(fd, wait=False, shared=shared):
         return True
     if not wait:
         return False
     if math.isinf(deadline):
-        return fsio.lock(fd)
+        return fsio.lock(fd, shared=shared)
     nap = 0.00005
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return False
         time.sleep(min(nap, left))
-        if fsio.lock(fd, wait=False):
+        if fsio.lock(fd, wait=False, shared=shared):
             return True
         nap = min(nap * 2, _LONGEST_NAP)
