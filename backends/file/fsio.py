@@ -120,8 +120,8 @@ def open_root(root: Path, *, read_only: bool = False) -> int:
             hint = f" but a SQLite database: open it with 'sqlite:///{root.absolute()}'"
         raise ConfigError(f"cannot open {root}: it is not a folder{hint}")
     if not read_only and not os.access(root, os.W_OK | os.X_OK):
-        read_only = os.statvfs(root).f_flag & os.ST_RDONLY
-        code = errno.EROFS if read_only else errno.EACCES
+        mounted_read_only = os.statvfs(root).f_flag & os.ST_RDONLY
+        code = errno.EROFS if mounted_read_only else errno.EACCES
         raise storage_error(OSError(code, os.strerror(code)), "write to", root)
     try:
         return os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

@@ -63,8 +63,11 @@ class Log:
         durability: str,
         may_share: Callable[[], bool],
         quarantine: Callable[[str], None] | None = None,
+        read_only: bool = False,
     ) -> None:
         self._folder_fd = wal_fd
+        #: Only :meth:`recover` is called, and it writes nothing: no cut, no new generation.
+        self._read_only = read_only
         self._may_share = may_share  # whether a generation may have other names (links.py)
         self._quarantine = quarantine  # moves a damaged generation aside (on_corrupt)
         self._where = where
@@ -103,6 +106,8 @@ class Log:
         self.stuck = None
         self._refuse_non_files()
         generations = self._generations(whole=True)
+        if not generations and self._read_only:
+            return []
         if not generations:
             number = self._create(previous=None)
             self._open(number, len(self._head(number)))
@@ -141,6 +146,8 @@ class Log:
         if damaged:
             return self._without(damaged, found)
         self.seq = found[-1].seq if found else 0
+        if self._read_only:
+            return found
         self._open(chain[-1].number, end)
         if self._sync:  # what was read may be in the page cache only (a killed writer's)
             for generation in chain[:-1]:
@@ -321,6 +328,9 @@ class Log:
                 "open it with on_corrupt='quarantine' to move the log aside and open without "
                 "them, or move the file out of the log folder"
             )
+        if self._read_only:  # what a writing open would cut is not read, and stays
+            generation.data = generation.data[:offset]
+            return True
         fd = fsio.open_file(self._folder_fd, wal.name(generation.number), may_share=self._may_share)
         try:
             fsio.truncate(fd, offset)

@@ -20,6 +20,7 @@ itself.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -43,8 +44,10 @@ from hutch import (
     DiskFull,
     HutchError,
     Persister,
+    ReadOnlyStorage,
     Snapshot,
     StorageError,
+    UnsupportedFormat,
 )
 from hutch.cells import Row
 from hutch.config import parse_collections
@@ -65,7 +68,7 @@ from .folder import (
 )
 from .fsio import storage_error
 from .links import OPEN_MARK, hold_open_mark, may_share
-from .locking import FolderLock
+from .locking import FolderLock, held_shared
 from .log import Log, log_folder_ids
 
 log = logging.getLogger("hutch.backends.file")
@@ -94,7 +97,7 @@ class _Batch:
 class FilePersister(Persister):
     """The ``file://`` backend (and bare paths): one JSON file per record."""
 
-    capabilities = Capabilities(durable=True, multi_process=True, change_feed=True)
+    capabilities = Capabilities(durable=True, multi_process=True, change_feed=True, read_only=True)
 
     def __init__(self, config: BackendConfig) -> None:
         config.check_options("on_corrupt", "batch_interval", "checkpoint_interval")
@@ -110,8 +113,15 @@ class FilePersister(Persister):
         self._batch_interval = positive(options, "batch_interval", 2.0, " of seconds")
         self._checkpoint_interval = positive(options, "checkpoint_interval", 5.0, " of seconds")
         self._given = {name: check_collection(name, s) for name, s in config.collections.items()}
+        self._read_only = config.read_only
+        self._lock_timeout = config.lock_timeout
+        if self._read_only and self._on_corrupt == "quarantine":
+            raise ConfigError(
+                "on_corrupt='quarantine' moves damaged files aside, and read_only=True writes "
+                "nothing: open without one of them"
+            )
         self._held = fsio.Descriptors()
-        self._root_fd = self._held.own(fsio.open_root(self.root))
+        self._root_fd = self._held.own(fsio.open_root(self.root, read_only=self._read_only))
         try:
             self._claim = OpenStores(fsio.stat_of(self._root_fd), self.root)
         except BaseException:
@@ -120,19 +130,10 @@ class FilePersister(Persister):
         warn_if_not_local(self.root, log)
         try:
             check_layout(self._root_fd, self.root, "file")
-            self._wal_fd = self._held.own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=True))
-            in_place = [
-                (self._root_fd, {OPEN_MARK, LOCK_FILE, CHECKPOINT_LOCK}.__contains__),
-                (self._wal_fd, lambda name: wal.number(name) is not None),
-            ]
-            self._open_fd = self._held.own(
-                hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync, log=log)
-            )
-            self._may_share = may_share(self._root_fd)
-            self._lock_fd, self._checkpoint_fd = (
-                self._held.own(fsio.open_lock(self._root_fd, name, may_share=self._may_share))
-                for name in (LOCK_FILE, CHECKPOINT_LOCK)
-            )
+            if self._read_only:
+                self._prepare_reading()
+            else:
+                self._prepare_writing()
         except BaseException as error:
             try:
                 self._held.close()
@@ -143,13 +144,6 @@ class FilePersister(Persister):
             raise
         self._process = ProcessGuard(self.root)
         self._background = Background("flushing and checkpointing", self.root, log)
-        self._write_lock, self._checkpoint_lock = (
-            FolderLock(fd, self.root / name, f"the {what} lock", config.lock_timeout)
-            for fd, name, what in (
-                (self._lock_fd, LOCK_FILE, "write"),
-                (self._checkpoint_fd, CHECKPOINT_LOCK, "checkpoint"),
-            )
-        )
         #: The settings of every collection (given, or kept in the manifest).
         self.settings: dict[str, CollectionSettings] = {}
         #: Damaged files moved aside by ``on_corrupt="quarantine"``.
@@ -167,14 +161,55 @@ class FilePersister(Persister):
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
 
+    def _prepare_writing(self) -> None:
+        """The log folder, the mark of an open folder, and the locks, made where missing."""
+        wal_fd = self._held.own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=True))
+        self._wal_fd: int | None = wal_fd
+        in_place = [
+            (self._root_fd, {OPEN_MARK, LOCK_FILE, CHECKPOINT_LOCK}.__contains__),
+            (wal_fd, lambda name: wal.number(name) is not None),
+        ]
+        self._open_fd = self._held.own(
+            hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync, log=log)
+        )
+        self._may_share = may_share(self._root_fd)
+        self._write_lock, self._checkpoint_lock = (
+            FolderLock(
+                self._held.own(fsio.open_lock(self._root_fd, name, may_share=self._may_share)),
+                self.root / name,
+                f"the {what} lock",
+                self._lock_timeout,
+            )
+            for name, what in ((LOCK_FILE, "write"), (CHECKPOINT_LOCK, "checkpoint"))
+        )
+
+    def _prepare_reading(self) -> None:
+        """For a read-only open: the log folder and the lock files if they are there; nothing
+        is made."""
+        try:
+            self._wal_fd = self._held.own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=False))
+        except FileNotFoundError:
+            self._wal_fd = None  # no log: nothing to replay
+        self._may_share = may_share(self._root_fd)
+        self._shared_locks = [
+            self._lock_if_present(CHECKPOINT_LOCK, "checkpoint"),
+            self._lock_if_present(LOCK_FILE, "write"),
+        ]
+
+    def _lock_if_present(self, name: str, what: str) -> tuple[int | None, Path, str]:
+        fd = fsio.open_lock_if_present(self._root_fd, name)
+        return (None if fd is None else self._held.own(fd), self.root / name, f"the {what} lock")
+
     # -- the protocol ------------------------------------------------------------------------
 
     def load(self) -> Snapshot:
+        if self._read_only:
+            return self._load_read_only()
         with self._checkpointing():
             with self._write_lock.held():
                 folder_id = self._prepare_folder()
                 self._log = Log(
-                    self._wal_fd,
+                    self._wal_folder,
                     self.root / WAL_FOLDER,
                     folder_id,
                     durability=self._durability,
@@ -194,6 +229,30 @@ class FilePersister(Persister):
         self._worker.start()
         return snapshot
 
+    def _load_read_only(self) -> Snapshot:
+        """Read the records and replay the log in memory, writing nothing, holding shared
+        locks (so that no checkpoint deletes a generation, nor a writer appends, meanwhile).
+        A snapshot: a read-only open takes no later commit in."""
+        with contextlib.ExitStack() as held:
+            for fd, path, what in self._shared_locks:
+                held.enter_context(held_shared(fd, path, what, self._lock_timeout))
+            folder_id = self._prepare_folder()
+            if self._wal_fd is not None:
+                self._log = Log(
+                    self._wal_fd,
+                    self.root / WAL_FOLDER,
+                    folder_id,
+                    durability=self._durability,
+                    may_share=self._may_share,
+                    read_only=True,
+                )
+            return self._read_everything(opening=False)
+
+    @property
+    def _wal_folder(self) -> int:
+        assert self._wal_fd is not None, "a writing open has a log folder"
+        return self._wal_fd
+
     def begin(self) -> None:
         self._process.check()
         self._background.check()
@@ -203,6 +262,8 @@ class FilePersister(Persister):
         self._write_lock.release()
 
     def behind(self) -> bool:
+        if self._read_only:
+            return False
         return bool(self._unseen) or self._log is None or self._log.behind()
 
     @contextmanager
@@ -214,6 +275,8 @@ class FilePersister(Persister):
 
     def poll(self) -> Changes | None:
         self._process.check()
+        if self._read_only:
+            return None
         self._background.check()
         try:
             if self._write_lock.owned():
@@ -229,6 +292,8 @@ class FilePersister(Persister):
         return Changes.combined(unseen)
 
     def apply(self, changes: Changes) -> None:
+        if self._read_only:
+            raise ReadOnlyStorage(f"{self.root} was opened with read_only=True: it writes nothing")
         try:
             self._the_log.append(changes)
         except OSError as error:
@@ -281,8 +346,15 @@ class FilePersister(Persister):
         if self._worker is not None:
             self._worker.join()
         try:
-            if self._log is not None:
+            if self._log is not None and not self._read_only:
                 self._checkpoint(wait=True)
+        except DiskFull as error:  # every commit is in the log, synced: the next open writes
+            log.warning(
+                "%s was closed without writing its record files (%s); the log holds every "
+                "commit, and the next open writes them",
+                self.root,
+                error,
+            )
         finally:
             try:
                 if self._log is not None:
@@ -324,7 +396,13 @@ class FilePersister(Persister):
         if data is not None:
             manifest = parse_manifest(data, where, version=records.FORMAT_VERSION)
             if manifest["format"] < records.FORMAT_VERSION:
-                upgrade.to_format_2(self._root_fd, self._wal_fd, self.root, sync=self._sync)
+                if self._read_only:
+                    raise UnsupportedFormat(
+                        f"{where}: the folder is of format {manifest['format']}, which an "
+                        "upgrade turns into this version's; that writes, so open it once "
+                        "without read_only=True first"
+                    )
+                upgrade.to_format_2(self._root_fd, self._wal_folder, self.root, sync=self._sync)
                 return self._prepare_folder()
         folder_id = self._folder_id(manifest if data is not None else None, where)
         stored = manifest.get("collections", {})
@@ -334,8 +412,11 @@ class FilePersister(Persister):
             }
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}; fix the file by hand") from None
-        self._check_changes(merged)
-        merged.update(self._given)
+        if self._read_only:  # what is stored is what there is to read
+            merged = self._given | merged
+        else:
+            self._check_changes(merged)
+            merged.update(self._given)
         folders: dict[str, str] = {}
         for name, settings in merged.items():
             folder = settings.path or name
@@ -346,6 +427,8 @@ class FilePersister(Persister):
                 )
             folders[folder] = name
         self.settings = merged
+        if self._read_only:
+            return folder_id
         wanted = {name: settings_json(s) for name, s in sorted(merged.items())}
         if data is None or wanted != stored:
             try:
@@ -400,6 +483,8 @@ class FilePersister(Persister):
         would be lost)."""
         if manifest is not None:
             return manifest_id(manifest, where, "a header line of a file in _wal")
+        if self._wal_fd is None:  # read-only, and no log: a folder no process wrote
+            return uuid.uuid4().hex
         found, headless = log_folder_ids(self._wal_fd)
         if len(found) > 1:
             raise CorruptData(
@@ -424,9 +509,10 @@ class FilePersister(Persister):
         """
         if opening:
             fsio.remove_temp_files(self._root_fd)
-            fsio.remove_temp_files(self._wal_fd)  # a copy of a linked generation cut short
+            fsio.remove_temp_files(self._wal_folder)  # a copy of a linked generation cut short
         try:
-            replay = [entry.changes for entry in self._the_log.recover()]
+            log_entries = self._the_log.recover() if self._log is not None else []
+            replay = [entry.changes for entry in log_entries]
         except OSError as error:
             raise storage_error(error, "read the write-ahead log of", self.root) from error
         covered = {(t, r) for changes in replay for t, r, _ in changes.rows()}
@@ -451,7 +537,8 @@ class FilePersister(Persister):
         self._dirty, self._dirty_values = {}, False
         for changes in replay:
             self._mark_dirty(changes)
-        self._write_replayed_unlogged(on_disk, tables)
+        if not self._read_only:
+            self._write_replayed_unlogged(on_disk, tables)
         return Snapshot(tables=tables, values=values)
 
     def _write_replayed_unlogged(
@@ -548,7 +635,7 @@ class FilePersister(Persister):
             raise storage_error(error, "read", where) from error
 
     def _quarantine_log(self, name: str) -> None:
-        self._quarantine(self._wal_fd, WAL_FOLDER, name)
+        self._quarantine(self._wal_folder, WAL_FOLDER, name)
 
     def _quarantine(self, dir_fd: int, folder: str, name: str) -> None:
         """Move a damaged file to ``_quarantine/<folder>/`` and report it."""
