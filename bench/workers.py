@@ -52,6 +52,8 @@ TABLE = "hits"
 #: The targets of the worker issue: hutch's commits/s over SQLite's, at least.
 TARGETS = {"1 process": 1.2, "4 processes": 1.0, "8 threads": 1.0}
 SPAWN = multiprocessing.get_context("spawn")
+#: The databases this process opened, closed before the temp folder goes.
+OPENED: list[hutch.Database] = []
 
 
 @dataclass
@@ -75,7 +77,9 @@ class Run:
 
 
 def open_hutch(folder: Path, **options: Any) -> hutch.Database:
-    return hutch.open(folder, durability="commit", plugins=PLUGINS, **options)
+    db = hutch.open(folder, durability="commit", plugins=PLUGINS, **options)
+    OPENED.append(db)
+    return db
 
 
 def open_sqlite(path: Path) -> sqlite3.Connection:
@@ -356,6 +360,8 @@ def main() -> None:
             f"p99 {fmt_time(reads[int(len(reads) * 0.99)])}, longest {fmt_time(reads[-1])}"
         )
     finally:
+        for db in OPENED:
+            db.close()
         shutil.rmtree(root, ignore_errors=True)
 
 

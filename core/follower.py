@@ -3,9 +3,10 @@
 Every :data:`INTERVAL` it asks the persister whether it is ``behind`` (about one
 ``stat``) and, if so, refreshes the store: the persister's ``reading`` first,
 then the store's lock, then ``poll``. Listeners hear other processes' commits
-on this thread, named ``hutch-follower``. A failure is logged (once, with its
-traceback) and tried again at the next round; the application's own next
-transaction or ``refresh()`` meets the same error and raises it.
+on this thread, named ``hutch-follower``. A failure is logged (with its
+traceback, once) and tried again, less and less often while it lasts; the
+application's own next transaction or ``refresh()`` meets the same error and
+raises it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ log = logging.getLogger("hutch.follower")
 #: How often the follower looks: others' commits reach this process within about this
 #: long (plus the time to apply them); the documented bound is 50 ms.
 INTERVAL = 0.01
+#: The longest pause between rounds while they keep failing (a folder gone, a disk away).
+LONGEST_PAUSE = 1.0
 
 
 class Follower:
@@ -37,8 +40,10 @@ class Follower:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stopping.wait(INTERVAL) and not self._store.closed:
-            self._rounds.run(self._once)
+        pause = INTERVAL
+        while not self._stopping.wait(pause) and not self._store.closed:
+            # After a failure, look less often (up to once a second) until a round goes well.
+            pause = INTERVAL if self._rounds.run(self._once) else min(pause * 2, LONGEST_PAUSE)
 
     def _once(self) -> None:
         if self._persister.behind():

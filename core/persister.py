@@ -255,8 +255,12 @@ class Background:
         self._last: str | None = None  # the last failure, as repr
         self._lock = threading.Lock()
 
-    def run(self, work: Callable[[], None]) -> None:
-        """One round of the background work."""
+    def run(self, work: Callable[[], None]) -> bool:
+        """One round of the background work; whether it went well.
+
+        A failure is logged as a warning with its traceback the first time; the
+        same failure again, round after round, only at debug level.
+        """
         try:
             work()
         except Exception as error:  # kept (before it is logged), and raised in the foreground
@@ -264,15 +268,17 @@ class Background:
                 self._failure = error
             again = repr(error) == self._last
             self._last = repr(error)
-            self._log.warning(
+            self._log.log(
+                logging.DEBUG if again else logging.WARNING,
                 "%s of %s failed in the background (tried again; the next call raises it): %s",
                 self._what,
                 self._where,
                 error,
-                exc_info=not again,  # the traceback once, not at every round
+                exc_info=not again,
             )
-        else:
-            self._last = None
+            return False
+        self._last = None
+        return True
 
     def check(self) -> None:
         """Raise what the background last failed with (once), if it failed."""
