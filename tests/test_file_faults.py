@@ -227,7 +227,11 @@ def test_disk_full_commit_rolls_back_and_the_store_recovers(
     assert _reopened(root) == (acked, {"note": "kept"})
 
 
-def test_disk_full_at_close_keeps_acknowledged_commits(harness: Harness, tmp_path: Path) -> None:
+def test_disk_full_at_close_keeps_acknowledged_commits(
+    harness: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing on a full disk cannot write the record files; every commit is in the log, so
+    close() warns (and does not raise), and the next open reads them from there."""
     disk = harness.tmpfs(tmp_path / "small", "1m")
     filler = disk / "filler"
     filler.write_bytes(b"\1" * (704 * KIB))
@@ -236,9 +240,11 @@ def test_disk_full_at_close_keeps_acknowledged_commits(harness: Harness, tmp_pat
     acked: Rows = {}
     _fill(db, acked)
 
-    with pytest.raises(hutch.DiskFull, match="full") as closing:
-        db.close()
-    assert str(root) in str(closing.value)
+    db.close()
+    warned = [r.getMessage() for r in caplog.records if "without writing its record" in r.message]
+    assert len(warned) == 1
+    assert str(root) in warned[0]
+    assert "full" in warned[0]
     assert db.closed
     assert _temp_files(disk) == []
     log = logfiles.everything(root)
@@ -247,8 +253,7 @@ def test_disk_full_at_close_keeps_acknowledged_commits(harness: Harness, tmp_pat
 
     reader = hutch.open(root)  # still full: it opens from its log, and checkpoints later
     assert {row_id: reader.store.get_row("items", row_id) for row_id in acked} == acked
-    with pytest.raises(hutch.DiskFull, match="full"):
-        reader.close()
+    reader.close()  # (warns again)
     assert _temp_files(disk) == []
     for row_id in acked:
         assert f'"{row_id}":'.encode() in logfiles.everything(root)
@@ -277,8 +282,7 @@ def test_disk_full_in_background_checkpoint_keeps_acknowledged_commits(
     assert db.store.get_table("items") == acked
     with pytest.raises(hutch.DiskFull, match="failed in the background"):
         db.store.set_row("items", "later", {"blob": "small"})  # the application hears of it
-    with pytest.raises(hutch.DiskFull, match="full"):
-        db.close()
+    db.close()  # warns: the log holds every commit
     log = logfiles.everything(root)
     for row_id in acked:
         assert f'"{row_id}":'.encode() in log

@@ -13,12 +13,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from children import WAIT, Child
 
 import hutch
+from hutch.backends.file import fsio
+from hutch.backends.file.persister import FilePersister
 
 #: Some tests play several processes with several Database objects in this one.
 pytestmark = pytest.mark.usefixtures("several_opens")
@@ -295,3 +298,33 @@ def test_a_background_checkpointer_does_not_lose_the_others_commits(tmp_path: Pa
     with hutch.open(tmp_path) as fresh:
         assert contents(fresh) == expected
         assert sorted(fresh.store.get_row_ids("rows")) == [f"r{n}" for n in range(190, 200)]
+
+
+def test_what_one_process_checkpointed_no_other_writes_again(tmp_path: Path) -> None:
+    """A checkpoint's mark tells every process which record files are written: the next
+    checkpoint elsewhere writes only what was logged after it."""
+    root = tmp_path / "data"
+    with open_quietly(root) as first, open_quietly(root) as second:
+        for n in range(20):
+            first.store.set_row("t", f"r{n}", {"n": n})
+        second.refresh()  # all twenty are dirty in the second one's view too
+        backend = first.backend
+        assert isinstance(backend, FilePersister)
+        backend.checkpoint()  # writes the twenty, then marks it in the log
+        first.store.set_row("t", "later", {"n": 99})
+        written: list[str] = []
+
+        def trace(operation: str, *arguments: Any) -> None:
+            if operation == "rename" and str(arguments[3]).endswith(".json"):
+                written.append(str(arguments[3]))
+
+        other = second.backend
+        assert isinstance(other, FilePersister)
+        fsio.tracer = trace
+        try:
+            other.checkpoint()
+        finally:
+            fsio.tracer = None
+        assert written == ["later.json"]
+    with hutch.open(root) as db:
+        assert db.store.get_row_count("t") == 21

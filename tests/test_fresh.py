@@ -83,7 +83,7 @@ def test_the_asgi_middleware_refreshes_before_each_request(
     with hutch.open(tmp_path / "data", follow=False) as db:
         body = reading(db)
 
-        async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def application(scope: Any, receive: Any, send: Any) -> None:
             assert scope["type"] == "http"
             await send(
                 {

@@ -48,7 +48,9 @@ class FolderLock:
         """Take the lock, waiting at most the timeout (then :class:`~hutch.LockTimeout`);
         without ``wait``, take it only if it is free (``False`` if it is not)."""
         deadline = time.monotonic() + self._timeout
-        if not self._mutex.acquire(timeout=self._timeout if wait else 0):
+        if not self._mutex.acquire(
+            timeout=min(self._timeout, threading.TIMEOUT_MAX) if wait else 0
+        ):
             if not wait:
                 return False
             holder = "another thread of this process"

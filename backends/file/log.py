@@ -133,7 +133,7 @@ class Log:
         for position, generation in enumerate(chain):
             end = generation.start
             try:
-                for entry in wal.entries(generation.data, end, expected):
+                for entry in wal.entries(generation.data, end, expected, generation.number):
                     if entry is None:
                         if not self._cut_or_raise(generation, end, expected, chain[position + 1 :]):
                             return self._without(chain[position:] + damaged, found)
@@ -175,7 +175,7 @@ class Log:
                 data = fsio.read_at(self._current_fd(), self._end, size - self._end)
                 offset = 0
                 try:
-                    for entry in wal.entries(data, 0, self.seq + 1):
+                    for entry in wal.entries(data, 0, self.seq + 1, self.generation):
                         if entry is None:
                             self._check_tail(offset)
                             break

@@ -155,7 +155,9 @@ class FilePersister(Persister):
         self._values: dict[str, Any] = {}
         self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
         self._dirty: dict[str, dict[str, Row | None]] = {}  # logged, not yet in record files
+        self._dirty_in: dict[str, dict[str, int]] = {}  # the generation that logged each
         self._dirty_values = False
+        self._values_dirty_in = 0  # the generation that last logged a value
         self._unseen: list[Changes] = []  # others' commits, not yet handed to the store
         self._last_checkpoint = time.monotonic()
         self._closing = threading.Event()
@@ -299,7 +301,7 @@ class FilePersister(Persister):
         except OSError as error:
             raise storage_error(error, "append to the write-ahead log of", self.root) from error
         # The commit is durable from here on: nothing below may fail the transaction.
-        self._take(changes)
+        self._take(changes, self._the_log.generation)
         self._write_unlogged(changes)
 
     def reindex(self) -> None:
@@ -534,9 +536,9 @@ class FilePersister(Persister):
             for table_id, settings in self.settings.items()
             if settings.indexed
         }
-        self._dirty, self._dirty_values = {}, False
-        for changes in replay:
-            self._mark_dirty(changes)
+        self._dirty, self._dirty_in, self._dirty_values = {}, {}, False
+        for entry in log_entries:
+            self._mark_dirty(entry.changes, entry.generation)
         if not self._read_only:
             self._write_replayed_unlogged(on_disk, tables)
         return Snapshot(tables=tables, values=values)
@@ -560,6 +562,7 @@ class FilePersister(Persister):
                 log.warning("could not write %s records now (%s); will retry", table_id, error)
                 continue
             rows.clear()
+            self._dirty_in.pop(table_id, None)
 
     def _folders(self) -> dict[str, str]:
         """Every collection, in the settings or found as a folder, with its folder."""
@@ -673,8 +676,11 @@ class FilePersister(Persister):
             self._reload()
             return
         for entry in read:
+            if entry.checkpointed is not None:  # another process wrote those record files
+                self._written_up_to(entry.checkpointed)
+                continue
             self._unseen.append(entry.changes)
-            self._take(entry.changes)
+            self._take(entry.changes, entry.generation)
         if (stuck := self._the_log.stuck) is not None:  # what came before it is taken in
             if isinstance(stuck, OSError):
                 raise storage_error(stuck, "move on to the next log generation of", self.root)
@@ -699,8 +705,9 @@ class FilePersister(Persister):
 
     # -- writing -----------------------------------------------------------------------------
 
-    def _take(self, changes: Changes) -> None:
-        """Keep this process's view of ids, values and indexed fields current.
+    def _take(self, changes: Changes, generation: int) -> None:
+        """Keep this process's view of ids, values and indexed fields current (``changes``
+        were logged in ``generation``).
 
         It runs on every commit, so it works table by table and field by field,
         leaving the per-row work to set and dict methods where it can.
@@ -718,13 +725,29 @@ class FilePersister(Persister):
         self._values.update(changes.values)
         for key in changes.deleted_values:
             self._values.pop(key, None)
-        self._mark_dirty(changes)
+        self._mark_dirty(changes, generation)
 
-    def _mark_dirty(self, changes: Changes) -> None:
+    def _mark_dirty(self, changes: Changes, generation: int) -> None:
         for table_id, rows in changes.tables.items():
             self._dirty.setdefault(table_id, {}).update(rows)
+            self._dirty_in.setdefault(table_id, {}).update(dict.fromkeys(rows, generation))
         if changes.values or changes.deleted_values:
-            self._dirty_values = True
+            self._dirty_values, self._values_dirty_in = True, generation
+
+    def _written_up_to(self, generation: int) -> None:
+        """Another process's checkpoint wrote what the log held up to the end of
+        ``generation`` into the record files (its mark says so once they are durable): what
+        was logged there is not dirty here any more, so no other process writes it again."""
+        for table_id, logged_in in list(self._dirty_in.items()):
+            dirty = self._dirty.get(table_id, {})
+            for row_id in [r for r, g in logged_in.items() if g <= generation]:
+                del logged_in[row_id]
+                dirty.pop(row_id, None)
+            if not logged_in:
+                del self._dirty_in[table_id]
+                self._dirty.pop(table_id, None)
+        if self._values_dirty_in <= generation:
+            self._dirty_values = False
 
     def _write_unlogged(self, changes: Changes) -> None:
         """Write the records and indices of ``"wal": false`` collections now (the log already
@@ -743,9 +766,10 @@ class FilePersister(Persister):
             except OSError as error:  # the commit stands: the next checkpoint retries
                 log.warning("could not write %s records now (%s); will retry", table_id, error)
                 continue
-            dirty = self._dirty[table_id]
+            dirty, logged_in = self._dirty[table_id], self._dirty_in[table_id]
             for row_id in rows:
                 dirty.pop(row_id, None)
+                logged_in.pop(row_id, None)
 
     def _unlogged(self, table_id: str) -> bool:
         """Whether a collection is ``"wal": false``: its files are written at each commit."""
@@ -857,16 +881,20 @@ class FilePersister(Persister):
             if table_id in rows
         }
         values = dict(self._values) if self._dirty_values else None
-        self._dirty, self._dirty_values = {}, False
+        self._dirty, self._dirty_in, self._dirty_values = {}, {}, False
         return _Batch(rows, values, indexed)
 
     def _give_back(self, batch: _Batch) -> None:
         """A checkpoint failed: what it took is dirty again (newer changes win)."""
+        now = self._the_log.generation  # (later than they were logged: kept dirty longer)
         for table_id, rows in batch.rows.items():
             dirty = self._dirty.setdefault(table_id, {})
+            logged_in = self._dirty_in.setdefault(table_id, {})
             for row_id, row in rows.items():
                 dirty.setdefault(row_id, row)
-        self._dirty_values = self._dirty_values or batch.values is not None
+                logged_in.setdefault(row_id, now)
+        if batch.values is not None and not self._dirty_values:
+            self._dirty_values, self._values_dirty_in = True, now
 
     def _write_batch(self, batch: _Batch) -> None:
         """Write a checkpoint's files, synced; several at once so the syncs batch."""

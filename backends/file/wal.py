@@ -128,6 +128,7 @@ class Entry:
     end: int  # the offset just past its line
     checkpointed: int | None = None  # a checkpoint's mark: generations up to this one are in files
     following: int | None = None  # a generation's end: the log goes on in this one
+    generation: int = 0  # the generation it was read from (0: not said)
 
 
 def read_header(data: bytes) -> tuple[Header | None, int]:
@@ -162,12 +163,15 @@ class Damaged(Exception):
         self.reason = reason
 
 
-def entries(data: bytes, start: int, expected: int | None) -> Iterator[Entry | None]:
+def entries(
+    data: bytes, start: int, expected: int | None, generation: int = 0
+) -> Iterator[Entry | None]:
     """The transactions of ``data`` from ``start``, each checked as a write is; ``None`` at
     the first line whose checksum fails (torn, or damaged), :class:`Damaged` at the first
     that checks but holds no transaction in turn.
 
-    ``expected`` is the number the first one must carry (``None``: any). After a
+    ``expected`` is the number the first one must carry (``None``: any); each entry
+    says it was read from ``generation``. After a
     ``None``, :func:`proves_durable` says whether the rest of the file shows it
     was damage rather than a torn tail.
     """
@@ -179,7 +183,7 @@ def entries(data: bytes, start: int, expected: int | None) -> Iterator[Entry | N
             yield None
             return
         try:
-            entry = _decoded(payload, end + 1)
+            entry = _decoded(payload, end + 1, generation)
         except _Invalid as error:
             raise Damaged(position, str(error)) from None
         if expected is not None and entry.seq != expected:
@@ -272,7 +276,7 @@ class _Invalid(Exception):
     """Why a line whose checksum holds is no transaction."""
 
 
-def _decoded(payload: bytes, end: int) -> Entry:
+def _decoded(payload: bytes, end: int, generation: int = 0) -> Entry:
     """The transaction of a line whose checksum holds, checked as a write is."""
     try:
         if may_hold_long_numbers(payload):
@@ -293,7 +297,7 @@ def _decoded(payload: bytes, end: int) -> Entry:
         raise _Invalid("its checkpoint mark is not a generation number")
     if following is not None and not _count(following):
         raise _Invalid("the generation it names is not a generation number")
-    return Entry(seq, durable, bool(synced), changes, end, checkpointed, following)
+    return Entry(seq, durable, bool(synced), changes, end, checkpointed, following, generation)
 
 
 def checked_changes(tables: Any, values: Any, deleted: Any) -> Changes:
