@@ -274,8 +274,8 @@ class Database:
         """Close the backend and the mirrors; closing twice does nothing."""
         if self.store.closed:
             return
-        if self._follower is not None and not self.store.in_transaction:
-            self._follower.stop()
+        if self._follower is not None and not self.store.owns_transaction():
+            self._follower.stop()  # (inside a transaction the close below refuses)
         try:
             self.store.close()  # inside a transaction this refuses, and nothing closes
         finally:
