@@ -165,8 +165,7 @@ def test_what_a_quarantine_keeps_is_in_the_new_log_before_any_checkpoint(
     db = hutch.open(root, on_corrupt="quarantine")
     crashed = tmp_path / "crashed"
     shutil.copytree(root, crashed)  # what a crash now would leave (the page cache kept)
-    with pytest.raises(hutch.DiskFull):
-        db.close()
+    db.close()  # (it warns: the record files wait for space, the log holds it all)
     monkeypatch.undo()
     with hutch.open(crashed) as db:
         assert db.store.get_table("posts") == {"p1": {"title": "one"}, "p2": {"title": "two"}}

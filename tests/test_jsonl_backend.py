@@ -2,24 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from children import WAIT, LineReader, count_in_processes
+from children import WAIT, LineReader, count_in_processes, end_process
+from crashcheck import PER_POINT, crash_points, record_plan
+from crashsim import materialize, read_tree
 from hypothesis import HealthCheck, given, settings
 from operations import operations
 from test_file_crash import WRITER, canonical, make_plan, states_after, temp_files
 
 import hutch
+from hutch.backends.file import fsio
 from hutch.backends.jsonl import JsonlPersister
+from hutch.backends.jsonl.lines import header
 
 
 def url(root: Path) -> str:
@@ -385,7 +394,12 @@ def crash_and_check(tmp_path: Path, seed: int, options: dict[str, Any]) -> None:
             process.stdout.close()
     assert process.returncode == -signal.SIGKILL, errors.read_text()
     states = states_after(plan, acked)
+    left = read_tree(root)
+    with hutch.open(url(root), read_only=True) as db:  # reads what was left, as it was left
+        read_only = contents(db)
+    assert read_tree(root) == left
     with hutch.open(url(root)) as db:
+        assert contents(db) == read_only
         tables = {table: db.store.get_table(table) for table in db.store.get_table_ids()}
         values = db.store.get_values()
         counter = values.get("counter")
@@ -414,3 +428,357 @@ def test_a_killed_writer_loses_no_acknowledged_commit(tmp_path: Path, seed: int)
 
 def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
     count_in_processes(tmp_path, url(tmp_path / "data"), 4, 40, compact_lines=10)
+
+
+# -- read-only opens -----------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "data"
+NOBODY = 65534
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="mounting a file system and dropping to another user need root"
+)
+
+
+def written(root: Path) -> bytes:
+    """Write a folder as a writing open leaves it (two collections, one indexed, values, a
+    deletion), close it; its contents."""
+    with hutch.open(url(root), collections={"users": {"indexed": ["email"]}}) as db:
+        db.store.set_row("users", "u1", {"email": "a@x.io"})
+        with db.store.transaction():
+            db.store.set_row("users", "u2", {"email": "b@x.io"})
+            db.store.set_row("teams", "t1", {"name": "red"})
+            db.store.set_value("k", [1, None])
+        db.store.del_row("users", "u1")
+        db.store.set_value("gone", 1)
+        db.store.del_value("gone")
+        return contents(db)
+
+
+@contextlib.contextmanager
+def nothing_written(root: Path) -> Iterator[None]:
+    """Within it, fsio is asked to change (or sync) nothing at all, and no file or folder
+    under ``root`` appears, changes or goes."""
+    before = read_tree(root)
+    told: list[tuple[Any, ...]] = []
+    assert fsio.tracer is None
+    fsio.tracer = lambda *call: told.append(call)
+    try:
+        yield
+    finally:
+        fsio.tracer = None
+    assert told == []
+    assert read_tree(root) == before
+
+
+def test_a_read_only_open_shows_what_was_written_and_writes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    before = written(root)
+    given = {"users": {"indexed": ["name"]}, "posts": {"indexed": ["title"]}}
+    with (
+        nothing_written(root),
+        hutch.open(url(root), read_only=True, collections=given, durability="batch") as db,
+    ):
+        assert db.capabilities.read_only
+        assert contents(db) == before
+        assert db.store.get_table("users") == {"u2": {"email": "b@x.io"}}
+        assert db.store.get_value("k") == [1, None]
+        backend = db.backend
+        assert isinstance(backend, JsonlPersister)
+        # The stored settings win; the given ones count for collections the folder lacks.
+        assert backend.settings["users"].indexed == ("email",)
+        assert backend.settings["posts"].indexed == ("title",)
+        assert not backend.behind()
+        assert backend.poll() is None
+        db.refresh()
+        assert "hutch-jsonl" not in {thread.name for thread in threading.enumerate()}
+    assert not (root / "indices" / "posts").exists()
+
+
+def test_every_write_of_a_read_only_open_raises_read_only_storage(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    written(root)
+    with nothing_written(root), hutch.open(url(root), read_only=True) as db:
+        writes: list[Callable[[], object]] = [
+            lambda: db.store.set_row("users", "u3", {"email": "c@x.io"}),
+            lambda: db.store.del_row("users", "u2"),
+            lambda: db.store.set_value("k", 2),
+            db.store.transaction().__enter__,
+            db.compact,
+            db.reindex,
+            db.backend.begin,  # never called by the store: refused all the same
+            lambda: db.backend.apply(hutch.Changes({"users": {"u3": {"email": "c@x.io"}}})),
+        ]
+        for write in writes:
+            with pytest.raises(hutch.ReadOnlyStorage, match="read_only"):
+                write()
+        assert db.store.get_row_ids("users") == ["u2"]
+
+
+TAILS = ["a torn line", "a torn commit line", "an unfinished commit", "a torn log", "a temp file"]
+
+
+@pytest.mark.parametrize("left", [*TAILS, "all of them"])
+def test_what_a_crash_left_is_not_read_and_stays(
+    tmp_path: Path, left: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "data"
+    with hutch.open(url(root)) as db:
+        db.store.set_row("a", "r1", {"n": 1})
+        db.store.set_row("b", "r1", {"n": 1})
+        before = contents(db)
+    folder_id = orjson.loads((root / "hutch.json").read_bytes())["id"]
+    tails = {
+        "a torn line": ("b.jsonl", b'[3,"r2",{"n":'),
+        "a torn commit line": ("_commits.jsonl", b'[3,{"a.jsonl":[1,'),
+        "an unfinished commit": ("a.jsonl", b'[3,"r2",{"n":2}]\n'),
+        "a torn log": ("c.jsonl", header(folder_id, "c.jsonl", 1)[:20]),
+        "a temp file": (".a.jsonl.0badc0de.tmp", header(folder_id, "a.jsonl", 2)),
+    }
+    for name in TAILS if left == "all of them" else [left]:
+        file, tail = tails[name]
+        with (root / file).open("ab") as log:
+            log.write(tail)
+    with nothing_written(root), hutch.open(url(root), read_only=True) as db:
+        assert contents(db) == before
+    assert ("ignored" in caplog.text) == (left != "a temp file")
+    with hutch.open(url(root)) as db:  # a writing open cuts what was left, and reads the same
+        assert contents(db) == before
+
+
+@pytest.mark.parametrize("damage", ["a bad line before good ones", "no commit log"])
+def test_damage_is_refused_read_only_as_a_writing_open_refuses_it(
+    tmp_path: Path, damage: str
+) -> None:
+    root = tmp_path / "data"
+    with hutch.open(url(root)) as db:
+        db.store.set_row("t", "r1", {"n": 1})
+        db.store.set_row("t", "r2", {"n": 2})
+    if damage == "no commit log":
+        (root / "_commits.jsonl").unlink()
+    else:
+        header, rest = (root / "t.jsonl").read_bytes().split(b"\n", 1)
+        (root / "t.jsonl").write_bytes(header + b"\ngarbage\n" + rest)
+    with nothing_written(root), pytest.raises(hutch.CorruptData) as read_only:
+        hutch.open(url(root), read_only=True)
+    with pytest.raises(hutch.CorruptData) as writing:
+        hutch.open(url(root))
+    assert str(read_only.value) == str(writing.value)
+
+
+def test_a_folder_holding_nothing_opens_empty_and_a_missing_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "missing"
+    with pytest.raises(hutch.ConfigError, match="does not exist"):
+        hutch.open(url(missing), read_only=True)
+    assert not missing.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with nothing_written(empty), hutch.open(url(empty), read_only=True) as db:
+        assert db.store.get_table_ids() == []
+        assert db.store.get_values() == {}
+    assert list(empty.iterdir()) == []
+    # A manifest but no commit log yet: a writing open that stopped before its first commit.
+    started = tmp_path / "started"
+    hutch.open(url(started)).close()
+    (started / "_commits.jsonl").unlink()
+    with nothing_written(started), hutch.open(url(started), read_only=True) as db:
+        assert db.store.get_table_ids() == []
+
+
+def test_a_folder_that_needs_an_upgrade_is_refused_until_opened_for_writing(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "old"
+    shutil.copytree(FIXTURES / "jsonl_format_1", folder)
+    expected = json.loads((FIXTURES / "jsonl_format_1.expected.json").read_text())
+    with nothing_written(folder), pytest.raises(hutch.ReadOnlyStorage, match="of format 1"):
+        hutch.open(url(folder), read_only=True)
+    hutch.open(url(folder)).close()  # upgraded to format 2
+    with nothing_written(folder), hutch.open(url(folder), read_only=True) as db:
+        assert contents(db) == canonical(expected)
+    manifest = orjson.loads((folder / "hutch.json").read_bytes())
+    (folder / "hutch.json").write_bytes(orjson.dumps({**manifest, "upgrading": True}))
+    with nothing_written(folder), pytest.raises(hutch.ReadOnlyStorage, match="halfway"):
+        hutch.open(url(folder), read_only=True)
+
+
+def _chmod_tree(root: Path, folders: int, files: int) -> None:
+    for path in [root, *root.rglob("*")]:
+        path.chmod(folders if path.is_dir() else files)
+
+
+def test_a_folder_chmod_0555_opens_read_only(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    before = written(root)
+    _chmod_tree(root, 0o555, 0o444)
+    try:
+        with nothing_written(root), hutch.open(url(root), read_only=True) as db:
+            assert contents(db) == before
+    finally:
+        _chmod_tree(root, 0o755, 0o644)
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A folder under /tmp that ``nobody`` can reach (pytest's tmp_path is private to root)."""
+    base = Path(tempfile.mkdtemp(prefix="hutch-jsonl-", dir="/tmp"))
+    try:
+        base.chmod(0o755)
+        yield base
+    finally:
+        shutil.rmtree(base)
+
+
+#: Opens the folder argv[1] as ``nobody``: read-only, then for writing; prints what each did.
+#: (It imports as root first: the interpreter lives where nobody may not read.)
+AS_NOBODY = r"""
+import json, os, sys, tempfile
+import orjson
+import hutch
+
+warm = "jsonl://" + tempfile.mkdtemp() + "/w"
+hutch.open(warm).close()
+hutch.open(warm, read_only=True).close()
+os.setgroups([])
+os.setgid(NOBODY)
+os.setuid(NOBODY)
+out = {}
+with hutch.open("jsonl://" + sys.argv[1], read_only=True) as db:
+    found = {"tables": {t: db.store.get_table(t) for t in db.store.get_table_ids()},
+             "values": db.store.get_values()}
+    out["read_only"] = orjson.dumps(found, option=orjson.OPT_SORT_KEYS).decode()
+try:
+    hutch.open("jsonl://" + sys.argv[1]).close()
+except hutch.HutchError as error:
+    out["writing"] = type(error).__name__
+print(json.dumps(out))
+""".replace("NOBODY", str(NOBODY))
+
+
+@needs_root
+def test_a_user_who_may_not_write_the_folder_opens_it_read_only(shared_dir: Path) -> None:
+    root = shared_dir / "data"
+    before = written(root)  # owned by root: nobody may read it, not write it
+    _chmod_tree(root, 0o555, 0o444)
+    with nothing_written(root):
+        done = subprocess.run(
+            [sys.executable, "-c", AS_NOBODY, str(root)],
+            cwd=shared_dir,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=WAIT,
+        )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["read_only"].encode() == before
+    assert out["writing"] == "StoragePermissionError"
+
+
+@needs_root
+def test_a_folder_on_a_read_only_mount_opens_read_only(tmp_path: Path) -> None:
+    mount = tmp_path / "mount"
+    mount.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(mount)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=WAIT)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs at {mount}: {done.stderr.strip()}")
+    try:
+        root = mount / "data"
+        before = written(root)
+        command = ["mount", "-o", "remount,ro", str(mount)]
+        subprocess.run(command, capture_output=True, check=True, timeout=WAIT)
+        with nothing_written(root), hutch.open(url(root), read_only=True) as db:
+            assert contents(db) == before
+        with pytest.raises(hutch.ReadOnlyStorage, match="read-only"):
+            hutch.open(url(root))
+    finally:
+        if subprocess.run(["umount", str(mount)], check=False, timeout=WAIT).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=False, timeout=WAIT)
+
+
+#: A writer: holds the write lock in a transaction until told to go on, commits it, then
+#: (told again) commits argv[2] rows one by one.
+WRITER_BESIDE = r"""
+import sys
+import hutch
+
+with hutch.open(sys.argv[1]) as db:
+    with db.store.transaction():
+        db.store.set_value("step", 1)
+        print("in", flush=True)
+        sys.stdin.readline()
+    print("committed", flush=True)
+    sys.stdin.readline()
+    for n in range(int(sys.argv[2])):
+        db.store.set_row("t", f"r{n}", {"n": n})
+print("done", flush=True)
+"""
+
+
+def test_a_writer_in_another_process_commits_while_a_read_only_database_is_open(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "data"
+    written(root)
+    with (tmp_path / "writer.err").open("wb") as errors:
+        writer = subprocess.Popen(
+            [sys.executable, "-c", WRITER_BESIDE, url(root), "50"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            bufsize=0,
+        )
+    try:
+        assert writer.stdin is not None
+        assert writer.stdout is not None
+        said = LineReader(writer.stdout)
+        assert said.readline() == "in", (tmp_path / "writer.err").read_text()
+        # A read-only open reads under a shared lock: it waits for the writer's transaction.
+        with pytest.raises(hutch.LockTimeout, match=f"write lock.*process {writer.pid}"):
+            hutch.open(url(root), read_only=True, lock_timeout=0.2)
+        writer.stdin.write(b"go\n")
+        assert said.readline() == "committed"
+        with hutch.open(url(root), read_only=True) as db:
+            snapshot = contents(db)
+            assert db.store.get_value("step") == 1
+            writer.stdin.write(b"go\n")  # it commits while the read-only database is open
+            assert said.readline() == "done", (tmp_path / "writer.err").read_text()
+            db.refresh()
+            assert contents(db) == snapshot  # a snapshot as of its open
+        assert writer.wait(WAIT) == 0, (tmp_path / "writer.err").read_text()
+        with hutch.open(url(root), read_only=True) as db:
+            assert len(db.store.get_row_ids("t")) == 50
+    finally:
+        end_process(writer)
+
+
+@pytest.mark.parametrize("durability", ["commit", "batch"])
+def test_every_crash_state_reads_read_only_as_a_writing_open_reads_it(
+    folder: Path, scratch: Path, durability: str
+) -> None:
+    """Power cuts, simulated (tests/crashsim.py): a read-only open of each state a cut could
+    leave changes nothing, and holds what a writing open holds after its recovery."""
+    rng = random.Random(3)
+    plan = make_plan(rng, 12, reopen_rate=0.15)
+    options: dict[str, Any] = {
+        "collections": {"items": {"indexed": ["kind"]}, "rows": {"indexed": ["kind"]}},
+        "compact_lines": 6,
+        "durability": durability,
+        "batch_interval": 3600,
+    }
+    recording = record_plan(
+        folder, plan, lambda: hutch.open(url(folder), **options), compact_halfway=True
+    )
+    checked = 0
+    for number, (_, state) in enumerate(recording.states(PER_POINT, crash_points(recording, rng))):
+        where = scratch / f"state{number}"
+        materialize(state, where)
+        with nothing_written(where), hutch.open(url(where), read_only=True, **options) as db:
+            read_only = contents(db)
+        with hutch.open(url(where), **options) as db:
+            assert contents(db) == read_only, state.origin
+        shutil.rmtree(where)
+        checked += 1
+    assert checked > 50

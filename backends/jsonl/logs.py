@@ -19,6 +19,11 @@ but :meth:`Logs.flush`, which only syncs what this process holds open.
 - :meth:`Logs.append` writes one commit: the lines of each log, then the commit
   line, the commit point.
 - :meth:`Logs.compact` and :meth:`Logs.shorten` replace logs by new generations.
+
+A read-only ``Logs`` (``read_only=True``) only ever runs :meth:`Logs.catch_up`,
+once, under a shared flock, and writes nothing: every file is opened read-only,
+and what a writing open would cut is where reading stops (it stays on disk);
+damage is refused the same way.
 """
 
 from __future__ import annotations
@@ -115,8 +120,13 @@ class Logs:
         *,
         durability: str,
         may_share: Callable[[], bool],
+        read_only: bool = False,
     ) -> None:
         self._root_fd = root_fd
+        #: Only :meth:`catch_up` is called: no cut, no removal, no commit line, no sync.
+        self._read_only = read_only
+        #: Read-only: where reading stops in a file, instead of cutting it there.
+        self._stops: dict[str, int] = {}
         self._may_share = may_share  # whether a log may have other names (see links.py)
         self._root = root
         self._folder = folder_id
@@ -144,6 +154,8 @@ class Logs:
     def catch_up(self) -> list[Read]:
         """What was committed since this process last looked; cuts what provably never was."""
         names = set(self.files) if self._listed else self._prepare()
+        if names is None:  # read-only, and no commit log yet: nothing was ever committed
+            return []
         while True:
             opened: list[int] = []  # descriptors to close unless a log takes them
             try:
@@ -172,8 +184,9 @@ class Logs:
         if self.claimed < self.seq:
             self._record({})
 
-    def _prepare(self) -> set[str]:
-        """At open: the logs in the folder; a commit log for a folder that has none yet."""
+    def _prepare(self) -> set[str] | None:
+        """At open: the logs in the folder; a commit log for a folder that has none yet
+        (read-only: ``None``, as nothing was committed)."""
         names = {name for name, kind in fsio.entries(self._root_fd) if lines.is_log(name)}
         present = fsio.exists(self._root_fd, COMMITS)
         data = fsio.read_head(self._root_fd, COMMITS, lines.HEAD) if present else b""
@@ -186,6 +199,8 @@ class Logs:
                     "lines: which of them were committed cannot be told. Restore "
                     f"{COMMITS} from a backup; hutch cuts nothing without it"
                 )
+            if self._read_only:
+                return None
             if present:
                 fsio.remove(self._root_fd, COMMITS)
             fd = self._create(COMMITS)
@@ -330,14 +345,16 @@ class Logs:
         if found is None:
             return None
         if file.fd is not None and found.st_ino == file.ino and found.st_size >= file.end:
-            data = fsio.read_at(file.fd, file.end, found.st_size - file.end)
+            data = fsio.read_at(file.fd, file.end, self._end(file.name, found.st_size) - file.end)
             base = file.end
             if file.open_line and data[:1] == b"\n":  # the newline a writer put after it
                 data, base = data[1:], base + 1
             return _View(
                 file.fd, file.ino, file.generation, file.start, base, file.lines, data, whole=False
             )
-        fd = fsio.open_file(self._root_fd, file.name, may_share=self._may_share)
+        fd = self._open(file.name)
+        if fd is None:
+            return None
         opened.append(fd)
         head_bytes = fsio.read_at(fd, 0, lines.HEAD)  # checked before a big file is read whole
         header = lines.read_header(head_bytes)
@@ -360,8 +377,21 @@ class Logs:
                 "process read; was it restored from a backup while open? close every process "
                 "and open it again"
             )
-        data = fsio.read_at(fd, start, fsio.size(fd) - start)
+        data = fsio.read_at(fd, start, self._end(file.name, fsio.size(fd)) - start)
         return _View(fd, fsio.inode(fd), head.generation, start, start, 0, data, True)
+
+    def _open(self, name: str) -> int | None:
+        """A log, opened to be read and (unless read-only) cut and appended to; ``None`` if
+        it is gone. Read-only, it is opened as a lock file is by a process that writes
+        nothing: never created, no write access asked."""
+        if self._read_only:
+            return fsio.open_lock_if_present(self._root_fd, name)
+        return fsio.open_file(self._root_fd, name, may_share=self._may_share)
+
+    def _end(self, name: str, size: int) -> int:
+        """Where reading a file of ``size`` bytes stops: its end, unless a read-only
+        :meth:`_cut` stopped it before."""
+        return min(size, self._stops.get(name, size))
 
     @property
     def _move_out(self) -> str:
@@ -398,7 +428,9 @@ class Logs:
                     adopted[name] = (file.generation, file.lines)
                 if found.read.entries or found.view.whole:
                     reads.append(Read(name, found.read.entries, found.view.whole))
-        if adopted:
+        if adopted and self._read_only:
+            self.committed.update(adopted)  # (the next writing open records them)
+        elif adopted:
             if self._sync:
                 self._make_durable()
             self._record(adopted)
@@ -437,6 +469,14 @@ class Logs:
             )
 
     def _remove_torn(self, name: str) -> None:
+        if self._read_only:
+            self.files.pop(name, None)
+            log.warning(
+                "ignored %s: a log whose creation a crash interrupted (a writing open removes "
+                "it; this one is read-only)",
+                self._root / name,
+            )
+            return
         fsio.remove(self._root_fd, name)
         if self._sync:
             fsio.fsync(self._root_fd)
@@ -448,8 +488,20 @@ class Logs:
         )
 
     def _cut(self, fd: int, name: str, offset: int, why: str) -> None:
-        """Cut a file at ``offset``, durably before anything else is written, and say so."""
+        """Cut a file at ``offset``, durably before anything else is written, and say so.
+        Read-only: stop reading it there instead, leaving the file as it is."""
         size = fsio.size(fd)
+        if self._read_only:
+            self._stops[name] = offset
+            log.warning(
+                "ignored %d bytes of %s from byte %d (a writing open cuts them; this one is "
+                "read-only): %s",
+                size - offset,
+                self._root / name,
+                offset,
+                why,
+            )
+            return
         fsio.truncate(fd, offset)
         if self._sync:
             fsio.fdatasync(fd)

@@ -10,6 +10,10 @@ transaction holds an ``flock`` on ``hutch.lock`` from ``begin`` to ``end`` and
 first reads what the others committed, so it starts from the latest state.
 Each process holds a shared ``flock`` on ``hutch.open`` while the folder is
 open: what tells it from a process of format 1, which an upgrade waits for.
+
+Opened with ``read_only=True``, it writes nothing at all: it reads the folder
+once, holding a shared ``flock`` on ``hutch.lock`` (if there is one) so that no
+writer appends meanwhile, and is a snapshot as of its open from then on.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from hutch import (
     CollectionSettings,
     ConfigError,
     Persister,
+    ReadOnlyStorage,
     Snapshot,
     StorageError,
 )
@@ -42,7 +47,7 @@ from hutch.backends.file.folder import (
 )
 from hutch.backends.file.fsio import storage_error
 from hutch.backends.file.links import OPEN_MARK, InPlace, hold_open_mark, may_share
-from hutch.backends.file.locking import FolderLock
+from hutch.backends.file.locking import FolderLock, held_shared
 from hutch.cells import Row
 from hutch.config import parse_collections
 from hutch.persister import Background, OpenStores, ProcessGuard
@@ -62,34 +67,42 @@ COMPACT_LINES = 1000
 class JsonlPersister(Persister):
     """The ``jsonl://`` backend: a few big append-only files instead of one file per row."""
 
-    capabilities = Capabilities(durable=True, multi_process=True, change_feed=True)
+    capabilities = Capabilities(durable=True, multi_process=True, change_feed=True, read_only=True)
 
     def __init__(self, config: BackendConfig) -> None:
         config.check_options("batch_interval", "compact_lines")
         self.root = config.url.file_path()
+        #: Writes nothing at all: no file, no lock file, no cut, no sync, no thread.
+        self._read_only = config.read_only
+        self._lock_timeout = config.lock_timeout
         self._durability = config.durability
         self._sync = config.durability != "none"
         self._batch_interval = positive(config.options, "batch_interval", 2.0)
         self._compact_lines = int(positive(config.options, "compact_lines", COMPACT_LINES))
         self._given = {name: check_indexed(name, s) for name, s in config.collections.items()}
         self._held = fsio.Descriptors()
-        self._root_fd = self._held.own(fsio.open_root(self.root))
+        self._root_fd = self._held.own(fsio.open_root(self.root, read_only=self._read_only))
         try:
             self._claim = OpenStores(fsio.stat_of(self._root_fd), self.root)
         except BaseException:
             self._held.close()
             raise
         warn_if_not_local(self.root, log)
+        self._may_share = may_share(self._root_fd)
+        self._write_lock: FolderLock | None = None  # a read-only open has none
         try:
             check_layout(self._root_fd, self.root, "jsonl")
-            in_place: InPlace = [(self._root_fd, _changed_in_place)]
-            self._open_fd = self._held.own(
-                hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync, log=log)
-            )
-            self._may_share = may_share(self._root_fd)
-            self._lock_fd = self._held.own(
-                fsio.open_lock(self._root_fd, LOCK_FILE, may_share=self._may_share)
-            )
+            if not self._read_only:
+                in_place: InPlace = [(self._root_fd, _changed_in_place)]
+                self._held.own(
+                    hold_open_mark(self._root_fd, self.root, in_place, sync=self._sync, log=log)
+                )
+                lock_fd = self._held.own(
+                    fsio.open_lock(self._root_fd, LOCK_FILE, may_share=self._may_share)
+                )
+                self._write_lock = FolderLock(
+                    lock_fd, self.root / LOCK_FILE, "the write lock", config.lock_timeout
+                )
         except BaseException as error:
             try:
                 self._held.close()
@@ -100,9 +113,6 @@ class JsonlPersister(Persister):
             raise
         self._process = ProcessGuard(self.root)
         self._background = Background("flushing", self.root, log)
-        self._write_lock = FolderLock(
-            self._lock_fd, self.root / LOCK_FILE, "the write lock", config.lock_timeout
-        )
         #: The settings of every collection (given, or kept in the manifest).
         self.settings: dict[str, CollectionSettings] = {}
         self._logs: Logs | None = None
@@ -117,19 +127,23 @@ class JsonlPersister(Persister):
     # -- the protocol ------------------------------------------------------------------------
 
     def load(self) -> Snapshot:
-        with self._write_lock.held():
+        with self._loading():
             try:
                 folder_id = self._prepare_folder()
-                fsio.remove_temp_files(self._root_fd)  # a crash inside a compaction left them
+                if not self._read_only:  # a crash inside a compaction left them
+                    fsio.remove_temp_files(self._root_fd)
                 self._logs = Logs(
                     self._root_fd,
                     self.root,
                     folder_id,
                     durability=self._durability,
                     may_share=self._may_share,
+                    read_only=self._read_only,
                 )
                 reads = self._logs.catch_up()
-                if self._sync:  # a killed writer's lines may be in the page cache only
+                if self._read_only:  # a snapshot: nothing more is read, so nothing stays open
+                    self._logs.close()
+                elif self._sync:  # a killed writer's lines may be in the page cache only
                     self._logs.vouch()
             except OSError as error:
                 raise storage_error(error, "open", self.root) from error
@@ -142,38 +156,47 @@ class JsonlPersister(Persister):
                 for t, rows in changes.tables.items()
             }
             tables = {t: rows for t, rows in tables.items() if rows}
-            self._maintain_files()
-            self._write_stale_indices()
-        if self._durability == "batch":
+            if not self._read_only:
+                self._maintain_files()
+                self._write_stale_indices()
+        if self._durability == "batch" and not self._read_only:
             self._worker = threading.Thread(target=self._flusher, name="hutch-jsonl", daemon=True)
             self._worker.start()
         return Snapshot(tables=tables, values=dict(self._values))
 
     def begin(self) -> None:
+        self._refuse_writes("write")  # (the store refuses first: never called read-only)
         self._process.check()
         self._background.check()
-        self._write_lock.acquire()
+        self._lock.acquire()
 
     def end(self) -> None:
-        self._write_lock.release()
+        self._lock.release()
 
     def behind(self) -> bool:
+        if self._read_only:  # a snapshot as of its open
+            return False
         return bool(self._unseen) or self._logs is None or self._logs.behind()
 
     @contextmanager
     def reading(self) -> Iterator[None]:
         """The write lock: what the logs hold under it was synced by its writer."""
         self._process.check()
-        with self._write_lock.held():
+        if self._read_only:  # nothing is read after the open
+            yield
+            return
+        with self._lock.held():
             yield
 
     def poll(self) -> Changes | None:
+        if self._read_only:  # a snapshot as of its open: others' commits are not taken in
+            return None
         self._process.check()
         self._background.check()
-        if self._write_lock.owned():
+        if self._lock.owned():
             changes = self._catch_up()
         else:
-            with self._write_lock.held():
+            with self._lock.held():
                 changes = self._catch_up()
         if changes:
             self._unseen.append(changes)
@@ -183,16 +206,18 @@ class JsonlPersister(Persister):
         return Changes.combined(unseen)
 
     def apply(self, changes: Changes) -> None:
+        self._refuse_writes("write")  # (the store refuses first: never called read-only)
         self._process.check()
-        if not self._write_lock.owned():  # not inside begin/end: catch up first
-            with self._write_lock.held():
+        if not self._lock.owned():  # not inside begin/end: catch up first
+            with self._lock.held():
                 self._keep_unseen()
                 self._apply(changes)
         else:
             self._apply(changes)
 
     def reindex(self) -> None:
-        with self._write_lock.held():
+        self._refuse_writes("reindex")
+        with self._lock.held():
             self._keep_unseen()
             self._stale_indices.update(self._indexed)
             self._write_indices()
@@ -200,8 +225,9 @@ class JsonlPersister(Persister):
     def compact(self) -> None:
         """Rewrite every log holding a dead line and shorten the commit log, now: a deleted
         or overwritten row or value is then in no file of the folder."""
+        self._refuse_writes("compact")
         self._process.check()
-        with self._write_lock.held():
+        with self._lock.held():
             self._keep_unseen()
             logs = self._the_logs
             try:
@@ -217,8 +243,8 @@ class JsonlPersister(Persister):
         if self._worker is not None:
             self._worker.join()
         try:
-            if self._logs is not None:
-                with self._write_lock.held():
+            if self._logs is not None and not self._read_only:
+                with self._lock.held():
                     self._catch_up()
                     self._maintain_files()
                     self._write_indices()
@@ -237,18 +263,53 @@ class JsonlPersister(Persister):
         assert self._logs is not None, "load first"
         return self._logs
 
+    @property
+    def _lock(self) -> FolderLock:
+        assert self._write_lock is not None, "a read-only open takes no write lock"
+        return self._write_lock
+
+    def _refuse_writes(self, doing: str) -> None:
+        if self._read_only:
+            raise ReadOnlyStorage(
+                f"cannot {doing} {self.root}: it was opened with read_only=True; open it again "
+                "without read_only to write"
+            )
+
     # -- opening -----------------------------------------------------------------------------
 
+    @contextmanager
+    def _loading(self) -> Iterator[None]:
+        """What :meth:`load` holds: the write lock; read-only, a shared ``flock`` on the lock
+        file if there is one (none is created), so that no writer appends meanwhile."""
+        if not self._read_only:
+            with self._lock.held():
+                yield
+            return
+        try:
+            fd = fsio.open_lock_if_present(self._root_fd, LOCK_FILE)
+        except OSError as error:
+            raise storage_error(error, "open", self.root / LOCK_FILE) from error
+        try:
+            with held_shared(fd, self.root / LOCK_FILE, "the write lock", self._lock_timeout):
+                yield
+        finally:
+            if fd is not None:
+                fsio.close(fd)
+
     def _prepare_folder(self) -> str:
-        """Read (or start) the manifest, upgrading a folder of format 1; the folder's id."""
+        """Read (or start) the manifest, upgrading a folder of format 1; the folder's id.
+        Read-only: the manifest as it is, and the settings given only for collections it
+        lacks; a folder that needs writing first is refused."""
         where = self.root / MANIFEST
         stored = manifest.read(self._root_fd, self.root)
         if stored is not None and stored["format"] < manifest.FORMAT_VERSION:
+            self._refuse_upgrade(f"is a jsonl:// folder of format {stored['format']}")
             upgrade.to_format_2(self._root_fd, self.root, stored, sync=self._sync)
             stored = manifest.read(self._root_fd, self.root)
         folder_id = manifest.folder_id(self._root_fd, self.root, stored) or uuid.uuid4().hex
         kept = stored["collections"] if stored is not None else {}
         if stored is not None and stored.get("upgrading"):
+            self._refuse_upgrade("is halfway through its upgrade (a process stopped during it)")
             upgrade.finish(self._root_fd, folder_id, kept, sync=self._sync)
         try:
             merged = {
@@ -257,6 +318,9 @@ class JsonlPersister(Persister):
             }
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}; fix the file by hand") from None
+        if self._read_only:  # the stored settings win: nothing given is written
+            self.settings = {**self._given, **merged}
+            return folder_id
         merged.update(self._given)
         wanted = {name: settings_json(s) for name, s in sorted(merged.items())}
         if stored is None or wanted != kept:
@@ -264,6 +328,16 @@ class JsonlPersister(Persister):
             fsio.write_atomic(self._root_fd, MANIFEST, data, sync=self._sync)
         self.settings = merged
         return folder_id
+
+    def _refuse_upgrade(self, state: str) -> None:
+        """Read-only: refuse a folder that only an open that writes can make readable."""
+        if self._read_only:
+            raise ReadOnlyStorage(
+                f"cannot open {self.root} read-only: it {state}, and only an open that may "
+                "write upgrades it. Open it once without read_only (it is upgraded to format "
+                f"{manifest.FORMAT_VERSION} then, and an older hutch cannot open it after that), "
+                "then read-only"
+            )
 
     # -- reading (always under the flock) ----------------------------------------------------
 
@@ -450,7 +524,7 @@ class JsonlPersister(Persister):
             self._background.run(self._flush)
 
     def _flush(self) -> None:
-        with self._write_lock.held():
+        with self._lock.held():
             if self._the_logs.unsynced:
                 self._the_logs.flush()
 
