@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import pwd
+import shutil
 import sqlite3
+import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from children import count_in_processes
+from children import WAIT, Child, count_in_processes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from operations import operations
@@ -486,3 +494,353 @@ def test_a_number_beyond_64_bits_written_by_hand_is_refused(tmp_path: Path) -> N
             hutch.open(url(path))
     finally:
         connection.close()
+
+
+# -- read-only opens ---------------------------------------------------------------------------
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    """Every file in ``folder``, with its bytes. (Never while this process has a SQLite
+    connection with locks on one of them: closing any descriptor of a file drops them all.)"""
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def write_a_store(path: Path) -> bytes:
+    """A store as a writing open leaves it, closed; its contents."""
+    with hutch.open(url(path), collections={"users": {"indexed": ["email"]}}) as db:
+        db.store.set_row("users", "u1", {"email": "a@x.io", "admin": True, "tags": ["a"]})
+        db.store.set_row("users", "u2", {"email": "b@x.io", "boss": None})
+        db.store.set_row("teams", "t1", {"name": "red", "size": 1.0})
+        db.store.set_value("k", [1, None])
+        db.store.set_value("gone", 1)
+        db.store.del_row("users", "u2")
+        db.store.del_value("gone")
+        return contents(db)
+
+
+def test_a_read_only_open_reads_everything_and_writes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "odd name%20é"  # the URI quotes it: SQLite must not decode %20
+    folder.mkdir()
+    path = folder / "app.db"
+    written = write_a_store(path)
+    before = files_in(folder)
+    assert list(before) == ["app.db"]  # the writer's close removed its -wal and -shm
+    given = {"users": {"indexed": ["name"]}, "posts": {"indexed": ["title"]}}
+    with hutch.open(url(path), read_only=True, collections=given, durability="none") as db:
+        assert db.capabilities.read_only
+        assert contents(db) == written
+        assert db.store.get_row("users", "u1") == {"email": "a@x.io", "admin": True, "tags": ["a"]}
+        db.relationships.define("team_users", local="users", remote="teams", on="team")
+        backend = db.backend
+        assert isinstance(backend, SqlitePersister)
+        assert backend._immutable  # without -wal and -shm, mode=ro would create them
+        assert not backend.behind()
+        assert backend.poll() is None
+        db.refresh()
+        assert files_in(folder) == before  # no -wal, no -shm, no index, no foreign key
+    assert files_in(folder) == before
+
+
+def test_every_write_of_a_read_only_open_raises_read_only_storage(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    write_a_store(path)
+    before = files_in(tmp_path)
+    with hutch.open(url(path), read_only=True) as db:
+        backend = db.backend
+        writes: list[Callable[[], object]] = [
+            lambda: db.store.set_row("users", "u3", {"email": "c@x.io"}),
+            lambda: db.store.del_row("users", "u1"),
+            lambda: db.store.set_value("k", 2),
+            db.store.transaction().__enter__,
+            db.compact,
+            db.reindex,
+            # never called by the store or the database: refused all the same
+            backend.begin,
+            lambda: backend.apply(hutch.Changes({"users": {"u3": {"email": "c@x.io"}}})),
+            backend.reindex,
+            backend.compact,
+        ]
+        for write in writes:
+            with pytest.raises(hutch.ReadOnlyStorage, match="read_only"):
+                write()
+        assert db.store.get_row_ids("users") == ["u1"]
+    assert files_in(tmp_path) == before
+
+
+def test_a_missing_file_is_refused_read_only_and_nothing_is_created(tmp_path: Path) -> None:
+    with pytest.raises(hutch.ConfigError, match=r"does not exist.*read_only=True creates nothing"):
+        hutch.open(url(tmp_path / "app.db"), read_only=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_without_hutchs_tables_opens_empty_or_is_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    other = tmp_path / "other.db"
+    connection = sqlite3.connect(other)
+    with connection:
+        connection.execute("CREATE TABLE notes (text)")
+    connection.close()
+    before = files_in(tmp_path)
+    with hutch.open(url(empty), read_only=True) as db:
+        assert db.store.get_table_ids() == []
+        assert db.store.get_values() == {}
+    with pytest.raises(hutch.ConfigError, match=r"holds tables \(notes\) but not hutch's"):
+        hutch.open(url(other), read_only=True)
+    assert files_in(tmp_path) == before
+
+
+def test_a_file_lacking_some_of_hutchs_tables_needs_a_writing_open_first(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    write_a_store(path)
+    connection = sqlite3.connect(path)
+    with connection:  # as a file of an older hutch, without the change log
+        connection.execute("DROP TABLE _hutch_changes")
+    connection.close()
+    with pytest.raises(hutch.UnsupportedFormat, match=r"_hutch_changes.*without read_only"):
+        hutch.open(url(path), read_only=True)
+    hutch.open(url(path)).close()  # makes it
+    with hutch.open(url(path), read_only=True) as db:
+        assert db.store.get_row_ids("users") == ["u1"]
+
+
+WRITER = """\
+import os, sys
+import hutch
+
+with hutch.open(sys.argv[1]) as db:
+    db.store.set_row("t", "first", {"n": 0})
+    os.write(1, b"ready\\n")
+    for line in sys.stdin:
+        db.store.set_row("t", line.strip(), {"n": 1})
+        os.write(1, b"wrote\\n")
+"""
+
+
+@contextlib.contextmanager
+def writer_process(path: Path, err: Path) -> Iterator[Child]:
+    """Another process with ``path`` open for writing, one row written ("first"); each line
+    sent makes it write a row of that id. Killed at the end, as a crash would end it."""
+    writer = Child("writer", [sys.executable, "-c", WRITER, url(path)], err)
+    try:
+        writer.expect("ready")
+        yield writer
+    finally:
+        writer.end()
+
+
+def wait_for(check: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not check():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.01)
+
+
+def test_a_read_only_open_follows_another_process_that_writes(tmp_path: Path) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    path = folder / "app.db"
+    with writer_process(path, tmp_path / "writer.err") as writer:
+        before = files_in(folder)  # the writer's -wal and -shm are there: mode=ro reads them
+        with hutch.open(url(path), read_only=True) as db:
+            assert db.store.get_table("t") == {"first": {"n": 0}}
+            backend = db.backend
+            assert isinstance(backend, SqlitePersister)
+            assert not backend._immutable
+        after = files_in(folder)
+        # Every SQLite reader marks in the -shm (shared memory) which log frames it reads; the
+        # database and its -wal are as they were.
+        assert after.keys() == before.keys() == {"app.db", "app.db-wal", "app.db-shm"}
+        assert after["app.db"] == before["app.db"]
+        assert after["app.db-wal"] == before["app.db-wal"]
+        with hutch.open(url(path), read_only=True) as db:
+            writer.send("r1")
+            writer.expect("wrote")
+            db.refresh()
+            assert db.store.get_row("t", "r1") == {"n": 1}
+            writer.send("r2")  # the follower thread takes it in, without a refresh
+            writer.expect("wrote")
+            wait_for(lambda: db.store.get_row("t", "r2") is not None)
+
+
+def test_a_read_only_open_follows_a_writer_that_opens_after_it(tmp_path: Path) -> None:
+    folder = tmp_path / "db"
+    folder.mkdir()
+    path = folder / "app.db"
+    write_a_store(path)
+    with hutch.open(url(path), read_only=True, follow=False) as db:
+        backend = db.backend
+        assert isinstance(backend, SqlitePersister)
+        assert backend._immutable
+        with writer_process(path, tmp_path / "writer.err") as writer:
+            db.refresh()  # the writer made the -wal and -shm: opened again with mode=ro
+            assert not backend._immutable
+            assert db.store.get_row("t", "first") == {"n": 0}
+            assert db.store.get_row("users", "u1") is not None
+            writer.send("r1")
+            writer.expect("wrote")
+            db.refresh()
+            assert db.store.get_row("t", "r1") == {"n": 1}
+
+
+def live_files(tmp_path: Path) -> dict[str, bytes]:
+    """The files of a database another process has open, with a commit only in its -wal (a
+    copy taken while it runs), and the writer's error output kept in ``tmp_path``."""
+    folder = tmp_path / "live"
+    folder.mkdir()
+    with writer_process(folder / "app.db", tmp_path / "writer.err"):
+        files = files_in(folder)
+    assert set(files) == {"app.db", "app.db-wal", "app.db-shm"}
+    return files
+
+
+def test_a_wal_holding_commits_without_its_shm_is_refused_read_only(tmp_path: Path) -> None:
+    files = live_files(tmp_path)
+    del files["app.db-shm"]
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name, data in files.items():
+        (copy / name).write_bytes(data)
+    with pytest.raises(hutch.ReadOnlyStorage, match=r"app\.db-wal holds commits"):
+        hutch.open(url(copy / "app.db"), read_only=True)
+    assert files_in(copy) == files
+    with hutch.open(url(copy / "app.db")) as db:  # a writing open reads them
+        assert db.store.get_row("t", "first") == {"n": 0}
+
+
+@contextlib.contextmanager
+def read_only_file_system(files: dict[str, bytes]) -> Iterator[Path]:
+    """A folder holding ``files`` on a file system of its own mounted read-only (a tmpfs),
+    or a skip where mounting is not allowed."""
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command")
+    folder = Path(tempfile.mkdtemp(prefix="hutch-sqlite-ro-"))
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)],
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        if mounted.returncode != 0:
+            pytest.skip(f"cannot mount a file system here: {mounted.stderr.strip()}")
+        try:
+            for name, data in files.items():
+                (folder / name).write_bytes(data)
+            subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True, timeout=WAIT)
+            yield folder
+        finally:
+            subprocess.run(["umount", str(folder)], check=True, timeout=WAIT)
+    finally:
+        folder.rmdir()
+
+
+@pytest.mark.parametrize("copy", ["of a closed file", "taken while a writer ran"])
+def test_a_copy_on_a_read_only_file_system_opens_read_only(tmp_path: Path, copy: str) -> None:
+    if copy == "of a closed file":
+        write_a_store(tmp_path / "app.db")
+        files = files_in(tmp_path)
+    else:
+        files = live_files(tmp_path)
+    with read_only_file_system(files) as folder:
+        with hutch.open(url(folder / "app.db"), read_only=True) as db:
+            backend = db.backend
+            assert isinstance(backend, SqlitePersister)
+            if copy == "of a closed file":
+                assert db.store.get_row_ids("users") == ["u1"]
+                assert backend._immutable  # nobody can write it: nothing to follow
+                assert not backend.behind()
+                assert backend.poll() is None
+            else:  # immutable=1 would skip the commit in the -wal: mode=ro reads it
+                assert db.store.get_table("t") == {"first": {"n": 0}}
+                assert not backend._immutable
+        assert files_in(folder) == files
+
+
+AS_NOBODY = """\
+import json, sys
+import hutch
+
+with hutch.open(sys.argv[1], read_only=True) as db:
+    print(json.dumps(db.store.get_table("users"), sort_keys=True))
+    try:
+        db.store.set_row("users", "u9", {"email": "x@x.io"})
+    except hutch.ReadOnlyStorage:
+        print("refused")
+"""
+
+
+def nobody(folder: Path) -> Callable[[], None]:
+    """What turns a child process into the user ``nobody``, or a skip where that cannot be
+    done, or where ``nobody`` cannot run this Python, import hutch or read ``folder``."""
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody' here")
+    if os.geteuid() != 0:
+        pytest.skip("only root can run a process as another user")
+
+    def become_nobody() -> None:
+        os.setgroups([])
+        os.setgid(entry.pw_gid)
+        os.setuid(entry.pw_uid)
+
+    probe = "import os, sys, hutch.backends.sqlite.persister; os.listdir(sys.argv[1])"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(folder)],
+            preexec_fn=become_nobody,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+    except PermissionError as error:
+        pytest.skip(f"'nobody' cannot run {sys.executable}: {error}")
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["?"])[-1]
+        pytest.skip(f"'nobody' cannot import hutch or read {folder} (a private folder?): {why}")
+    return become_nobody
+
+
+def test_a_folder_that_may_not_be_written_opens_read_only(tmp_path: Path) -> None:
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    path = folder / "app.db"
+    write_a_store(path)
+    before = files_in(folder)
+    path.chmod(0o444)
+    folder.chmod(0o555)
+    try:
+        with hutch.open(url(path), read_only=True) as db:  # (root may write it all the same)
+            assert db.store.get_row_ids("users") == ["u1"]
+        assert files_in(folder) == before
+        become_nobody = nobody(folder)  # another user, who may really not write there
+        done = subprocess.run(
+            [sys.executable, "-c", AS_NOBODY, url(path)],
+            preexec_fn=become_nobody,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+        assert done.returncode == 0, done.stderr
+        table, refused = done.stdout.splitlines()
+        assert json.loads(table) == {"u1": {"email": "a@x.io", "admin": True, "tags": ["a"]}}
+        assert refused == "refused"
+        assert files_in(folder) == before
+    finally:
+        folder.chmod(0o755)
+        path.chmod(0o644)
+
+
+def test_errors_of_a_read_only_connection_say_it_only_reads(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    hutch.open(url(path)).close()
+    read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        with pytest.raises(sqlite3.Error) as caught:
+            read_only.execute("INSERT INTO _values VALUES ('k', '1')")
+    finally:
+        read_only.close()
+    error = storage_error(caught.value, "read", path, read_only=True)
+    assert isinstance(error, hutch.ReadOnlyStorage)
+    assert "could not read it without writing" in str(error)

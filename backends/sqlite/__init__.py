@@ -11,12 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import hutch
-from hutch import BackendConfig, ConfigError, Persister
+from hutch import BackendConfig, Capabilities, ConfigError, Persister
 
 if TYPE_CHECKING:
     from .persister import SqlitePersister
 
-__all__ = ["SqlitePersister"]
+__all__ = ["CAPABILITIES", "SqlitePersister"]
+
+#: What :class:`SqlitePersister` can do, known without importing sqlite-utils: ``hutch.open``
+#: reads it from the factory (``read_only=True`` is refused where it is false).
+CAPABILITIES = Capabilities(durable=True, multi_process=True, change_feed=True, read_only=True)
 
 
 def open_sqlite(config: BackendConfig) -> Persister:
@@ -31,6 +35,9 @@ def open_sqlite(config: BackendConfig) -> Persister:
             "install it with: pip install 'hutch[sqlite]'"
         ) from None
     return SqlitePersister(config)
+
+
+open_sqlite.capabilities = CAPABILITIES  # type: ignore[attr-defined]
 
 
 def __getattr__(name: str) -> Any:

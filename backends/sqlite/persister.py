@@ -11,6 +11,10 @@ Other connections' commits are found in ``_hutch_changes``, the log that
 triggers keep of every row written (by hutch or by hand): :meth:`poll` reads
 the rows it names, not the whole file. The layout and the cell tags are
 described in docs/sqlite-format.md; the tables are kept by :mod:`.schema`.
+
+``read_only=True`` opens the file writing nothing at all: through a ``mode=ro``
+URI, or ``immutable=1`` where ``mode=ro`` would make SQLite create files (see
+:meth:`SqlitePersister._read_only_uri` and docs/sqlite-format.md, "Read-only opens").
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from sqlite_utils.db import quote_identifier
 
 from hutch import (
     BackendConfig,
-    Capabilities,
     Changes,
     CollectionSettings,
     ConfigError,
@@ -54,6 +58,7 @@ from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
 from hutch.persister import OpenStores, ProcessGuard
 
+from . import CAPABILITIES
 from .cells import META, decode_row, encode_row
 from .schema import CHANGES_TABLE, HUTCH_TABLE, VALUES_TABLE, Schema, Table
 
@@ -68,7 +73,7 @@ _IDS_PER_QUERY = 500
 class SqlitePersister(Persister):
     """The ``sqlite://`` backend: a SQLite file a person can query with ordinary SQL."""
 
-    capabilities = Capabilities(durable=True, multi_process=True, change_feed=True)
+    capabilities = CAPABILITIES
 
     def __init__(self, config: BackendConfig) -> None:
         if "busy_timeout" in config.options:
@@ -81,6 +86,7 @@ class SqlitePersister(Persister):
         self._durability = config.durability
         self._settings: dict[str, CollectionSettings] = dict(config.collections)
         self._lock_timeout = config.lock_timeout
+        self._read_only = config.read_only
         if not self.path.parent.is_dir():
             raise ConfigError(
                 f"cannot open {self.path}: its folder {self.path.parent} does not exist; create it"
@@ -93,11 +99,26 @@ class SqlitePersister(Persister):
         try:
             mode = self.path.stat().st_mode
         except FileNotFoundError:
+            if self._read_only:
+                raise ConfigError(
+                    f"cannot open {self.path} read-only: it does not exist, and read_only=True "
+                    "creates nothing; open it once without read_only to create it"
+                ) from None
             mode = stat.S_IFREG  # SQLite makes it
         except OSError as error:
             raise StorageError(f"cannot open {self.path}: {error.strerror}") from None
         if not stat.S_ISREG(mode):  # SQLite would wait on a FIFO, or fail obscurely
             raise ConfigError(f"cannot open {self.path}: it is {kind_of(mode)}, not a SQLite file")
+        #: How a read-only open reaches the file (None: a writing open, by its path) and
+        #: whether SQLite reads it immutable, following no other connection (see _read_only_uri).
+        self._uri: str | None = None
+        self._immutable = False
+        #: Read-only, immutable since no writer had the file open: one comes, and this one
+        #: follows it (poll opens the file again with mode=ro); tried once.
+        self._await_writer = False
+        if self._read_only:
+            self._uri, self._immutable = self._read_only_uri()
+            self._await_writer = self._immutable and not _read_only_file_system(self.path)
         with self._errors("open"):
             self._conn = self._connect()
         try:
@@ -112,7 +133,7 @@ class SqlitePersister(Persister):
         self._user: int | None = None  # the thread holding it
         self._watch: sqlite3.Connection | None = None  # for behind(), from any thread
         self._watched: int | None = None  # the watch's data_version when poll() last read
-        self._prepared = False
+        self._prepared = False  # the writing open's setup ran (never read-only)
         self._locked = False  # between begin() and the commit of apply() or end()
         self._data_version: int | None = None
         self._seq = 0  # the last line of the change log that this connection has taken in
@@ -124,28 +145,34 @@ class SqlitePersister(Persister):
     def load(self) -> Snapshot:
         self._process.check()
         with self._errors("open"):
-            if not self._prepared:
-                self._conn.execute("PRAGMA journal_mode=WAL")
-                self._conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self._durability]}")
-                # Foreign keys describe relationships; the model layer enforces them.
-                self._conn.execute("PRAGMA foreign_keys=OFF")
-                # Deleted and overwritten content is zeroed in the file, and the -wal file
-                # is cut back to nothing each time a checkpoint resets it: old values do not
-                # linger in free pages or old frames (docs/sqlite-format.md).
-                self._conn.execute("PRAGMA secure_delete=ON")
-                self._conn.execute("PRAGMA journal_size_limit=0")
-            with self._write():
-                self._schema.prepare()
-                for collection, settings in self._settings.items():
-                    for field in settings.indexed:
-                        self._schema.index(collection, field)
-            self._prepared = True
+            if not self._read_only:  # a read-only open reads the file as it is
+                self._prepare()
             tables, values = self._read_everything()
         self._remember(tables, values)
         return Snapshot(tables=tables, values=values)
 
+    def _prepare(self) -> None:
+        """Set the connection up for writing; make hutch's tables and the indexes."""
+        if not self._prepared:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self._durability]}")
+            # Foreign keys describe relationships; the model layer enforces them.
+            self._conn.execute("PRAGMA foreign_keys=OFF")
+            # Deleted and overwritten content is zeroed in the file, and the -wal file
+            # is cut back to nothing each time a checkpoint resets it: old values do not
+            # linger in free pages or old frames (docs/sqlite-format.md).
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._conn.execute("PRAGMA journal_size_limit=0")
+        with self._write():
+            self._schema.prepare()
+            for collection, settings in self._settings.items():
+                for field in settings.indexed:
+                    self._schema.index(collection, field)
+        self._prepared = True
+
     def begin(self) -> None:
         self._process.check()
+        self._refuse_writing("lock")
         self._take_connection()
         try:
             with self._errors("lock"):
@@ -167,6 +194,8 @@ class SqlitePersister(Persister):
     def behind(self) -> bool:
         """Whether another connection committed since :meth:`poll` last read (SQLite's
         ``data_version``, on a connection of its own: this one may be another thread's)."""
+        if self._immutable:  # read-only, the file alone: no commit to see until a writer comes
+            return self._await_writer and _wal_files_exist(self.path)
         try:
             if self._watch is None:
                 self._watch = self._connect()
@@ -183,6 +212,8 @@ class SqlitePersister(Persister):
     def poll(self) -> Changes | None:
         self._process.check()
         with self._errors("read"), self._connection():
+            if self._immutable:
+                return self._follow_the_writer() if self.behind() else None
             if self._watch is not None:
                 self._watched = self._watch.execute("PRAGMA data_version").fetchone()[0]
             if self._conn.execute("PRAGMA data_version").fetchone()[0] == self._data_version:
@@ -195,6 +226,7 @@ class SqlitePersister(Persister):
 
     def apply(self, changes: Changes) -> None:
         self._process.check()
+        self._refuse_writing("write to")
         with self._errors("write to"), self._connection(), self._write():
             self._schema.check()
             self._schema.log_every_table()
@@ -219,6 +251,8 @@ class SqlitePersister(Persister):
 
     def describe_relationship(self, relationship_id: str, relationship: Relationship) -> None:
         self._process.check()
+        if self._read_only:
+            return  # the foreign key only describes: a read-only open leaves the file as it is
         local, on, remote = relationship.local, relationship.on, relationship.remote
         if self._schema.links(local, on, remote):
             return
@@ -229,6 +263,7 @@ class SqlitePersister(Persister):
 
     def reindex(self) -> None:
         self._process.check()
+        self._refuse_writing("reindex")
         with self._errors("reindex"), self._connection(), self._write():
             self._schema.check()
             for collection, settings in self._settings.items():
@@ -239,6 +274,7 @@ class SqlitePersister(Persister):
     def compact(self) -> None:
         """Copy the database into fresh pages (``VACUUM``) and empty the -wal file."""
         self._process.check()
+        self._refuse_writing("compact")
         with self._errors("compact"), self._connection():
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.execute("VACUUM")
@@ -267,11 +303,79 @@ class SqlitePersister(Persister):
         """A connection that waits ``lock_timeout`` for another's lock (SQLite's busy timeout)."""
         timeout = min(self._lock_timeout, _LONGEST_BUSY_TIMEOUT)
         return sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
+            self.path if self._uri is None else self._uri,
+            timeout=timeout,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=self._uri is not None,
         )
 
+    # -- read-only opens ---------------------------------------------------------------------
+
+    def _read_only_uri(self) -> tuple[str, bool]:
+        """The URI that opens the file writing nothing, and whether it is ``immutable``.
+
+        ``mode=ro`` reads the file as any connection does, following others'
+        commits, but a WAL database needs its ``-wal`` and ``-shm`` files: where
+        they are missing, SQLite would create them (and leave them behind), or
+        fail in a folder this process may not write. There, and on a read-only
+        file system, the URI adds ``immutable=1``: SQLite reads the database file
+        alone, without locks, assuming nobody writes it. A ``-wal`` that holds
+        commits is never skipped that way: it is read with ``mode=ro`` (its
+        ``-shm`` beside it), or refused.
+        """
+        wal, shm = _wal_files(self.path)
+        try:
+            logged = wal.stat().st_size > 0
+        except FileNotFoundError:
+            logged = False
+        if logged and not shm.exists():
+            raise ReadOnlyStorage(
+                f"cannot open {self.path} read-only: its {wal.name} holds commits that are not "
+                f"in the file yet, and reading them needs the {shm.name} file that SQLite would "
+                "create; open it once without read_only where it can be written (the commits "
+                "then move into the file)"
+            )
+        immutable = not logged and (
+            _read_only_file_system(self.path) or not (wal.exists() and shm.exists())
+        )
+        uri = f"file://{quote(str(self.path.absolute()))}?mode=ro"
+        return (f"{uri}&immutable=1" if immutable else uri), immutable
+
+    def _follow_the_writer(self) -> Changes | None:
+        """A writer opened the file this read-only open reads immutable (its ``-wal`` and
+        ``-shm`` are there now): open it again with ``mode=ro`` and read it again, so that
+        its commits are followed from now on. Tried once."""
+        self._await_writer = False
+        uri, immutable = self._read_only_uri()
+        if immutable:
+            return None
+        before = self._uri, self._conn, self._schema
+        self._uri = uri
+        try:
+            self._conn = self._connect()
+            self._schema = Schema(self._conn, self.path)
+            changes = self._difference(*self._read_everything())
+        except BaseException:
+            if self._conn is not before[1]:
+                self._conn.close()
+            self._uri, self._conn, self._schema = before  # immutable, following nothing
+            raise
+        self._immutable = False
+        before[1].close()
+        return changes if changes else None
+
+    def _refuse_writing(self, doing: str) -> None:
+        """The store refuses every write of a read-only open; so does the backend."""
+        if self._read_only:
+            raise ReadOnlyStorage(
+                f"cannot {doing} {self.path}: it was opened with read_only=True, which writes "
+                "nothing; open it again without read_only to write"
+            )
+
     def _take_connection(self) -> None:
-        if not self._connection_lock.acquire(timeout=self._lock_timeout):
+        wait = min(self._lock_timeout, threading.TIMEOUT_MAX)
+        if not self._connection_lock.acquire(timeout=wait):
             raise LockTimeout(
                 f"could not use the connection to {self.path} within {self._lock_timeout:g} s "
                 "(lock_timeout): another thread of this process held it (a transaction); find "
@@ -377,6 +481,8 @@ class SqlitePersister(Persister):
         """Every row and value, in one read transaction (or in the write lock's)."""
         with self._reading():
             self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if not self._schema.find():
+                return {}, {}  # a read-only open of a file without any table: nothing stored
             self._seq = self._last_seq()
             self._schema.check()
             tables = {}
@@ -395,6 +501,8 @@ class SqlitePersister(Persister):
         connection is read whole.
         """
         self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if not self._schema.found:
+            return None  # a read-only open of a file that had no table: look at it whole
         known = self._schema.tables
         changed = self._schema.check()
         now = self._schema.tables
@@ -533,7 +641,7 @@ class SqlitePersister(Persister):
         try:
             yield
         except sqlite3.Error as error:
-            raise storage_error(error, doing, self.path) from error
+            raise storage_error(error, doing, self.path, read_only=self._read_only) from error
 
 
 def _cut_after(cut: object, seq: int) -> bool:
@@ -586,8 +694,11 @@ _PERM, _BUSY, _LOCKED, _READONLY, _CORRUPT, _FULL, _CANTOPEN, _AUTH, _NOTADB = (
 )
 
 
-def storage_error(error: sqlite3.Error, doing: str, path: Path) -> StorageError:
-    """The :class:`~hutch.StorageError` subclass that says what went wrong and what to do."""
+def storage_error(
+    error: sqlite3.Error, doing: str, path: Path, *, read_only: bool = False
+) -> StorageError:
+    """The :class:`~hutch.StorageError` subclass that says what went wrong and what to do
+    (``read_only``: for a connection of a read-only open, which only reads)."""
     code = getattr(error, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     name = getattr(error, "sqlite_errorname", None) or type(error).__name__
@@ -595,6 +706,8 @@ def storage_error(error: sqlite3.Error, doing: str, path: Path) -> StorageError:
     if primary == _FULL:
         return DiskFull(f"{what}; the disk (or quota) is full: free space, then retry")
     if primary in (_READONLY, _PERM, _AUTH, _CANTOPEN):
+        if read_only:
+            return _unreadable(what, path)
         if _read_only_file_system(path):
             return ReadOnlyStorage(
                 f"{what}; the file system is read-only: remount it read-write or open a copy"
@@ -639,6 +752,30 @@ _WAL_WRITE_LOCK = 120
 
 #: SQLite's busy timeout is an int of milliseconds: "wait for ever" is about 24 days.
 _LONGEST_BUSY_TIMEOUT = (2**31 - 1) / 1000
+
+
+def _unreadable(what: str, path: Path) -> StorageError:
+    """Why a read-only open could not read: permissions, or what SQLite would have written."""
+    files = (path, *_wal_files(path))
+    unreadable = [str(file) for file in files if file.exists() and not os.access(file, os.R_OK)]
+    if unreadable:
+        return StoragePermissionError(
+            f"{what}; this process may not read {' nor '.join(unreadable)}: fix the permissions "
+            "(a read-only open needs to read them, nothing more)"
+        )
+    return ReadOnlyStorage(
+        f"{what}; SQLite could not read it without writing, and it was opened with "
+        "read_only=True: open it once without read_only, or read a copy"
+    )
+
+
+def _wal_files(path: Path) -> tuple[Path, Path]:
+    """The ``-wal`` and ``-shm`` files of a database in WAL mode."""
+    return Path(f"{path}-wal"), Path(f"{path}-shm")
+
+
+def _wal_files_exist(path: Path) -> bool:
+    return all(file.exists() for file in _wal_files(path))
 
 
 def _read_only_file_system(path: Path) -> bool:

@@ -4,7 +4,8 @@ hutch's own tables, one table per collection with a column per field, the
 indexes of indexed fields, the foreign keys of relationships, and the triggers
 that log every row change to ``_hutch_changes`` (so that other connections read
 only what changed). Every method that changes the schema runs inside a write
-transaction that the caller holds.
+transaction that the caller holds; a read-only open calls :meth:`Schema.find`,
+which writes nothing, instead of :meth:`Schema.prepare`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class Schema:
         self.tables: dict[str, Table] = {}
         #: Whether every change of ``_values`` reaches the change log (its triggers exist).
         self.values_logged = True
+        #: Whether hutch's own tables are there (prepare() makes them; find() looks).
+        self.found = False
         self._version = -1
 
     def prepare(self) -> None:
@@ -87,6 +90,36 @@ class Schema:
         self.load()
         for table in self.tables.values():
             self._log_changes(table.name, "id")
+        self.found = True
+
+    def find(self) -> bool:
+        """For a read-only open, writing nothing: whether hutch's tables are there, checked
+        (their format) and loaded as :meth:`prepare` leaves them. A file without any table
+        is an empty store (a writer may make them later: each call looks again, until found);
+        a file with other tables only is refused."""
+        if self.found:
+            return True
+        names = set(self._db.table_names())
+        if not names:
+            return False
+        if HUTCH_TABLE not in names:
+            listed = ", ".join(sorted(names)[:5]) + (", ..." if len(names) > 5 else "")
+            raise ConfigError(
+                f"{self._path} holds tables ({listed}) but not hutch's: it is no hutch store. "
+                "read_only=True adds nothing to it; a writing open would add hutch's tables "
+                "beside them"
+            )
+        self._check_format()
+        missing = sorted({TABLES_TABLE, VALUES_TABLE, CHANGES_TABLE} - names)
+        if missing:
+            raise UnsupportedFormat(
+                f"{self._path} lacks hutch's table(s) {', '.join(missing)}, which a writing open "
+                "adds (an older hutch made no such table) and read_only=True does not: open it "
+                "once without read_only first"
+            )
+        self.load()
+        self.found = True
+        return True
 
     def _check_format(self) -> None:
         stored = dict(self._conn.execute(f"SELECT key, value FROM {HUTCH_TABLE}").fetchall())
