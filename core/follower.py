@@ -1,8 +1,9 @@
 """The follower: a thread that takes other processes' commits in, so reads are fresh.
 
 Every :data:`INTERVAL` it asks the persister whether it is ``behind`` (about one
-``stat``) and, if so, refreshes the store: the persister's ``reading`` first,
-then the store's lock, then ``poll``. Listeners hear other processes' commits
+``stat``) and, if so, refreshes the store: the persister's ``catch_up`` reads
+what is new (under the backend's lock), then ``poll`` reports it under the
+store's lock; no lock is held while the other is waited for. Listeners hear other processes' commits
 on this thread, named ``hutch-follower``. A failure is logged (with its
 traceback, once) and tried again, less and less often while it lasts; the
 application's own next transaction or ``refresh()`` meets the same error and
@@ -16,7 +17,7 @@ import logging
 import threading
 
 from hutch.errors import ClosedError
-from hutch.persister import Background, Persister
+from hutch.persister import Background, Persister, become_follower
 from hutch.store import Store
 
 log = logging.getLogger("hutch.follower")
@@ -40,6 +41,7 @@ class Follower:
         self._thread.start()
 
     def _run(self) -> None:
+        become_follower()
         pause = INTERVAL
         while not self._stopping.wait(pause) and not self._store.closed:
             # After a failure, look less often (up to once a second) until a round goes well.

@@ -117,8 +117,8 @@ class Persister(abc.ABC):
     def poll(self) -> Changes | None:
         """Return what others committed since the last load or poll, or ``None`` for nothing.
 
-        Called after :meth:`begin`, and inside :meth:`reading` on ``Database.refresh()``
-        and by the follower thread, always holding the store's lock.
+        Called holding the store's lock: after :meth:`begin` (then read what is new,
+        under the write lock), and after :meth:`catch_up` (then report what it read).
         """
         return None
 
@@ -131,12 +131,14 @@ class Persister(abc.ABC):
         """
         return True
 
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """Hold what :meth:`poll` needs to read a consistent, durable view outside a
-        transaction (a shared lock, say); the store's lock is taken inside it, never
-        before, so the store's readers never wait for another process."""
-        yield
+    def catch_up(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Read what others committed, for the :meth:`poll` that follows to report.
+
+        Called by ``Database.refresh()`` and the follower thread, without the
+        store's lock, so it may wait for the backend's lock; :meth:`poll` then runs
+        holding the store's lock and must not wait for the backend. A backend
+        whose ``poll`` never waits needs nothing here.
+        """
 
     def describe_relationship(  # noqa: B027 - optional hook, empty by default
         self, relationship_id: str, relationship: Relationship
@@ -238,6 +240,16 @@ class OpenStores:
                 del OpenStores._held[self._key]
 
 
+#: Marks the follower thread (see :func:`become_follower`).
+_this_thread = threading.local()
+
+
+def become_follower() -> None:
+    """Mark the calling thread as a database's follower: :meth:`Background.check` raises
+    nothing there, so a background failure waits for a call of the application."""
+    _this_thread.follower = True
+
+
 class Background:
     """A backend's background thread (flushes, checkpoints), which no error stops.
 
@@ -281,7 +293,10 @@ class Background:
         return True
 
     def check(self) -> None:
-        """Raise what the background last failed with (once), if it failed."""
+        """Raise what the background last failed with (once), if it failed; on the follower
+        thread, nothing (the application's next call raises it)."""
+        if getattr(_this_thread, "follower", False):
+            return
         with self._lock:
             failure, self._failure = self._failure, None
         if failure is not None:

@@ -306,12 +306,8 @@ class Store:
                 "this database was opened with read_only=True: it writes nothing; open it "
                 "again without read_only to write"
             )
-        if self._brackets:
-            self._refuse_under_lock("a transaction")
-            self._persister.begin()  # may wait for another process: the lock is not held yet
-            self._lock.acquire()
-        else:
-            self._lock.acquire()
+        self.check_open()  # (before the backend is asked for anything)
+        self._take_locks()
         try:
             self.check_open()
             if self._polls:
@@ -406,27 +402,18 @@ class Store:
         """Take in what other processes or machines committed, as the persister reports it.
 
         About one ``stat`` when nothing changed (the persister's ``behind``); the
-        backend's wait, if any, happens before the store's lock is taken.
+        backend reads what is new (``catch_up``) before the store's lock is taken.
         """
         self.check_open()
         if not self._polls or self._owner == get_ident():
             return  # inside a transaction, the view stays as it began
         if not self._persister.behind():
             return
-        self._refuse_under_lock("db.refresh()")
-        with self._persister.reading(), self._lock:
+        self._persister.catch_up()
+        with self._lock:
             self.check_open()
-            self._take_external()
-
-    def _refuse_under_lock(self, what: str) -> None:
-        """Refuse what would wait for the backend while holding the store's lock: another
-        thread may hold the backend's lock and wait for this one (a deadlock)."""
-        if self._lock._is_owned():  # type: ignore[attr-defined]
-            raise HutchError(
-                f"{what} cannot start in a thread that holds db.store.lock outside a "
-                "transaction: it waits for the backend's lock, which comes first. Start the "
-                "transaction before taking the lock (a transaction holds it anyway)"
-            )
+            if not self._levels:  # inside a transaction, the view stays as it began
+                self._take_external()
 
     def close(self) -> None:
         """Release the persister; later calls raise :class:`~hutch.ClosedError`."""
@@ -589,6 +576,34 @@ class Store:
             del self._values[value_id]
         else:
             self._values[value_id] = value
+
+    def _take_locks(self) -> None:
+        """The backend's write lock (which may wait for another process), then the store's.
+
+        The store's lock is never waited for holding the backend's: if another
+        thread of this process holds it (a reader, or a listener that writes), the
+        backend's lock is let go and taken again once the store's is held. So no
+        thread ever waits for the store's lock while it holds the backend's, and
+        the two cannot deadlock; and a thread waiting for another process holds
+        nothing this process's readers need, unless it had to take them this way.
+        """
+        if not self._brackets:
+            self._lock.acquire()
+            return
+        self._persister.begin()
+        try:
+            if self._lock.acquire(blocking=False):
+                return
+        except BaseException:
+            self._persister.end()
+            raise
+        self._persister.end()
+        self._lock.acquire()
+        try:
+            self._persister.begin()
+        except BaseException:
+            self._lock.release()
+            raise
 
     def _merge_into_parent(self, level: _Level) -> None:
         parent = self._levels[-1]

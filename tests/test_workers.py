@@ -262,3 +262,75 @@ def test_lock_timeout_must_be_a_positive_number(value: object, tmp_path: Path) -
 def test_sqlite_busy_timeout_is_now_lock_timeout(tmp_path: Path) -> None:
     with pytest.raises(hutch.ConfigError, match="lock_timeout"):
         hutch.open(f"sqlite:///{tmp_path / 'a.db'}", busy_timeout=5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_listener_may_write(backend: str, tmp_path: Path) -> None:
+    """A listener runs holding the store's lock; its write takes the backend's lock after it."""
+    with hutch.open(url_of(backend, tmp_path)) as db:
+        db.store.add_listener(lambda changes: db.store.set_value("audited", True), "t")
+        db.store.set_row("t", "r", {"n": 1})
+        assert db.store.get_value("audited") is True
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_thread_holding_the_store_lock_may_write_while_others_do(
+    backend: str, tmp_path: Path
+) -> None:
+    with hutch.open(url_of(backend, tmp_path), lock_timeout=WAIT) as db:
+        errors: list[BaseException] = []
+
+        def writes(name: str, under_lock: bool) -> None:
+            try:
+                for n in range(30):
+                    if under_lock:
+                        with db.store.lock:  # a consistent read, then a write
+                            seen = db.store.get_row_count("t")
+                            db.store.set_row("t", f"{name}{n}", {"seen": seen})
+                    else:
+                        db.store.set_row("t", f"{name}{n}", {"n": n})
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=writes, args=(f"w{i}", i % 2 == 0)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT)
+        assert not any(thread.is_alive() for thread in threads), "a deadlock"
+        assert errors == []
+        assert db.store.get_row_count("t") == 120
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_slow_listener_on_the_follower_holds_up_no_other_process(
+    backend: str, tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
+    url = url_of(backend, tmp_path)
+    with hutch.open(url) as db:
+        heard, go_on = threading.Event(), threading.Event()
+
+        def slow(changes: hutch.Changes) -> None:
+            heard.set()
+            go_on.wait(WAIT)
+
+        db.store.add_listener(slow, "t")
+        writer = spawn(url, lock_timeout=5)
+        try:
+            writer.send("write r1 1")
+            writer.expect("wrote")
+            assert heard.wait(WAIT)  # the follower is inside the listener now
+            writer.send("write r2 2")  # and the other process's commit does not wait for it
+            writer.expect("wrote")
+        finally:
+            go_on.set()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_closed_database_refuses_writes_with_closed_error(backend: str, tmp_path: Path) -> None:
+    db = hutch.open(url_of(backend, tmp_path))
+    db.close()
+    with pytest.raises(hutch.ClosedError):
+        db.store.set_row("t", "r", {"n": 1})
+    with pytest.raises(hutch.ClosedError):
+        db.refresh()

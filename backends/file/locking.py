@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hutch import LockTimeout
+from hutch import ClosedError, LockTimeout
 
 from . import fsio
 
@@ -39,6 +39,7 @@ class FolderLock:
         self._timeout = timeout
         self._mutex = threading.Lock()
         self._owner: int | None = None
+        self._retired = False  # the database closed: its descriptor number may be another's
 
     def owned(self) -> bool:
         """Whether the calling thread holds the lock."""
@@ -56,6 +57,8 @@ class FolderLock:
             holder = "another thread of this process"
             raise _timed_out(self._what, self._path, self._timeout, holder)
         try:
+            if self._retired:
+                raise ClosedError("the database is closed; open it again with hutch.open(...)")
             taken = _flock(self._fd, wait=wait, deadline=deadline)
         except BaseException:
             self._mutex.release()
@@ -74,6 +77,19 @@ class FolderLock:
             fsio.unlock(self._fd)
         finally:
             self._mutex.release()
+
+    def retire(self) -> None:
+        """The database closes: no later call takes the lock (its descriptor is closed, and
+        the number may soon be another file's)."""
+        with self._mutex:
+            self._retired = True
+
+    @contextmanager
+    def this_process(self) -> Iterator[None]:
+        """Keep this process's other threads out, without the ``flock``: for what must not
+        wait for another process (putting back what a failed checkpoint took)."""
+        with self._mutex:
+            yield
 
     @contextmanager
     def held(self) -> Iterator[None]:

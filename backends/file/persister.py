@@ -159,6 +159,7 @@ class FilePersister(Persister):
         self._dirty_values = False
         self._values_dirty_in = 0  # the generation that last logged a value
         self._unseen: list[Changes] = []  # others' commits, not yet handed to the store
+        self._unseen_lock = threading.Lock()  # poll() takes them without the write lock
         self._last_checkpoint = time.monotonic()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
@@ -268,30 +269,32 @@ class FilePersister(Persister):
             return False
         return bool(self._unseen) or self._log is None or self._log.behind()
 
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """The write lock: what the log holds under it was synced by its writer."""
+    def catch_up(self) -> None:
+        """Read what others appended, under the write lock (so only lines their writers
+        synced); the next :meth:`poll` reports it."""
         self._process.check()
+        if self._read_only:
+            return
+        self._background.check()
         with self._write_lock.held():
-            yield
+            self._read_log()
 
     def poll(self) -> Changes | None:
         self._process.check()
         if self._read_only:
             return None
-        self._background.check()
+        if self._write_lock.owned():  # a transaction begins: read up to the last commit
+            self._background.check()
+            self._read_log()
+        with self._unseen_lock:
+            unseen, self._unseen = self._unseen, []
+        return Changes.combined(unseen) if unseen else None
+
+    def _read_log(self) -> None:
         try:
-            if self._write_lock.owned():
-                self._catch_up()
-            else:
-                with self._write_lock.held():
-                    self._catch_up()
+            self._catch_up()
         except OSError as error:
             raise storage_error(error, "read the write-ahead log of", self.root) from error
-        if not self._unseen:
-            return None
-        unseen, self._unseen = self._unseen, []
-        return Changes.combined(unseen)
 
     def apply(self, changes: Changes) -> None:
         if self._read_only:
@@ -359,6 +362,9 @@ class FilePersister(Persister):
             )
         finally:
             try:
+                if not self._read_only:  # a stray call through this database: refused
+                    self._write_lock.retire()
+                    self._checkpoint_lock.retire()
                 if self._log is not None:
                     self._log.close()
                 with self._dir_lock:
@@ -679,7 +685,8 @@ class FilePersister(Persister):
             if entry.checkpointed is not None:  # another process wrote those record files
                 self._written_up_to(entry.checkpointed)
                 continue
-            self._unseen.append(entry.changes)
+            with self._unseen_lock:
+                self._unseen.append(entry.changes)
             self._take(entry.changes, entry.generation)
         if (stuck := self._the_log.stuck) is not None:  # what came before it is taken in
             if isinstance(stuck, OSError):
@@ -696,7 +703,8 @@ class FilePersister(Persister):
         for table_id, rows in snapshot.tables.items():
             tables.setdefault(table_id, {}).update(rows)
         gone = frozenset(old_values) - frozenset(snapshot.values)
-        self._unseen.append(Changes(tables, dict(snapshot.values), gone))
+        with self._unseen_lock:
+            self._unseen.append(Changes(tables, dict(snapshot.values), gone))
 
     @property
     def _the_log(self) -> Log:
@@ -851,15 +859,22 @@ class FilePersister(Persister):
                 raise storage_error(error, "checkpoint", self.root) from error
         try:
             self._write_batch(batch)
-            previous = self._the_log.previous_of(newest)
-            if previous is not None:
+        except BaseException as error:
+            with self._write_lock.this_process():  # (no wait for another process may stop it)
+                self._give_back(batch)
+            if isinstance(error, OSError):
+                raise storage_error(error, "checkpoint", self.root) from error
+            raise
+        previous = self._the_log.previous_of(newest)
+        if previous is None:
+            return
+        try:
+            if self._sync:  # the mark tells every process these files are durable
                 with self._write_lock.held():
                     self._catch_up()
                     self._the_log.mark_checkpointed(previous)
-                self._the_log.forget(before=previous if keep_previous else newest)
+            self._the_log.forget(before=previous if keep_previous else newest)
         except OSError as error:
-            with self._write_lock.held():
-                self._give_back(batch)
             raise storage_error(error, "checkpoint", self.root) from error
 
     def _take_batch(self) -> _Batch:

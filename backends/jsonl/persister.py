@@ -121,6 +121,7 @@ class JsonlPersister(Persister):
         self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
         self._stale_indices: set[str] = set()
         self._unseen: list[Changes] = []
+        self._unseen_lock = threading.Lock()  # poll() takes them without the write lock
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -178,32 +179,26 @@ class JsonlPersister(Persister):
             return False
         return bool(self._unseen) or self._logs is None or self._logs.behind()
 
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        """The write lock: what the logs hold under it was synced by its writer."""
-        self._process.check()
-        if self._read_only:  # nothing is read after the open
-            yield
-            return
-        with self._lock.held():
-            yield
-
-    def poll(self) -> Changes | None:
+    def catch_up(self) -> None:
+        """Read what others committed, under the write lock (so only lines their writers
+        synced); the next :meth:`poll` reports it."""
         if self._read_only:  # a snapshot as of its open: others' commits are not taken in
-            return None
+            return
         self._process.check()
         self._background.check()
-        if self._lock.owned():
-            changes = self._catch_up()
-        else:
-            with self._lock.held():
-                changes = self._catch_up()
-        if changes:
-            self._unseen.append(changes)
-        if not self._unseen:
+        with self._lock.held():
+            self._keep_unseen()
+
+    def poll(self) -> Changes | None:
+        if self._read_only:
             return None
-        unseen, self._unseen = self._unseen, []
-        return Changes.combined(unseen)
+        self._process.check()
+        if self._lock.owned():  # a transaction begins: read up to the last commit
+            self._background.check()
+            self._keep_unseen()
+        with self._unseen_lock:
+            unseen, self._unseen = self._unseen, []
+        return Changes.combined(unseen) if unseen else None
 
     def apply(self, changes: Changes) -> None:
         self._refuse_writes("write")  # (the store refuses first: never called read-only)
@@ -252,6 +247,8 @@ class JsonlPersister(Persister):
                         self._vouch()
         finally:
             try:
+                if self._write_lock is not None:  # a stray call through this database: refused
+                    self._write_lock.retire()
                 if self._logs is not None:
                     self._logs.close()
                 self._held.close()
@@ -353,7 +350,8 @@ class JsonlPersister(Persister):
 
     def _keep_unseen(self) -> None:
         if news := self._catch_up():
-            self._unseen.append(news)
+            with self._unseen_lock:
+                self._unseen.append(news)
 
     def _take(self, reads: list[Read], before: int) -> Changes:
         """Changes out of the new lines of each log (checked as they were read)."""

@@ -36,6 +36,7 @@ from sqlite_utils.db import quote_identifier
 from hutch import (
     BackendConfig,
     Changes,
+    ClosedError,
     CollectionSettings,
     ConfigError,
     CorruptData,
@@ -132,6 +133,10 @@ class SqlitePersister(Persister):
         self._connection_lock = threading.Lock()
         self._user: int | None = None  # the thread holding it
         self._watch: sqlite3.Connection | None = None  # for behind(), from any thread
+        self._watch_lock = threading.Lock()
+        self._unseen: list[Changes] = []  # read by catch_up(), for the next poll()
+        self._unseen_lock = threading.Lock()
+        self._closed = False
         self._watched: int | None = None  # the watch's data_version when poll() last read
         self._prepared = False  # the writing open's setup ran (never read-only)
         self._locked = False  # between begin() and the commit of apply() or end()
@@ -197,31 +202,49 @@ class SqlitePersister(Persister):
         if self._immutable:  # read-only, the file alone: no commit to see until a writer comes
             return self._await_writer and _wal_files_exist(self.path)
         try:
-            if self._watch is None:
-                self._watch = self._connect()
-            version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
+            with self._watch_lock:
+                if self._watch is None:
+                    self._watch = self._connect()
+                version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
             return version != self._watched
         except sqlite3.Error:
             return True  # poll says what is wrong
 
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._connection():
-            yield
+    def catch_up(self) -> None:
+        """Read what other connections committed (waiting for this one, which a transaction
+        of another thread may hold); the next :meth:`poll` reports it."""
+        self._process.check()
+        with self._errors("read"), self._connection():
+            news = self._read_news()
+        if news:
+            with self._unseen_lock:
+                self._unseen.append(news)
 
     def poll(self) -> Changes | None:
         self._process.check()
-        with self._errors("read"), self._connection():
-            if self._immutable:
-                return self._follow_the_writer() if self.behind() else None
+        news = None
+        if self._user == threading.get_ident():  # a transaction begins: read up to the last
+            with self._errors("read"):
+                news = self._read_news()
+        with self._unseen_lock:
+            unseen, self._unseen = self._unseen, []
+        if news:
+            unseen.append(news)
+        return Changes.combined(unseen) if unseen else None
+
+    def _read_news(self) -> Changes | None:
+        """What others committed since this connection last looked (holding it)."""
+        if self._immutable:
+            return self._follow_the_writer() if self.behind() else None
+        with self._watch_lock:
             if self._watch is not None:
                 self._watched = self._watch.execute("PRAGMA data_version").fetchone()[0]
-            if self._conn.execute("PRAGMA data_version").fetchone()[0] == self._data_version:
-                return None
-            with self._reading():
-                changes = self._read_logged()
-                if changes is None:  # the log cannot tell: compare every row
-                    changes = self._difference(*self._read_everything())
+        if self._conn.execute("PRAGMA data_version").fetchone()[0] == self._data_version:
+            return None
+        with self._reading():
+            changes = self._read_logged()
+            if changes is None:  # the log cannot tell: compare every row
+                changes = self._difference(*self._read_everything())
         return changes if changes else None
 
     def apply(self, changes: Changes) -> None:
@@ -282,6 +305,7 @@ class SqlitePersister(Persister):
 
     def close(self) -> None:
         with self._connection():  # another thread's poll may be using it
+            self._closed = True
             try:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
@@ -381,6 +405,9 @@ class SqlitePersister(Persister):
                 "(lock_timeout): another thread of this process held it (a transaction); find "
                 "out why it takes so long, or give hutch.open a larger lock_timeout"
             )
+        if self._closed:  # a stray call through a closed database
+            self._connection_lock.release()
+            raise ClosedError("the database is closed; open it again with hutch.open(...)")
         self._user = threading.get_ident()
 
     def _give_connection(self) -> None:
