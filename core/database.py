@@ -82,6 +82,12 @@ def open(
         read_only=_check_flag("read_only", read_only),
         options=dict(options),
     )
+    mirrors = list(mirrors)
+    if config.read_only and mirrors:
+        raise ConfigError(
+            "read_only=True writes nothing, and a mirror takes every commit: open with one "
+            "of them, not both"
+        )
     manager = make_manager(plugins)
     persister = _persister(manager, config)
     opened: list[Persister] = [persister]

@@ -299,3 +299,10 @@ def test_on_a_full_disk_a_folder_opens_and_closes_with_every_commit_kept(
         (disk / "ballast").unlink()
         with hutch.open(url) as db:
             assert db.store.get_table("t") == kept
+
+
+def test_read_only_and_mirrors_are_refused_together(tmp_path: Path) -> None:
+    fill(url_of("file", tmp_path))
+    with pytest.raises(hutch.ConfigError, match="mirror"):
+        hutch.open(url_of("file", tmp_path), read_only=True, mirrors=[tmp_path / "copy"])
+    assert not (tmp_path / "copy").exists()

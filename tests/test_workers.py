@@ -334,3 +334,19 @@ def test_a_closed_database_refuses_writes_with_closed_error(backend: str, tmp_pa
         db.store.set_row("t", "r", {"n": 1})
     with pytest.raises(hutch.ClosedError):
         db.refresh()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_refresh_sees_every_commit_acknowledged_before_it_while_the_follower_runs(
+    backend: str, tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
+    """The follower may be in the middle of taking a commit in when refresh() asks whether
+    anything is new: refresh must still return with it taken in."""
+    url = url_of(backend, tmp_path)
+    with hutch.open(url) as db:
+        writer = spawn(url)
+        for n in range(150):
+            writer.send(f"write r{n} {n}")
+            writer.expect("wrote")
+            db.refresh()
+            assert db.store.get_row("t", f"r{n}") == {"n": n}, f"commit {n} not taken in"

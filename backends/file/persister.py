@@ -160,6 +160,7 @@ class FilePersister(Persister):
         self._values_dirty_in = 0  # the generation that last logged a value
         self._unseen: list[Changes] = []  # others' commits, not yet handed to the store
         self._unseen_lock = threading.Lock()  # poll() takes them without the write lock
+        self._catching_up = False  # a thread is reading the log into _unseen (see behind)
         self._last_checkpoint = time.monotonic()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
@@ -267,7 +268,9 @@ class FilePersister(Persister):
     def behind(self) -> bool:
         if self._read_only:
             return False
-        return bool(self._unseen) or self._log is None or self._log.behind()
+        # In this order: a catch-up marks itself before the log's size is noted, and queues
+        # what it read before it unmarks itself, so no read in flight goes unnoticed.
+        return self._log is None or self._log.behind() or self._catching_up or bool(self._unseen)
 
     def catch_up(self) -> None:
         """Read what others appended, under the write lock (so only lines their writers
@@ -677,17 +680,21 @@ class FilePersister(Persister):
 
     def _catch_up(self) -> None:
         """Take in what other processes appended to the log since this one last looked."""
-        read = self._the_log.catch_up()
-        if read is None:
-            self._reload()
-            return
-        for entry in read:
-            if entry.checkpointed is not None:  # another process wrote those record files
-                self._written_up_to(entry.checkpointed)
-                continue
-            with self._unseen_lock:
-                self._unseen.append(entry.changes)
-            self._take(entry.changes, entry.generation)
+        self._catching_up = True  # (see behind)
+        try:
+            read = self._the_log.catch_up()
+            if read is None:
+                self._reload()
+                return
+            for entry in read:
+                if entry.checkpointed is not None:  # another process wrote those record files
+                    self._written_up_to(entry.checkpointed)
+                    continue
+                with self._unseen_lock:
+                    self._unseen.append(entry.changes)
+                self._take(entry.changes, entry.generation)
+        finally:
+            self._catching_up = False
         if (stuck := self._the_log.stuck) is not None:  # what came before it is taken in
             if isinstance(stuck, OSError):
                 raise storage_error(stuck, "move on to the next log generation of", self.root)

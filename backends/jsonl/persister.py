@@ -122,6 +122,7 @@ class JsonlPersister(Persister):
         self._stale_indices: set[str] = set()
         self._unseen: list[Changes] = []
         self._unseen_lock = threading.Lock()  # poll() takes them without the write lock
+        self._catching_up = False  # a thread is reading the logs into _unseen (see behind)
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -177,7 +178,9 @@ class JsonlPersister(Persister):
     def behind(self) -> bool:
         if self._read_only:  # a snapshot as of its open
             return False
-        return bool(self._unseen) or self._logs is None or self._logs.behind()
+        # In this order: a catch-up marks itself before the logs' ends move, and queues
+        # what it read before it unmarks itself, so no read in flight goes unnoticed.
+        return self._logs is None or self._logs.behind() or self._catching_up or bool(self._unseen)
 
     def catch_up(self) -> None:
         """Read what others committed, under the write lock (so only lines their writers
@@ -349,9 +352,13 @@ class JsonlPersister(Persister):
         return self._take(reads, before)
 
     def _keep_unseen(self) -> None:
-        if news := self._catch_up():
-            with self._unseen_lock:
-                self._unseen.append(news)
+        self._catching_up = True  # (see behind)
+        try:
+            if news := self._catch_up():
+                with self._unseen_lock:
+                    self._unseen.append(news)
+        finally:
+            self._catching_up = False
 
     def _take(self, reads: list[Read], before: int) -> Changes:
         """Changes out of the new lines of each log (checked as they were read)."""

@@ -136,6 +136,7 @@ class SqlitePersister(Persister):
         self._watch_lock = threading.Lock()
         self._unseen: list[Changes] = []  # read by catch_up(), for the next poll()
         self._unseen_lock = threading.Lock()
+        self._catching_up = False  # a thread is reading others' commits (see behind)
         self._closed = False
         self._watched: int | None = None  # the watch's data_version when poll() last read
         self._prepared = False  # the writing open's setup ran (never read-only)
@@ -206,7 +207,9 @@ class SqlitePersister(Persister):
                 if self._watch is None:
                     self._watch = self._connect()
                 version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
-            return version != self._watched
+            # In this order: a catch-up marks itself before it notes the version, and queues
+            # what it read before it unmarks itself, so no read in flight goes unnoticed.
+            return version != self._watched or self._catching_up or bool(self._unseen)
         except sqlite3.Error:
             return True  # poll says what is wrong
 
@@ -215,10 +218,14 @@ class SqlitePersister(Persister):
         of another thread may hold); the next :meth:`poll` reports it."""
         self._process.check()
         with self._errors("read"), self._connection():
-            news = self._read_news()
-        if news:
-            with self._unseen_lock:
-                self._unseen.append(news)
+            self._catching_up = True  # (see behind)
+            try:
+                news = self._read_news()
+                if news:
+                    with self._unseen_lock:
+                        self._unseen.append(news)
+            finally:
+                self._catching_up = False
 
     def poll(self) -> Changes | None:
         self._process.check()
