@@ -206,6 +206,7 @@ def test_a_store_of_another_user_opens_read_only(backend: str) -> None:
     uid, gid = nobody()
 
     def become_nobody() -> None:
+        os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
 

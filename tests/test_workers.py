@@ -84,6 +84,13 @@ def spawn(tmp_path: Path) -> Iterator[Callable[..., Child]]:
         child.end()
 
 
+def holding(child: Child) -> Child:
+    """``child``, once it holds the store's write lock in a transaction it never ends."""
+    child.send("hold")
+    child.expect("holding")
+    return child
+
+
 def wait_for(condition: Callable[[], bool], what: str) -> float:
     """Seconds until ``condition()`` held, looking every millisecond; fails after WAIT."""
     began = time.monotonic()
@@ -158,9 +165,7 @@ def test_a_killed_holder_releases_the_lock_and_the_others_go_on(
 ) -> None:
     url = url_of(backend, tmp_path)
     hutch.open(url).close()
-    holder = spawn(url)
-    holder.send("hold")
-    holder.expect("holding")
+    holder = holding(spawn(url))
     os.kill(holder.process.pid, signal.SIGKILL)
     holder.process.wait(WAIT)
     with hutch.open(url, lock_timeout=WAIT) as db:
@@ -176,9 +181,7 @@ def test_a_stuck_holder_makes_others_raise_lock_timeout_naming_it(
 ) -> None:
     url = url_of(backend, tmp_path)
     with hutch.open(url, lock_timeout=0.5) as db:
-        holder = spawn(url)
-        holder.send("hold")
-        holder.expect("holding")
+        holder = holding(spawn(url))
         with pytest.raises(hutch.LockTimeout) as raised:
             db.store.set_row("t", "mine", {"n": 1})
         assert isinstance(raised.value, hutch.StorageError)
@@ -198,9 +201,7 @@ def test_opening_waits_at_most_lock_timeout_behind_a_stuck_holder(
 ) -> None:
     url = url_of(backend, tmp_path)
     hutch.open(url).close()
-    holder = spawn(url)
-    holder.send("hold")
-    holder.expect("holding")
+    holder = holding(spawn(url))
     with pytest.raises(hutch.LockTimeout, match=f"process {holder.process.pid}"):
         hutch.open(url, lock_timeout=0.5).store.set_row("t", "x", {"n": 1})
 
@@ -213,9 +214,7 @@ def test_readers_never_wait_behind_another_process(
     url = url_of(backend, tmp_path)
     with hutch.open(url, lock_timeout=WAIT) as db:
         db.store.set_row("t", "r", {"n": 1})
-        holder = spawn(url)
-        holder.send("hold")
-        holder.expect("holding")
+        holder = holding(spawn(url))
         wrote = threading.Event()
 
         def write() -> None:

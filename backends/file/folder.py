@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from hutch import CollectionSettings, ConfigError, CorruptData, UnsupportedFormat
+from hutch.persister import OpenStores
 
 from . import fsio
 from .fsio import file_system_type
@@ -198,3 +199,16 @@ def missing_manifest(root: Path, kind: str, folder_id: str, version: int) -> Cor
         f"backup; or, to go on without those settings, write {orjson.dumps(manifest).decode()} "
         "into it and open again, giving each collection's settings"
     )
+
+
+def open_store_root(
+    root: Path, held: fsio.Descriptors, *, read_only: bool
+) -> tuple[int, OpenStores]:
+    """A store's root folder, opened (``held`` owns the descriptor) and claimed for this
+    process (a second open of it here is refused); ``held`` is closed if that fails."""
+    root_fd = held.own(fsio.open_root(root, read_only=read_only))
+    try:
+        return root_fd, OpenStores(fsio.stat_of(root_fd), root)
+    except BaseException:
+        held.close()
+        raise

@@ -51,7 +51,7 @@ from hutch import (
 )
 from hutch.cells import Row
 from hutch.config import parse_collections
-from hutch.persister import Background, OpenStores, ProcessGuard
+from hutch.persister import Background, ProcessGuard
 
 from . import fsio, indices, records, upgrade, wal
 from .folder import (
@@ -61,6 +61,7 @@ from .folder import (
     check_layout,
     manifest_id,
     missing_manifest,
+    open_store_root,
     parse_manifest,
     positive,
     settings_json,
@@ -121,12 +122,9 @@ class FilePersister(Persister):
                 "nothing: open without one of them"
             )
         self._held = fsio.Descriptors()
-        self._root_fd = self._held.own(fsio.open_root(self.root, read_only=self._read_only))
-        try:
-            self._claim = OpenStores(fsio.stat_of(self._root_fd), self.root)
-        except BaseException:
-            self._held.close()
-            raise
+        self._root_fd, self._claim = open_store_root(
+            self.root, self._held, read_only=self._read_only
+        )
         warn_if_not_local(self.root, log)
         try:
             check_layout(self._root_fd, self.root, "file")

@@ -41,6 +41,7 @@ from hutch.backends.file.folder import (
     MANIFEST,
     check_indexed,
     check_layout,
+    open_store_root,
     positive,
     settings_json,
     warn_if_not_local,
@@ -50,7 +51,7 @@ from hutch.backends.file.links import OPEN_MARK, InPlace, hold_open_mark, may_sh
 from hutch.backends.file.locking import FolderLock, held_shared
 from hutch.cells import Row
 from hutch.config import parse_collections
-from hutch.persister import Background, OpenStores, ProcessGuard
+from hutch.persister import Background, ProcessGuard
 
 from . import lines, manifest, upgrade
 from .lines import Entry
@@ -81,12 +82,9 @@ class JsonlPersister(Persister):
         self._compact_lines = int(positive(config.options, "compact_lines", COMPACT_LINES))
         self._given = {name: check_indexed(name, s) for name, s in config.collections.items()}
         self._held = fsio.Descriptors()
-        self._root_fd = self._held.own(fsio.open_root(self.root, read_only=self._read_only))
-        try:
-            self._claim = OpenStores(fsio.stat_of(self._root_fd), self.root)
-        except BaseException:
-            self._held.close()
-            raise
+        self._root_fd, self._claim = open_store_root(
+            self.root, self._held, read_only=self._read_only
+        )
         warn_if_not_local(self.root, log)
         self._may_share = may_share(self._root_fd)
         self._write_lock: FolderLock | None = None  # a read-only open has none
