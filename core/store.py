@@ -42,6 +42,8 @@ from hutch.persister import Persister, Snapshot
 Listener = Callable[[Changes], None]
 
 _MISSING: Any = object()
+#: How often a transaction lets a reader of this process go first (see Store._take_locks).
+_TRIES = 8
 
 
 class ChangeConsumer(Protocol):
@@ -581,23 +583,29 @@ class Store:
         """The backend's write lock (which may wait for another process), then the store's.
 
         The store's lock is never waited for holding the backend's: if another
-        thread of this process holds it (a reader, or a listener that writes), the
-        backend's lock is let go and taken again once the store's is held. So no
-        thread ever waits for the store's lock while it holds the backend's, and
-        the two cannot deadlock; and a thread waiting for another process holds
-        nothing this process's readers need, unless it had to take them this way.
+        thread holds it (a reader), the backend's lock is let go, and taken again
+        once the reader is done; after a few tries, or at once if this very thread
+        holds the store's lock (a listener that writes), the store's lock is taken
+        first. So no thread ever waits for the store's lock while it holds the
+        backend's, and the two cannot deadlock; and a thread waiting for another
+        process holds nothing this process's readers need, but in that last case.
         """
         if not self._brackets:
             self._lock.acquire()
             return
-        self._persister.begin()
-        try:
-            if self._lock.acquire(blocking=False):
-                return
-        except BaseException:
+        for _ in range(_TRIES):
+            self._persister.begin()
+            try:
+                if self._lock.acquire(blocking=False):
+                    return
+            except BaseException:
+                self._persister.end()
+                raise
             self._persister.end()
-            raise
-        self._persister.end()
+            if self._lock._is_owned():  # type: ignore[attr-defined]  # a listener that writes
+                break
+            with self._lock:  # a reader: let it finish, then try again
+                pass
         self._lock.acquire()
         try:
             self._persister.begin()
