@@ -3,11 +3,11 @@
 Every :data:`INTERVAL` it asks the persister whether it is ``behind`` (about one
 ``stat``) and, if so, refreshes the store: the persister's ``catch_up`` reads
 what is new (under the backend's lock), then ``poll`` reports it under the
-store's lock; no lock is held while the other is waited for. Listeners hear other processes' commits
-on this thread, named ``hutch-follower``. A failure is logged (with its
-traceback, once) and tried again, less and less often while it lasts; the
-application's own next transaction or ``refresh()`` meets the same error and
-raises it.
+store's lock; neither lock is held while the other is waited for. Listeners
+hear other processes' commits on this thread, named ``hutch-follower``. A
+failure is logged (with its traceback, once) and tried again, less and less
+often while it lasts; the application's own next transaction or
+``refresh()`` meets the same error and raises it.
 """
 
 from __future__ import annotations
