@@ -53,7 +53,10 @@ class Follower:
                 self._store.refresh()
 
     def stop(self) -> None:
-        """Stop following; returns once the thread ended (at once, called from it)."""
+        """Stop following; returns once the thread ended, or at once when called from it or
+        from a thread holding the store's lock, which it may be waiting for (it ends by
+        itself then, at its next look, the store being closed)."""
         self._stopping.set()
-        if threading.current_thread() is not self._thread:
+        here = threading.current_thread() is self._thread
+        if not here and not self._store.lock._is_owned():  # type: ignore[attr-defined]
             self._thread.join()

@@ -106,6 +106,7 @@ class Store:
         # (rows are replaced, never mutated in place, and each dict access is atomic).
         self._seq = 0
         self._owner: int | None = None  # the thread whose transaction is open
+        self._heard_late: Changes | None = None  # others' commits taken in as it began
         # Skip the calls a persister does not override (most do not): they sit on every write.
         kind = type(persister)
         self._brackets = kind.begin is not Persister.begin or kind.end is not Persister.end
@@ -312,8 +313,8 @@ class Store:
         self._take_locks()
         try:
             self.check_open()
-            if self._polls:
-                self._take_external()
+            if self._polls:  # heard once the backend's lock is let go (see __exit__)
+                self._heard_late = self._take_external(notify=False)
         except BaseException:
             try:
                 if self._brackets:
@@ -341,6 +342,7 @@ class Store:
                     self._restore(level)
                 return
             changes = None
+            others, self._heard_late = self._heard_late, None
             try:
                 if kind is None:
                     changes = self._commit(level)
@@ -351,8 +353,11 @@ class Store:
                 self._seq += 1  # even again: what readers see is committed
                 if self._brackets:
                     self._persister.end()
-            if changes is not None and self._listeners:
-                self._notify(changes)
+            # Listeners run after the backend's lock is let go (so one may write), first
+            # hearing what other processes committed before this transaction, then it.
+            heard = [c for c in (others, changes) if c is not None]
+            if heard and self._listeners:
+                self._notify(*heard)
         finally:
             self._lock.release()
 
@@ -701,26 +706,34 @@ class Store:
             return None
         return Changes(tables, values, frozenset(deleted))
 
-    def _take_external(self) -> None:
-        """Apply what the persister reports others committed: memory, consumers, listeners."""
-        reported = self._persister.poll() if self._polls else None
-        changes = None if reported is None else self._net_external(reported)
-        if changes is None:
-            return
-        self._seq |= 1  # in flight, whether or not a transaction is open around this
-        for table_id, row_id, row in changes.rows():
-            self._store_row(table_id, row_id, row, row is not None and has_containers(row))
-        for value_id, value in changes.values.items():
-            self._values[value_id] = value
-        for value_id in changes.deleted_values:
-            self._values.pop(value_id, None)
-        for table_id, rows in changes.tables.items():
-            for consumer in self._consumers.get(table_id, ()):
-                for row_id, row in rows.items():
-                    consumer.update_row(row_id, row)
-        if not self._levels:
-            self._seq += 1
-        self._notify(changes)
+    def _take_external(self, *, notify: bool = True) -> Changes | None:
+        """Apply what the persister reports others committed: memory, consumers and (given
+        ``notify``) listeners; what was applied, if anything."""
+        # In flight from before the poll: what it takes from the persister is in no
+        # store until applied, and a reader that saw nothing new must wait for it.
+        seq = self._seq
+        self._seq |= 1
+        try:
+            reported = self._persister.poll()
+            changes = None if reported is None else self._net_external(reported)
+            if changes is None:
+                return None
+            for table_id, row_id, row in changes.rows():
+                self._store_row(table_id, row_id, row, row is not None and has_containers(row))
+            for value_id, value in changes.values.items():
+                self._values[value_id] = value
+            for value_id in changes.deleted_values:
+                self._values.pop(value_id, None)
+            for table_id, rows in changes.tables.items():
+                for consumer in self._consumers.get(table_id, ()):
+                    for row_id, row in rows.items():
+                        consumer.update_row(row_id, row)
+        finally:
+            if not seq & 1:
+                self._seq = seq + 2  # even again, and not what a reader saw before
+        if notify and self._listeners:
+            self._notify(changes)
+        return changes
 
     def _net_external(self, reported: Changes) -> Changes | None:
         """What ``reported`` changes here: rows and values that differ from this store's."""
@@ -745,14 +758,15 @@ class Store:
             return None
         return Changes(tables, values, deleted)
 
-    def _notify(self, changes: Changes) -> None:
+    def _notify(self, *heard: Changes) -> None:
         errors: list[BaseException] = []
-        for entry in list(self._listeners.values()):
-            if changes.touches(entry.table_id, entry.row_id):
-                try:
-                    entry.fn(changes.copy())
-                except Exception as error:
-                    errors.append(error)
+        for changes in heard:
+            for entry in list(self._listeners.values()):
+                if changes.touches(entry.table_id, entry.row_id):
+                    try:
+                        entry.fn(changes.copy())
+                    except Exception as error:
+                        errors.append(error)
         if errors:
             names = ", ".join(repr(e) for e in errors)
             raise ListenerError(

@@ -349,3 +349,51 @@ def test_refresh_sees_every_commit_acknowledged_before_it_while_the_follower_run
             writer.expect("wrote")
             db.refresh()
             assert db.store.get_row("t", f"r{n}") == {"n": n}, f"commit {n} not taken in"
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_listener_hearing_another_process_as_a_transaction_begins_may_write(
+    backend: str, tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
+    """Others' commits taken in as a transaction begins are heard once the backend's lock is
+    let go: a listener then writes like any thread (it once waited for its own lock)."""
+    url = url_of(backend, tmp_path)
+    with hutch.open(url, follow=False, lock_timeout=WAIT) as db:
+        heard: list[str] = []
+
+        def audit(changes: hutch.Changes) -> None:
+            for row_id in changes.tables.get("t", {}):
+                heard.append(row_id)
+                db.store.set_row("audit", row_id, {"seen": True})
+
+        db.store.add_listener(audit, "t")
+        writer = spawn(url)
+        writer.send("write theirs 1")
+        writer.expect("wrote")
+        db.store.set_row("t", "mine", {"n": 2})  # takes "theirs" in as it begins
+        assert heard == ["theirs", "mine"]  # theirs first: it was committed first
+        assert sorted(db.store.get_row_ids("audit")) == ["mine", "theirs"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_listener_may_close_the_database(
+    backend: str, tmp_path: Path, spawn: Callable[..., Child]
+) -> None:
+    url = url_of(backend, tmp_path)
+    db = hutch.open(url, lock_timeout=WAIT)
+    closed = threading.Event()
+
+    def close_on_stop(changes: hutch.Changes) -> None:
+        if "stop" in changes.tables.get("t", {}):
+            db.close()
+            closed.set()
+
+    db.store.add_listener(close_on_stop, "t")
+    writer = spawn(url)
+    writer.send("write other 1")  # the follower may be waiting for the store's lock meanwhile
+    writer.expect("wrote")
+    db.store.set_row("t", "stop", {"n": 1})
+    assert closed.wait(WAIT)
+    assert db.closed
+    with hutch.open(url) as again:
+        assert again.store.get_row("t", "stop") == {"n": 1}

@@ -81,6 +81,9 @@ class FolderLock:
     def retire(self) -> None:
         """The database closes: no later call takes the lock (its descriptor is closed, and
         the number may soon be another file's)."""
+        if self.owned():  # (the closing thread holds it: a listener inside a transaction)
+            self._retired = True
+            return
         with self._mutex:
             self._retired = True
 

@@ -183,8 +183,13 @@ class SqlitePersister(Persister):
         try:
             with self._errors("lock"):
                 self._conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._give_connection()
+        except BaseException:  # (an interrupt may come just after the lock was taken)
+            try:
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+            finally:
+                self._give_connection()
             raise
         self._locked = True
 
