@@ -435,8 +435,8 @@ def test_a_file_that_is_not_sqlite_is_corrupt_data(tmp_path: Path) -> None:
         hutch.open(url(path))
 
 
-def test_sqlite_errors_become_hutch_errors(tmp_path: Path) -> None:
-    path = tmp_path / "a.db"
+def refused_write(path: Path) -> sqlite3.Error:
+    """The error SQLite raises for a write through a read-only connection to a new store."""
     hutch.open(url(path)).close()
     read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
@@ -444,18 +444,24 @@ def test_sqlite_errors_become_hutch_errors(tmp_path: Path) -> None:
             read_only.execute("INSERT INTO _values VALUES ('k', '1')")
     finally:
         read_only.close()
-    error = storage_error(caught.value, "write to", path)
+    return caught.value
+
+
+def test_sqlite_errors_become_hutch_errors(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    caught = refused_write(path)
+    error = storage_error(caught, "write to", path)
     assert isinstance(error, hutch.ReadOnlyStorage)
     assert str(path) in str(error)
     full = sqlite3.connect(tmp_path / "full.db")
     try:
         full.execute("PRAGMA max_page_count = 2")
         full.execute("CREATE TABLE big (x)")
-        with pytest.raises(sqlite3.Error) as caught:
+        with pytest.raises(sqlite3.Error) as too_big:
             full.execute("INSERT INTO big VALUES (zeroblob(100000))")
     finally:
         full.close()
-    assert isinstance(storage_error(caught.value, "write to", path), hutch.DiskFull)
+    assert isinstance(storage_error(too_big.value, "write to", path), hutch.DiskFull)
 
 
 def test_increments_from_several_processes_add_up(tmp_path: Path) -> None:
@@ -774,13 +780,7 @@ def test_a_folder_that_may_not_be_written_opens_read_only(tmp_path: Path) -> Non
 
 def test_errors_of_a_read_only_connection_say_it_only_reads(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
-    hutch.open(url(path)).close()
-    read_only = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        with pytest.raises(sqlite3.Error) as caught:
-            read_only.execute("INSERT INTO _values VALUES ('k', '1')")
-    finally:
-        read_only.close()
-    error = storage_error(caught.value, "read", path, read_only=True)
+    caught = refused_write(path)
+    error = storage_error(caught, "read", path, read_only=True)
     assert isinstance(error, hutch.ReadOnlyStorage)
     assert "could not read it without writing" in str(error)
