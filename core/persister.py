@@ -240,6 +240,46 @@ class OpenStores:
                 del OpenStores._held[self._key]
 
 
+class Unseen:
+    """Others' commits a backend has read (in ``catch_up``, a checkpoint...) and not yet
+    handed to the store (``poll`` takes them, holding the store's lock), in log order.
+
+    ``behind()`` asks, after its own look at the log: ``bool(unseen)`` is true while a
+    read is in flight or something waits. A read marks itself (:meth:`reading`) before
+    it notes how far the log goes, and puts what it read before it unmarks itself, so
+    no read in flight goes unnoticed by a ``refresh()`` on another thread.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[Changes] = []
+        self._lock = threading.Lock()
+        self._readers = 0
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Mark a read of others' commits in flight, for as long as the block runs."""
+        with self._lock:
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._readers -= 1
+
+    def put(self, changes: Changes) -> None:
+        with self._lock:
+            self._waiting.append(changes)
+
+    def take(self) -> Changes | None:
+        """Everything waiting, combined (``None`` for nothing)."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        return Changes.combined(waiting) if waiting else None
+
+    def __bool__(self) -> bool:
+        return bool(self._readers or self._waiting)
+
+
 #: Marks the follower thread (see :func:`become_follower`).
 _this_thread = threading.local()
 

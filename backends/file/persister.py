@@ -51,7 +51,7 @@ from hutch import (
 )
 from hutch.cells import Row
 from hutch.config import parse_collections
-from hutch.persister import Background, ProcessGuard
+from hutch.persister import Background, ProcessGuard, Unseen
 
 from . import fsio, indices, records, upgrade, wal
 from .folder import (
@@ -156,9 +156,7 @@ class FilePersister(Persister):
         self._dirty_in: dict[str, dict[str, int]] = {}  # the generation that logged each
         self._dirty_values = False
         self._values_dirty_in = 0  # the generation that last logged a value
-        self._unseen: list[Changes] = []  # others' commits, not yet handed to the store
-        self._unseen_lock = threading.Lock()  # poll() takes them without the write lock
-        self._catching_up = False  # a thread is reading the log into _unseen (see behind)
+        self._unseen = Unseen()  # others' commits, not yet handed to the store
         self._last_checkpoint = time.monotonic()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
@@ -209,15 +207,7 @@ class FilePersister(Persister):
             return self._load_read_only()
         with self._checkpointing():
             with self._write_lock.held():
-                folder_id = self._prepare_folder()
-                self._log = Log(
-                    self._wal_folder,
-                    self.root / WAL_FOLDER,
-                    folder_id,
-                    durability=self._durability,
-                    may_share=self._may_share,
-                    quarantine=self._quarantine_log if self._on_corrupt == "quarantine" else None,
-                )
+                self._log = self._open_log(self._wal_folder, self._prepare_folder())
                 snapshot = self._read_everything(opening=True)
                 try:
                     self._write_stale_indices()
@@ -240,15 +230,20 @@ class FilePersister(Persister):
                 held.enter_context(held_shared(fd, path, what, self._lock_timeout))
             folder_id = self._prepare_folder()
             if self._wal_fd is not None:
-                self._log = Log(
-                    self._wal_fd,
-                    self.root / WAL_FOLDER,
-                    folder_id,
-                    durability=self._durability,
-                    may_share=self._may_share,
-                    read_only=True,
-                )
+                self._log = self._open_log(self._wal_fd, folder_id)
             return self._read_everything(opening=False)
+
+    def _open_log(self, wal_fd: int, folder_id: str) -> Log:
+        """The log folder as this process reads (and, unless read-only, writes) it."""
+        return Log(
+            wal_fd,
+            self.root / WAL_FOLDER,
+            folder_id,
+            durability=self._durability,
+            may_share=self._may_share,
+            quarantine=self._quarantine_log if self._on_corrupt == "quarantine" else None,
+            read_only=self._read_only,
+        )
 
     @property
     def _wal_folder(self) -> int:
@@ -266,9 +261,8 @@ class FilePersister(Persister):
     def behind(self) -> bool:
         if self._read_only:
             return False
-        # In this order: a catch-up marks itself before the log's size is noted, and queues
-        # what it read before it unmarks itself, so no read in flight goes unnoticed.
-        return self._log is None or self._log.behind() or self._catching_up or bool(self._unseen)
+        # The log first, then what is read or waiting (see hutch.persister.Unseen).
+        return self._log is None or self._log.behind() or bool(self._unseen)
 
     def catch_up(self) -> None:
         """Read what others appended, under the write lock (so only lines their writers
@@ -287,9 +281,7 @@ class FilePersister(Persister):
         if self._write_lock.owned():  # a transaction begins: read up to the last commit
             self._background.check()
             self._read_log()
-        with self._unseen_lock:
-            unseen, self._unseen = self._unseen, []
-        return Changes.combined(unseen) if unseen else None
+        return self._unseen.take()
 
     def _read_log(self) -> None:
         try:
@@ -678,8 +670,7 @@ class FilePersister(Persister):
 
     def _catch_up(self) -> None:
         """Take in what other processes appended to the log since this one last looked."""
-        self._catching_up = True  # (see behind)
-        try:
+        with self._unseen.reading():
             read = self._the_log.catch_up()
             if read is None:
                 self._reload()
@@ -688,11 +679,8 @@ class FilePersister(Persister):
                 if entry.checkpointed is not None:  # another process wrote those record files
                     self._written_up_to(entry.checkpointed)
                     continue
-                with self._unseen_lock:
-                    self._unseen.append(entry.changes)
+                self._unseen.put(entry.changes)
                 self._take(entry.changes, entry.generation)
-        finally:
-            self._catching_up = False
         if (stuck := self._the_log.stuck) is not None:  # what came before it is taken in
             if isinstance(stuck, OSError):
                 raise storage_error(stuck, "move on to the next log generation of", self.root)
@@ -708,8 +696,7 @@ class FilePersister(Persister):
         for table_id, rows in snapshot.tables.items():
             tables.setdefault(table_id, {}).update(rows)
         gone = frozenset(old_values) - frozenset(snapshot.values)
-        with self._unseen_lock:
-            self._unseen.append(Changes(tables, dict(snapshot.values), gone))
+        self._unseen.put(Changes(tables, dict(snapshot.values), gone))
 
     @property
     def _the_log(self) -> Log:

@@ -51,7 +51,7 @@ from hutch.backends.file.links import OPEN_MARK, InPlace, hold_open_mark, may_sh
 from hutch.backends.file.locking import FolderLock, held_shared
 from hutch.cells import Row
 from hutch.config import parse_collections
-from hutch.persister import Background, ProcessGuard
+from hutch.persister import Background, ProcessGuard, Unseen
 
 from . import lines, manifest, upgrade
 from .lines import Entry
@@ -118,9 +118,7 @@ class JsonlPersister(Persister):
         self._values: dict[str, Any] = {}
         self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
         self._stale_indices: set[str] = set()
-        self._unseen: list[Changes] = []
-        self._unseen_lock = threading.Lock()  # poll() takes them without the write lock
-        self._catching_up = False  # a thread is reading the logs into _unseen (see behind)
+        self._unseen = Unseen()  # others' commits, not yet handed to the store
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
 
@@ -176,9 +174,8 @@ class JsonlPersister(Persister):
     def behind(self) -> bool:
         if self._read_only:  # a snapshot as of its open
             return False
-        # In this order: a catch-up marks itself before the logs' ends move, and queues
-        # what it read before it unmarks itself, so no read in flight goes unnoticed.
-        return self._logs is None or self._logs.behind() or self._catching_up or bool(self._unseen)
+        # The log first, then what is read or waiting (see hutch.persister.Unseen).
+        return self._logs is None or self._logs.behind() or bool(self._unseen)
 
     def catch_up(self) -> None:
         """Read what others committed, under the write lock (so only lines their writers
@@ -197,9 +194,7 @@ class JsonlPersister(Persister):
         if self._lock.owned():  # a transaction begins: read up to the last commit
             self._background.check()
             self._keep_unseen()
-        with self._unseen_lock:
-            unseen, self._unseen = self._unseen, []
-        return Changes.combined(unseen) if unseen else None
+        return self._unseen.take()
 
     def apply(self, changes: Changes) -> None:
         self._refuse_writes("write")  # (the store refuses first: never called read-only)
@@ -350,13 +345,9 @@ class JsonlPersister(Persister):
         return self._take(reads, before)
 
     def _keep_unseen(self) -> None:
-        self._catching_up = True  # (see behind)
-        try:
+        with self._unseen.reading():
             if news := self._catch_up():
-                with self._unseen_lock:
-                    self._unseen.append(news)
-        finally:
-            self._catching_up = False
+                self._unseen.put(news)
 
     def _take(self, reads: list[Read], before: int) -> Changes:
         """Changes out of the new lines of each log (checked as they were read)."""

@@ -57,7 +57,7 @@ from hutch.backends.file.fsio import lock_holders as lock_holders_of
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
-from hutch.persister import OpenStores, ProcessGuard
+from hutch.persister import OpenStores, ProcessGuard, Unseen
 
 from . import CAPABILITIES
 from .cells import META, decode_row, encode_row
@@ -134,9 +134,7 @@ class SqlitePersister(Persister):
         self._user: int | None = None  # the thread holding it
         self._watch: sqlite3.Connection | None = None  # for behind(), from any thread
         self._watch_lock = threading.Lock()
-        self._unseen: list[Changes] = []  # read by catch_up(), for the next poll()
-        self._unseen_lock = threading.Lock()
-        self._catching_up = False  # a thread is reading others' commits (see behind)
+        self._unseen = Unseen()  # read by catch_up(), for the next poll()
         self._closed = False
         self._watched: int | None = None  # the watch's data_version when poll() last read
         self._prepared = False  # the writing open's setup ran (never read-only)
@@ -212,9 +210,8 @@ class SqlitePersister(Persister):
                 if self._watch is None:
                     self._watch = self._connect()
                 version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
-            # In this order: a catch-up marks itself before it notes the version, and queues
-            # what it read before it unmarks itself, so no read in flight goes unnoticed.
-            return version != self._watched or self._catching_up or bool(self._unseen)
+            # The version first, then what is read or waiting (see hutch.persister.Unseen).
+            return version != self._watched or bool(self._unseen)
         except sqlite3.Error:
             return True  # poll says what is wrong
 
@@ -222,27 +219,17 @@ class SqlitePersister(Persister):
         """Read what other connections committed (waiting for this one, which a transaction
         of another thread may hold); the next :meth:`poll` reports it."""
         self._process.check()
-        with self._errors("read"), self._connection():
-            self._catching_up = True  # (see behind)
-            try:
-                news = self._read_news()
-                if news:
-                    with self._unseen_lock:
-                        self._unseen.append(news)
-            finally:
-                self._catching_up = False
+        with self._errors("read"), self._connection(), self._unseen.reading():
+            if news := self._read_news():
+                self._unseen.put(news)
 
     def poll(self) -> Changes | None:
         self._process.check()
-        news = None
         if self._user == threading.get_ident():  # a transaction begins: read up to the last
             with self._errors("read"):
-                news = self._read_news()
-        with self._unseen_lock:
-            unseen, self._unseen = self._unseen, []
-        if news:
-            unseen.append(news)
-        return Changes.combined(unseen) if unseen else None
+                if news := self._read_news():
+                    self._unseen.put(news)  # after what catch_up() read before it
+        return self._unseen.take()
 
     def _read_news(self) -> Changes | None:
         """What others committed since this connection last looked (holding it)."""
