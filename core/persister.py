@@ -161,6 +161,32 @@ class Persister(abc.ABC):
         moment they must go (``Database.compact()``).
         """
 
+    def collection_settings(self) -> dict[str, CollectionSettings]:
+        """The settings each collection is stored with, given to ``hutch.open`` or kept by the
+        backend (a folder's manifest): what a copy or a backup carries to another store, so
+        that it opens there as it did here. Only collections with settings need be named."""
+        return {}
+
+    def verify(self) -> list[str]:
+        """What is wrong in what the backend keeps beside the loaded rows, one line each.
+
+        ``hutch verify`` calls it on a database opened read-only: an index file
+        that does not match its records, two files or rows claiming one id (or
+        ids that differ only in case, which a case-insensitive file system
+        merges). Say what is wrong, where, and what to do; write nothing.
+        """
+        return []
+
+    def stats(self) -> dict[str, Any]:
+        """What the backend holds on disk, as JSON-able facts for ``hutch stats``.
+
+        The keys a backend fills in where they apply: ``bytes`` (everything it
+        keeps), ``log_bytes`` (logs and journals), ``collections`` (a mapping
+        of collection to ``{"bytes": ..., "index_files": ...}``), and any
+        others of its own. A backend with nothing on disk returns ``{}``.
+        """
+        return {}
+
     def close(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Release files, connections and locks; called once, by ``Database.close()``."""
 
@@ -184,6 +210,10 @@ class ProcessGuard:
                 f"this database on {self._where} was opened by process {self.pid}, before a "
                 "fork; open it again in each process (for web servers: in each worker)"
             )
+
+
+class AlreadyOpen(ConfigError):
+    """The store is open already in this process (through another path, perhaps)."""
 
 
 class OpenStores:
@@ -224,7 +254,7 @@ class OpenStores:
                 return
             held = OpenStores._held.get(self._key)
             if held is not None and held[0] == self._pid:
-                raise ConfigError(
+                raise AlreadyOpen(
                     f"{where} is open already in this process (as {held[1]}): a second "
                     "Database on one store would keep a second copy of every row. Share the "
                     "one Database between threads (it is thread-safe), or close it first"

@@ -10,8 +10,10 @@ it), and no backend reaches the disk except through ``fsio``.
 from __future__ import annotations
 
 import ast
+import fcntl
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -308,6 +310,38 @@ def test_a_folder_of_format_1_without_its_manifest_is_refused_and_its_log_kept(
     with pytest.raises(hutch.CorruptData, match=r"hutch\.json is missing, .* without a header"):
         hutch.open(folder)
     assert {path: path.read_bytes() for path in (folder / "_wal").iterdir()} == logs
+
+
+def test_an_upgrade_waits_for_a_read_only_load_though_a_writing_open_does_not(
+    tmp_path: Path,
+) -> None:
+    """A writing open takes the checkpoint lock shared, so read-only loads (which hold it
+    shared) do not stop it; the upgrade from format 1 rewrites record files and deletes
+    log generations, so it takes it exclusively, and waits."""
+    folder, expected = format_1_folder(tmp_path)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    reading = os.open(folder / "hutch.checkpoint", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(reading, fcntl.LOCK_SH)  # what a read-only load holds while it reads
+        with pytest.raises(hutch.LockTimeout, match="checkpoint lock"):
+            hutch.open(folder, lock_timeout=0.2)
+        locks = ("hutch.open", "hutch.checkpoint")
+        after = {
+            p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name not in locks
+        }
+        assert after == before  # nothing upgraded
+    finally:
+        os.close(reading)
+    with hutch.open(folder) as db:
+        assert db.store.get_values() == expected["values"]
+    assert json.loads((folder / "hutch.json").read_text())["format"] == 2
+    reading = os.open(folder / "hutch.checkpoint", os.O_RDONLY)
+    try:
+        fcntl.flock(reading, fcntl.LOCK_SH)
+        with hutch.open(folder, lock_timeout=0.2) as db:  # format 2: it goes on
+            db.store.set_value("after", True)
+    finally:
+        os.close(reading)
 
 
 def test_an_upgrade_waits_until_no_older_process_holds_the_folder(tmp_path: Path) -> None:

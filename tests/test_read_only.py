@@ -6,6 +6,8 @@ them (the tests that need one skip, saying why, where it does not)."""
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import shutil
 import subprocess
@@ -13,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from children import WAIT, Child
@@ -307,3 +310,434 @@ def test_read_only_and_mirrors_are_refused_together(tmp_path: Path) -> None:
     with pytest.raises(hutch.ConfigError, match="mirror"):
         hutch.open(url_of("file", tmp_path), read_only=True, mirrors=[tmp_path / "copy"])
     assert not (tmp_path / "copy").exists()
+
+
+# -- a read-only load is one commit point, holding writers up for a moment only -----------------
+
+PAUSED_READER = """\
+import json, os, sys
+import hutch
+from hutch.backends.file import persister as file_persister
+from hutch.backends.jsonl import logs as jsonl_logs
+from hutch.backends.sqlite import persister as sqlite_persister
+
+url, where = sys.argv[1], sys.argv[2]
+
+
+def pause(said):
+    os.write(1, f"paused {said}".encode() + b"\\n")
+    sys.stdin.readline()
+
+
+def before(cls, name, said=lambda *args: ""):
+    original = getattr(cls, name)
+
+    def paused(*args):
+        if not paused.done:
+            paused.done = True
+            pause(said(*args))
+        return original(*args)
+
+    paused.done = False
+    setattr(cls, name, paused)
+
+
+if where == "file: the log's end not noted yet":
+    before(file_persister.FilePersister, "_log_end")
+elif where == "file: not loaded yet, then the log's end not noted yet":
+    before(file_persister.FilePersister, "load")
+    before(file_persister.FilePersister, "_log_end")
+elif where == "file: a vault record listed, not read yet":
+    read = file_persister._read_record
+
+    def read_record(dir_fd, name, folder):
+        if folder.name == "vault" and not read_record.done:
+            read_record.done = True
+            pause(name.removesuffix(".json"))
+        return read(dir_fd, name, folder)
+
+    read_record.done = False
+    file_persister._read_record = read_record
+elif where == "jsonl: the logs' ends noted, nothing read yet":
+    before(jsonl_logs.Logs, "catch_up")
+elif where == "sqlite: the rows read, not the values":
+    before(sqlite_persister.SqlitePersister, "_read_values")
+
+with hutch.open(url, read_only=True, follow=False) as db:
+    store = db.store
+    tables = {t: store.get_table(t) for t in store.get_table_ids()}
+    print(json.dumps({"tables": tables, "values": store.get_values()}), flush=True)
+"""
+
+#: A writer waits this long for a lock before it fails (the reader must never hold it so long).
+BLOCKED = 10.0
+
+#: Money moves between a logged collection and a "wal": false one (whose record files are
+#: written at each commit, under the write lock); the total never changes.
+BANK = {"accounts": {"indexed": ["balance"]}, "vault": {"wal": False, "indexed": ["balance"]}}
+ACCOUNTS = 5
+
+
+def open_bank(url: str, **options: Any) -> hutch.Database:
+    db = hutch.open(url, collections=BANK, **options)
+    with db.store.transaction():
+        for n in range(ACCOUNTS):
+            db.store.set_row("accounts", f"a{n}", {"balance": 100})
+            db.store.set_row("vault", f"v{n}", {"balance": 100})
+        db.store.set_value("moves", 0)
+    return db
+
+
+def move(db: hutch.Database, k: int, *, gone: str | None = None) -> None:
+    """One transaction: 7 from a logged row to a "wal": false one, a "wal": false row made
+    (and, given ``gone``, one deleted, its balance kept by another), a value set."""
+    store = db.store
+    with store.transaction():
+        source, target = f"a{k % ACCOUNTS}", f"v{(k + 1) % ACCOUNTS}"
+        store.set_cell(
+            "accounts", source, "balance", store.get_cell("accounts", source, "balance") - 7
+        )
+        store.set_cell(
+            "vault", target, "balance", store.get_cell("vault", target, "balance", 0) + 7
+        )
+        store.set_row("vault", f"x{k}", {"balance": 0, "made": k})
+        if gone is not None and store.has_row("vault", gone):
+            kept = store.get_cell("vault", gone, "balance")
+            store.del_row("vault", gone)
+            store.set_cell(
+                "accounts", "a0", "balance", store.get_cell("accounts", "a0", "balance") + kept
+            )
+        store.set_value("moves", k)
+
+
+def contents(db: hutch.Database) -> dict[str, Any]:
+    store = db.store
+    tables = {t: store.get_table(t) for t in store.get_table_ids()}
+    return {"tables": tables, "values": store.get_values()}
+
+
+def total(snapshot: dict[str, Any]) -> int:
+    tables = snapshot["tables"]
+    return sum(row["balance"] for t in ("accounts", "vault") for row in tables[t].values())
+
+
+def paused_reader(tmp_path: Path, url: str, where: str) -> tuple[Child, str]:
+    """A process opening ``url`` read-only that stops at ``where`` until told to go on; what
+    it said when it stopped."""
+    script = tmp_path.parent / f"{tmp_path.name}-reader.py"
+    script.write_text(PAUSED_READER, encoding="utf-8")
+    reader = Child("reader", [sys.executable, str(script), url, where], tmp_path.parent / "r.err")
+    said = reader.read()
+    assert said.startswith("paused"), said
+    return reader, said.removeprefix("paused").strip()
+
+
+@pytest.mark.parametrize("durability", ["commit", "batch"])
+def test_a_read_only_file_load_takes_in_what_writers_commit_until_it_notes_the_log_end(
+    durability: str, tmp_path: Path
+) -> None:
+    url = url_of("file", tmp_path)
+    writer = open_bank(url, durability=durability, lock_timeout=BLOCKED)
+    try:
+        move(writer, 1)
+        reader, _ = paused_reader(tmp_path, url, "file: the log's end not noted yet")
+        try:
+            # The reader has read every record (holding the checkpoint lock shared, not the
+            # write lock): commits go on, "wal": false record files are rewritten and removed.
+            for k in range(2, 8):
+                move(writer, k, gone=f"x{k - 1}")
+            expected = contents(writer)
+            reader.send("go")
+            snapshot = json.loads(reader.read())
+        finally:
+            reader.end()
+    finally:
+        writer.close()
+    assert snapshot == expected  # the commit point noted: records stale, the log replayed
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+
+
+def test_a_record_removed_after_the_listing_is_the_log_s_deletion(tmp_path: Path) -> None:
+    url = url_of("file", tmp_path)
+    writer = open_bank(url, lock_timeout=BLOCKED)
+    try:
+        for k in range(1, 4):
+            move(writer, k)
+        reader, listed = paused_reader(tmp_path, url, "file: a vault record listed, not read yet")
+        try:
+            with writer.store.transaction():  # its file goes while the reader is at it
+                kept = writer.store.get_cell("vault", listed, "balance")
+                writer.store.del_row("vault", listed)
+                balance = writer.store.get_cell("accounts", "a1", "balance")
+                writer.store.set_cell("accounts", "a1", "balance", balance + kept)
+            expected = contents(writer)
+            reader.send("go")
+            snapshot = json.loads(reader.read())
+        finally:
+            reader.end()
+    finally:
+        writer.close()
+    assert listed not in snapshot["tables"]["vault"]
+    assert snapshot == expected
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+
+
+@pytest.mark.parametrize("durability", ["commit", "batch"])
+def test_a_read_only_jsonl_load_reads_up_to_the_end_it_noted(
+    durability: str, tmp_path: Path
+) -> None:
+    url = url_of("jsonl", tmp_path)
+    writer = open_bank(url, durability=durability, lock_timeout=BLOCKED, compact_lines=5)
+    try:
+        move(writer, 1)
+        noted = contents(writer)
+        reader, _ = paused_reader(tmp_path, url, "jsonl: the logs' ends noted, nothing read yet")
+        try:
+            # The reader holds no lock now: commits go on, and compactions replace the logs
+            # it opened (compact_lines=5), whose old files it reads as they were.
+            for k in range(2, 12):
+                move(writer, k, gone=f"x{k - 1}")
+            reader.send("go")
+            snapshot = json.loads(reader.read())
+        finally:
+            reader.end()
+    finally:
+        writer.close()
+    assert snapshot == noted
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+
+
+def test_a_read_only_sqlite_load_is_one_read_transaction_that_blocks_no_writer(
+    tmp_path: Path,
+) -> None:
+    url = url_of("sqlite", tmp_path)
+    writer = open_bank(url, lock_timeout=BLOCKED)
+    try:
+        move(writer, 1)
+        noted = contents(writer)
+        reader, _ = paused_reader(tmp_path, url, "sqlite: the rows read, not the values")
+        try:
+            for k in range(2, 6):
+                move(writer, k, gone=f"x{k - 1}")
+            reader.send("go")
+            snapshot = json.loads(reader.read())
+        finally:
+            reader.end()
+    finally:
+        writer.close()
+    assert snapshot == noted  # the values as of the rows' read transaction, not the writer's
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+
+
+def test_a_close_held_off_by_a_long_read_only_load_warns_and_releases_everything(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = url_of("file", tmp_path)
+    writer = open_bank(url, lock_timeout=0.2)
+    closed = False
+    try:
+        reader, _ = paused_reader(tmp_path, url, "file: the log's end not noted yet")
+        try:
+            move(writer, 1)  # the write lock is free: the reader holds the checkpoint lock
+            expected = contents(writer)
+            with caplog.at_level(logging.WARNING, logger="hutch.backends.file"):
+                writer.close()  # its checkpoint waits 0.2 s for the reader, in vain
+            closed = True
+            assert any("closed without writing" in r.getMessage() for r in caplog.records)
+            reader.send("go")
+            snapshot = json.loads(reader.read())
+        finally:
+            reader.end()
+    finally:
+        if not closed:
+            writer.close()
+    assert snapshot == expected
+    with hutch.open(url) as again:  # the folder was let go: it opens, holding every commit
+        assert contents(again) == expected
+
+
+def torn_commit_line(folder: Path) -> None:
+    """A writer killed while it appended a commit line: a long one (its commit wrote many
+    logs), cut short, at the end of ``_commits.jsonl``."""
+    commits = folder / "_commits.jsonl"
+    last = json.loads(commits.read_bytes().splitlines()[-1])
+    seq = last[0] + 1
+    logs = {f"c{n}.jsonl": [1, 1] for n in range(12)}
+    line = json.dumps([seq, logs, seq], separators=(",", ":")).encode()
+    with commits.open("ab") as file:
+        file.write(line[: len(line) - 9])
+
+
+def test_a_read_only_jsonl_load_is_not_fooled_by_a_writer_that_cuts_a_torn_commit_line(
+    tmp_path: Path,
+) -> None:
+    url = url_of("jsonl", tmp_path)
+    with open_bank(url) as db:
+        move(db, 1)
+        noted = contents(db)
+    torn_commit_line(store_path("jsonl", tmp_path))
+    reader, _ = paused_reader(tmp_path, url, "jsonl: the logs' ends noted, nothing read yet")
+    try:
+        # The next writing open cuts the torn line and appends its own commit lines where it
+        # was: complete lines within the size the reader noted, counting data lines past the
+        # sizes it noted of the logs.
+        with hutch.open(url, collections=BANK, lock_timeout=BLOCKED) as writer:
+            move(writer, 2)
+            move(writer, 3)
+            later = contents(writer)
+        reader.send("go")
+        snapshot = json.loads(reader.read())
+    finally:
+        reader.end()
+    assert snapshot == noted  # the commit point under the lock: the torn line ignored
+    assert later != noted
+    with hutch.open(url, read_only=True) as again:
+        assert contents(again) == later
+
+
+def test_a_read_only_jsonl_load_reads_again_when_a_writer_cuts_back_a_commit_it_read(
+    tmp_path: Path,
+) -> None:
+    url = url_of("jsonl", tmp_path)
+    with open_bank(url, durability="batch") as db:
+        move(db, 1)
+        noted = contents(db)
+    # A power cut under durability="batch": commit line 4 reached the disk, and not the line
+    # of accounts.jsonl it counts, where garbage stands; no later line says it was synced.
+    folder = store_path("jsonl", tmp_path)
+    commits, accounts = folder / "_commits.jsonl", folder / "accounts.jsonl"
+    last = json.loads(commits.read_bytes().splitlines()[-1])
+    held = len(accounts.read_bytes().splitlines()) - 1  # (the header is no line)
+    with accounts.open("ab") as file:
+        file.write(b"\0" * 600)
+    with commits.open("ab") as file:
+        line = [last[0] + 1, {"accounts.jsonl": [1, held + 1]}, last[0]]
+        file.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+    reader, _ = paused_reader(tmp_path, url, "jsonl: the logs' ends noted, nothing read yet")
+    try:
+        # The writing open cuts that commit back, then writes its own commit's lines where
+        # the garbage was: within the size of accounts.jsonl the reader noted.
+        with hutch.open(url, collections=BANK, lock_timeout=BLOCKED) as writer:
+            assert contents(writer) == noted
+            move(writer, 2)
+            later = contents(writer)
+        reader.send("go")
+        snapshot = json.loads(reader.read())
+    finally:
+        reader.end()
+    # The reader saw the commit it read cut back, and read again: the folder as it is now,
+    # never one writer's line of accounts.jsonl without the rest of its commit.
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+    assert snapshot == later
+
+
+def test_a_writing_open_goes_on_while_a_read_only_file_load_holds_the_checkpoint_lock(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = url_of("file", tmp_path)
+    with open_bank(url) as db:
+        move(db, 1)
+    reader, _ = paused_reader(tmp_path, url, "file: the log's end not noted yet")
+    try:
+        # The reader holds the checkpoint lock shared, and has read every record: an
+        # application restarting meanwhile opens, commits and closes within lock_timeout
+        # (its checkpoints wait for a later turn: its close's warns after 1 s, and gives up).
+        with (
+            caplog.at_level(logging.WARNING, logger="hutch.backends.file"),
+            hutch.open(url, collections=BANK, lock_timeout=1) as writer,
+        ):
+            for k in range(2, 6):
+                move(writer, k, gone=f"x{k - 1}")
+            expected = contents(writer)
+        assert any("closed without writing" in r.getMessage() for r in caplog.records)
+        reader.send("go")
+        snapshot = json.loads(reader.read())
+    finally:
+        reader.end()
+    assert snapshot == expected  # one commit point: the records read, the log replayed
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+    with hutch.open(url) as again:
+        assert contents(again) == expected
+
+
+def test_a_read_only_file_load_holds_the_lock_files_a_writer_made_after_the_open_began(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = url_of("file", tmp_path)
+    with open_bank(url) as db:
+        move(db, 1)
+    folder = store_path("file", tmp_path)
+    for name in ("hutch.lock", "hutch.checkpoint", "hutch.open"):  # a copy no writer opened
+        (folder / name).unlink()
+    reader, _ = paused_reader(
+        tmp_path, url, "file: not loaded yet, then the log's end not noted yet"
+    )
+    try:
+        writer = hutch.open(url, collections=BANK, lock_timeout=0.5)  # makes the lock files
+        try:
+            move(writer, 2)
+            reader.send("go")
+            assert reader.read().strip() == "paused"  # it read the records, holding the locks
+            move(writer, 3)
+            with pytest.raises(hutch.LockTimeout, match="checkpoint lock"):
+                writer.compact()  # would rewrite the records and drop the log under it
+            expected = contents(writer)
+        finally:
+            with caplog.at_level(logging.WARNING, logger="hutch.backends.file"):
+                writer.close()
+        reader.send("go")
+        snapshot = json.loads(reader.read())
+    finally:
+        reader.end()
+    assert snapshot == expected
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+
+
+def test_a_read_only_file_load_reads_again_if_a_writer_made_the_lock_files_meanwhile(
+    tmp_path: Path,
+) -> None:
+    url = url_of("file", tmp_path)
+    with open_bank(url) as db:
+        move(db, 1)
+    folder = store_path("file", tmp_path)
+    for name in ("hutch.lock", "hutch.checkpoint", "hutch.open"):  # a copy no writer opened
+        (folder / name).unlink()
+    reader, _ = paused_reader(tmp_path, url, "file: the log's end not noted yet")
+    try:
+        # The reader found no lock file to hold, and has read the records: a writer opens
+        # (making them), commits and compacts, rewriting records and dropping the log.
+        with hutch.open(url, collections=BANK, lock_timeout=BLOCKED) as writer:
+            for k in range(2, 5):
+                move(writer, k, gone=f"x{k - 1}")
+            writer.compact()
+            expected = contents(writer)
+        reader.send("go")
+        snapshot = json.loads(reader.read())
+    finally:
+        reader.end()
+    assert snapshot == expected  # read again, holding the lock files now there
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+
+
+def test_a_read_only_jsonl_load_reads_again_if_a_writer_made_the_lock_file_meanwhile(
+    tmp_path: Path,
+) -> None:
+    url = url_of("jsonl", tmp_path)
+    with open_bank(url) as db:
+        move(db, 1)
+    folder = store_path("jsonl", tmp_path)
+    for name in ("hutch.lock", "hutch.open"):  # a copy no writer opened
+        (folder / name).unlink()
+    reader, _ = paused_reader(tmp_path, url, "jsonl: the logs' ends noted, nothing read yet")
+    try:
+        with hutch.open(url, collections=BANK, lock_timeout=BLOCKED) as writer:
+            for k in range(2, 5):
+                move(writer, k, gone=f"x{k - 1}")
+            writer.compact()
+            expected = contents(writer)
+        reader.send("go")
+        snapshot = json.loads(reader.read())
+    finally:
+        reader.end()
+    assert snapshot == expected  # read again, holding the lock file now there
+    assert total(snapshot) == 2 * ACCOUNTS * 100

@@ -387,6 +387,11 @@ class Descriptors:
         self._fds.clear()
 
 
+def duplicate(fd: int) -> int:
+    """Another descriptor of the file ``fd`` has open (reads through either take offsets)."""
+    return os.dup(fd)
+
+
 def size(fd: int) -> int:
     return os.fstat(fd).st_size
 

@@ -25,11 +25,16 @@ def file_name(field: str) -> str:
     return f"{field}{SUFFIX}"
 
 
+def largest(rows: int) -> int:
+    """The most bytes an index file of ``rows`` rows is read with (a bigger one is not)."""
+    return (1 << 20) + rows * _MOST_A_ROW
+
+
 def current(dir_fd: int, field: str, rows: int) -> bytes | None:
     """An index file as it is, or ``None`` when it is to be written again: missing, no file
     (a folder, a link...), or bigger than an index of ``rows`` rows is (never read whole)."""
     try:
-        return fsio.read_file(dir_fd, file_name(field), limit=(1 << 20) + rows * _MOST_A_ROW)
+        return fsio.read_file(dir_fd, file_name(field), limit=largest(rows))
     except (FileNotFoundError, fsio.NotRegular, fsio.TooBig):  # a link is replaced, not followed
         return None
 

@@ -45,9 +45,11 @@ class FolderLock:
         """Whether the calling thread holds the lock."""
         return self._owner == threading.get_ident()
 
-    def acquire(self, *, wait: bool = True) -> bool:
+    def acquire(self, *, wait: bool = True, shared: bool = False) -> bool:
         """Take the lock, waiting at most the timeout (then :class:`~hutch.LockTimeout`);
-        without ``wait``, take it only if it is free (``False`` if it is not)."""
+        without ``wait``, take it only if it is free (``False`` if it is not). ``shared``:
+        other processes may hold it shared meanwhile (this process's other threads wait
+        all the same)."""
         deadline = time.monotonic() + self._timeout
         if not self._mutex.acquire(
             timeout=min(self._timeout, threading.TIMEOUT_MAX) if wait else 0
@@ -59,7 +61,7 @@ class FolderLock:
         try:
             if self._retired:
                 raise ClosedError("the database is closed; open it again with hutch.open(...)")
-            taken = _flock(self._fd, wait=wait, deadline=deadline)
+            taken = _flock(self._fd, wait=wait, deadline=deadline, shared=shared)
         except BaseException:
             self._mutex.release()
             raise
@@ -95,8 +97,8 @@ class FolderLock:
             yield
 
     @contextmanager
-    def held(self) -> Iterator[None]:
-        self.acquire()
+    def held(self, *, shared: bool = False) -> Iterator[None]:
+        self.acquire(shared=shared)
         try:
             yield
         finally:

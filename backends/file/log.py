@@ -2,11 +2,14 @@
 
 What a line is, and how a torn tail is told from damage, is :mod:`.wal`'s. Every
 method but :meth:`Log.rotate` and :meth:`Log.forget` runs under the folder's
-write lock; those two run under the checkpoint lock (see the persister).
+write lock; those two run under the checkpoint lock (see the persister). A
+read-only load holds the checkpoint lock shared, and the write lock (shared)
+only for :meth:`Log.note`.
 
 - :meth:`Log.recover` (at open) reads the live chain, cuts a torn tail
   (durably, with a warning), makes what it read durable and returns every
-  transaction still in the log.
+  transaction still in the log. Read-only, it reads the generations
+  :meth:`Log.note` listed, each up to the size noted, and writes nothing.
 - :meth:`Log.catch_up` returns what other processes appended since, following
   the line that ends a generation into the next; ``None`` if this process fell
   so far behind that a generation it had not finished was deleted. It costs
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import attrs
@@ -101,11 +104,34 @@ class Log:
         found = fsio.info(self._folder_fd, wal.name(self.generation))
         return found is None or found.st_ino != self._ino or found.st_size != self._looked
 
-    def recover(self) -> list[wal.Entry]:
-        """Read the live chain of generations: every transaction still in the log, in order."""
+    def note(self) -> dict[int, int]:
+        """How far each generation file goes now: one listing and a ``stat`` a file, nothing
+        read. A read-only load notes it holding the write lock for just that moment, then
+        reads the log up to there (:meth:`recover`) with writers going on."""
+        ends = {}
+        for name, kind in fsio.entries(self._folder_fd):
+            number = wal.number(name)
+            if number is not None and kind == "file":
+                found = fsio.info(self._folder_fd, name)
+                if found is not None:
+                    ends[number] = found.st_size
+        return ends
+
+    @property
+    def strays(self) -> list[str]:
+        """The files in the log folder bearing a generation's name that are not this folder's
+        generations (reported when read, and ignored)."""
+        return [wal.name(number) for number in sorted(self._reported)]
+
+    def recover(self, ends: Mapping[int, int] | None = None) -> list[wal.Entry]:
+        """Read the live chain of generations: every transaction still in the log, in order.
+
+        ``ends`` (read-only, from :meth:`note`): read those generations only, each up to
+        the size noted, so what writers appended since is never read, nor half a line.
+        """
         self.stuck = None
         self._refuse_non_files()
-        generations = self._generations(whole=True)
+        generations = self._generations(whole=True, ends=ends)
         if not generations and self._read_only:
             return []
         if not generations:
@@ -515,27 +541,42 @@ class Log:
                 return self._read(found, whole=False)
         return None
 
-    def _generations(self, *, whole: bool) -> list[_Generation]:
-        """The generations of this folder in the log folder, oldest first."""
+    def _generations(
+        self, *, whole: bool, ends: Mapping[int, int] | None = None
+    ) -> list[_Generation]:
+        """The generations of this folder in the log folder, oldest first (those of ``ends``
+        only, each cut at its noted size, if given)."""
+        if ends is None:
+            numbers = [
+                number
+                for name, kind in fsio.entries(self._folder_fd)
+                if (number := wal.number(name)) is not None and kind == "file"
+            ]
+        else:
+            numbers = list(ends)
         found = []
-        for name, kind in fsio.entries(self._folder_fd):
-            number = wal.number(name)
-            if number is not None and kind == "file":
-                generation = self._read(number, whole=whole)
-                if generation is not None:
-                    found.append(generation)
+        for number in numbers:
+            limit = None if ends is None else ends[number]
+            generation = self._read(number, whole=whole, limit=limit)
+            if generation is not None:
+                found.append(generation)
         return sorted(found, key=lambda g: g.number)
 
     def _head(self, number: int) -> bytes:
         return fsio.read_head(self._folder_fd, wal.name(number), _HEAD)
 
-    def _read(self, number: int, *, whole: bool) -> _Generation | None:
-        """A generation file with a header of this folder, or ``None`` (a stray is reported)."""
+    def _read(self, number: int, *, whole: bool, limit: int | None = None) -> _Generation | None:
+        """A generation file with a header of this folder, or ``None`` (a stray is reported);
+        ``limit``: only its first bytes, as many as that."""
         try:
-            data = self._head(number)  # checked before a big file is read whole
+            data = self._head(number)[:limit]  # checked before a big file is read whole
             header, start = wal.read_header(data)
             if whole and header is not None:
-                data = fsio.read_file(self._folder_fd, wal.name(number))
+                name = wal.name(number)
+                if limit is None:
+                    data = fsio.read_file(self._folder_fd, name)
+                else:
+                    data = fsio.read_head(self._folder_fd, name, limit)
         except FileNotFoundError:
             return None
         if header is None or header.folder != self._folder or header.generation != number:

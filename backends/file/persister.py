@@ -20,7 +20,6 @@ itself.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import threading
@@ -43,6 +42,7 @@ from hutch import (
     CorruptData,
     DiskFull,
     HutchError,
+    LockTimeout,
     Persister,
     ReadOnlyStorage,
     Snapshot,
@@ -53,7 +53,7 @@ from hutch.cells import Row
 from hutch.config import parse_collections
 from hutch.persister import Background, ProcessGuard, Unseen
 
-from . import fsio, indices, records, upgrade, wal
+from . import checks, fsio, indices, records, upgrade, wal
 from .folder import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
@@ -86,6 +86,25 @@ WRITERS = 4
 _TABLE_FOLDER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
 
 
+class _UpgradeFirst(Exception):
+    """A writing open found a folder of format 1: its upgrade rewrites record files and
+    deletes log generations, so it takes the checkpoint lock exclusively (see
+    :meth:`FilePersister._load_writing`)."""
+
+
+@attrs.frozen
+class _Damaged:
+    """A record file that does not read as a record: refused (or quarantined) unless the log
+    holds the row's latest version, which replaces it."""
+
+    table_id: str
+    row_id: str
+    dir_fd: int
+    folder: str
+    name: str
+    error: CorruptData
+
+
 @attrs.frozen
 class _Batch:
     """What one checkpoint writes: rows, values and index files as they stood at its start."""
@@ -104,6 +123,7 @@ class FilePersister(Persister):
         config.check_options("on_corrupt", "batch_interval", "checkpoint_interval")
         options = config.options
         self.root = config.url.file_path()
+        self._url = config.url.redacted()  # as given, for the commands messages suggest
         self._durability = config.durability
         self._sync = config.durability != "none"
         self._on_corrupt = options.get("on_corrupt", "raise")
@@ -156,6 +176,8 @@ class FilePersister(Persister):
         self._dirty_in: dict[str, dict[str, int]] = {}  # the generation that logged each
         self._dirty_values = False
         self._values_dirty_in = 0  # the generation that last logged a value
+        #: Read-only: the index files as the load found them, in its commit point (for verify).
+        self._index_files: dict[str, checks.IndexFiles] = {}
         self._unseen = Unseen()  # others' commits, not yet handed to the store
         self._last_checkpoint = time.monotonic()
         self._closing = threading.Event()
@@ -184,54 +206,130 @@ class FilePersister(Persister):
         )
 
     def _prepare_reading(self) -> None:
-        """For a read-only open: the log folder and the lock files if they are there; nothing
-        is made."""
-        try:
-            self._wal_fd = self._held.own(fsio.open_dir(self._root_fd, WAL_FOLDER, create=False))
-        except FileNotFoundError:
-            self._wal_fd = None  # no log: nothing to replay
+        """For a read-only open: nothing is made, nor opened yet. The log folder and the lock
+        files are opened at load: a writer may make them between now and then."""
+        self._wal_fd = None
         self._may_share = may_share(self._root_fd)
-        self._shared_locks = [
-            self._lock_if_present(CHECKPOINT_LOCK, "checkpoint"),
-            self._lock_if_present(LOCK_FILE, "write"),
-        ]
 
-    def _lock_if_present(self, name: str, what: str) -> tuple[int | None, Path, str]:
-        fd = fsio.open_lock_if_present(self._root_fd, name)
-        return (None if fd is None else self._held.own(fd), self.root / name, f"the {what} lock")
+    @contextmanager
+    def _lock_files(self) -> Iterator[list[tuple[int | None, Path, str]]]:
+        """Read-only: the checkpoint and write lock files, opened if they are there (``None``
+        if not; none is made), and closed after."""
+        opened: list[tuple[int | None, Path, str]] = []
+        try:
+            for name, what in ((CHECKPOINT_LOCK, "checkpoint"), (LOCK_FILE, "write")):
+                try:
+                    fd = fsio.open_lock_if_present(self._root_fd, name)
+                except OSError as error:
+                    raise storage_error(error, "open", self.root / name) from error
+                opened.append((fd, self.root / name, f"the {what} lock"))
+            yield opened
+        finally:
+            for fd, _, _ in opened:
+                if fd is not None:
+                    fsio.close(fd)
 
     # -- the protocol ------------------------------------------------------------------------
 
     def load(self) -> Snapshot:
         if self._read_only:
             return self._load_read_only()
-        with self._checkpointing():
-            with self._write_lock.held():
-                self._log = self._open_log(self._wal_folder, self._prepare_folder())
-                snapshot = self._read_everything(opening=True)
-                try:
-                    self._write_stale_indices()
-                except DiskFull as error:  # derived files: the next checkpoint retries
-                    log.warning("could not rewrite the indices of %s: %s", self.root, error)
-            try:  # leave the files whole, so a person reading them sees what the store holds
-                self._checkpoint_held()
-            except DiskFull as error:  # the log still holds it all: open, and retry later
-                log.warning("could not checkpoint %s while opening it: %s", self.root, error)
+        try:
+            snapshot = self._load_writing(exclusive=False)
+        except _UpgradeFirst:
+            snapshot = self._load_writing(exclusive=True)
+        try:  # leave the files whole, so a person reading them sees what the store holds
+            self._checkpoint(wait=False)  # (if another holds the lock: the background does it)
+        except (DiskFull, LockTimeout) as error:  # the log still holds it all: retry later
+            log.warning("could not checkpoint %s while opening it: %s", self.root, error)
         self._worker = threading.Thread(target=self._maintain, name="hutch-file", daemon=True)
         self._worker.start()
         return snapshot
 
+    def _load_writing(self, *, exclusive: bool) -> Snapshot:
+        """Read everything, holding the write lock (which opening writers take in turn) and
+        the checkpoint lock: shared, so that no checkpoint runs meanwhile while read-only
+        loads go on; ``exclusive`` for the upgrade of a folder of format 1 (without it,
+        :class:`_UpgradeFirst` is raised before anything is written)."""
+        with self._checkpoint_lock.held(shared=not exclusive), self._write_lock.held():
+            folder_id = self._prepare_folder(may_upgrade=exclusive)
+            self._log = self._open_log(self._wal_folder, folder_id)
+            snapshot = self._read_everything(opening=True)
+            try:
+                self._write_stale_indices()
+            except DiskFull as error:  # derived files: the next checkpoint retries
+                log.warning("could not rewrite the indices of %s: %s", self.root, error)
+        return snapshot
+
     def _load_read_only(self) -> Snapshot:
-        """Read the records and replay the log in memory, writing nothing, holding shared
-        locks (so that no checkpoint deletes a generation, nor a writer appends, meanwhile).
-        A snapshot: a read-only open takes no later commit in."""
-        with contextlib.ExitStack() as held:
-            for fd, path, what in self._shared_locks:
-                held.enter_context(held_shared(fd, path, what, self._lock_timeout))
+        """One commit point, writing nothing (see :meth:`_load_at_one_point`). The lock files
+        are opened now; if one that was missing appeared meanwhile, a writer may have
+        written while the folder was read without it: read again, holding it."""
+        for _ in range(3):  # (each lock file appears once)
+            with self._lock_files() as locks:
+                snapshot = self._load_at_one_point(*locks)
+                appeared = any(
+                    fd is None and fsio.exists(self._root_fd, path.name) for fd, path, _ in locks
+                )
+            if not appeared:
+                return snapshot
+        raise StorageError(
+            f"could not read {self.root}: its lock files kept appearing while it was read; "
+            "open it again"
+        )
+
+    def _load_at_one_point(
+        self,
+        checkpoint_lock: tuple[int | None, Path, str],
+        write_lock: tuple[int | None, Path, str],
+    ) -> Snapshot:
+        """One commit point, writing nothing, holding writers up for a moment only.
+
+        Under a shared checkpoint lock (no checkpoint rewrites a record, rotates or
+        deletes a generation meanwhile; commits and writing opens go on): read the
+        records, the values and the index files; then note how far the log goes,
+        holding the write lock shared just for the ``stat`` of each generation; then
+        replay the log up to there. A ``"wal": false`` record, written at commit under
+        the write lock, thus holds no state later than that end, which the replay brings
+        every row to. A snapshot: a read-only open takes no later commit in
+        (docs/file-format.md, "Read-only opens").
+        """
+        with held_shared(*checkpoint_lock, self._lock_timeout):
+            if self._wal_fd is None:
+                try:
+                    wal_fd = fsio.open_dir(self._root_fd, WAL_FOLDER, create=False)
+                except FileNotFoundError:
+                    pass  # no log: nothing to replay
+                except OSError as error:
+                    raise storage_error(error, "open", self.root / WAL_FOLDER) from error
+                else:
+                    self._wal_fd = self._held.own(wal_fd)
             folder_id = self._prepare_folder()
+            on_disk, damaged = self._read_records(tidy=False)
+            values = self._read_values()
+            try:
+                self._index_files = self._read_index_files(
+                    {table_id: len(rows) for table_id, rows in on_disk.items()}
+                )
+            except OSError as error:
+                raise storage_error(error, "read the index files of", self.root) from error
+            log_entries: list[wal.Entry] = []
             if self._wal_fd is not None:
+                if self._log is not None:  # (from a read before)
+                    self._log.close()
                 self._log = self._open_log(self._wal_fd, folder_id)
-            return self._read_everything(opening=False)
+                log_entries = self._recover_log(self._log_end(write_lock))
+            self._settle(damaged, log_entries)
+            return self._replayed(on_disk, values, log_entries)
+
+    def _log_end(self, write_lock: tuple[int | None, Path, str]) -> dict[int, int]:
+        """How far the log goes now (see :meth:`Log.note`), noted holding the write lock shared,
+        so that no commit is half written: a moment, whatever the size of the store."""
+        try:
+            with held_shared(*write_lock, self._lock_timeout):
+                return self._the_log.note()
+        except OSError as error:
+            raise storage_error(error, "read the write-ahead log of", self.root) from error
 
     def _open_log(self, wal_fd: int, folder_id: str) -> Log:
         """The log folder as this process reads (and, unless read-only, writes) it."""
@@ -346,7 +444,7 @@ class FilePersister(Persister):
         try:
             if self._log is not None and not self._read_only:
                 self._checkpoint(wait=True)
-        except DiskFull as error:  # every commit is in the log, synced: the next open writes
+        except (DiskFull, LockTimeout) as error:  # every commit is in the log: the next open writes
             log.warning(
                 "%s was closed without writing its record files (%s); the log holds every "
                 "commit, and the next open writes them",
@@ -368,6 +466,180 @@ class FilePersister(Persister):
             finally:
                 self._claim.release()
 
+    # -- checks (hutch verify, hutch stats) ---------------------------------------------------
+
+    def collection_settings(self) -> dict[str, CollectionSettings]:
+        """The settings kept in the manifest (with those given to this open), of each
+        collection whose settings are not the default ones."""
+        return {name: s for name, s in sorted(self.settings.items()) if s != CollectionSettings()}
+
+    def verify(self) -> list[str]:
+        """What is wrong beside the rows: index files that do not match the records, names that
+        differ only in case, quarantined files, strays in the log folder.
+
+        Rows the log changed after its last checkpoint mark are left out of the index
+        comparison: a checkpoint writes their index entries later, so the files may hold
+        any of their versions. Read-only, the index files compared are those the load read,
+        in its commit point; a writing open reads them holding its locks.
+        """
+        self._process.check()
+        try:
+            if self._read_only:
+                found = self._index_files
+            else:
+                # (the checkpoint lock shared: no checkpoint writes index files meanwhile)
+                with self._checkpoint_lock.held(shared=True), self._write_lock.held():
+                    self._catch_up()  # (what it read, poll reports)
+                    found = self._read_index_files({t: len(ids) for t, ids in self._ids.items()})
+            folders = self._folders()
+            quarantined = self._quarantined_files()
+        except OSError as error:
+            raise storage_error(error, "check the files of", self.root) from error
+        problems = self._clashes(folders)
+        problems += self._index_problems(found)
+        if quarantined.files or quarantined.too_deep:
+            deeper = (
+                f" (and {quarantined.too_deep} folder(s) nested more than {checks.DEEPEST} deep, "
+                "not counted)"
+                if quarantined.too_deep
+                else ""
+            )
+            problems.append(
+                f"{self.root / QUARANTINE_FOLDER} holds {quarantined.files} file(s){deeper} that "
+                "hutch moved aside as damaged (on_corrupt='quarantine'), or that someone put "
+                "there: repair each and move it back into place with no process open, or "
+                "delete it"
+            )
+        for name in self._log.strays if self._log is not None else []:
+            problems.append(
+                f"{self.root / WAL_FOLDER / name} is not a log generation of this folder (no "
+                "hutch header, another folder's, or renamed); hutch ignores it: move it out of "
+                "the log folder"
+            )
+        return problems
+
+    def _read_index_files(self, rows: Mapping[str, int]) -> dict[str, checks.IndexFiles]:
+        """The index files of every collection's folder (``rows``: how many rows each has, which
+        bounds how big an index file is read)."""
+        found: dict[str, checks.IndexFiles] = {}
+        for table_id in self._folders():
+            try:
+                dir_fd = self._dir_fd(table_id, create=False)
+            except FileNotFoundError:
+                continue
+            settings = self.settings.get(table_id)
+            indexed = settings.indexed if settings is not None else ()
+            found[table_id] = checks.read_index_files(
+                dir_fd, indices.FOLDER, indexed, rows.get(table_id, 0)
+            )
+        return found
+
+    def _index_problems(self, found: Mapping[str, checks.IndexFiles]) -> list[str]:
+        fix = f"run `hutch reindex {self._url}` to write the index files again"
+        problems: list[str] = []
+        for table_id, files in sorted(found.items()):
+            folder = self.root / self._folder_of(table_id) / indices.FOLDER
+            for name in files.others:
+                problems.append(
+                    f"{folder / name}: collection {table_id!r} does not index that field (any "
+                    "more), so nothing keeps this file current: delete it, or index the field "
+                    "again"
+                )
+        for table_id, fields in sorted(self._indexed.items()):
+            files = found.get(table_id, checks.IndexFiles())
+            folder = self.root / self._folder_of(table_id) / indices.FOLDER
+            if files.trouble is not None:
+                problems.append(f"{folder}: {files.trouble}; move it away, then {fix}")
+                continue
+            lagging = self._dirty.get(table_id, {}).keys()
+            for field, expected in sorted(fields.items()):
+                where = folder / indices.file_name(field)
+                data = files.found.get(field)
+                problems += checks.index_problems(where, data, expected, lagging, fix)
+        return problems
+
+    def _clashes(self, folders: Mapping[str, str]) -> list[str]:
+        """Names that a case-insensitive file system would make one: collection folders, row
+        ids (record files), indexed fields (index files)."""
+        problems = checks.clash_problems(
+            f"in {self.root}, the collection folders",
+            checks.case_clashes(folders.values()),
+            "give one of those collections another path",
+        )
+        for table_id, ids in sorted(self._ids.items()):
+            problems += checks.clash_problems(
+                f"collection {table_id!r}: the row ids",
+                checks.case_clashes(ids),
+                "rename one of them (lower-case ids are safe everywhere)",
+            )
+        for table_id, settings in sorted(self.settings.items()):
+            problems += checks.clash_problems(
+                f"collection {table_id!r}: the indexed fields",
+                checks.case_clashes(settings.indexed),
+                "index one of them only",
+            )
+        return problems
+
+    def _quarantined_files(self) -> checks.Usage:
+        """What the quarantine folder holds."""
+        try:
+            folder = fsio.open_dir(self._root_fd, QUARANTINE_FOLDER, create=False)
+        except (FileNotFoundError, fsio.NotRegular):
+            return checks.Usage()
+        with _opened(folder):
+            return checks.usage(folder)
+
+    def stats(self) -> dict[str, Any]:
+        """Bytes and files on disk, a ``stat`` a file: the whole folder, the log, and each
+        collection's record and index files."""
+        self._process.check()
+        try:
+            return self._stats()
+        except OSError as error:
+            raise storage_error(error, "look at the files of", self.root) from error
+
+    def _stats(self) -> dict[str, Any]:
+        whole = checks.usage(self._root_fd)
+        generations = [
+            size
+            for name, size in (
+                checks.files_named(self._wal_fd, wal.SUFFIX) if self._wal_fd is not None else ()
+            )
+            if wal.number(name) is not None
+        ]
+        collections: dict[str, dict[str, int]] = {}
+        for table_id in sorted(self._folders()):
+            try:
+                dir_fd = self._dir_fd(table_id, create=False)
+            except FileNotFoundError:
+                continue
+            held = [size for _, size in checks.files_named(dir_fd, records.RECORD_SUFFIX)]
+            index_files: list[int] = []
+            try:
+                with _opened(fsio.open_dir(dir_fd, indices.FOLDER, create=False)) as inner:
+                    index_files = [size for _, size in checks.files_named(inner, indices.SUFFIX)]
+            except (FileNotFoundError, fsio.NotRegular):
+                pass
+            collections[table_id] = {
+                "bytes": sum(held) + sum(index_files),
+                "record_files": len(held),
+                "index_files": len(index_files),
+                "index_bytes": sum(index_files),
+            }
+        values = fsio.info(self._root_fd, records.VALUES)
+        found: dict[str, Any] = {
+            "bytes": whole.bytes,
+            "files": whole.files,
+            "log_bytes": sum(generations),
+            "wal_generations": len(generations),
+            "record_files": sum(c["record_files"] for c in collections.values()),
+            "values_bytes": values.st_size if values is not None else 0,
+            "collections": collections,
+        }
+        if whole.too_deep:  # (their files are not in bytes and files)
+            found["folders_too_deep"] = whole.too_deep
+        return found
+
     # -- locking -----------------------------------------------------------------------------
 
     @contextmanager
@@ -384,8 +656,10 @@ class FilePersister(Persister):
 
     # -- opening -----------------------------------------------------------------------------
 
-    def _prepare_folder(self) -> str:
-        """Read (or start) the manifest, upgrading a folder of format 1; the folder's id."""
+    def _prepare_folder(self, *, may_upgrade: bool = False) -> str:
+        """Read (or start) the manifest, upgrading a folder of format 1 (``may_upgrade``:
+        holding the checkpoint lock exclusively; else :class:`_UpgradeFirst`); the folder's
+        id."""
         where = self.root / MANIFEST
         try:
             data = fsio.read_file(self._root_fd, MANIFEST, limit=MAX_MANIFEST_BYTES)
@@ -403,8 +677,10 @@ class FilePersister(Persister):
                         "upgrade turns into this version's; that writes, so open it once "
                         "without read_only=True first"
                     )
+                if not may_upgrade:
+                    raise _UpgradeFirst
                 upgrade.to_format_2(self._root_fd, self._wal_folder, self.root, sync=self._sync)
-                return self._prepare_folder()
+                return self._prepare_folder(may_upgrade=True)
         folder_id = self._folder_id(manifest if data is not None else None, where)
         stored = manifest.get("collections", {})
         try:
@@ -503,25 +779,51 @@ class FilePersister(Persister):
         return uuid.uuid4().hex
 
     def _read_everything(self, *, opening: bool) -> Snapshot:
-        """The records, then every transaction of the log's live chain replayed over them.
+        """For a writing open, holding the write lock: the log's live chain, then the records,
+        with every transaction of the log replayed over them.
 
+        The log first: a checkpoint of another process may be writing record files
+        meanwhile (when this process fell behind), from rows it took before this read;
+        what its mark says is in the files is, since the mark comes after them.
         ``opening``: holding the checkpoint lock too, so the temp files found are a
         crash's leftovers (removed), never those of a checkpoint running meanwhile.
         """
         if opening:
             fsio.remove_temp_files(self._root_fd)
             fsio.remove_temp_files(self._wal_folder)  # a copy of a linked generation cut short
+        log_entries = self._recover_log()
+        on_disk, damaged = self._read_records(tidy=opening)
+        self._settle(damaged, log_entries)
+        values = self._read_values()
+        snapshot = self._replayed(on_disk, values, log_entries)
+        self._write_replayed_unlogged(on_disk, snapshot.tables)
+        return snapshot
+
+    def _recover_log(self, ends: Mapping[int, int] | None = None) -> list[wal.Entry]:
+        """Every transaction of the log's live chain (up to ``ends``, if given)."""
         try:
-            log_entries = self._the_log.recover() if self._log is not None else []
-            replay = [entry.changes for entry in log_entries]
+            return self._the_log.recover(ends) if self._log is not None else []
         except OSError as error:
             raise storage_error(error, "read the write-ahead log of", self.root) from error
-        covered = {(t, r) for changes in replay for t, r, _ in changes.rows()}
-        on_disk = self._read_records(covered, tidy=opening)
-        values = self._read_values()
+
+    def _settle(self, damaged: list[_Damaged], log_entries: list[wal.Entry]) -> None:
+        """Refuse (or quarantine) the damaged records whose rows the log does not hold."""
+        covered = {(t, r) for entry in log_entries for t, r, _ in entry.changes.rows()}
+        for record in damaged:
+            if (record.table_id, record.row_id) in covered:
+                continue  # the log holds its latest version and rewrites it
+            if self._on_corrupt == "raise":
+                raise record.error
+            self._quarantine(record.dir_fd, record.folder, record.name)
+
+    def _replayed(
+        self, on_disk: dict[str, dict[str, Row]], values: dict[str, Any], entries: list[wal.Entry]
+    ) -> Snapshot:
+        """The records and values with the log's transactions replayed over them; this
+        process's view of ids, indexed fields and what is dirty made from it."""
         tables = {t: dict(rows) for t, rows in on_disk.items()}
-        for changes in replay:
-            _apply_to(tables, values, changes)
+        for entry in entries:
+            _apply_to(tables, values, entry.changes)
         tables = {t: rows for t, rows in tables.items() if rows}
         self._ids = {t: set(rows) for t, rows in tables.items()}
         self._values = dict(values)
@@ -536,10 +838,8 @@ class FilePersister(Persister):
             if settings.indexed
         }
         self._dirty, self._dirty_in, self._dirty_values = {}, {}, False
-        for entry in log_entries:
+        for entry in entries:
             self._mark_dirty(entry.changes, entry.generation)
-        if not self._read_only:
-            self._write_replayed_unlogged(on_disk, tables)
         return Snapshot(tables=tables, values=values)
 
     def _write_replayed_unlogged(
@@ -581,11 +881,12 @@ class FilePersister(Persister):
                 folders[name] = name
         return folders
 
-    def _read_records(
-        self, covered: set[tuple[str, str]], *, tidy: bool
-    ) -> dict[str, dict[str, Row]]:
-        """Every record file (``tidy``: removing the temp files a crash left beside them)."""
+    def _read_records(self, *, tidy: bool) -> tuple[dict[str, dict[str, Row]], list[_Damaged]]:
+        """Every record file (``tidy``: removing the temp files a crash left beside them), and
+        those that do not read as records (see :meth:`_settle`). A file removed since the
+        listing is left out: a commit deleted its row, and the log says so."""
         tables: dict[str, dict[str, Row]] = {}
+        damaged: list[_Damaged] = []
         for table_id, folder in self._folders().items():
             try:
                 dir_fd = self._dir_fd(table_id, create=False)
@@ -606,19 +907,17 @@ class FilePersister(Persister):
                             fsio.remove_temp_files(inner)
                     continue
                 try:
-                    row_id, row = records.decode_record(
-                        table_id, name, _read_record(dir_fd, name, folder_path), folder_path
-                    )
-                except CorruptData:
-                    if (table_id, name.removesuffix(records.RECORD_SUFFIX)) in covered:
-                        continue  # the log holds its latest version and rewrites it
-                    if self._on_corrupt == "raise":
-                        raise
-                    self._quarantine(dir_fd, folder, name)
+                    data = _read_record(dir_fd, name, folder_path)
+                    if data is None:
+                        continue
+                    row_id, row = records.decode_record(table_id, name, data, folder_path)
+                except CorruptData as error:
+                    row_id = name.removesuffix(records.RECORD_SUFFIX)
+                    damaged.append(_Damaged(table_id, row_id, dir_fd, folder, name, error))
                     continue
                 rows[row_id] = row
             tables[table_id] = rows
-        return tables
+        return tables, damaged
 
     def _read_values(self) -> dict[str, Any]:
         where = self.root / records.VALUES
@@ -986,11 +1285,14 @@ class FilePersister(Persister):
             self._checkpoint(wait=False)
 
 
-def _read_record(dir_fd: int, name: str, folder: Path) -> bytes:
-    """A record file's bytes; :class:`~hutch.CorruptData` (quarantinable) if what bears its
-    name is no file hutch wrote: a folder, a link, a FIFO, or too big to be a record."""
+def _read_record(dir_fd: int, name: str, folder: Path) -> bytes | None:
+    """A record file's bytes (``None``: removed since the folder was listed);
+    :class:`~hutch.CorruptData` (quarantinable) if what bears its name is no file hutch
+    wrote: a folder, a link, a FIFO, or too big to be a record."""
     try:
         return fsio.read_file(dir_fd, name, limit=records.MAX_RECORD_BYTES)
+    except FileNotFoundError:
+        return None
     except (fsio.NotRegular, fsio.TooBig) as error:
         raise CorruptData(f"{folder / name}: {error.strerror}; move it away") from None
     except OSError as error:

@@ -20,10 +20,17 @@ but :meth:`Logs.flush`, which only syncs what this process holds open.
   line, the commit point.
 - :meth:`Logs.compact` and :meth:`Logs.shorten` replace logs by new generations.
 
-A read-only ``Logs`` (``read_only=True``) only ever runs :meth:`Logs.catch_up`,
-once, under a shared flock, and writes nothing: every file is opened read-only,
-and what a writing open would cut is where reading stops (it stays on disk);
-damage is refused the same way.
+A read-only ``Logs`` (``read_only=True``) writes nothing. It runs :meth:`Logs.pin`
+once, holding the write lock shared for a moment (no commit is half written):
+every file is opened read-only and its size noted, and the commit log (kept
+short) is read. Then :meth:`Logs.catch_up`, without the lock, judges those
+commit lines — exactly what was there under the lock — and reads the logs up
+to the sizes noted, so it reads one commit point while writers go on (a
+compaction that replaces a log meanwhile leaves the file held open as it was).
+What a writing open would cut is where reading stops (it stays on disk); damage
+is refused the same way. :meth:`Logs.unchanged` then tells whether a writer cut
+commit lines it used meanwhile (mending a power cut), in which case the lines
+they counted may have been written again: the caller reads again.
 """
 
 from __future__ import annotations
@@ -127,6 +134,11 @@ class Logs:
         self._read_only = read_only
         #: Read-only: where reading stops in a file, instead of cutting it there.
         self._stops: dict[str, int] = {}
+        #: Read-only: each file as :meth:`pin` opened it, and its size then.
+        self._pins: dict[str, tuple[int, int]] = {}
+        self._pinned: set[str] | None = None  # the logs pin found (None: not pinned)
+        #: Read-only: the commit log's bytes as :meth:`pin` read them, under the lock.
+        self._pinned_commits = b""
         self._may_share = may_share  # whether a log may have other names (see links.py)
         self._root = root
         self._folder = folder_id
@@ -151,9 +163,61 @@ class Logs:
         commits = self.commits
         return found is None or found.st_ino != commits.ino or found.st_size != commits.end
 
+    def pin(self) -> None:
+        """Read-only, holding the write lock shared: open the commit log and every log, note
+        their sizes, and read the commit log, for :meth:`catch_up` to judge those commit
+        lines and read the logs up to those sizes once the lock is let go.
+
+        The commit log is read here, not later: a writing open may cut a torn commit
+        line and append its own where it was, counting lines past the sizes noted.
+        The commit log comes first, so every line a commit line read counts was written
+        before its size was noted (a commit writes its lines, then its commit line).
+        """
+        names = self._prepare()
+        self._pinned = set() if names is None else names
+        if names is None:
+            return
+        for name in [COMMITS, *sorted(names)]:
+            fd = fsio.open_lock_if_present(self._root_fd, name)
+            if fd is None:
+                continue
+            self._pins[name] = (fd, 0)  # (closed by close(), whatever happens next)
+            size = fsio.size(fd)
+            if name == COMMITS:
+                self._pinned_commits = fsio.read_at(fd, 0, size)
+                size = len(self._pinned_commits)
+            self._pins[name] = (fd, size)
+
+    def unchanged(self) -> bool:
+        """Read-only, after :meth:`catch_up`: whether the commit log still holds the bytes
+        :meth:`pin` read, up to the end of the last commit line used.
+
+        Committed lines never change in place, but for one case: a writing open that
+        cuts back commits a power cut left unfinished (``durability="batch"``) then
+        writes its own lines where theirs were, and :meth:`catch_up`, reading without the
+        lock, may have read those as the lines the cut commits count. That writer cut
+        the commit log too, so its bytes tell: read again then. (A torn commit line past
+        the end used may be cut and written over: the read did not use it.)
+        """
+        pinned = self._pins.get(COMMITS)
+        if pinned is None:
+            return True
+        end = self.commits.end
+        return fsio.read_at(pinned[0], 0, end) == self._pinned_commits[:end]
+
+    @property
+    def commit_log(self) -> tuple[int, int] | None:
+        """Read-only: the commit log's inode and size as :meth:`pin` found it (``None``: none):
+        while they stay so, nothing was committed since."""
+        pinned = self._pins.get(COMMITS)
+        return None if pinned is None else (fsio.inode(pinned[0]), pinned[1])
+
     def catch_up(self) -> list[Read]:
         """What was committed since this process last looked; cuts what provably never was."""
-        names = set(self.files) if self._listed else self._prepare()
+        if self._pinned is not None:
+            names: set[str] | None = self._pinned if COMMITS in self._pins else None
+        else:
+            names = set(self.files) if self._listed else self._prepare()
         if names is None:  # read-only, and no commit log yet: nothing was ever committed
             return []
         while True:
@@ -341,6 +405,8 @@ class Logs:
     def _look(self, file: _File, opened: list[int]) -> _View | str | None:
         """The bytes of ``file`` past what was read; all of them, after its header, if the file
         is new to this process or was replaced. ``None``: it is not there."""
+        if self._pinned is not None:
+            return self._look_pinned(file, opened)
         found = fsio.info(self._root_fd, file.name)
         if found is None:
             return None
@@ -356,7 +422,29 @@ class Logs:
         if fd is None:
             return None
         opened.append(fd)
-        head_bytes = fsio.read_at(fd, 0, lines.HEAD)  # checked before a big file is read whole
+        return self._whole(file, fd)
+
+    def _look_pinned(self, file: _File, opened: list[int]) -> _View | str | None:
+        """Read-only: the file :meth:`pin` opened, read whole (up to its size then); the commit
+        log as :meth:`pin` read it."""
+        pinned = self._pins.get(file.name)
+        if pinned is None:
+            return None
+        fd = fsio.duplicate(pinned[0])
+        opened.append(fd)
+        return self._whole(file, fd, self._pinned_commits if file.name == COMMITS else None)
+
+    def _whole(self, file: _File, fd: int, held: bytes | None = None) -> _View | str:
+        """The bytes of the log open as ``fd`` after its header, its header checked first
+        (``held``: the file's bytes, already read)."""
+
+        def read(offset: int, length: int) -> bytes:
+            if held is None:
+                return fsio.read_at(fd, offset, length)
+            return held[offset : offset + length]
+
+        # The header is checked before a big file is read whole.
+        head_bytes = read(0, self._end(file.name, lines.HEAD))
         header = lines.read_header(head_bytes)
         path = self._root / file.name
         if header is None:
@@ -377,7 +465,8 @@ class Logs:
                 "process read; was it restored from a backup while open? close every process "
                 "and open it again"
             )
-        data = fsio.read_at(fd, start, self._end(file.name, fsio.size(fd)) - start)
+        size = fsio.size(fd) if held is None else len(held)
+        data = read(start, self._end(file.name, size) - start)
         return _View(fd, fsio.inode(fd), head.generation, start, start, 0, data, True)
 
     def _open(self, name: str) -> int | None:
@@ -390,8 +479,9 @@ class Logs:
 
     def _end(self, name: str, size: int) -> int:
         """Where reading a file of ``size`` bytes stops: its end, unless a read-only
-        :meth:`_cut` stopped it before."""
-        return min(size, self._stops.get(name, size))
+        :meth:`_cut` stopped it before, or it was longer than when :meth:`pin` noted it."""
+        pinned = self._pins.get(name)
+        return min(size, self._stops.get(name, size), size if pinned is None else pinned[1])
 
     @property
     def _move_out(self) -> str:
@@ -490,7 +580,7 @@ class Logs:
     def _cut(self, fd: int, name: str, offset: int, why: str) -> None:
         """Cut a file at ``offset``, durably before anything else is written, and say so.
         Read-only: stop reading it there instead, leaving the file as it is."""
-        size = fsio.size(fd)
+        size = self._end(name, fsio.size(fd))
         if self._read_only:
             self._stops[name] = offset
             log.warning(
@@ -676,6 +766,9 @@ class Logs:
             if file.fd is not None:
                 fd, file.fd = file.fd, None
                 fsio.close(fd)
+        pins, self._pins = self._pins, {}
+        for fd, _ in pins.values():
+            fsio.close(fd)
 
 
 def _first_claim(

@@ -12,8 +12,10 @@ Each process holds a shared ``flock`` on ``hutch.open`` while the folder is
 open: what tells it from a process of format 1, which an upgrade waits for.
 
 Opened with ``read_only=True``, it writes nothing at all: it reads the folder
-once, holding a shared ``flock`` on ``hutch.lock`` (if there is one) so that no
-writer appends meanwhile, and is a snapshot as of its open from then on.
+once, at one commit point, and is a snapshot as of its open from then on. It
+holds a shared ``flock`` on ``hutch.lock`` (if there is one) only while it reads
+the manifest and opens the logs and notes their sizes (:meth:`.Logs.pin`): then
+writers go on while it reads those files up to there.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from hutch import (
@@ -36,7 +38,7 @@ from hutch import (
     Snapshot,
     StorageError,
 )
-from hutch.backends.file import fsio, indices
+from hutch.backends.file import checks, fsio, indices
 from hutch.backends.file.folder import (
     MANIFEST,
     check_indexed,
@@ -73,6 +75,7 @@ class JsonlPersister(Persister):
     def __init__(self, config: BackendConfig) -> None:
         config.check_options("batch_interval", "compact_lines")
         self.root = config.url.file_path()
+        self._url = config.url.redacted()  # as given, for the commands messages suggest
         #: Writes nothing at all: no file, no lock file, no cut, no sync, no thread.
         self._read_only = config.read_only
         self._lock_timeout = config.lock_timeout
@@ -118,6 +121,8 @@ class JsonlPersister(Persister):
         self._values: dict[str, Any] = {}
         self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
         self._stale_indices: set[str] = set()
+        #: Read-only: the commit log's inode and size at the commit point read (None: none).
+        self._loaded_at: tuple[int, int] | None = None
         self._unseen = Unseen()  # others' commits, not yet handed to the store
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
@@ -125,41 +130,91 @@ class JsonlPersister(Persister):
     # -- the protocol ------------------------------------------------------------------------
 
     def load(self) -> Snapshot:
-        with self._loading():
+        if self._read_only:
+            return self._taken(self._read_once())
+        with self._lock.held():
             try:
-                folder_id = self._prepare_folder()
-                if not self._read_only:  # a crash inside a compaction left them
-                    fsio.remove_temp_files(self._root_fd)
-                self._logs = Logs(
-                    self._root_fd,
-                    self.root,
-                    folder_id,
-                    durability=self._durability,
-                    may_share=self._may_share,
-                    read_only=self._read_only,
-                )
+                self._logs = self._new_logs(self._prepare_folder())
+                fsio.remove_temp_files(self._root_fd)  # a crash inside a compaction left them
                 reads = self._logs.catch_up()
-                if self._read_only:  # a snapshot: nothing more is read, so nothing stays open
-                    self._logs.close()
-                elif self._sync:  # a killed writer's lines may be in the page cache only
+                if self._sync:  # a killed writer's lines may be in the page cache only
                     self._logs.vouch()
             except OSError as error:
                 raise storage_error(error, "open", self.root) from error
-            self._indexed = {
-                t: {field: {} for field in s.indexed} for t, s in self.settings.items() if s.indexed
-            }
-            changes = self._take(reads, before=0)
-            tables = {
-                t: {r: row for r, row in rows.items() if row is not None}
-                for t, rows in changes.tables.items()
-            }
-            tables = {t: rows for t, rows in tables.items() if rows}
-            if not self._read_only:
-                self._maintain_files()
-                self._write_stale_indices()
-        if self._durability == "batch" and not self._read_only:
+            snapshot = self._taken(reads)
+            self._maintain_files()
+            self._write_stale_indices()
+        if self._durability == "batch":
             self._worker = threading.Thread(target=self._flusher, name="hutch-jsonl", daemon=True)
             self._worker.start()
+        return snapshot
+
+    def _read_once(self) -> list[Read]:
+        """Read-only: everything committed up to one commit point, holding writers up only
+        while the manifest is read, the logs are opened and their sizes noted and the
+        commit log is read (no commit is half written then); the logs are read up to
+        there after, with writers going on. Nothing stays open: a snapshot reads nothing
+        more.
+
+        Read again, holding the lock throughout, in the two cases where what was read
+        without it may not be that commit point: a writing open mended a power cut
+        meanwhile, cutting commits the read used (:meth:`.Logs.unchanged`), or the
+        folder had no lock file and a writer made one meanwhile.
+        """
+        for hold in (False, True, True):
+            reads = self._read_pinned(hold=hold)
+            if reads is not None:
+                return reads
+        raise StorageError(
+            f"could not read {self.root} at one commit point: writers kept changing it while "
+            "it was read, though it was read holding the write lock. Open it again"
+        )
+
+    def _read_pinned(self, *, hold: bool) -> list[Read] | None:
+        """One try of :meth:`_read_once` (``hold``: the lock throughout); ``None`` if what was
+        read may not be one commit point."""
+        with ExitStack() as held:
+            locked = held.enter_context(self._shared_lock())
+            logs = self._logs = self._new_logs(self._prepare_folder())
+            try:
+                try:
+                    logs.pin()
+                    self._loaded_at = logs.commit_log
+                except OSError as error:
+                    raise storage_error(error, "open", self.root) from error
+                if not hold:
+                    held.close()  # writers go on
+                try:
+                    reads = logs.catch_up()
+                    unchanged = logs.unchanged()
+                    appeared = not locked and fsio.exists(self._root_fd, LOCK_FILE)
+                except OSError as error:
+                    raise storage_error(error, "read", self.root) from error
+            finally:
+                logs.close()
+        return reads if unchanged and not appeared else None
+
+    def _new_logs(self, folder_id: str) -> Logs:
+        return Logs(
+            self._root_fd,
+            self.root,
+            folder_id,
+            durability=self._durability,
+            may_share=self._may_share,
+            read_only=self._read_only,
+        )
+
+    def _taken(self, reads: list[Read]) -> Snapshot:
+        """What the logs read at open hold, as this process's view and as the snapshot."""
+        self._indexed = {
+            t: {field: {} for field in s.indexed} for t, s in self.settings.items() if s.indexed
+        }
+        changes = self._take(reads, before=0)
+        tables = {
+            t: {r: row for r, row in rows.items() if row is not None}
+            for t, rows in changes.tables.items()
+        }
+        tables = {t: rows for t, rows in tables.items() if rows}
         return Snapshot(tables=tables, values=dict(self._values))
 
     def begin(self) -> None:
@@ -251,6 +306,166 @@ class JsonlPersister(Persister):
             finally:
                 self._claim.release()
 
+    # -- checks (hutch verify, hutch stats) ---------------------------------------------------
+
+    def collection_settings(self) -> dict[str, CollectionSettings]:
+        """The settings kept in the manifest (with those given to this open), of each
+        collection whose settings are not the default ones (``wal`` and ``path`` are kept,
+        though they change nothing here)."""
+        return {name: s for name, s in sorted(self.settings.items()) if s != CollectionSettings()}
+
+    def verify(self) -> list[str]:
+        """What is wrong beside the rows: index files that do not match the logs, names that
+        differ only in case.
+
+        Index files lag behind the logs by design until a writer rewrites them (at
+        compaction, close, ``reindex``, open), so they are compared only where they
+        should be current: on a writing open, those rewritten since their collection last
+        changed (under the write lock); read-only, all of them, but only while no process
+        has the folder open for writing and nothing was committed since the load.
+        """
+        self._process.check()
+        fields = {table: list(s.indexed) for table, s in sorted(self.settings.items())}
+        problems = checks.clash_problems(
+            f"in {self.root}, the logs",
+            checks.case_clashes(self._the_logs.files),
+            "give one of those collections another name",
+        )
+        for table, indexed in fields.items():
+            problems += checks.clash_problems(
+                f"collection {table!r}: the indexed fields",
+                checks.case_clashes(indexed),
+                "index one of them only",
+            )
+        try:
+            found = self._current_index_files()
+        except OSError as error:
+            raise storage_error(error, "read the indices of", self.root) from error
+        fix = f"run `hutch reindex {self._url}` (or open it for writing) to write them again"
+        for table, files in sorted(found.items()):
+            folder = self.root / INDICES / table
+            for name in files.others:
+                problems.append(
+                    f"{folder / name}: collection {table!r} does not index that field (any "
+                    "more), so nothing keeps this file current: delete it, or index the field "
+                    "again"
+                )
+            if files.trouble is not None:
+                problems.append(f"{folder}: {files.trouble}; move it away, then {fix}")
+                continue
+            for field, expected in sorted(self._indexed.get(table, {}).items()):
+                where = folder / indices.file_name(field)
+                data = files.found.get(field)
+                problems += checks.index_problems(where, data, expected, (), fix)
+        return problems
+
+    def _current_index_files(self) -> dict[str, checks.IndexFiles]:
+        """The index files that should match the logs now (see :meth:`verify`), read."""
+        if not self._read_only:
+            with self._lock.held():
+                self._keep_unseen()
+                tables = set(self._indexed) | self._index_folders()
+                return self._read_index_files(tables - self._stale_indices)
+        if self._writers() or self._commit_log() != self._loaded_at:
+            return {}
+        found = self._read_index_files(set(self._indexed) | self._index_folders())
+        return found if self._commit_log() == self._loaded_at else {}
+
+    def _read_index_files(self, tables: set[str]) -> dict[str, checks.IndexFiles]:
+        found = {}
+        for table in sorted(tables):
+            settings = self.settings.get(table)
+            indexed = settings.indexed if settings is not None else ()
+            rows = len(self._ids.get(table, ()))
+            found[table] = checks.read_index_files(
+                self._root_fd, f"{INDICES}/{table}", indexed, rows
+            )
+        return found
+
+    def _index_folders(self) -> set[str]:
+        """The collections that have a folder in ``indices``."""
+        try:
+            folder = fsio.open_dir(self._root_fd, INDICES, create=False)
+        except (FileNotFoundError, fsio.NotRegular):
+            return set()
+        try:
+            return {
+                name for name, kind in fsio.entries(folder) if kind == "dir" and _is_table(name)
+            }
+        finally:
+            fsio.close(folder)
+
+    def _writers(self) -> bool:
+        """Whether a process has the folder open for writing (holds ``hutch.open`` shared):
+        an exclusive ``flock`` is tried, never waited for, and let go at once."""
+        fd = fsio.open_lock_if_present(self._root_fd, OPEN_MARK)
+        if fd is None:
+            return False
+        try:
+            return not fsio.lock(fd, wait=False)
+        finally:
+            fsio.close(fd)  # (and with it the lock, if it was taken)
+
+    def _commit_log(self) -> tuple[int, int] | None:
+        """The commit log's inode and size now: while they stay as they were, nothing was
+        committed (a commit appends, a shortening replaces the file)."""
+        found = fsio.info(self._root_fd, lines.COMMITS)
+        return None if found is None else (found.st_ino, found.st_size)
+
+    def stats(self) -> dict[str, Any]:
+        """Bytes and files on disk, a ``stat`` a file: the whole folder, and each log (in this
+        format the logs are the data) with its collection's index files."""
+        self._process.check()
+        try:
+            return self._stats()
+        except OSError as error:
+            raise storage_error(error, "look at the files of", self.root) from error
+
+    def _stats(self) -> dict[str, Any]:
+        whole = checks.usage(self._root_fd)
+        sizes = dict(checks.files_named(self._root_fd, lines.SUFFIX))
+        logs = {name: size for name, size in sizes.items() if lines.is_log(name)}
+        counted = self._the_logs.files
+        collections: dict[str, dict[str, int]] = {}
+        for name, size in sorted(logs.items()):
+            table = lines.log_table(name)
+            if table is None:
+                continue
+            index_files: list[int] = []
+            try:
+                folder = fsio.open_folder(
+                    self._root_fd, f"{INDICES}/{table}", create=False, sync=False
+                )
+            except (FileNotFoundError, fsio.NotRegular):
+                pass
+            else:
+                try:
+                    index_files = [size for _, size in checks.files_named(folder, indices.SUFFIX)]
+                finally:
+                    fsio.close(folder)
+            lines_held = counted[name].lines if name in counted else 0
+            collections[table] = {
+                "bytes": size + sum(index_files),
+                "log_bytes": size,
+                "log_lines": lines_held,
+                "dead_lines": max(lines_held - len(self._ids.get(table, ())), 0),
+                "index_files": len(index_files),
+                "index_bytes": sum(index_files),
+            }
+        found: dict[str, Any] = {
+            "bytes": whole.bytes,
+            "files": whole.files,
+            "log_bytes": sum(logs.values()) + sizes.get(lines.COMMITS, 0),
+            "log_files": len(logs),
+            "commit_log_bytes": sizes.get(lines.COMMITS, 0),
+            "commit_log_lines": self._the_logs.commits.lines,
+            "values_bytes": logs.get(lines.VALUES, 0),
+            "collections": collections,
+        }
+        if whole.too_deep:  # (their files are not in bytes and files)
+            found["folders_too_deep"] = whole.too_deep
+        return found
+
     @property
     def _the_logs(self) -> Logs:
         assert self._logs is not None, "load first"
@@ -271,20 +486,17 @@ class JsonlPersister(Persister):
     # -- opening -----------------------------------------------------------------------------
 
     @contextmanager
-    def _loading(self) -> Iterator[None]:
-        """What :meth:`load` holds: the write lock; read-only, a shared ``flock`` on the lock
-        file if there is one (none is created), so that no writer appends meanwhile."""
-        if not self._read_only:
-            with self._lock.held():
-                yield
-            return
+    def _shared_lock(self) -> Iterator[bool]:
+        """Read-only: a shared ``flock`` on the lock file if there is one (none is created), so
+        that no commit is half written meanwhile; yields whether there was one. It is
+        opened here, at load, not before: a writer may have made it since."""
         try:
             fd = fsio.open_lock_if_present(self._root_fd, LOCK_FILE)
         except OSError as error:
             raise storage_error(error, "open", self.root / LOCK_FILE) from error
         try:
             with held_shared(fd, self.root / LOCK_FILE, "the write lock", self._lock_timeout):
-                yield
+                yield fd is not None
         finally:
             if fd is not None:
                 fsio.close(fd)
@@ -521,6 +733,12 @@ class JsonlPersister(Persister):
         with self._lock.held():
             if self._the_logs.unsynced:
                 self._the_logs.flush()
+
+
+def _is_table(name: str) -> bool:
+    """Whether ``name`` is a collection's name (whose log would be ``<name>.jsonl``)."""
+    log_name = name + lines.SUFFIX
+    return lines.is_log(log_name) and lines.log_table(log_name) is not None
 
 
 def _changed_in_place(name: str) -> bool:

@@ -61,7 +61,7 @@ from hutch.persister import OpenStores, ProcessGuard, Unseen
 
 from . import CAPABILITIES
 from .cells import META, decode_row, encode_row
-from .schema import CHANGES_TABLE, HUTCH_TABLE, VALUES_TABLE, Schema, Table
+from .schema import CHANGES_TABLE, HUTCH_TABLE, TABLES_TABLE, VALUES_TABLE, Schema, Table
 
 _SYNCHRONOUS = {"commit": "FULL", "batch": "NORMAL", "none": "OFF"}
 #: The change log is cut back to its newest KEEP_CHANGES lines once it holds twice as many;
@@ -69,6 +69,8 @@ _SYNCHRONOUS = {"commit": "FULL", "batch": "NORMAL", "none": "OFF"}
 KEEP_CHANGES = 10_000
 #: Ids bound to one ``IN (...)`` (SQLite allows at least 999 parameters).
 _IDS_PER_QUERY = 500
+#: How many ids held by several rows ``verify`` names in one table.
+_LISTED = 10
 
 
 class SqlitePersister(Persister):
@@ -84,6 +86,7 @@ class SqlitePersister(Persister):
             )
         config.check_options()
         self.path = sqlite_path(config.url)
+        self._url = config.url.redacted()  # as given, for the commands messages suggest
         self._durability = config.durability
         self._settings: dict[str, CollectionSettings] = dict(config.collections)
         self._lock_timeout = config.lock_timeout
@@ -301,6 +304,142 @@ class SqlitePersister(Persister):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.execute("VACUUM")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # -- checks (hutch verify, hutch stats) ---------------------------------------------------
+
+    def collection_settings(self) -> dict[str, CollectionSettings]:
+        """The settings given to ``hutch.open``: a SQLite file keeps none of its own (a read-only
+        open given none has none to report)."""
+        return dict(self._settings)
+
+    def verify(self) -> list[str]:
+        """What SQLite's ``quick_check`` finds wrong, ids held by several rows of one table
+        (a hand-made table without the primary key: hutch loaded only one of them), and
+        the indexes of ``indexed`` fields that are missing; in one read transaction."""
+        self._process.check()
+        with self._errors("check"), self._connection(), self._reading():
+            problems = [
+                f"{self.path}: SQLite's quick_check says: {found}; restore the file from a "
+                f"backup, or try `sqlite3 {self.path} .recover`"
+                for (found,) in self._conn.execute("PRAGMA quick_check")
+                if found != "ok"
+            ]
+            existing = self._table_names()
+            tables = self._tables_now(existing)
+            for collection, table in sorted(tables.items()):
+                problems += self._duplicates(table, "id", f"collection {collection!r}")
+            if VALUES_TABLE in existing:
+                problems += self._duplicates(VALUES_TABLE, "key", "the keyed values")
+            for collection, settings in sorted(self._settings.items()):
+                name = tables.get(collection)
+                if name is None:
+                    continue
+                columns = self._columns(name)
+                covered = self._indexed_columns(name)
+                for field in settings.indexed:
+                    if field in columns and field not in covered:
+                        problems.append(
+                            f"{self.path}, table {name!r}: the indexed field {field!r} "
+                            f"has no index; run `hutch reindex {self._url}` to make it"
+                        )
+        return problems
+
+    def _table_names(self) -> set[str]:
+        return {name for (name,) in self._conn.execute("SELECT name FROM sqlite_master")}
+
+    def _tables_now(self, existing: set[str]) -> dict[str, str]:
+        """Each collection's table, as the file says now (read apart from the schema this
+        connection keeps, which tells poll what changed since it last read)."""
+        if TABLES_TABLE not in existing:
+            return {}  # no store yet, or not hutch's (the load said which)
+        listed = self._conn.execute(f"SELECT collection, name FROM {TABLES_TABLE}")
+        return {collection: name for collection, name in listed if name in existing}
+
+    def _columns(self, table: str) -> set[str]:
+        return {
+            row[1] for row in self._conn.execute(f"PRAGMA table_info({quote_identifier(table)})")
+        }
+
+    def _duplicates(self, table: str, key: str, holding: str) -> list[str]:
+        """One line for each key that several rows of ``table`` hold (the first few)."""
+        quoted, column = quote_identifier(table), quote_identifier(key)
+        found = self._conn.execute(
+            f"SELECT {column}, count(*) FROM {quoted} GROUP BY {column} HAVING count(*) > 1 "
+            f"ORDER BY {column} LIMIT {_LISTED + 1}"
+        ).fetchall()
+        problems = [
+            f"{self.path}, table {table!r} ({holding}): {count} rows have the {key} {value!r}, "
+            f"and hutch reads only one of them; delete the others, and give the table its "
+            f"PRIMARY KEY on {key} back (it was lost, by hand or by another tool)"
+            for value, count in found[:_LISTED]
+        ]
+        if len(found) > _LISTED:
+            problems.append(
+                f"{self.path}, table {table!r} ({holding}): more {key}s are held by several rows"
+            )
+        return problems
+
+    def _indexed_columns(self, table: str) -> set[str]:
+        """The columns of ``table`` that an index of that one column covers."""
+        covered = set()
+        for index in self._conn.execute(f"PRAGMA index_list({quote_identifier(table)})"):
+            info = self._conn.execute(f"PRAGMA index_info({quote_identifier(index[1])})")
+            columns = [column[2] for column in info]
+            if len(columns) == 1:
+                covered.add(columns[0])
+        return covered
+
+    def stats(self) -> dict[str, Any]:
+        """The file, its ``-wal`` and ``-shm`` files, SQLite's page counts, and each collection's
+        table with its indexes (from ``dbstat``, where this SQLite has it: it walks the pages,
+        reading no row)."""
+        self._process.check()
+        with self._errors("look at"), self._connection(), self._reading():
+            page_size, page_count, freelist = (
+                self._conn.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("page_size", "page_count", "freelist_count")
+            )
+            collections: dict[str, dict[str, int]] = {}
+            tables = self._tables_now(self._table_names())
+            sizes = self._table_sizes() if tables else None
+            for collection, table in sorted(tables.items()):
+                indexes = self._conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                    (table,),
+                ).fetchall()
+                found = {"indexes": len(indexes)}
+                if sizes is not None:
+                    names = [table, *(name for (name,) in indexes)]
+                    found["bytes"] = sum(sizes.get(name, 0) for name in names)
+                collections[collection] = found
+        try:
+            files = {path: _size(path) for path in (self.path, *_wal_files(self.path))}
+            journal = _journal_mode(self.path)
+        except OSError as error:
+            raise StorageError(f"could not look at {self.path}: {error.strerror}") from error
+        wal = files[_wal_files(self.path)[0]]
+        return {
+            "bytes": sum(files.values()),
+            "log_bytes": wal,
+            "file_bytes": files[self.path],
+            "wal_bytes": wal,
+            "shm_bytes": files[_wal_files(self.path)[1]],
+            "page_size": page_size,
+            "page_count": page_count,
+            "freelist_count": freelist,
+            "journal_mode": journal,
+            "collections": collections,
+        }
+
+    def _table_sizes(self) -> dict[str, int] | None:
+        """Bytes of each table and index, from ``dbstat`` (``None`` where SQLite lacks it)."""
+        try:
+            rows = self._conn.execute(
+                "SELECT name, pgsize FROM dbstat WHERE aggregate = TRUE"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return None
+        return {name: size for name, size in rows}
 
     def close(self) -> None:
         with self._connection():  # another thread's poll may be using it
@@ -798,6 +937,22 @@ def _unreadable(what: str, path: Path) -> StorageError:
 def _wal_files(path: Path) -> tuple[Path, Path]:
     """The ``-wal`` and ``-shm`` files of a database in WAL mode."""
     return Path(f"{path}-wal"), Path(f"{path}-shm")
+
+
+def _journal_mode(path: Path) -> str:
+    """``"wal"`` or ``"rollback"``, as the file's header says (an ``immutable=1`` connection
+    would say ``"delete"`` of a WAL file)."""
+    with path.open("rb") as file:
+        header = file.read(20)
+    return "wal" if header[18:19] == b"\x02" else "rollback"
+
+
+def _size(path: Path) -> int:
+    """A file's size; 0 if it is not there."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _wal_files_exist(path: Path) -> bool:
