@@ -104,6 +104,18 @@ class URL:
         return Path(path)
 
 
+_USER_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*:/*[^\s/@:'\"]*:)[^\s'\"]*@")
+_SECRET_PARAMETER = re.compile(
+    r"([?&][^=&\s'\"]*(?:password|secret|token)[^=&\s'\"]*=)[^&\s'\"]*", re.IGNORECASE
+)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every password that looks like part of a URL hidden, as
+    :meth:`URL.redacted` hides it: for messages that quote what a user typed."""
+    return _SECRET_PARAMETER.sub(r"\1***", _USER_PASSWORD.sub(r"\1***@", text))
+
+
 def _redacted_parameter(parameter: str) -> str:
     name, equals, _ = parameter.partition("=")
     return f"{name}=***" if equals and _SECRET_NAME(unquote(name)) else parameter

@@ -132,6 +132,15 @@ def _persister(manager: pluggy.PluginManager, config: BackendConfig) -> Persiste
     return persister
 
 
+def capabilities_of(url: URL, plugins: Iterable[object] = ()) -> Capabilities:
+    """What the backend of ``url`` promises, before anything is opened."""
+    manager = make_manager(plugins)
+    factory = backends(manager).get(url.scheme)
+    if factory is None:
+        raise _unknown_scheme(url, manager)
+    return _capabilities(factory)
+
+
 def _capabilities(factory: object) -> Capabilities:
     """What a backend's factory promises (a Persister subclass says it in ``capabilities``)."""
     found = getattr(factory, "capabilities", None)

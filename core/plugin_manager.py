@@ -16,7 +16,8 @@ from importlib.metadata import EntryPoint, entry_points
 import pluggy
 
 from hutch import hookspecs
-from hutch.errors import PluginError
+from hutch.errors import ConfigError, PluginError
+from hutch.models import Model
 from hutch.persister import BackendConfig, Persister
 
 GROUP = "hutch"
@@ -88,3 +89,23 @@ def backends(manager: pluggy.PluginManager) -> dict[str, Factory]:
 def _name(factory: object) -> str:
     module = getattr(factory, "__module__", "?")
     return f"{module}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def models_of(manager: pluggy.PluginManager, names: Iterable[str]) -> list[type[Model]]:
+    """The models the plugins ``names`` (entry-point names, such as ``platform``) register."""
+    found: list[type[Model]] = []
+    for name in names:
+        plugin = manager.get_plugin(name)
+        register = getattr(plugin, "hutch_register_models", None)
+        if register is None:
+            with_models = sorted(
+                plugin_name
+                for plugin_name, each in manager.list_name_plugin()
+                if hasattr(each, "hutch_register_models")
+            )
+            raise ConfigError(
+                f"no plugin named {name!r} registers models; the ones that do: "
+                f"{', '.join(with_models) or 'none'}"
+            )
+        register(register=found.append)
+    return list(dict.fromkeys(found))
