@@ -7,6 +7,8 @@
 {'email': 'a@x.io'}
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from hutch.changes import Changes
 from hutch.config import URL, CollectionSettings, Durability, parse_url
 from hutch.database import Database, open
@@ -39,6 +41,11 @@ from hutch.persister import BackendConfig, Capabilities, Persister, Snapshot
 from hutch.relationships import Relationship, Relationships
 from hutch.repository import Repository
 from hutch.store import Store
+
+try:
+    __version__ = version("hutch")
+except PackageNotFoundError:  # run from a checkout that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "URL",
@@ -80,6 +87,7 @@ __all__ = [
     "UnknownBackend",
     "UnsupportedFormat",
     "ValidationError",
+    "__version__",
     "hookimpl",
     "open",
     "parse_url",

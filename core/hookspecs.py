@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pluggy
 
 from hutch.models import Model
 from hutch.persister import BackendConfig, Persister
+
+if TYPE_CHECKING:
+    import click
 
 hookspec = pluggy.HookspecMarker("hutch")
 hookimpl = pluggy.HookimplMarker("hutch")
@@ -24,3 +28,8 @@ def hutch_register_backends(register: RegisterBackend) -> None:
 @hookspec
 def hutch_register_models(register: Callable[[type[Model]], None]) -> None:
     """Register models: call ``register(Model)`` for each, so every database knows them."""
+
+
+@hookspec
+def hutch_register_commands(cli: click.Group) -> None:
+    """Add commands to the ``hutch`` command: ``@cli.command()`` on each, as click has it."""

@@ -1,0 +1,5 @@
+"""``python -m hutch``: the ``hutch`` command."""
+
+from hutch.cli import main
+
+main()
