@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/models.py
 	$(BIN)/python bench/workers.py
+	$(BIN)/python bench/backup.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache data
