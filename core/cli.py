@@ -69,7 +69,8 @@ class Output:
     @contextlib.contextmanager
     def step(self, label: str, length: int) -> Iterator[Callable[[int], None]]:
         """A progress bar of ``length`` units on a terminal (stderr), else nothing; yields the
-        function that advances it."""
+        function that advances it. (What the library does in one call, a load or a commit,
+        is one unit: the bar says what is running, and fills when it is done.)"""
         if self.silent or self.as_json or not sys.stderr.isatty() or length <= 0:
             yield lambda _: None
             return
@@ -78,8 +79,7 @@ class Output:
 
 
 def output_options(command: F) -> F:
-    """``--json`` and ``--silent``, handed to the command as ``out``."""
-
+    """``--json`` and ``--silent``, handed to the command as ``as_json`` and ``silent``."""
     command = click.option("--silent", is_flag=True, help="No progress bars or chatter.")(command)
     return click.option(
         "--json", "as_json", is_flag=True, help="Print the result as JSON, for scripts."
@@ -267,7 +267,7 @@ def _source_name(url: str) -> str:
     store is a folder (its absolute path), so that retention tells stores apart."""
     parsed = parse_url(url)
     if parsed.scheme in FOLDER_SCHEMES:
-        return f"{parsed.scheme}://{parsed.file_path().resolve()}"
+        return redact_text(f"{parsed.scheme}://{parsed.file_path().resolve()}")
     return parsed.redacted()
 
 
@@ -380,10 +380,12 @@ def copy(
     out = _out(as_json, silent)
     names = _collections(collections)
     start = time.monotonic()
-    with out.step(f"reading {_shown(src)}", 1) as advance, snapshots.open_reading(src) as source:
-        snapshot = snapshots.snapshot_of(source, _held_by(source, names))
-        settings = source.backend.collection_settings()
-        advance(1)
+    with contextlib.ExitStack() as opened:  # SRC stays open: DST is found out if it is SRC
+        with out.step(f"reading {_shown(src)}", 1) as advance:
+            source = opened.enter_context(snapshots.open_reading(src))
+            snapshot = snapshots.snapshot_of(source, _held_by(source, names))
+            settings = source.backend.collection_settings()
+            advance(1)
         counts = _counts(snapshot)
         data: dict[str, Any] = {
             "source": source.url,
@@ -397,7 +399,7 @@ def copy(
             out.result(data, _listing(counts, len(snapshot.values)) + "\n" + data["verdict"])
             return
         kept = {name: settings[name] for name in snapshot.tables if name in settings}
-        with _target(dst, kept) as db:  # (SRC still open: the same store is found out)
+        with _target(dst, kept) as db:
             _write(db, snapshot, out, scope=names, replace=("--replace", replace))
     data["seconds"] = round(time.monotonic() - start, 3)
     out.result(
@@ -523,9 +525,12 @@ def import_(
     with _target(url) as db:
         snapshot, invalid = exchange.check_models(snapshot, _models(db))
         refused += invalid
+        scope = snapshots.scope_of(snapshot)
+        held = snapshots.held(db, scope)
+        if held and not replace:  # (before a reject file that a second try would trip on)
+            raise HutchError(f"{snapshots.NotEmpty(db.url, held, scope)}: pass --replace")
         if refused:  # before the import commits: no rejected row goes unreported
             exchange.write_rejects(where, refused)
-        scope = snapshots.scope_of(snapshot)
         _write(db, snapshot, out, scope=scope, replace=("--replace", replace))
         shown = db.url
     counts = _counts(snapshot)
@@ -623,7 +628,7 @@ def _report(out: Output, report: Report) -> None:
         lines.append(f"Compared with {report.against}: {report.sampled} sampled rows.")
     if not report.passed:
         lines.append(f"{report.problem_count} problems; the first:")
-        lines += [f"  - {problem}" for problem in report.problems[:20]]
+        lines += [f"  - {redact_text(problem)}" for problem in report.problems[:20]]
     lines.append(f"Data integrity: {verdict}")
     out.result(
         {

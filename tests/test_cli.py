@@ -530,3 +530,18 @@ def test_plugins_add_commands(tmp_path: Path, plugin_on_path: dict[str, str]) ->
     assert done.stdout == "hello world\n"
     listed = hutch_process("--help", cwd=tmp_path, env=plugin_on_path)
     assert "hello" in listed.stdout
+
+
+def test_an_import_refused_for_a_full_store_leaves_no_reject_file(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "people.jsonl").write_text('{"id": "p1", "n": 1}\nnot json\n', encoding="utf-8")
+    url = str(tmp_path / "store")
+    with hutch.open(url) as db:
+        db.store.set_row("people", "old", {"n": 0})
+    assert "--replace" in run("import", str(folder), url, code=1).output
+    assert not (tmp_path / "in.rejects.jsonl").exists()
+    run("import", str(folder), url, "--replace", code=1)  # one row rejected: exit 1
+    assert (tmp_path / "in.rejects.jsonl").is_file()
+    with snapshots.open_reading(url) as db:
+        assert db.store.get_row_ids("people") == ["p1"]
