@@ -6,6 +6,7 @@ them (the tests that need one skip, saying why, where it does not)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ import pytest
 from children import WAIT, Child
 
 import hutch
+from hutch.backends.file import fsio
 
 BACKENDS = ["file", "jsonl", "sqlite"]
 
@@ -317,6 +319,8 @@ def test_read_only_and_mirrors_are_refused_together(tmp_path: Path) -> None:
 PAUSED_READER = """\
 import json, os, sys
 import hutch
+from hutch.backends.file import fsio
+from hutch.backends.file import log as file_log
 from hutch.backends.file import persister as file_persister
 from hutch.backends.jsonl import logs as jsonl_logs
 from hutch.backends.sqlite import persister as sqlite_persister
@@ -329,14 +333,19 @@ def pause(said):
     sys.stdin.readline()
 
 
-def before(cls, name, said=lambda *args: ""):
+def before(cls, name, said=lambda *args: "", after=False):
     original = getattr(cls, name)
 
-    def paused(*args):
-        if not paused.done:
-            paused.done = True
-            pause(said(*args))
-        return original(*args)
+    def paused(*args, **kwargs):
+        if paused.done:
+            return original(*args, **kwargs)
+        paused.done = True
+        pause(said(*args))
+        try:
+            return original(*args, **kwargs)
+        finally:
+            if after:
+                pause("")
 
     paused.done = False
     setattr(cls, name, paused)
@@ -344,6 +353,54 @@ def before(cls, name, said=lambda *args: ""):
 
 if where == "file: the log's end not noted yet":
     before(file_persister.FilePersister, "_log_end")
+elif where == "file: the records not read yet":
+    before(file_persister.FilePersister, "_read_records")
+elif where == "file: the manifest read, not the ids in the log folder":
+    ids = file_persister.log_folder_ids
+
+    def log_folder_ids(wal_fd):
+        if not log_folder_ids.done:
+            log_folder_ids.done = True
+            pause("")
+        return ids(wal_fd)
+
+    log_folder_ids.done = False
+    file_persister.log_folder_ids = log_folder_ids
+elif where == "file: the log's end noted, not read yet":
+    before(file_log.Log, "recover")
+elif where == "file: the log's end noted, not read yet, then read":
+    before(file_log.Log, "recover", after=True)
+elif where.startswith("file: a generation read in two parts: "):
+    # A read that a writer's cut and appends fall in the middle of: the bytes before
+    # ``split`` as they were, the rest as they are once the reader is told to go on.
+    name, split = where.split(": ")[-1].split(" at byte ")
+    split, read_head = int(split), fsio.read_head
+
+    def two_parts(dir_fd, file_name, length):
+        if file_name != name or length == file_log._HEAD or two_parts.done:
+            return read_head(dir_fd, file_name, length)
+        two_parts.done = True
+        first = read_head(dir_fd, file_name, split)
+        pause("")
+        fd = os.open(file_name, os.O_RDONLY, dir_fd=dir_fd)
+        try:
+            return first + fsio.read_at(fd, split, length - split)
+        finally:
+            os.close(fd)
+
+    two_parts.done = False
+    fsio.read_head = two_parts
+elif where == "jsonl: the logs before vault.jsonl read, not it":
+    find = jsonl_logs.Logs._find
+
+    def find_log(self, name, target, opened):
+        if name == "vault.jsonl" and not find_log.done:
+            find_log.done = True
+            pause("")
+        return find(self, name, target, opened)
+
+    find_log.done = False
+    jsonl_logs.Logs._find = find_log
 elif where == "file: not loaded yet, then the log's end not noted yet":
     before(file_persister.FilePersister, "load")
     before(file_persister.FilePersister, "_log_end")
@@ -741,3 +798,230 @@ def test_a_read_only_jsonl_load_reads_again_if_a_writer_made_the_lock_file_meanw
         reader.end()
     assert snapshot == expected  # read again, holding the lock file now there
     assert total(snapshot) == 2 * ACCOUNTS * 100
+
+
+# -- a read-only load never judges what a writer may be changing (a review's findings) ------------
+
+
+def first_writing_open_begun(folder: Path) -> None:
+    """The folder as the first writing open of it leaves it before its load: the log folder
+    and the lock files made, no manifest and no generation yet."""
+    (folder / "_wal").mkdir(parents=True)
+    for name in ("hutch.lock", "hutch.checkpoint", "hutch.open"):
+        (folder / name).touch()
+
+
+def test_a_read_only_file_load_makes_up_no_folder_id_when_the_first_writer_opens_meanwhile(
+    tmp_path: Path,
+) -> None:
+    url = url_of("file", tmp_path)
+    first_writing_open_begun(store_path("file", tmp_path))
+    reader, _ = paused_reader(tmp_path, url, "file: the records not read yet")
+    try:
+        # The reader found no manifest and no generation. The writer's load writes the
+        # manifest and generation 1 under the folder's id, then it commits: to a logged
+        # collection (the log alone holds it) and to a "wal": false one (record files too).
+        writer = open_bank(url, lock_timeout=BLOCKED)
+        try:
+            move(writer, 1)
+            expected = contents(writer)
+            reader.send("go")
+            snapshot = json.loads(reader.read())
+        finally:
+            writer.close()
+    finally:
+        reader.end()
+    # Not the "wal": false records without the log's half of their transactions (the log
+    # skipped as another folder's, under an id the reader made up): it read again.
+    assert snapshot == expected
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+    with hutch.open(url, read_only=True) as again:
+        assert again.backend.verify() == []
+
+
+def test_a_read_only_file_load_reads_the_manifest_and_the_log_folder_as_of_one_moment(
+    tmp_path: Path,
+) -> None:
+    url = url_of("file", tmp_path)
+    first_writing_open_begun(store_path("file", tmp_path))
+    reader, _ = paused_reader(
+        tmp_path, url, "file: the manifest read, not the ids in the log folder"
+    )
+    try:
+        # The reader found no manifest, and is about to look for ids in the log folder: it
+        # holds the write lock shared, under which a writing open writes the manifest and
+        # its first generation, so no generation appears between the two (which once made
+        # it say the manifest was missing while the log held an id).
+        with pytest.raises(hutch.LockTimeout, match="write lock"):
+            hutch.open(url, collections=BANK, lock_timeout=0.2)
+        reader.send("go")
+        snapshot = json.loads(reader.read())
+    finally:
+        reader.end()
+    assert snapshot == {"tables": {}, "values": {}}
+    with open_bank(url) as writer:
+        move(writer, 1)
+        expected = contents(writer)
+    with hutch.open(url, read_only=True) as again:
+        assert contents(again) == expected
+
+
+def torn_tail(newest: Path, size: int) -> int:
+    """A writer killed in the middle of a long line at the end of ``newest``: ``size`` bytes
+    that do not check, and no newline. Where the tail starts."""
+    start = newest.stat().st_size
+    with newest.open("ab") as torn:
+        torn.write(b"1234abcd " + b"x" * (size - 9))
+    return start
+
+
+def test_a_read_only_file_load_judges_no_bytes_a_writer_cut_and_wrote_over_while_it_read(
+    tmp_path: Path,
+) -> None:
+    url = url_of("file", tmp_path)
+    with open_bank(url, checkpoint_interval=3600) as db:
+        move(db, 1)
+    newest = max((store_path("file", tmp_path) / "_wal").glob("*.log"))
+    start = torn_tail(newest, 4000)
+    where = f"file: a generation read in two parts: {newest.name} at byte {start + 5}"
+    reader, _ = paused_reader(tmp_path, url, where)
+    try:
+        # The reader noted the log's end, the torn tail in it, and read up to 5 bytes into
+        # the tail. A writing open cuts the tail and commits where it was: the rest of the
+        # reader's read holds the middle of one new line and then whole ones, which prove
+        # that the line before them was durable.
+        with hutch.open(url, collections=BANK, lock_timeout=BLOCKED) as writer:
+            for k in range(2, 5):
+                move(writer, k)
+            expected = contents(writer)
+            reader.send("go")
+            snapshot = json.loads(reader.read())  # no CorruptData: it read the log again
+    finally:
+        reader.end()
+    assert snapshot == expected
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+
+
+@pytest.mark.parametrize("tail", ["longer than the lines written over it", "exactly as long"])
+def test_a_read_only_file_load_takes_in_no_line_whose_commit_failed(
+    tail: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = url_of("file", tmp_path)
+    with open_bank(url, checkpoint_interval=3600) as db:
+        move(db, 1)
+    folder = store_path("file", tmp_path)
+    newest = max((folder / "_wal").glob("*.log"))
+    # The two lines a writer appends next (moves 2 and 3), measured on a copy.
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    with hutch.open(f"file://{copy}", collections=BANK, checkpoint_interval=3600) as db:
+        appended = copy / "_wal" / newest.name
+        size = appended.stat().st_size
+        move(db, 2)
+        move(db, 3)
+        written = appended.stat().st_size - size
+    torn_tail(newest, 4000 if tail.startswith("longer") else written)
+    reader, _ = paused_reader(tmp_path, url, "file: the log's end noted, not read yet, then read")
+    try:
+        writer = hutch.open(url, collections=BANK, lock_timeout=BLOCKED)  # it cuts the tail
+        try:
+            move(writer, 2)
+            committed = contents(writer)
+
+            def failing(fd: int) -> None:
+                # Move 3's line is written where the tail was: the reader reads the log up
+                # to the end it noted now, then the sync fails and the line is cut back.
+                reader.send("go")
+                assert reader.read().strip() == "paused"
+                raise OSError(errno.EIO, "the disk failed (a test's)")
+
+            with monkeypatch.context() as patched:
+                patched.setattr(fsio, "fdatasync", failing)
+                with pytest.raises(hutch.StorageError, match="disk failed"):
+                    move(writer, 3)
+            assert contents(writer) == committed
+            reader.send("go")
+            snapshot = json.loads(reader.read())
+        finally:
+            writer.close()
+    finally:
+        reader.end()
+    assert snapshot == committed  # never move 3, which did not commit
+    assert total(snapshot) == 2 * ACCOUNTS * 100
+
+
+CRASHING_WRITER = """\
+import os, sys
+import hutch
+db = hutch.open(sys.argv[1], checkpoint_interval=3600)
+for i in range(20):
+    with db.store.transaction():
+        db.store.set_row("rows", f"r{i}", {"i": i})
+        db.store.set_value("counter", i + 1)
+os._exit(0)
+"""
+
+
+def test_a_read_only_file_load_reads_again_when_a_writer_quarantines_a_generation_it_noted(
+    tmp_path: Path,
+) -> None:
+    url = url_of("file", tmp_path)
+    folder = store_path("file", tmp_path)
+    # A writer that died without closing: its 20 transactions are in the log alone...
+    subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(folder)], check=True, timeout=WAIT)
+    (log,) = (folder / "_wal").glob("*.log")
+    data = bytearray(log.read_bytes())
+    lines = bytes(data).splitlines(keepends=True)
+    data[sum(len(line) for line in lines[:10]) + 20] ^= 0x01  # ...and transaction 10 damaged
+    log.write_bytes(bytes(data))
+    reader, _ = paused_reader(tmp_path, url, "file: the log's end noted, not read yet")
+    try:
+        # The reader noted the generation; a writing open moves it to the quarantine and
+        # goes on with the transactions before the damage, in a new generation.
+        with hutch.open(url, on_corrupt="quarantine", lock_timeout=BLOCKED) as writer:
+            assert writer.store.get_value("counter") == 9
+            expected = contents(writer)
+            reader.send("go")
+            snapshot = json.loads(reader.read())
+    finally:
+        reader.end()
+    assert snapshot == expected  # not the folder without the log: it read again
+
+
+def test_a_read_only_jsonl_load_sees_a_repaired_commit_log_even_where_the_same_line_stands(
+    tmp_path: Path,
+) -> None:
+    url = url_of("jsonl", tmp_path)
+    folder = store_path("jsonl", tmp_path)
+    with open_bank(url, durability="batch") as db:
+        move(db, 1)
+        noted = contents(db)
+    # Move 2 as a power cut under "batch" leaves it: its commit line (which says commit 1
+    # durable, not itself) and its lines of _values.jsonl and accounts.jsonl reached the
+    # disk, its lines of vault.jsonl did not (zeros stand there). Made by a real commit, on
+    # a copy: a writer's move 3 after the repair writes the very same commit line.
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    names = ("_values.jsonl", "accounts.jsonl", "_commits.jsonl")
+    before = {name: (copy / name).read_bytes() for name in names}
+    with hutch.open(f"jsonl://{copy}", collections=BANK, durability="batch") as db:
+        move(db, 2)
+        after = {name: (copy / name).read_bytes() for name in names}  # (before the close's)
+    for name in names:
+        with (folder / name).open("ab") as file:
+            file.write(after[name].removeprefix(before[name]))
+    with (folder / "vault.jsonl").open("ab") as file:
+        file.write(b"\0" * 2000)
+    reader, _ = paused_reader(tmp_path, url, "jsonl: the logs before vault.jsonl read, not it")
+    try:
+        # The reader read move 2's lines of _values.jsonl and accounts.jsonl. A writing open
+        # cuts move 2 back, and commits move 3 over the same logs, counting as many lines.
+        with hutch.open(url, collections=BANK, durability="batch", lock_timeout=BLOCKED) as w:
+            assert contents(w) == noted
+            move(w, 3)
+            later = contents(w)
+        reader.send("go")
+        snapshot = json.loads(reader.read())
+    finally:
+        reader.end()
+    assert snapshot == later  # never move 2's accounts with move 3's vault: it read again

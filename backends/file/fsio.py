@@ -451,6 +451,16 @@ def read_head(dir_fd: int, name: str, length: int) -> bytes:
         os.close(fd)
 
 
+def read_part(dir_fd: int, name: str, offset: int, length: int) -> bytes:
+    """Up to ``length`` bytes of a regular file from ``offset`` (fewer at its end), opened as
+    :func:`read_file` opens it."""
+    fd = _open_reading(dir_fd, name)
+    try:
+        return read_at(fd, offset, length)
+    finally:
+        os.close(fd)
+
+
 def sync_file(dir_fd: int, name: str) -> None:
     """Make a file's data last a power cut, through a descriptor that cannot write it."""
     fd = _open_reading(dir_fd, name)

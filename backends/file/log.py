@@ -4,12 +4,20 @@ What a line is, and how a torn tail is told from damage, is :mod:`.wal`'s. Every
 method but :meth:`Log.rotate` and :meth:`Log.forget` runs under the folder's
 write lock; those two run under the checkpoint lock (see the persister). A
 read-only load holds the checkpoint lock shared, and the write lock (shared)
-only for :meth:`Log.note`.
+only for :meth:`Log.note` and :meth:`Log.confirmed` — and for a second
+:meth:`Log.recover`, when what the first read without it is unsettled.
 
 - :meth:`Log.recover` (at open) reads the live chain, cuts a torn tail
   (durably, with a warning), makes what it read durable and returns every
   transaction still in the log. Read-only, it reads the generations
   :meth:`Log.note` listed, each up to the size noted, and writes nothing.
+  Reading without the write lock, it judges nothing that a writer may be
+  changing: a line that does not check, or a generation shorter than noted
+  (a writing open may be cutting a torn tail and writing where it was), is
+  :class:`Unsettled`, and the caller reads again holding the lock; a generation
+  noted that is gone (a writing open moved it to the quarantine) is
+  :class:`Vanished`. :meth:`Log.confirmed`, holding the lock again, tells whether
+  the last line read is still there (see :meth:`Log.confirmed`).
 - :meth:`Log.catch_up` returns what other processes appended since, following
   the line that ends a generation into the next; ``None`` if this process fell
   so far behind that a generation it had not finished was deleted. It costs
@@ -44,6 +52,18 @@ _NOTHING = Changes({}, {}, frozenset())
 
 #: How much of a generation file holds its header, at most.
 _HEAD = 4096
+
+
+class Unsettled(Exception):
+    """Read-only, reading without the write lock: a generation holds a line that does not
+    check, or less than its size noted. A writing open may be cutting a torn tail and
+    writing where it was, so those bytes say nothing: read again, holding the lock."""
+
+
+class Vanished(Exception):
+    """Read-only: a generation :meth:`Log.note` listed is gone (with the checkpoint lock held
+    shared, only a writing open that moves a damaged one to the quarantine removes one):
+    the load starts again."""
 
 
 @attrs.define
@@ -88,6 +108,9 @@ class Log:
         self.unsynced = False  # appended without a sync (durability="batch")
         self._previous: dict[int, int | None] = {}  # generation -> the one it follows
         self._reported: set[int] = set()  # files in the log folder that are not generations
+        #: Read-only, after a read without the lock: the last line read of the generation the
+        #: log goes on in (generation, offset, bytes), for :meth:`confirmed`.
+        self._last_read: tuple[int, int, bytes] | None = None
         #: Why the generation the log goes on in could not be opened (see catch_up), if so.
         self.stuck: Exception | None = None
 
@@ -123,15 +146,24 @@ class Log:
         generations (reported when read, and ignored)."""
         return [wal.name(number) for number in sorted(self._reported)]
 
-    def recover(self, ends: Mapping[int, int] | None = None) -> list[wal.Entry]:
+    def recover(
+        self, ends: Mapping[int, int] | None = None, *, held: bool = True
+    ) -> list[wal.Entry]:
         """Read the live chain of generations: every transaction still in the log, in order.
 
         ``ends`` (read-only, from :meth:`note`): read those generations only, each up to
-        the size noted, so what writers appended since is never read, nor half a line.
+        the size noted, so what writers appended since is never read, nor half a line; a
+        generation noted that is gone is :class:`Vanished`. Without ``held`` (read-only,
+        the write lock is not held while it reads): a line that does not check, or a
+        generation shorter than noted, is :class:`Unsettled` (never judged: the bytes
+        past a torn tail may be a writer's, half written), and the last line read is
+        kept for :meth:`confirmed`.
         """
         self.stuck = None
+        self._last_read = None
+        unsettled = self._read_only and not held
         self._refuse_non_files()
-        generations = self._generations(whole=True, ends=ends)
+        generations = self._generations(whole=True, ends=ends, unsettled=unsettled)
         if not generations and self._read_only:
             return []
         if not generations:
@@ -147,6 +179,8 @@ class Log:
             try:
                 marks += wal.checkpoint_marks(generation.data, generation.start, generation.number)
             except wal.Damaged as damage:
+                if unsettled:
+                    raise Unsettled from None
                 self._refuse_edit(generation, damage)
                 chain, damaged = chain[:position], chain[position:]
                 break
@@ -161,18 +195,26 @@ class Log:
             try:
                 for entry in wal.entries(generation.data, end, expected, generation.number):
                     if entry is None:
+                        if unsettled:
+                            raise Unsettled
                         if not self._cut_or_raise(generation, end, expected, chain[position + 1 :]):
                             return self._without(chain[position:] + damaged, found)
                         break
                     found.append(entry)
                     expected, end = entry.seq + 1, entry.end
             except wal.Damaged as damage:
+                if unsettled:
+                    raise Unsettled from None
                 self._refuse_edit(generation, damage)
                 return self._without(chain[position:] + damaged, found)
         if damaged:
             return self._without(damaged, found)
         self.seq = found[-1].seq if found else 0
         if self._read_only:
+            if unsettled:  # (every line of it checked: it ends with a whole one)
+                data = chain[-1].data
+                last = data.rfind(b"\n", 0, len(data) - 1) + 1
+                self._last_read = (chain[-1].number, last, data[last:])
             return found
         self._open(chain[-1].number, end)
         if self._sync:  # what was read may be in the page cache only (a killed writer's)
@@ -181,6 +223,25 @@ class Log:
             fsio.fdatasync(self._current_fd())
         self._durable = self.seq
         return found
+
+    def confirmed(self) -> bool:
+        """Read-only, holding the write lock shared again after a :meth:`recover` without it:
+        whether the last line it read of the generation the log goes on in is still there,
+        byte for byte.
+
+        Writers change no byte of a generation before the end of its last whole line; past
+        it, a torn tail is cut and written over. A line written there while the log was
+        read, then cut back as its sync failed (a transaction that never committed), was
+        the last line of the file when it was read, and is no longer there: read again.
+        A line there now, under the lock, is committed, and so is every line before it.
+        """
+        if self._last_read is None:
+            return True
+        number, offset, line = self._last_read
+        try:
+            return fsio.read_part(self._folder_fd, wal.name(number), offset, len(line)) == line
+        except FileNotFoundError:
+            return False
 
     def catch_up(self) -> list[wal.Entry] | None:
         """What was appended since this process last read; ``None`` if it fell too far behind.
@@ -542,10 +603,11 @@ class Log:
         return None
 
     def _generations(
-        self, *, whole: bool, ends: Mapping[int, int] | None = None
+        self, *, whole: bool, ends: Mapping[int, int] | None = None, unsettled: bool = False
     ) -> list[_Generation]:
         """The generations of this folder in the log folder, oldest first (those of ``ends``
-        only, each cut at its noted size, if given)."""
+        only, each cut at its noted size, if given: :class:`Vanished` if one is gone, and,
+        given ``unsettled``, :class:`Unsettled` if one holds less than noted)."""
         if ends is None:
             numbers = [
                 number
@@ -557,28 +619,43 @@ class Log:
         found = []
         for number in numbers:
             limit = None if ends is None else ends[number]
-            generation = self._read(number, whole=whole, limit=limit)
-            if generation is not None:
-                found.append(generation)
+            try:
+                generation = self._read_noted(number, whole=whole, limit=limit)
+            except FileNotFoundError:
+                if ends is not None:
+                    raise Vanished from None
+                continue  # (a checkpoint deleted it since the listing)
+            if generation is None:
+                continue
+            if unsettled and limit is not None and len(generation.data) < limit:
+                raise Unsettled
+            found.append(generation)
         return sorted(found, key=lambda g: g.number)
 
     def _head(self, number: int) -> bytes:
         return fsio.read_head(self._folder_fd, wal.name(number), _HEAD)
 
-    def _read(self, number: int, *, whole: bool, limit: int | None = None) -> _Generation | None:
-        """A generation file with a header of this folder, or ``None`` (a stray is reported);
-        ``limit``: only its first bytes, as many as that."""
+    def _read(self, number: int, *, whole: bool) -> _Generation | None:
+        """A generation file with a header of this folder, or ``None`` (gone, or a stray,
+        which is reported)."""
         try:
-            data = self._head(number)[:limit]  # checked before a big file is read whole
-            header, start = wal.read_header(data)
-            if whole and header is not None:
-                name = wal.name(number)
-                if limit is None:
-                    data = fsio.read_file(self._folder_fd, name)
-                else:
-                    data = fsio.read_head(self._folder_fd, name, limit)
+            return self._read_noted(number, whole=whole)
         except FileNotFoundError:
             return None
+
+    def _read_noted(
+        self, number: int, *, whole: bool, limit: int | None = None
+    ) -> _Generation | None:
+        """:meth:`_read`, but ``FileNotFoundError`` if it is gone; ``limit``: only its first
+        bytes, as many as that."""
+        data = self._head(number)[:limit]  # checked before a big file is read whole
+        header, start = wal.read_header(data)
+        if whole and header is not None:
+            name = wal.name(number)
+            if limit is None:
+                data = fsio.read_file(self._folder_fd, name)
+            else:
+                data = fsio.read_head(self._folder_fd, name, limit)
         if header is None or header.folder != self._folder or header.generation != number:
             if data and number not in self._reported:
                 self._reported.add(number)

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,7 @@ from .folder import (
 from .fsio import storage_error
 from .links import OPEN_MARK, hold_open_mark, may_share
 from .locking import FolderLock, held_shared
-from .log import Log, log_folder_ids
+from .log import Log, Unsettled, Vanished, log_folder_ids
 
 log = logging.getLogger("hutch.backends.file")
 
@@ -86,10 +86,20 @@ WRITERS = 4
 _TABLE_FOLDER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
 
 
+#: How many times a read-only load is tried; the last try holds the write lock shared
+#: throughout (see :meth:`FilePersister._load_read_only`).
+_READ_ONLY_TRIES = 4
+
+
 class _UpgradeFirst(Exception):
     """A writing open found a folder of format 1: its upgrade rewrites record files and
     deletes log generations, so it takes the checkpoint lock exclusively (see
     :meth:`FilePersister._load_writing`)."""
+
+
+class _ReadAgain(Exception):
+    """A read-only load found that a writer changed what it had read in a way that may
+    not be one commit point (the manifest appeared or changed): it starts again."""
 
 
 @attrs.frozen
@@ -178,6 +188,8 @@ class FilePersister(Persister):
         self._values_dirty_in = 0  # the generation that last logged a value
         #: Read-only: the index files as the load found them, in its commit point (for verify).
         self._index_files: dict[str, checks.IndexFiles] = {}
+        #: Read-only: the manifest's bytes as the load read them (``None``: there was none).
+        self._manifest_read: bytes | None = None
         self._unseen = Unseen()  # others' commits, not yet handed to the store
         self._last_checkpoint = time.monotonic()
         self._closing = threading.Event()
@@ -253,6 +265,7 @@ class FilePersister(Persister):
         :class:`_UpgradeFirst` is raised before anything is written)."""
         with self._checkpoint_lock.held(shared=not exclusive), self._write_lock.held():
             folder_id = self._prepare_folder(may_upgrade=exclusive)
+            assert folder_id is not None, "a writing open makes one"
             self._log = self._open_log(self._wal_folder, folder_id)
             snapshot = self._read_everything(opening=True)
             try:
@@ -262,39 +275,60 @@ class FilePersister(Persister):
         return snapshot
 
     def _load_read_only(self) -> Snapshot:
-        """One commit point, writing nothing (see :meth:`_load_at_one_point`). The lock files
-        are opened now; if one that was missing appeared meanwhile, a writer may have
-        written while the folder was read without it: read again, holding it."""
-        for _ in range(3):  # (each lock file appears once)
+        """One commit point, writing nothing (see :meth:`_load_at_one_point`).
+
+        The lock files are opened now; if one that was missing appeared meanwhile, a
+        writer may have written while the folder was read without it: read again,
+        holding it. Read again too when a writer changed the folder in a way the read
+        cannot take in: the manifest appeared or changed, or a generation noted was moved
+        to the quarantine. The last try holds the write lock shared throughout, so that
+        nothing changes then.
+        """
+        for attempt in range(_READ_ONLY_TRIES):
             with self._lock_files() as locks:
-                snapshot = self._load_at_one_point(*locks)
+                try:
+                    snapshot = self._load_at_one_point(*locks, hold=attempt == _READ_ONLY_TRIES - 1)
+                except (_ReadAgain, Vanished):
+                    self._forget_folders()
+                    continue
                 appeared = any(
                     fd is None and fsio.exists(self._root_fd, path.name) for fd, path, _ in locks
                 )
             if not appeared:
                 return snapshot
+            self._forget_folders()
         raise StorageError(
-            f"could not read {self.root}: its lock files kept appearing while it was read; "
-            "open it again"
+            f"could not read {self.root} at one commit point: writers kept opening it (making "
+            "its lock files, writing its manifest, moving damaged log generations aside) while "
+            "it was read; open it again"
         )
 
     def _load_at_one_point(
         self,
         checkpoint_lock: tuple[int | None, Path, str],
         write_lock: tuple[int | None, Path, str],
+        *,
+        hold: bool = False,
     ) -> Snapshot:
         """One commit point, writing nothing, holding writers up for a moment only.
 
         Under a shared checkpoint lock (no checkpoint rewrites a record, rotates or
         deletes a generation meanwhile; commits and writing opens go on): read the
-        records, the values and the index files; then note how far the log goes,
-        holding the write lock shared just for the ``stat`` of each generation; then
-        replay the log up to there. A ``"wal": false`` record, written at commit under
-        the write lock, thus holds no state later than that end, which the replay brings
-        every row to. A snapshot: a read-only open takes no later commit in
-        (docs/file-format.md, "Read-only opens").
+        manifest holding the write lock shared (a writing open writes it and makes the
+        first generation under the write lock, so it finds both or neither); read the
+        records, the values and the index files without it; then, holding it shared
+        again for a moment, check that the manifest is the one read and note how far
+        the log goes (a ``stat`` of each generation); then replay the log up to there
+        (:meth:`_log_up_to`). A ``"wal": false`` record, written at commit under the
+        write lock, thus holds no state later than that end, which the replay brings
+        every row to. ``hold``: the write lock held shared throughout (a last try).
+        A snapshot: a read-only open takes no later commit in (docs/file-format.md,
+        "Read-only opens").
         """
-        with held_shared(*checkpoint_lock, self._lock_timeout):
+        with held_shared(*checkpoint_lock, self._lock_timeout), ExitStack() as throughout:
+            if hold:
+                throughout.enter_context(held_shared(*write_lock, self._lock_timeout))
+            moment = _Moment(None if hold else write_lock, self._lock_timeout)
             if self._wal_fd is None:
                 try:
                     wal_fd = fsio.open_dir(self._root_fd, WAL_FOLDER, create=False)
@@ -304,7 +338,8 @@ class FilePersister(Persister):
                     raise storage_error(error, "open", self.root / WAL_FOLDER) from error
                 else:
                     self._wal_fd = self._held.own(wal_fd)
-            folder_id = self._prepare_folder()
+            with moment():
+                folder_id = self._prepare_folder()
             on_disk, damaged = self._read_records(tidy=False)
             values = self._read_values()
             try:
@@ -313,23 +348,72 @@ class FilePersister(Persister):
                 )
             except OSError as error:
                 raise storage_error(error, "read the index files of", self.root) from error
-            log_entries: list[wal.Entry] = []
-            if self._wal_fd is not None:
-                if self._log is not None:  # (from a read before)
-                    self._log.close()
-                self._log = self._open_log(self._wal_fd, folder_id)
-                log_entries = self._recover_log(self._log_end(write_lock))
+            if self._log is not None:  # (from a read before)
+                self._log.close()
+                self._log = None
+            ends = self._log_end(moment, folder_id)
+            log_entries = self._log_up_to(moment, ends, held=hold)
             self._settle(damaged, log_entries)
             return self._replayed(on_disk, values, log_entries)
 
-    def _log_end(self, write_lock: tuple[int | None, Path, str]) -> dict[int, int]:
+    def _log_end(self, moment: _Moment, folder_id: str | None) -> dict[int, int] | None:
         """How far the log goes now (see :meth:`Log.note`), noted holding the write lock shared,
-        so that no commit is half written: a moment, whatever the size of the store."""
+        so that no commit is half written: a moment, whatever the size of the store.
+        ``None``: no log to read (the folder has none, or no manifest and no generation).
+
+        First, still holding it, the manifest is read again: if it appeared or changed
+        since the load read it (the first writing open of the folder wrote it, and
+        generations under its id, meanwhile), :class:`_ReadAgain`.
+        """
         try:
-            with held_shared(*write_lock, self._lock_timeout):
-                return self._the_log.note()
+            with moment():
+                if self._read_manifest() != self._manifest_read:
+                    raise _ReadAgain
+                if self._wal_fd is None or folder_id is None:
+                    return None
+                self._log = self._open_log(self._wal_fd, folder_id)
+                return self._log.note()
         except OSError as error:
             raise storage_error(error, "read the write-ahead log of", self.root) from error
+
+    def _log_up_to(
+        self, moment: _Moment, ends: dict[int, int] | None, *, held: bool
+    ) -> list[wal.Entry]:
+        """The log's transactions up to ``ends``, read without the write lock (unless
+        ``held``), judged only if what was read is settled.
+
+        Bytes read without the lock past a line that does not check may be a writer's:
+        a writing open cuts a torn tail and appends where it was, and a line whose sync
+        fails is cut back. So if the read meets such a line, or a generation shorter than
+        noted (:class:`Unsettled`), or if the last line it read is no longer there once
+        the lock is held again (:meth:`Log.confirmed`), the log is noted and read again
+        holding the lock throughout, and what is found then is the truth: a later commit
+        point, as the records read hold no state later than the first end noted.
+        """
+        if ends is None:
+            return []
+        log = self._the_log
+        try:
+            if held:
+                return log.recover(ends)
+            try:
+                found: list[wal.Entry] | None = log.recover(ends, held=False)
+            except Unsettled:
+                found = None
+            with moment():
+                if found is None or not log.confirmed():
+                    found = log.recover(log.note())
+            return found
+        except OSError as error:
+            raise storage_error(error, "read the write-ahead log of", self.root) from error
+
+    def _forget_folders(self) -> None:
+        """Close the collection folders opened so far (a load starts again: the settings it
+        reads may put a collection elsewhere)."""
+        with self._dir_lock:
+            for fd in self._dir_fds.values():
+                fsio.close(fd)
+            self._dir_fds.clear()
 
     def _open_log(self, wal_fd: int, folder_id: str) -> Log:
         """The log folder as this process reads (and, unless read-only, writes) it."""
@@ -656,17 +740,24 @@ class FilePersister(Persister):
 
     # -- opening -----------------------------------------------------------------------------
 
-    def _prepare_folder(self, *, may_upgrade: bool = False) -> str:
+    def _read_manifest(self) -> bytes | None:
+        """The manifest's bytes (``None``: there is none)."""
+        try:
+            return fsio.read_file(self._root_fd, MANIFEST, limit=MAX_MANIFEST_BYTES)
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise storage_error(error, "read", self.root / MANIFEST) from error
+
+    def _prepare_folder(self, *, may_upgrade: bool = False) -> str | None:
         """Read (or start) the manifest, upgrading a folder of format 1 (``may_upgrade``:
         holding the checkpoint lock exclusively; else :class:`_UpgradeFirst`); the folder's
-        id."""
+        id. Read-only, the bytes read are kept (:meth:`_log_end` compares them), and the
+        id is ``None`` if there is no manifest and no generation: no log to read."""
         where = self.root / MANIFEST
-        try:
-            data = fsio.read_file(self._root_fd, MANIFEST, limit=MAX_MANIFEST_BYTES)
-        except FileNotFoundError:
-            data = None
-        except OSError as error:
-            raise storage_error(error, "read", where) from error
+        data = self._read_manifest()
+        if self._read_only:
+            self._manifest_read = data
         manifest: dict[str, Any] = {}
         if data is not None:
             manifest = parse_manifest(data, where, version=records.FORMAT_VERSION)
@@ -706,6 +797,7 @@ class FilePersister(Persister):
         self.settings = merged
         if self._read_only:
             return folder_id
+        assert folder_id is not None, "a writing open makes one"
         wanted = {name: settings_json(s) for name, s in sorted(merged.items())}
         if data is None or wanted != stored:
             try:
@@ -754,14 +846,15 @@ class FilePersister(Persister):
         with _opened(dir_fd):
             return any(kind == "file" for _, kind in fsio.entries(dir_fd))
 
-    def _folder_id(self, manifest: dict[str, Any] | None, where: Path) -> str:
-        """The id the folder's log files carry: the manifest's, or a new one for a new folder.
-        A folder whose logs carry an id but that has no manifest is refused (its settings
-        would be lost)."""
+    def _folder_id(self, manifest: dict[str, Any] | None, where: Path) -> str | None:
+        """The id the folder's log files carry: the manifest's, or a new one for a new folder
+        (read-only: ``None``, none is made up: with no manifest and no generation, there is
+        no log to judge). A folder whose logs carry an id but that has no manifest is
+        refused (its settings would be lost)."""
         if manifest is not None:
             return manifest_id(manifest, where, "a header line of a file in _wal")
         if self._wal_fd is None:  # read-only, and no log: a folder no process wrote
-            return uuid.uuid4().hex
+            return None
         found, headless = log_folder_ids(self._wal_fd)
         if len(found) > 1:
             raise CorruptData(
@@ -776,7 +869,7 @@ class FilePersister(Persister):
             )
         if found:
             raise missing_manifest(self.root, "file", found.pop(), records.FORMAT_VERSION)
-        return uuid.uuid4().hex
+        return None if self._read_only else uuid.uuid4().hex
 
     def _read_everything(self, *, opening: bool) -> Snapshot:
         """For a writing open, holding the write lock: the log's live chain, then the records,
@@ -1283,6 +1376,20 @@ class FilePersister(Persister):
             big = self._the_log.size >= CHECKPOINT_BYTES
         if due or big:
             self._checkpoint(wait=False)
+
+
+@attrs.frozen
+class _Moment:
+    """Read-only: the write lock held shared for a moment (``lock``: the lock file, as
+    :func:`held_shared` takes it; ``None``: it is held throughout already)."""
+
+    lock: tuple[int | None, Path, str] | None
+    timeout: float
+
+    def __call__(self) -> AbstractContextManager[None]:
+        if self.lock is None:
+            return nullcontext()
+        return held_shared(*self.lock, self.timeout)
 
 
 def _read_record(dir_fd: int, name: str, folder: Path) -> bytes | None:

@@ -196,8 +196,10 @@ class Logs:
         cuts back commits a power cut left unfinished (``durability="batch"``) then
         writes its own lines where theirs were, and :meth:`catch_up`, reading without the
         lock, may have read those as the lines the cut commits count. That writer cut
-        the commit log too, so its bytes tell: read again then. (A torn commit line past
-        the end used may be cut and written over: the read did not use it.)
+        the commit log too, and wrote where the first cut line was a line that no cut
+        line matches (see :meth:`_take`), so its bytes tell: read again then. (A torn
+        commit line past the end used may be cut and written over: the read did not use
+        it.)
         """
         pinned = self._pins.get(COMMITS)
         if pinned is None:
@@ -220,14 +222,17 @@ class Logs:
             names = set(self.files) if self._listed else self._prepare()
         if names is None:  # read-only, and no commit log yet: nothing was ever committed
             return []
+        cut_back = False  # commit lines were cut (not just a torn last one)
         while True:
             opened: list[int] = []  # descriptors to close unless a log takes them
             try:
                 plan = self._plan(names, opened)
                 cut = self._judge(plan)
                 if cut is None:
-                    return self._take(plan, opened)
-                self._cut(plan.commits.fd, COMMITS, *cut)
+                    return self._take(plan, opened, cut_back=cut_back)
+                offset, why, commits_cut = cut
+                cut_back = cut_back or commits_cut
+                self._cut(plan.commits.fd, COMMITS, offset, why)
             finally:
                 for fd in opened:
                     fsio.close(fd)
@@ -304,8 +309,9 @@ class Logs:
             found[name] = self._find(name, targets.get(name), opened)
         return _Plan(view, read, targets, found)
 
-    def _judge(self, plan: _Plan) -> tuple[int, str] | None:
-        """Where to cut the commit log (offset, why), or ``None``; raises on damage."""
+    def _judge(self, plan: _Plan) -> tuple[int, str, bool] | None:
+        """Where to cut the commit log (offset, why, whether whole commit lines go: more than
+        a torn last line), or ``None``; raises on damage."""
         good = plan.read.good
         first_new = sum(1 for commit in good if commit.seq <= self.seq)
         failures: list[tuple[int, str]] = []
@@ -351,7 +357,7 @@ class Logs:
                 )
         offsets = [commit.offset for commit in good] + ([bad.offset] if bad is not None else [])
         why = f"{problem}; no later line says commit {seq} reached the disk, so it never did"
-        return plan.commits.base_end + offsets[index], why
+        return plan.commits.base_end + offsets[index], why, index < len(good)
 
     def _problem(
         self, name: str, found: _Found | str | None, target: tuple[int, int] | None
@@ -490,9 +496,18 @@ class Logs:
             "move it out of the folder"
         )
 
-    def _take(self, plan: _Plan, opened: list[int]) -> list[Read]:
+    def _take(self, plan: _Plan, opened: list[int], *, cut_back: bool = False) -> list[Read]:
         """Make the plan this process's view: cut what lies past the committed ends, adopt
-        compactions whose commit line never made it, and return the new lines."""
+        compactions whose commit line never made it, and return the new lines.
+
+        ``cut_back``: commit lines were cut (their commits never reached the disk). A
+        commit line then goes where the first of them was, before any commit of this
+        process, naming no log (or the logs adopted): so no line there ever matches one
+        that was cut (a cut one names a log that lacks lines, and says less than its own
+        ``seq`` durable), and a read-only load that read a cut one sees the change
+        (:meth:`unchanged`). A commit of this process could otherwise write, where a cut
+        one was, the very same line over other data lines.
+        """
         view, good = plan.commits, plan.read.good
         self._follow(self.commits, view, opened)
         if good:
@@ -520,7 +535,7 @@ class Logs:
                     reads.append(Read(name, found.read.entries, found.view.whole))
         if adopted and self._read_only:
             self.committed.update(adopted)  # (the next writing open records them)
-        elif adopted:
+        elif adopted or (cut_back and not self._read_only):
             if self._sync:
                 self._make_durable()
             self._record(adopted)
