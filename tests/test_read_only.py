@@ -750,19 +750,30 @@ def test_a_read_only_file_load_holds_the_lock_files_a_writer_made_after_the_open
     assert total(snapshot) == 2 * ACCOUNTS * 100
 
 
-def test_a_read_only_file_load_reads_again_if_a_writer_made_the_lock_files_meanwhile(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("kind", "lock_files", "pause"),
+    [
+        (
+            "file",
+            ("hutch.lock", "hutch.checkpoint", "hutch.open"),
+            "file: the log's end not noted yet",
+        ),
+        ("jsonl", ("hutch.lock", "hutch.open"), "jsonl: the logs' ends noted, nothing read yet"),
+    ],
+)
+def test_a_read_only_load_reads_again_if_a_writer_made_the_lock_files_meanwhile(
+    tmp_path: Path, kind: str, lock_files: tuple[str, ...], pause: str
 ) -> None:
-    url = url_of("file", tmp_path)
+    url = url_of(kind, tmp_path)
     with open_bank(url) as db:
         move(db, 1)
-    folder = store_path("file", tmp_path)
-    for name in ("hutch.lock", "hutch.checkpoint", "hutch.open"):  # a copy no writer opened
+    folder = store_path(kind, tmp_path)
+    for name in lock_files:  # a copy no writer opened
         (folder / name).unlink()
-    reader, _ = paused_reader(tmp_path, url, "file: the log's end not noted yet")
+    reader, _ = paused_reader(tmp_path, url, pause)
     try:
-        # The reader found no lock file to hold, and has read the records: a writer opens
-        # (making them), commits and compacts, rewriting records and dropping the log.
+        # The reader found no lock file to hold, and has read (file: the records): a writer
+        # opens (making them), commits and compacts, rewriting files and dropping the log.
         with hutch.open(url, collections=BANK, lock_timeout=BLOCKED) as writer:
             for k in range(2, 5):
                 move(writer, k, gone=f"x{k - 1}")
@@ -773,30 +784,6 @@ def test_a_read_only_file_load_reads_again_if_a_writer_made_the_lock_files_meanw
     finally:
         reader.end()
     assert snapshot == expected  # read again, holding the lock files now there
-    assert total(snapshot) == 2 * ACCOUNTS * 100
-
-
-def test_a_read_only_jsonl_load_reads_again_if_a_writer_made_the_lock_file_meanwhile(
-    tmp_path: Path,
-) -> None:
-    url = url_of("jsonl", tmp_path)
-    with open_bank(url) as db:
-        move(db, 1)
-    folder = store_path("jsonl", tmp_path)
-    for name in ("hutch.lock", "hutch.open"):  # a copy no writer opened
-        (folder / name).unlink()
-    reader, _ = paused_reader(tmp_path, url, "jsonl: the logs' ends noted, nothing read yet")
-    try:
-        with hutch.open(url, collections=BANK, lock_timeout=BLOCKED) as writer:
-            for k in range(2, 5):
-                move(writer, k, gone=f"x{k - 1}")
-            writer.compact()
-            expected = contents(writer)
-        reader.send("go")
-        snapshot = json.loads(reader.read())
-    finally:
-        reader.end()
-    assert snapshot == expected  # read again, holding the lock file now there
     assert total(snapshot) == 2 * ACCOUNTS * 100
 
 
