@@ -113,11 +113,7 @@ def sqlite_copy(source: Path, target: Path) -> None:
     finally:
         src.close()
         dst.close()
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _sync(target)
 
 
 def sqlite_dump(source: Path, target: Path) -> None:
@@ -129,7 +125,12 @@ def sqlite_dump(source: Path, target: Path) -> None:
                 out.write(line + "\n")
     finally:
         connection.close()
-    fd = os.open(target, os.O_RDONLY)
+    _sync(target)
+
+
+def _sync(path: Path) -> None:
+    """Make what was written to ``path`` durable, as hutch's archive is before it counts."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -478,6 +478,12 @@ def total(snapshot: dict[str, Any]) -> int:
     return sum(row["balance"] for t in ("accounts", "vault") for row in tables[t].values())
 
 
+def go_on(reader: Child) -> Any:
+    """Let a paused reader finish its load; the snapshot it read."""
+    reader.send("go")
+    return json.loads(reader.read())
+
+
 def paused_reader(tmp_path: Path, url: str, where: str) -> tuple[Child, str]:
     """A process opening ``url`` read-only that stops at ``where`` until told to go on; what
     it said when it stopped."""
@@ -504,8 +510,7 @@ def test_a_read_only_file_load_takes_in_what_writers_commit_until_it_notes_the_l
             for k in range(2, 8):
                 move(writer, k, gone=f"x{k - 1}")
             expected = contents(writer)
-            reader.send("go")
-            snapshot = json.loads(reader.read())
+            snapshot = go_on(reader)
         finally:
             reader.end()
     finally:
@@ -528,8 +533,7 @@ def test_a_record_removed_after_the_listing_is_the_log_s_deletion(tmp_path: Path
                 balance = writer.store.get_cell("accounts", "a1", "balance")
                 writer.store.set_cell("accounts", "a1", "balance", balance + kept)
             expected = contents(writer)
-            reader.send("go")
-            snapshot = json.loads(reader.read())
+            snapshot = go_on(reader)
         finally:
             reader.end()
     finally:
@@ -554,8 +558,7 @@ def test_a_read_only_jsonl_load_reads_up_to_the_end_it_noted(
             # it opened (compact_lines=5), whose old files it reads as they were.
             for k in range(2, 12):
                 move(writer, k, gone=f"x{k - 1}")
-            reader.send("go")
-            snapshot = json.loads(reader.read())
+            snapshot = go_on(reader)
         finally:
             reader.end()
     finally:
@@ -576,8 +579,7 @@ def test_a_read_only_sqlite_load_is_one_read_transaction_that_blocks_no_writer(
         try:
             for k in range(2, 6):
                 move(writer, k, gone=f"x{k - 1}")
-            reader.send("go")
-            snapshot = json.loads(reader.read())
+            snapshot = go_on(reader)
         finally:
             reader.end()
     finally:
@@ -601,8 +603,7 @@ def test_a_close_held_off_by_a_long_read_only_load_warns_and_releases_everything
                 writer.close()  # its checkpoint waits 0.2 s for the reader, in vain
             closed = True
             assert any("closed without writing" in r.getMessage() for r in caplog.records)
-            reader.send("go")
-            snapshot = json.loads(reader.read())
+            snapshot = go_on(reader)
         finally:
             reader.end()
     finally:
@@ -642,8 +643,7 @@ def test_a_read_only_jsonl_load_is_not_fooled_by_a_writer_that_cuts_a_torn_commi
             move(writer, 2)
             move(writer, 3)
             later = contents(writer)
-        reader.send("go")
-        snapshot = json.loads(reader.read())
+        snapshot = go_on(reader)
     finally:
         reader.end()
     assert snapshot == noted  # the commit point under the lock: the torn line ignored
@@ -678,8 +678,7 @@ def test_a_read_only_jsonl_load_reads_again_when_a_writer_cuts_back_a_commit_it_
             assert contents(writer) == noted
             move(writer, 2)
             later = contents(writer)
-        reader.send("go")
-        snapshot = json.loads(reader.read())
+        snapshot = go_on(reader)
     finally:
         reader.end()
     # The reader saw the commit it read cut back, and read again: the folder as it is now,
@@ -707,8 +706,7 @@ def test_a_writing_open_goes_on_while_a_read_only_file_load_holds_the_checkpoint
                 move(writer, k, gone=f"x{k - 1}")
             expected = contents(writer)
         assert any("closed without writing" in r.getMessage() for r in caplog.records)
-        reader.send("go")
-        snapshot = json.loads(reader.read())
+        snapshot = go_on(reader)
     finally:
         reader.end()
     assert snapshot == expected  # one commit point: the records read, the log replayed
@@ -742,8 +740,7 @@ def test_a_read_only_file_load_holds_the_lock_files_a_writer_made_after_the_open
         finally:
             with caplog.at_level(logging.WARNING, logger="hutch.backends.file"):
                 writer.close()
-        reader.send("go")
-        snapshot = json.loads(reader.read())
+        snapshot = go_on(reader)
     finally:
         reader.end()
     assert snapshot == expected
@@ -779,8 +776,7 @@ def test_a_read_only_load_reads_again_if_a_writer_made_the_lock_files_meanwhile(
                 move(writer, k, gone=f"x{k - 1}")
             writer.compact()
             expected = contents(writer)
-        reader.send("go")
-        snapshot = json.loads(reader.read())
+        snapshot = go_on(reader)
     finally:
         reader.end()
     assert snapshot == expected  # read again, holding the lock files now there
@@ -812,8 +808,7 @@ def test_a_read_only_file_load_makes_up_no_folder_id_when_the_first_writer_opens
         try:
             move(writer, 1)
             expected = contents(writer)
-            reader.send("go")
-            snapshot = json.loads(reader.read())
+            snapshot = go_on(reader)
         finally:
             writer.close()
     finally:
@@ -841,8 +836,7 @@ def test_a_read_only_file_load_reads_the_manifest_and_the_log_folder_as_of_one_m
         # it say the manifest was missing while the log held an id).
         with pytest.raises(hutch.LockTimeout, match="write lock"):
             hutch.open(url, collections=BANK, lock_timeout=0.2)
-        reader.send("go")
-        snapshot = json.loads(reader.read())
+        snapshot = go_on(reader)
     finally:
         reader.end()
     assert snapshot == {"tables": {}, "values": {}}
@@ -927,8 +921,7 @@ def test_a_read_only_file_load_takes_in_no_line_whose_commit_failed(
                 with pytest.raises(hutch.StorageError, match="disk failed"):
                     move(writer, 3)
             assert contents(writer) == committed
-            reader.send("go")
-            snapshot = json.loads(reader.read())
+            snapshot = go_on(reader)
         finally:
             writer.close()
     finally:
@@ -968,8 +961,7 @@ def test_a_read_only_file_load_reads_again_when_a_writer_quarantines_a_generatio
         with hutch.open(url, on_corrupt="quarantine", lock_timeout=BLOCKED) as writer:
             assert writer.store.get_value("counter") == 9
             expected = contents(writer)
-            reader.send("go")
-            snapshot = json.loads(reader.read())
+            snapshot = go_on(reader)
     finally:
         reader.end()
     assert snapshot == expected  # not the folder without the log: it read again
@@ -1007,8 +999,7 @@ def test_a_read_only_jsonl_load_sees_a_repaired_commit_log_even_where_the_same_l
             assert contents(w) == noted
             move(w, 3)
             later = contents(w)
-        reader.send("go")
-        snapshot = json.loads(reader.read())
+        snapshot = go_on(reader)
     finally:
         reader.end()
     assert snapshot == later  # never move 2's accounts with move 3's vault: it read again
