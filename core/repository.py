@@ -9,10 +9,8 @@ changes.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
@@ -24,11 +22,11 @@ from hutch.errors import (
     IntegrityError,
     InvalidId,
     NotFound,
-    QueryError,
     ValidationError,
 )
 from hutch.models import Model, ModelSpec, Unique, spec_of
-from hutch.serialise import build, coerce, from_row, stored, to_row
+from hutch.queries import Lookup, plan
+from hutch.serialise import build, from_row, stored, to_row
 
 if TYPE_CHECKING:
     from hutch.database import Database
@@ -38,14 +36,6 @@ M = TypeVar("M", bound=Model)
 
 #: How many model instances a repository keeps; past that it starts again.
 CACHE_SIZE = 100_000
-
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "lt": operator.lt,
-    "lte": operator.le,
-}
-LOOKUPS = ("exact", "in", "ne", "gt", "gte", "lt", "lte", "contains", "startswith", "isnull")
 
 
 class Repository(Generic[M]):
@@ -65,7 +55,7 @@ class Repository(Generic[M]):
     def get(self, id: str) -> M | None:
         """The instance with this id, or ``None``."""
         if not self._store.owns_transaction():
-            cached = self._cache.get(id)
+            cached = self._cached(id)
             if cached is not None:
                 return cached
         with self._store.lock:
@@ -95,18 +85,14 @@ class Repository(Generic[M]):
         field starts from the index rather than a scan. ``order_by`` is a field
         or a list of fields, each ``-``-led for descending; without it, id order.
         """
-        tests = [self._test(key, value) for key, value in filters.items()]
+        query = plan(self.spec, filters, order_by=order_by, limit=limit, offset=offset)
         with self._store.lock:
             found = [
                 instance
-                for row_id in self._candidates(filters)
-                if (instance := self._load(row_id)) is not None
-                and all(test(instance) for test in tests)
+                for row_id in self._candidates(query.lookups)
+                if (instance := self._load(row_id)) is not None and query.matches(instance)
             ]
-        if order_by is not None:
-            found = self._ordered(found, order_by)
-        end = None if limit is None else offset + limit
-        return found[offset:end]
+        return query.arrange(found)
 
     def find_one(self, **filters: Any) -> M | None:
         """The first instance (in id order) matching every filter, or ``None``."""
@@ -173,7 +159,7 @@ class Repository(Generic[M]):
 
     def _load(self, row_id: str) -> M | None:
         """The instance for a row, from the cache or the store; call it holding the lock."""
-        cached = self._cache.get(row_id)
+        cached = self._cached(row_id)
         if cached is not None and not self._store.owns_transaction():
             return cached
         row = self._store.get_row(self.collection, row_id)
@@ -185,6 +171,10 @@ class Repository(Generic[M]):
                 self._cache.clear()
             self._cache[row_id] = instance
         return instance
+
+    def _cached(self, row_id: object) -> M | None:
+        """The cached instance; none for a wrong id, which the store then refuses."""
+        return self._cache.get(row_id) if isinstance(row_id, str) else None
 
     def _save(self, instance: M) -> None:
         row_id, row = to_row(instance)
@@ -258,74 +248,16 @@ class Repository(Generic[M]):
             )
         raise failure
 
-    def _candidates(self, filters: dict[str, Any]) -> Iterable[str]:
+    def _candidates(self, lookups: list[Lookup]) -> Iterable[str]:
         """The row ids worth testing: the smallest indexed slice an equality names, or all."""
         best: list[str] | None = None
-        for key, value in filters.items():
-            field, _, lookup = key.partition("__")
-            if field not in self.spec.indexed or lookup not in ("", "exact", "in"):
-                continue
-            kind = self.spec.fields[field]
-            index = self.spec.index_id(field)
-            values = value if lookup == "in" else [value]
+        for lookup in lookups:
             ids: set[str] = set()
-            for item in values:
-                ids.update(self.db.indexes.slice_row_ids(index, stored(kind, coerce(kind, item))))
+            for key in lookup.keys:
+                ids.update(self.db.indexes.slice_row_ids(lookup.index_id, key))
             if best is None or len(ids) < len(best):
                 best = sorted(ids)
         return self._store.get_row_ids(self.collection) if best is None else best
-
-    def _test(self, key: str, operand: Any) -> Callable[[M], bool]:
-        """A predicate for one ``field__lookup=operand`` filter."""
-        field, _, lookup = key.partition("__")
-        if field not in self.spec.fields:
-            raise QueryError(
-                f"{self.model.__qualname__} has no field {field!r} (filter {key!r}); its fields: "
-                f"{', '.join(self.spec.fields)}"
-            )
-        lookup = lookup or "exact"
-        if lookup not in LOOKUPS:
-            raise QueryError(
-                f"unknown lookup {lookup!r} in {key!r}; the lookups: {', '.join(LOOKUPS)}"
-            )
-        kind = self.spec.fields[field]
-        get = operator.attrgetter(field)
-        secret = field in self.spec.secret
-        try:
-            if lookup == "isnull":
-                wanted = bool(operand)
-                return lambda m: (get(m) is None) == wanted
-            if lookup in ("contains", "startswith"):
-                return _text_test(get, lookup, operand, secret=secret)
-            if lookup == "in":
-                choices = [coerce(kind, item) for item in operand]
-                return lambda m: get(m) in choices
-            value = coerce(kind, operand)
-        except QueryError:
-            raise
-        except Exception as error:  # whatever the converter raises: the operand does not fit
-            misfit: str | None = f"{operand!r} does not fit the field: {error}"
-        else:
-            misfit = None
-        if misfit is not None:  # raised here, not in the handler, so its error is not chained
-            if secret:
-                misfit = f"a value of type {type(operand).__name__} does not fit the field"
-            raise QueryError(f"{key}: {misfit}")
-        if lookup == "exact":
-            return lambda m: get(m) == value
-        if lookup == "ne":
-            return lambda m: get(m) != value
-        compare = _COMPARE[lookup]
-        return lambda m: (v := get(m)) is not None and compare(v, value)
-
-    def _ordered(self, found: list[M], order_by: str | Sequence[str]) -> list[M]:
-        keys = [order_by] if isinstance(order_by, str) else list(order_by)
-        for key in reversed(keys):  # stable sorts, least significant key first
-            field = key.removeprefix("-")
-            if field not in self.spec.fields:
-                raise QueryError(f"cannot order {self.collection} by unknown field {field!r}")
-            found.sort(key=_sort_key(field), reverse=key.startswith("-"))
-        return found
 
 
 class _Forget:
@@ -341,38 +273,6 @@ class _Forget:
 
 def _name(function: Callable[..., Any]) -> str:
     return getattr(function, "__name__", "its key")
-
-
-def _sort_key(field: str) -> Callable[[Any], tuple[bool, Any]]:
-    """Order instances by a field: None first, enums by value, the rest as they compare."""
-    get = operator.attrgetter(field)
-
-    def key(instance: Any) -> tuple[bool, Any]:
-        value = get(instance)
-        if isinstance(value, Enum):
-            value = value.value
-        return (value is not None, value)
-
-    return key
-
-
-def _text_test(
-    get: Callable[[Any], Any], lookup: str, operand: Any, *, secret: bool
-) -> Callable[[Any], bool]:
-    if lookup == "startswith":
-        if not isinstance(operand, str):
-            shown = f"a value of type {type(operand).__name__}" if secret else repr(operand)
-            raise QueryError(f"__startswith takes text, not {shown}")
-        return lambda m: isinstance(v := get(m), str) and v.startswith(operand)
-
-    def contains(instance: Any) -> bool:
-        value = get(instance)
-        if isinstance(value, str) and not isinstance(operand, str):
-            shown = f"a value of type {type(operand).__name__}" if secret else repr(operand)
-            raise QueryError(f"__contains on text takes text, not {shown}")
-        return value is not None and operand in value
-
-    return contains
 
 
 def _has_row(store: Store, table_id: str, row_id: Any) -> bool:
