@@ -21,12 +21,16 @@ class Definitions:
     def delete(self, name: str) -> None:
         """Forget a definition; deleting an unknown one does nothing."""
         with self._store.lock:
-            old = self._defined.pop(name, None)
+            old = self._defined.pop(name, None) if isinstance(name, str) else None
             if old is not None:
                 self._store.remove_consumer(old)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._defined
+        return self.defined(name) is not None
+
+    def defined(self, name: object) -> SliceIndex | None:
+        """The definition called ``name``, if there is one (a name of any type: no error)."""
+        return self._defined.get(name) if isinstance(name, str) else None
 
     def ids(self) -> list[str]:
         """The defined names, sorted."""
@@ -57,7 +61,7 @@ class Definitions:
 
     def _get(self, name: str) -> SliceIndex:
         self._store.check_open()
-        index = self._defined.get(name)
+        index = self.defined(name)
         if index is None:
             known = ", ".join(sorted(self._defined)) or "none"
             raise DefinitionError(

@@ -33,7 +33,8 @@ class PluginError(HutchError):
 
 
 class DefinitionError(HutchError, LookupError):
-    """An index or relationship is unknown, or its definition failed on a row."""
+    """An index, relationship, model or listener is unknown or wrongly defined, or an
+    index's definition failed on a row."""
 
 
 class StorageError(HutchError):

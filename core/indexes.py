@@ -86,7 +86,7 @@ class Indexes(Definitions):
 
     def slice_row_ids(self, index_id: str, slice_id: Any) -> list[str]:
         """The ids of the rows under ``slice_id``, in the index's order (empty if none)."""
-        index = self._defined.get(index_id)
+        index = self.defined(index_id)
         if index is not None:
             ids: list[str] | None = self._store.read_unlocked(index.peek_row_ids, slice_id)
             if ids is not None:

@@ -138,6 +138,11 @@ _specs: dict[type[Model], ModelSpec] = {}
 
 def spec_of(model: type[Model]) -> ModelSpec:
     """Check a model's declarations (once) and describe it; errors say what to fix."""
+    if not isinstance(model, type):
+        raise DefinitionError(
+            f"{model!r} is not a model: a model is a class that subclasses hutch.Model, "
+            "decorated with @attrs.frozen"
+        )
     spec = _specs.get(model)
     if spec is None:
         spec = _specs[model] = _describe(model)
@@ -146,8 +151,7 @@ def spec_of(model: type[Model]) -> ModelSpec:
 
 def _describe(model: type[Model]) -> ModelSpec:
     name = model.__qualname__
-    is_attrs_class = isinstance(model, type) and "__attrs_attrs__" in vars(model)  # its own
-    if not (is_attrs_class and issubclass(model, Model)):
+    if not ("__attrs_attrs__" in vars(model) and issubclass(model, Model)):  # its own attrs
         raise DefinitionError(
             f"{name} is not a model: subclass hutch.Model and decorate it with @attrs.frozen"
         )

@@ -8,9 +8,10 @@ core never imports a backend by name.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 
 import pluggy
@@ -40,10 +41,54 @@ def make_manager(plugins: Iterable[object] = ()) -> pluggy.PluginManager:
     if autoload_enabled():
         for entry_point in entry_points(group=GROUP):
             _load(manager, entry_point)
-    for plugin in plugins:
+    for plugin in _checked(plugins):
         if not manager.is_registered(plugin):
-            manager.register(plugin)
+            _register(manager, plugin)
     return manager
+
+
+def _checked(plugins: object) -> list[object]:
+    """``hutch.open(plugins=...)``: a list of plugins, each with a hook implementation."""
+    if isinstance(plugins, str | bytes | Mapping) or not isinstance(plugins, Iterable):
+        raise ConfigError(
+            f"plugins takes a list of plugins (modules or objects with @hutch.hookimpl "
+            f"functions), not {plugins!r}"
+        )
+    plugins = list(plugins)
+    for plugin in plugins:
+        hooks = [name for name in dir(plugin) if name.startswith("hutch_")]
+        marked = [name for name in hooks if _is_hookimpl(plugin, name)]
+        if marked:
+            continue
+        if hooks:
+            raise PluginError(
+                f"the plugin {plugin!r} has {', '.join(hooks)} but none is marked "
+                "@hutch.hookimpl, so hutch would never call it; decorate each hook with it"
+            )
+        raise ConfigError(
+            f"{plugin!r} is not a hutch plugin: a plugin is a module or an object with "
+            "hook functions (hutch_register_backends, hutch_register_models, ...) marked "
+            "@hutch.hookimpl; see docs/plugins.md"
+        )
+    return plugins
+
+
+def _is_hookimpl(plugin: object, name: str) -> bool:
+    return hasattr(inspect.getattr_static(plugin, name, None), "hutch_impl")
+
+
+def _register(manager: pluggy.PluginManager, plugin: object, name: str | None = None) -> None:
+    """Register a plugin; a hook that does not fit its spec is a :class:`PluginError`."""
+    try:
+        manager.register(plugin, name=name)
+        manager.check_pending()
+    except (pluggy.PluginValidationError, ValueError) as error:
+        if manager.is_registered(plugin):
+            manager.unregister(plugin)
+        raise PluginError(
+            f"the plugin {name or plugin!r} does not fit hutch's hooks: {error}; see "
+            "docs/plugins.md for each hook's arguments"
+        ) from None
 
 
 def _load(manager: pluggy.PluginManager, entry_point: EntryPoint) -> None:
@@ -54,7 +99,7 @@ def _load(manager: pluggy.PluginManager, entry_point: EntryPoint) -> None:
         where += f" of {entry_point.dist.name} {entry_point.dist.version}"
     try:
         plugin = entry_point.load()
-        manager.register(plugin, name=entry_point.name)
+        _register(manager, plugin, entry_point.name)
     except Exception as error:
         raise PluginError(
             f"the hutch plugin {where} failed to load: {type(error).__name__}: {error}; "

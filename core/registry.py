@@ -71,8 +71,8 @@ class ModelRegistry:
 
     def repo(self, model: type[M]) -> Repository[M]:
         """The repository of ``model`` (its ``__repository__`` class, if it names one)."""
-        repo = self._repos.get(model)
-        if repo is None:
+        repo = self._repos.get(model) if isinstance(model, type) else None
+        if repo is None:  # register() refuses what is not a model
             self.register(model)
             kind = model.__repository__ or Repository
             repo = self._repos[model] = kind(self._db, model)

@@ -30,6 +30,7 @@ from hutch.cells import Row, check_row, check_value, copy_row, copy_value, has_c
 from hutch.changes import Changes
 from hutch.errors import (
     ClosedError,
+    DefinitionError,
     HutchError,
     InvalidId,
     ListenerError,
@@ -367,6 +368,10 @@ class Store:
         With no table, ``fn`` hears every commit. Listeners run on the committing
         thread, in the order of commits, and receive a private copy of the changes.
         """
+        if not callable(fn):
+            raise DefinitionError(
+                f"add_listener takes a function of one argument (the changes), not {fn!r}"
+            )
         if table is not None:
             check_table_id(table)
         if row is not None:
@@ -386,7 +391,8 @@ class Store:
         """Stop calling a listener; removing an unknown id does nothing."""
         with self._lock:
             self.check_open()
-            self._listeners.pop(listener_id, None)
+            if isinstance(listener_id, int):
+                self._listeners.pop(listener_id, None)
 
     # -- what Database, Indexes and Relationships use ----------------------------------------------
 
