@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "dict_backend.py"
 
 
-def run_suite(tmp_path: Path, *args: str, passes: bool = True) -> str:
+def run_suite(tmp_path: Path, *args: str, passes: bool = True, fails: bool = False) -> str:
+    """The suite's output; it must exit 0 (1 if it ``fails``), and pass tests if it ``passes``."""
     result = subprocess.run(
         [
             sys.executable,
@@ -37,8 +38,10 @@ def run_suite(tmp_path: Path, *args: str, passes: bool = True) -> str:
         timeout=240,
         check=False,
     )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert result.returncode == int(fails), result.stdout[-4000:] + result.stderr[-2000:]
     summary = result.stdout.strip().splitlines()[-1]
+    if fails:
+        return result.stdout
     assert re.search(r"\d+ passed", summary) or not passes, summary
     assert "failed" not in summary, summary
     assert "error" not in summary, summary
@@ -144,3 +147,45 @@ def test_the_default_fresh_url_rule(base: str, expected: str | None) -> None:
 def test_the_plugin_adds_nothing_to_an_ordinary_run(pytestconfig: pytest.Config) -> None:
     assert pytestconfig.getoption("--hutch-url") is None
     assert pytestconfig.pluginmanager.has_plugin("hutch")
+
+
+FORGETFUL = f'''
+import runpy
+
+import hutch
+
+DictPersister = runpy.run_path({str(EXAMPLE)!r})["DictPersister"]
+
+
+class ForgetsDeletedValues(DictPersister):
+    """Stores every change but the deletion of a keyed value."""
+
+    def apply(self, changes: hutch.Changes) -> None:
+        super().apply(hutch.Changes(changes.tables, changes.values))
+
+
+class Plugin:
+    @hutch.hookimpl
+    def hutch_register_backends(self, register: hutch.RegisterBackend) -> None:
+        register("dict", ForgetsDeletedValues)
+
+
+plugin = Plugin()
+'''
+
+
+def test_the_fixed_tests_catch_a_backend_that_keeps_deleted_values(tmp_path: Path) -> None:
+    """Not only the randomised test: a plain test names what was lost."""
+    (tmp_path / "forgetful.py").write_text(FORGETFUL, encoding="utf-8")
+    output = run_suite(
+        tmp_path,
+        "--hutch-plugin",
+        f"{tmp_path / 'forgetful.py'}:plugin",
+        "--hutch-url",
+        f"dict://{tmp_path.as_posix()}/stores",
+        "--ignore-glob",
+        "*model_based*",
+        fails=True,
+    )
+    failed = re.findall(r"^_+ (\w+) _+$", output, flags=re.MULTILINE)
+    assert "test_every_kind_of_deletion_survives_a_reopen" in failed, output[-3000:]

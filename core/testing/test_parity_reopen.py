@@ -51,6 +51,58 @@ def test_rows_and_values_survive_a_reopen_exactly(hutch_open: Opener) -> None:
     assert again.store.get_table_ids() == ["cells", "users"]
 
 
+def _delete_one_of_each(store: hutch.Store) -> None:
+    """Every kind of deletion, each beside something that stays: a value, the last value of
+    a commit, a row, a cell, a table, and a value deleted then set again."""
+    store.del_value("gone")
+    with store.transaction():  # a commit that only deletes
+        store.del_value("also_gone")
+    store.del_row("users", "u2")
+    store.del_cell("users", "u1", "nick")
+    store.del_table("teams")
+    store.del_value("back")
+    store.set_value("back", "again")
+
+
+def _seed_deletable(store: hutch.Store) -> None:
+    for key in ("gone", "also_gone", "kept", "back"):
+        store.set_value(key, key)
+    store.set_row("users", "u1", {"name": "Ada", "nick": "A"})
+    store.set_row("users", "u2", {"name": "Bob"})
+    store.set_row("teams", "t1", {"name": "blue"})
+
+
+_AFTER_DELETIONS = ({"users": {"u1": {"name": "Ada"}}}, {"back": "again", "kept": "kept"})
+
+
+def test_every_kind_of_deletion_survives_a_reopen(hutch_open: Opener) -> None:
+    db = hutch_open()
+    _seed_deletable(db.store)
+    db.close()
+    db = hutch_open()  # the deletions are of what an earlier open stored
+    _delete_one_of_each(db.store)
+    assert _contents(db) == _AFTER_DELETIONS
+    db.close()
+    again = hutch_open()
+    assert _contents(again) == _AFTER_DELETIONS
+    again.close()
+    assert (
+        _contents(hutch_open()) == _AFTER_DELETIONS
+    )  # and a second reopen, after a write-less open
+
+
+@pytest.mark.hutch_requires("change_feed")
+def test_another_database_takes_in_every_kind_of_deletion(hutch_open: Opener) -> None:
+    with OpenStores.allow_several():
+        first = hutch_open()
+        second = hutch_open(follow=False)
+    _seed_deletable(first.store)
+    second.refresh()
+    _delete_one_of_each(first.store)
+    second.refresh()
+    assert _contents(second) == _AFTER_DELETIONS
+
+
 def test_a_rolled_back_transaction_is_not_stored(hutch_open: Opener) -> None:
     db = hutch_open()
     db.store.set_row("users", "u1", {"a": 1})
