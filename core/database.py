@@ -18,6 +18,7 @@ from hutch.config import (
     check_lock_timeout,
     parse_collections,
     parse_url,
+    redact_text,
 )
 from hutch.errors import (
     ConfigError,
@@ -82,7 +83,7 @@ def open(
         read_only=_check_flag("read_only", read_only),
         options=dict(options),
     )
-    mirrors = list(mirrors)
+    mirrors = _check_mirrors(mirrors)
     if config.read_only and mirrors:
         raise ConfigError(
             "read_only=True writes nothing, and a mirror takes every commit: open with one "
@@ -105,6 +106,15 @@ def open(
             with contextlib.suppress(Exception):  # keep the error that matters: opening's
                 each.close()
         raise
+
+
+def _check_mirrors(mirrors: object) -> list[str | os.PathLike[str]]:
+    if isinstance(mirrors, str | bytes | os.PathLike) or not isinstance(mirrors, Iterable):
+        raise ConfigError(
+            f"mirrors takes a list of URLs, such as mirrors=['sqlite:///mirror.db'], "
+            f"not {redact_text(repr(mirrors))}"
+        )
+    return list(mirrors)
 
 
 def _check_flag(name: str, value: object) -> bool:

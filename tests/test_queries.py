@@ -195,3 +195,9 @@ def test_listener_and_index_calls_with_wrong_arguments(db: hutch.Database) -> No
         db.indexes.slice_row_ids(["x"], "a")  # type: ignore[arg-type]
     assert ["x"] not in db.indexes
     db.indexes.delete(["x"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("wrong", ["sqlite:///m.db", 5, None])
+def test_mirrors_take_a_list_of_urls(wrong: Any) -> None:
+    with pytest.raises(hutch.ConfigError, match="mirrors takes a list of URLs"):
+        hutch.open("memory://", mirrors=wrong)
