@@ -272,6 +272,7 @@ def test_a_log_that_is_a_symbolic_link_is_never_followed(tmp_path: Path) -> None
         ({"checkpoint_interval": 1}, "does not take the option"),
         ({"batch_interval": 0}, "batch_interval must be a positive number"),
         ({"compact_lines": "many"}, "compact_lines must be a positive number"),
+        ({"compact_bytes": -1}, "compact_bytes must be a positive number"),
         ({"collections": {"t": {"indexed": ["../x"]}}}, "becomes a file name"),
     ],
 )

@@ -624,6 +624,28 @@ def remove_temp_files(dir_fd: int) -> None:
             remove(dir_fd, name)
 
 
+#: The temp file :func:`write_atomic` and :func:`replace_with_copy` write: ``.<name>.<8 hex>.tmp``.
+_TEMP_OF = re.compile(r"\.(.+)\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX)).fullmatch
+
+
+def temp_target(name: str) -> str | None:
+    """The file whose atomic replacement left the temp file ``name`` (``None``: ``name`` is
+    no such temp file), so that only the temp files of a folder's own files are removed."""
+    found = _TEMP_OF(name)
+    return None if found is None else found[1]
+
+
+def remove_temp_files_of(
+    dir_fd: int, listing: list[tuple[str, str]], ours: Callable[[str], bool]
+) -> None:
+    """Remove the temp files that replacing the files ``ours`` names left in a folder
+    (``listing``: its entries, as :func:`entries` found them); any other file stays."""
+    for name, kind in listing:
+        target = temp_target(name) if kind == "file" else None
+        if target is not None and ours(target):
+            remove(dir_fd, name)
+
+
 # -- locks -----------------------------------------------------------------------------------
 
 

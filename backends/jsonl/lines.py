@@ -134,15 +134,19 @@ def check_for(name: str, *, plain: bool) -> Check:
     return value_check if table is None else row_check(table, plain=plain)
 
 
+def deletes(entry: Entry, name: str) -> bool:
+    """Whether a line of the log ``name`` deletes its row (``[seq, row_id, null]``) or its key
+    (``[seq, key]``: in the values log, ``null`` is a value like any other)."""
+    return len(entry) == 2 if name == VALUES else entry[2] is None
+
+
 def live(entries: list[Entry], name: str) -> list[Entry]:
     """The last line of each row (or key) of the log ``name`` still there, in commit order."""
     latest: dict[str, Entry] = {}
     for entry in entries:
         latest.pop(entry[1], None)  # keep the lines in commit order
         latest[entry[1]] = entry
-    if name == VALUES:
-        return [entry for entry in latest.values() if len(entry) == 3]
-    return [entry for entry in latest.values() if entry[2] is not None]
+    return [entry for entry in latest.values() if not deletes(entry, name)]
 
 
 def plain(data: bytes) -> bool:
@@ -166,6 +170,7 @@ class Lines:
     """The lines read from a log: the good ones (all asked for, unless ``bad`` says)."""
 
     entries: list[Entry]
+    sizes: list[int]  # the bytes of each, its newline counted (what a compaction writes)
     end: int  # the offset just past the last good one
     open_line: bool  # the last good one has no newline (an editor stripped it)
     bad: Bad | None
@@ -186,12 +191,13 @@ def read_lines(data: bytes, count: int, check: Check) -> Lines:
             if len(entries) == present:
                 for entry in entries:
                     check(entry)
+                sizes = [len(line) + 1 for line in body.split(b"\n")]
                 bad = None if present == count else _missing(present, end)
-                return Lines(entries, end, open_line, bad)
+                return Lines(entries, sizes, end, open_line, bad)
         except ValueError:
             pass
     elif not present:
-        return Lines([], 0, False, _missing(0, 0) if count else None)
+        return Lines([], [], 0, False, _missing(0, 0) if count else None)
     return _one_by_one(data, count, check)
 
 
@@ -208,11 +214,12 @@ def _span(data: bytes, count: int) -> tuple[int, bool, int]:
 
 def _one_by_one(data: bytes, count: int, check: Check) -> Lines:
     entries: list[Entry] = []
+    sizes: list[int] = []
     position = 0
     open_line = False
     for index in range(count):
         if position >= len(data):
-            return Lines(entries, position, open_line, _missing(index, position))
+            return Lines(entries, sizes, position, open_line, _missing(index, position))
         newline = data.find(b"\n", position)
         end = len(data) if newline < 0 else newline + 1
         line = data[position : end if newline < 0 else newline]
@@ -222,10 +229,11 @@ def _one_by_one(data: bytes, count: int, check: Check) -> Lines:
             check(entry)
         except ValueError as error:
             reason = f"is not a line of this log ({error})"
-            return Lines(entries, position, open_line, Bad(index, position, reason))
+            return Lines(entries, sizes, position, open_line, Bad(index, position, reason))
         entries.append(entry)
+        sizes.append(len(line) + 1)
         position, open_line = end, newline < 0
-    return Lines(entries, position, open_line, None)
+    return Lines(entries, sizes, position, open_line, None)
 
 
 def _missing(index: int, offset: int) -> Bad:

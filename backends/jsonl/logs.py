@@ -66,6 +66,11 @@ class _File:
     lines: int = 0  # how many lines count (the header is not one)
     open_line: bool = False  # the last of them has no newline (an editor stripped it)
 
+    @property
+    def held(self) -> tuple[int, int]:
+        """How many lines count, and their bytes."""
+        return self.lines, self.end - self.start
+
 
 @attrs.frozen
 class Read:
@@ -73,6 +78,7 @@ class Read:
 
     name: str
     entries: list[Entry]
+    sizes: list[int]  # the bytes of each line
     whole: bool  # the whole file: seen for the first time, or replaced by a compaction
 
 
@@ -127,9 +133,13 @@ class Logs:
         *,
         durability: str,
         may_share: Callable[[], bool],
+        ours: Callable[[str], bool],
         read_only: bool = False,
     ) -> None:
         self._root_fd = root_fd
+        #: Whether a file of the root is one this folder replaces atomically: the temp files
+        #: those replacements left (a crash cut them short) are removed at open.
+        self._ours = ours
         #: Only :meth:`catch_up` is called: no cut, no removal, no commit line, no sync.
         self._read_only = read_only
         #: Read-only: where reading stops in a file, instead of cutting it there.
@@ -152,6 +162,8 @@ class Logs:
         self.durable = 0  # every commit up to this one is known to be on disk
         self.claimed = 0  # the commit log says so of every commit up to this one
         self.unsynced = False  # appended without a sync (durability="batch")
+        #: The bytes of the commit log's first line: about all a shortening would keep of it.
+        self.live_commits = 0
         self._listed = False
 
     # -- reading -----------------------------------------------------------------------------
@@ -254,9 +266,13 @@ class Logs:
             self._record({})
 
     def _prepare(self) -> set[str] | None:
-        """At open: the logs in the folder; a commit log for a folder that has none yet
-        (read-only: ``None``, as nothing was committed)."""
-        names = {name for name, kind in fsio.entries(self._root_fd) if lines.is_log(name)}
+        """At open, from the one listing of the folder: the logs in it, the temp files a
+        crash left removed, and a commit log for a folder that has none yet (read-only:
+        ``None``, as nothing was committed; nothing is removed)."""
+        listing = fsio.entries(self._root_fd)
+        names = {name for name, kind in listing if lines.is_log(name)}
+        if not self._read_only:
+            fsio.remove_temp_files_of(self._root_fd, listing, self._ours)
         present = fsio.exists(self._root_fd, COMMITS)
         data = fsio.read_head(self._root_fd, COMMITS, lines.HEAD) if present else b""
         if lines.read_header(data) is None and lines.torn_header(data, self._folder, COMMITS):
@@ -511,6 +527,8 @@ class Logs:
         view, good = plan.commits, plan.read.good
         self._follow(self.commits, view, opened)
         if good:
+            if view.whole:
+                self.live_commits = good[0].end - good[0].offset
             self.commits.end = view.base_end + good[-1].end
             self.commits.open_line = good[-1].open_line
             self.commits.lines = view.base_lines + len(good)
@@ -532,7 +550,8 @@ class Logs:
                 if found.adopt:
                     adopted[name] = (file.generation, file.lines)
                 if found.read.entries or found.view.whole:
-                    reads.append(Read(name, found.read.entries, found.view.whole))
+                    read = found.read
+                    reads.append(Read(name, read.entries, read.sizes, found.view.whole))
         if adopted and self._read_only:
             self.committed.update(adopted)  # (the next writing open records them)
         elif adopted or (cut_back and not self._read_only):
@@ -719,23 +738,28 @@ class Logs:
 
     # -- replacing ---------------------------------------------------------------------------
 
-    def compact(self, names: list[str]) -> None:
+    def compact(self, names: list[str]) -> dict[str, dict[str, int]]:
         """Replace each log by a new generation holding its live lines (each line keeps its
-        seq): temp file, sync, rename, folder sync. Then one commit line records them."""
+        seq): temp file, sync, rename, folder sync. Then one commit line records them.
+        Returns, for each log, the bytes of each row's (or key's) line in it now."""
         if not names:
-            return
+            return {}
         if self._sync:
             self._make_durable()
+        kept: dict[str, dict[str, int]] = {}
         for name in names:
             file = self.files[name]
             live = self._live(file)
-            data = lines.header(self._folder, name, file.generation + 1)
-            data += b"".join(lines.encode(entry) for entry in live)
+            encoded = [lines.encode(entry) for entry in live]
+            kept[name] = {entry[1]: len(line) for entry, line in zip(live, encoded, strict=True)}
+            data = lines.header(self._folder, name, file.generation + 1) + b"".join(encoded)
+            del encoded  # (the file is written from one copy of its lines, not two)
             fsio.write_atomic(self._root_fd, name, data, sync=self._sync)
             self._reopen(file, file.generation + 1, len(live), len(data))
         self._record(
             {name: (self.files[name].generation, self.files[name].lines) for name in names}
         )
+        return kept
 
     def shorten(self) -> None:
         """Replace the commit log by a new generation holding one line: every log's count."""
@@ -750,6 +774,7 @@ class Logs:
         fsio.write_atomic(self._root_fd, COMMITS, data, sync=self._sync)
         self._reopen(self.commits, generation, 1, len(data))
         self.claimed = max(self.claimed, claim)
+        self.live_commits = len(line)
 
     def _live(self, file: _File) -> list[Entry]:
         """The last line of each row (or key) still there, in commit order."""

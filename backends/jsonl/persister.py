@@ -55,7 +55,8 @@ from hutch.cells import Row
 from hutch.config import parse_collections
 from hutch.persister import Background, ProcessGuard, Unseen
 
-from . import lines, manifest, upgrade
+from . import compaction, lines, manifest, upgrade
+from .compaction import Live
 from .lines import Entry
 from .logs import Logs, Read
 
@@ -63,8 +64,10 @@ log = logging.getLogger("hutch.backends.jsonl")
 
 LOCK_FILE = upgrade.OLD_LOCK
 INDICES = "indices"
-#: A log is compacted once it holds more than this many lines, most of them dead.
+#: A log is compacted once it holds more than this many lines, most of them dead...
 COMPACT_LINES = 1000
+#: ... or more than this many bytes, most of them dead (see compaction.py).
+COMPACT_BYTES = 1 << 20
 
 
 class JsonlPersister(Persister):
@@ -73,7 +76,7 @@ class JsonlPersister(Persister):
     capabilities = Capabilities(durable=True, multi_process=True, change_feed=True, read_only=True)
 
     def __init__(self, config: BackendConfig) -> None:
-        config.check_options("batch_interval", "compact_lines")
+        config.check_options("batch_interval", "compact_lines", "compact_bytes")
         self.root = config.url.file_path()
         self._url = config.url.redacted()  # as given, for the commands messages suggest
         #: Writes nothing at all: no file, no lock file, no cut, no sync, no thread.
@@ -82,7 +85,11 @@ class JsonlPersister(Persister):
         self._durability = config.durability
         self._sync = config.durability != "none"
         self._batch_interval = positive(config.options, "batch_interval", 2.0)
-        self._compact_lines = int(positive(config.options, "compact_lines", COMPACT_LINES))
+        #: Under these many lines, and bytes, a log is not compacted for them.
+        self._most = (
+            int(positive(config.options, "compact_lines", COMPACT_LINES)),
+            int(positive(config.options, "compact_bytes", COMPACT_BYTES)),
+        )
         self._given = {name: check_indexed(name, s) for name, s in config.collections.items()}
         self._held = fsio.Descriptors()
         self._root_fd, self._claim = open_store_root(
@@ -117,7 +124,11 @@ class JsonlPersister(Persister):
         #: The settings of every collection (given, or kept in the manifest).
         self.settings: dict[str, CollectionSettings] = {}
         self._logs: Logs | None = None
-        self._ids: dict[str, set[str]] = {}
+        #: The live lines of each log (their keys: the ids of a collection's rows).
+        self._live: dict[str, Live] = {}
+        #: The logs whose compaction failed, and the bytes each must hold before it is tried
+        #: again: twice those it held then, so that the tries cost amortised time too.
+        self._retry_at: dict[str, int] = {}
         self._values: dict[str, Any] = {}
         self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
         self._stale_indices: set[str] = set()
@@ -135,7 +146,6 @@ class JsonlPersister(Persister):
         with self._lock.held():
             try:
                 self._logs = self._new_logs(self._prepare_folder())
-                fsio.remove_temp_files(self._root_fd)  # a crash inside a compaction left them
                 reads = self._logs.catch_up()
                 if self._sync:  # a killed writer's lines may be in the page cache only
                     self._logs.vouch()
@@ -201,6 +211,7 @@ class JsonlPersister(Persister):
             folder_id,
             durability=self._durability,
             may_share=self._may_share,
+            ours=_replaced_whole,
             read_only=self._read_only,
         )
 
@@ -277,7 +288,7 @@ class JsonlPersister(Persister):
             self._keep_unseen()
             logs = self._the_logs
             try:
-                logs.compact([name for name in logs.files if self._dead(name)])
+                self._compact([name for name in logs.files if self._dead(name)])
                 logs.shorten()
             except OSError as error:
                 raise storage_error(error, "compact the logs of", self.root) from error
@@ -376,7 +387,7 @@ class JsonlPersister(Persister):
         for table in sorted(tables):
             settings = self.settings.get(table)
             indexed = settings.indexed if settings is not None else ()
-            rows = len(self._ids.get(table, ()))
+            rows = len(self._live_in(table + lines.SUFFIX).sizes)
             found[table] = checks.read_index_files(
                 self._root_fd, f"{INDICES}/{table}", indexed, rows
             )
@@ -443,12 +454,15 @@ class JsonlPersister(Persister):
                     index_files = [size for _, size in checks.files_named(folder, indices.SUFFIX)]
                 finally:
                     fsio.close(folder)
-            lines_held = counted[name].lines if name in counted else 0
+            file = counted.get(name)
+            lines_held, body = (0, 0) if file is None else (file.lines, file.end - file.start)
+            live = self._live_in(name)
             collections[table] = {
                 "bytes": size + sum(index_files),
                 "log_bytes": size,
                 "log_lines": lines_held,
-                "dead_lines": max(lines_held - len(self._ids.get(table, ())), 0),
+                "dead_lines": max(lines_held - len(live.sizes), 0),
+                "dead_bytes": max(body - live.bytes, 0),
                 "index_files": len(index_files),
                 "index_bytes": sum(index_files),
             }
@@ -572,6 +586,7 @@ class JsonlPersister(Persister):
                 self._take_values(read, before, values, deleted)
             else:
                 self._take_rows(table, read, before, tables.setdefault(table, {}))
+            self._tally(read)
         return Changes({t: rows for t, rows in tables.items() if rows}, values, frozenset(deleted))
 
     def _take_rows(self, table: str, read: Read, before: int, out: dict[str, Row | None]) -> None:
@@ -580,17 +595,24 @@ class JsonlPersister(Persister):
             row_id: row for row_id, (seq, row) in latest.items() if seq > before or not read.whole
         }
         if read.whole:  # replaced by a compaction: compare with what this process knew
-            for row_id in self._ids.get(table, set()) - latest.keys():
+            for row_id in self._live_in(read.name).sizes.keys() - latest.keys():
                 changed[row_id] = None
         self._take_changed(table, changed)
         out.update(changed)
 
+    def _tally(self, read: Read) -> None:
+        """Note the bytes of each row's (or key's) latest line in a log's new lines."""
+        if read.whole:  # (a compaction may have written each line anew)
+            self._live[read.name] = Live()
+        live = self._live_in(read.name)
+        for entry, size in zip(read.entries, read.sizes, strict=True):
+            live.put(entry[1], None if lines.deletes(entry, read.name) else size)
+
+    def _live_in(self, name: str) -> Live:
+        return self._live.setdefault(name, Live())
+
     def _take_changed(self, table: str, changed: Mapping[str, Row | None]) -> None:
-        """Keep this process's view of a collection's ids and indexed fields current."""
-        ids = self._ids.setdefault(table, set())
-        live = {row_id for row_id, row in changed.items() if row is not None}
-        ids.difference_update(changed.keys() - live)
-        ids.update(live)
+        """Keep this process's view of a collection's indexed fields current."""
         fields = self._indexed.get(table)
         if fields and changed:
             self._stale_indices.add(table)
@@ -622,13 +644,23 @@ class JsonlPersister(Persister):
     def _apply(self, changes: Changes) -> None:
         seq = self._the_logs.seq + 1
         parts: dict[str, tuple[bytes, int]] = {}
+        written: dict[str, list[tuple[str, int | None]]] = {}  # log -> (row or key, line size)
         for table, rows in changes.tables.items():
-            data = b"".join(lines.encode([seq, r, row]) for r, row in rows.items())
-            parts[table + lines.SUFFIX] = (data, len(rows))
+            encoded = [lines.encode([seq, r, row]) for r, row in rows.items()]
+            parts[table + lines.SUFFIX] = (b"".join(encoded), len(rows))
+            written[table + lines.SUFFIX] = [
+                (r, None if row is None else len(line))
+                for (r, row), line in zip(rows.items(), encoded, strict=True)
+            ]
         if changes.values or changes.deleted_values:
-            data = b"".join(lines.encode([seq, k, v]) for k, v in changes.values.items())
-            data += b"".join(lines.encode([seq, k]) for k in sorted(changes.deleted_values))
-            parts[lines.VALUES] = (data, len(changes.values) + len(changes.deleted_values))
+            encoded = [lines.encode([seq, k, v]) for k, v in changes.values.items()]
+            gone = sorted(changes.deleted_values)
+            data = b"".join(encoded) + b"".join(lines.encode([seq, k]) for k in gone)
+            parts[lines.VALUES] = (data, len(changes.values) + len(gone))
+            written[lines.VALUES] = [
+                *zip(changes.values, map(len, encoded), strict=True),
+                *((k, None) for k in gone),
+            ]
         try:
             self._the_logs.append(parts)
         except OSError as error:
@@ -639,6 +671,10 @@ class JsonlPersister(Persister):
         self._values.update(changes.values)
         for key in changes.deleted_values:
             self._values.pop(key, None)
+        for name, sizes in written.items():
+            live = self._live_in(name)
+            for key, size in sizes:
+                live.put(key, size)
         try:
             self._maintain_files()
         except (OSError, StorageError) as error:
@@ -646,32 +682,42 @@ class JsonlPersister(Persister):
 
     def _dead(self, name: str) -> int:
         """How many lines of a log are superseded or deletions."""
-        table = lines.log_table(name)
-        live = len(self._values) if table is None else len(self._ids.get(table, ()))
-        return self._the_logs.files[name].lines - live
+        return self._the_logs.files[name].lines - len(self._live_in(name).sizes)
 
     def _maintain_files(self) -> None:
-        """Compact the logs whose dead lines passed the threshold; shorten the commit log."""
+        """Compact the logs more than half dead, by lines or by bytes, past the floors (see
+        compaction.py); shorten the commit log likewise (all it keeps is one line)."""
         logs = self._the_logs
         due = [
             name
             for name, file in logs.files.items()
-            if file.lines > self._compact_lines and self._dead(name) * 2 > file.lines
+            if compaction.due(file.held, self._live_in(name).held, self._most)
+            and file.held[1] >= self._retry_at.get(name, 0)
         ]
         try:
-            logs.compact(due)
-            if logs.commits.lines > self._compact_lines:
+            self._compact(due)
+            if compaction.due(logs.commits.held, (1, logs.live_commits), self._most):
                 logs.shorten()
         except OSError as error:
+            for name in due:  # (a full disk, say: not tried again at every commit)
+                self._retry_at[name] = 2 * logs.files[name].held[1]
             raise storage_error(error, "compact the logs of", self.root) from error
-        if {lines.log_table(name) for name in due} & self._indexed.keys():
-            self._write_indices()  # derived from the logs: rewritten with them
+        for name in due:
+            self._retry_at.pop(name, None)
+        # Derived from the logs: rewritten with them (only those: another collection's index
+        # waits for its own compaction, or close, however long it has been stale).
+        self._write_indices(self._stale_indices & {lines.log_table(name) for name in due})
 
-    def _write_indices(self) -> None:
-        """Rewrite ``indices/<collection>/<field>.jsonl`` of the collections that changed."""
-        if not self._stale_indices:
-            return
-        for table in sorted(self._stale_indices):
+    def _compact(self, names: list[str]) -> None:
+        """Compact those logs; their live lines are then exactly the lines they hold."""
+        for name, sizes in self._the_logs.compact(names).items():
+            self._live[name] = Live.of(sizes)
+
+    def _write_indices(self, tables: set[str] | None = None) -> None:
+        """Rewrite ``indices/<collection>/<field>.jsonl`` of the collections that changed (those
+        of ``tables``, if given)."""
+        stale = sorted(self._stale_indices if tables is None else tables)
+        for table in stale:
             fields = self._indexed.get(table)
             if not fields:
                 continue
@@ -689,31 +735,35 @@ class JsonlPersister(Persister):
             except OSError as error:
                 where = self.root / INDICES / table
                 raise storage_error(error, "write the indices in", where) from error
-        self._stale_indices.clear()
+            self._stale_indices.discard(table)
 
     def _write_stale_indices(self) -> None:
         """At open: rewrite the index files that do not match the logs (or are missing)."""
         self._stale_indices.clear()
         for table, fields in self._indexed.items():
-            for field, by_row in fields.items():
-                try:
-                    current = self._index_file(table, field, len(by_row))
-                except OSError as error:
-                    raise storage_error(error, "read the indices of", self.root) from error
-                if current is None or not indices.matches(current, by_row):
+            try:
+                if not self._indices_match(table, fields):
                     self._stale_indices.add(table)
+            except OSError as error:
+                raise storage_error(error, "read the indices of", self.root) from error
         self._write_indices()
 
-    def _index_file(self, table: str, field: str, rows: int) -> bytes | None:
-        """An index file as it is (temp files a crash left beside it removed), or ``None``
-        when it is to be written again (see :func:`indices.current`)."""
+    def _indices_match(self, table: str, fields: dict[str, dict[str, Any]]) -> bool:
+        """Whether a collection's index files match the logs (a missing one, or one
+        :func:`indices.current` will not read, does not). The temp files that a crash left
+        beside them are removed, from the one listing of their folder."""
         try:
             folder = fsio.open_folder(self._root_fd, f"{INDICES}/{table}", create=False, sync=False)
         except (FileNotFoundError, fsio.NotRegular):
-            return None
+            return False
         try:
-            fsio.remove_temp_files(folder)
-            return indices.current(folder, field, rows)
+            ours = {indices.file_name(field) for field in fields}
+            fsio.remove_temp_files_of(folder, fsio.entries(folder), ours.__contains__)
+            for field, by_row in fields.items():
+                current = indices.current(folder, field, len(by_row))
+                if current is None or not indices.matches(current, by_row):
+                    return False
+            return True
         finally:
             fsio.close(folder)
 
@@ -744,3 +794,9 @@ def _is_table(name: str) -> bool:
 def _changed_in_place(name: str) -> bool:
     """The files of a ``jsonl://`` folder that hutch appends to, cuts or locks in place."""
     return name in (OPEN_MARK, LOCK_FILE, lines.COMMITS) or lines.is_log(name)
+
+
+def _replaced_whole(name: str) -> bool:
+    """The files of a ``jsonl://`` root that hutch replaces through a temp file (the manifest,
+    a compacted log, a linked file given a copy of its own)."""
+    return name == MANIFEST or _changed_in_place(name)

@@ -50,7 +50,9 @@ def to_format_2(root_fd: int, root: Path, stored: dict[str, Any], *, sync: bool)
             f"{', '.join(map(str, sorted(older)))} of an older hutch; close them, then open it "
             "again: it is upgraded to format 2 then, and an older hutch cannot open it after that"
         )
-    fsio.remove_temp_files(root_fd)
+    for name, kind in fsio.entries(root_fd):  # what an upgrade a crash cut short left
+        if kind == "file" and _target(name) is not None:
+            fsio.remove(root_fd, name)
     folder_id = uuid.uuid4().hex
     last, logs = _format_1_logs(root_fd, root)
     files = {
@@ -72,8 +74,8 @@ def to_format_2(root_fd: int, root: Path, stored: dict[str, Any], *, sync: bool)
 def finish(root_fd: int, folder_id: str, collections: dict[str, Any], *, sync: bool) -> None:
     """Step 3: move the logs of format 2 into place, then say the upgrade is done."""
     for name, kind in fsio.entries(root_fd):
-        target = name[1 : -len(_TEMP)]
-        if kind == "file" and name == _temp(target) and (target == COMMITS or lines.is_log(target)):
+        target = _target(name)
+        if kind == "file" and target is not None:
             fsio.rename(root_fd, name, root_fd, target)
     if sync:
         fsio.fsync(root_fd)
@@ -83,6 +85,13 @@ def finish(root_fd: int, folder_id: str, collections: dict[str, Any], *, sync: b
 
 def _temp(name: str) -> str:
     return f".{name}{_TEMP}"
+
+
+def _target(name: str) -> str | None:
+    """The log (or commit log) whose format 2 the upgrade's temp file ``name`` holds, or
+    ``None``: any other file is not the upgrade's."""
+    target = name[1 : -len(_TEMP)]
+    return target if name == _temp(target) and (target == COMMITS or lines.is_log(target)) else None
 
 
 def _format_1_logs(root_fd: int, root: Path) -> tuple[int, dict[str, list[Entry]]]:
