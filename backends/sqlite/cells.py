@@ -1,22 +1,23 @@
 """How a row's cells become SQLite columns and come back exactly (docs/sqlite-format.md).
 
-Every field column is declared without a type, so SQLite keeps each value as it
-was bound: an ``int`` stays INTEGER, a ``float`` stays REAL (``1.0`` included)
-and a ``str`` stays TEXT. What the storage class alone cannot tell is written
-in the row's ``_hutch_meta`` column, a JSON object ``{cell: tag}``:
+Every field column has BLOB affinity (declared ``BLOB``, or with no type), so
+SQLite keeps each value as it was bound: an ``int`` stays INTEGER, a ``float``
+stays REAL (``1.0`` included) and a ``str`` stays TEXT. What the storage class
+alone cannot tell is written in the row's ``_hutch_meta`` column, a JSON object
+``{cell: tag}``:
 
 * ``"b"``: the INTEGER 0 or 1 in the column is a boolean;
 * ``"n"``: the NULL in the column is a ``null`` cell (a NULL without a tag is an absent cell);
 * ``"j"``: the TEXT in the column is a JSON-encoded list or object;
 * ``[value]``: the cell has no column of its own (its name clashes, ignoring case, with
-  another column's, or the table reached its column limit); the value is kept here.
+  another column's, or the table has as many field columns as it may); its value is here.
 
 A row whose cells need no tag has ``NULL`` in ``_hutch_meta``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -31,43 +32,49 @@ JSON = "j"
 
 
 def encode_row(
-    row: Row, columns_of_table: Container[str], add_column: Callable[[str], bool]
-) -> tuple[dict[str, Any], str | None]:
-    """Return the row's ``{column: SQLite value}`` and its ``_hutch_meta`` text (or ``None``).
+    row_id: str, row: Row, fields: Mapping[str, int], add_column: Callable[[str], bool]
+) -> list[Any]:
+    """Return the record ``[id, _hutch_meta, field, ...]`` that stores the row.
 
-    ``columns_of_table`` are the table's columns; for any other cell,
-    ``add_column(cell)`` says whether it now gets a column of its own.
+    ``fields`` maps the table's field columns to their places in the record. For
+    any other cell, ``add_column(cell)`` says whether it now gets a column of its
+    own, which it adds to ``fields`` as the last one; the record grows with it
+    (records made before it are one short: the caller pads them with ``None``).
     """
-    columns: dict[str, Any] = {}
+    record: list[Any] = [None] * (len(fields) + 2)
+    record[0] = row_id
     meta: dict[str, Any] = {}
     for cell, value in row.items():
-        if cell == META or (cell not in columns_of_table and not add_column(cell)):
-            meta[cell] = [value]  # no column of its own
-            continue
+        at = fields.get(cell)
+        if at is None:
+            if not add_column(cell):
+                meta[cell] = [value]  # no column of its own
+                continue
+            record.append(None)
+            at = fields[cell]
         kind = type(value)
         if kind is bool:
-            columns[cell] = int(value)
+            record[at] = int(value)
             meta[cell] = BOOL
         elif value is None:
-            columns[cell] = None
             meta[cell] = NULL
         elif kind is list or kind is dict:
-            columns[cell] = orjson.dumps(value).decode()
+            record[at] = orjson.dumps(value).decode()
             meta[cell] = JSON
         else:  # str, int, float: SQLite keeps them as they are
-            columns[cell] = value
-    if not meta:
-        return columns, None
-    return columns, orjson.dumps(meta, option=orjson.OPT_SORT_KEYS).decode()
+            record[at] = value
+    if meta:
+        record[1] = orjson.dumps(meta, option=orjson.OPT_SORT_KEYS).decode()
+    return record
 
 
-def decode_row(names: Sequence[str], record: Sequence[Any], meta_at: int, skip: int) -> Row:
-    """Rebuild a row from a ``SELECT *`` record; ``skip`` is the index of the ``id`` column.
+def decode_row(fields: Mapping[str, int], record: Sequence[Any]) -> Row:
+    """Rebuild a row from its record ``(id, _hutch_meta, field, ...)``, as ``fields`` places them.
 
     Raises ``ValueError`` (``orjson.JSONDecodeError``) or ``TypeError`` on what hutch
     did not write; the caller turns them into :class:`~hutch.CorruptData`.
     """
-    meta_text = record[meta_at]
+    meta_text = record[1]
     meta: dict[str, Any] = {}
     if meta_text is not None:
         loaded = orjson.loads(meta_text)
@@ -76,10 +83,8 @@ def decode_row(names: Sequence[str], record: Sequence[Any], meta_at: int, skip: 
             raise TypeError(f"{META} is not a JSON object")
         meta = loaded
     row: Row = {}
-    for at, value in enumerate(record):
-        if at in (skip, meta_at):
-            continue
-        cell = names[at]
+    for cell, at in fields.items():
+        value = record[at]
         tag = meta.get(cell) if meta else None
         if value is None:
             if tag == NULL:
@@ -94,8 +99,14 @@ def decode_row(names: Sequence[str], record: Sequence[Any], meta_at: int, skip: 
             check_exact_numbers(value)
         else:  # untagged, or a tag that a person's UPDATE made stale: the value as stored
             row[cell] = value
-    if meta:
-        for cell, tag in meta.items():
-            if type(tag) is list and len(tag) == 1:
-                row[cell] = tag[0]
+    for cell, tag in meta.items():
+        if type(tag) is list and len(tag) == 1:
+            row[cell] = tag[0]
+        elif cell not in fields:
+            raise ValueError(
+                f"{META} tags the cell {cell!r} {tag!r}, but the table has no column {cell!r} "
+                "(renamed or dropped by hand?): give the column its name back, or remove the "
+                f"tag from every row (UPDATE ... SET {META} = json_remove({META}, "
+                f"""'$."{cell}"'))"""
+            )
     return row

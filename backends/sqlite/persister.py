@@ -10,7 +10,8 @@ the durability ``commit``, ``batch`` or ``none``.
 Other connections' commits are found in ``_hutch_changes``, the log that
 triggers keep of every row written (by hutch or by hand): :meth:`poll` reads
 the rows it names, not the whole file. The layout and the cell tags are
-described in docs/sqlite-format.md; the tables are kept by :mod:`.schema`.
+described in docs/sqlite-format.md; the tables are kept by :mod:`.schema`, and
+what a person changed in them is checked by :mod:`.layout`.
 
 ``read_only=True`` opens the file writing nothing at all: through a ``mode=ro``
 URI, or ``immutable=1`` where ``mode=ro`` would make SQLite create files (see
@@ -26,6 +27,7 @@ import stat
 import threading
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -61,7 +63,8 @@ from hutch.persister import OpenStores, ProcessGuard, Unseen
 
 from . import CAPABILITIES
 from .cells import META, decode_row, encode_row
-from .schema import CHANGES_TABLE, HUTCH_TABLE, TABLES_TABLE, VALUES_TABLE, Schema, Table
+from .layout import TABLES_TABLE, Table
+from .schema import CHANGES_TABLE, HUTCH_TABLE, VALUES_TABLE, Schema
 
 _SYNCHRONOUS = {"commit": "FULL", "batch": "NORMAL", "none": "OFF"}
 #: The change log is cut back to its newest KEEP_CHANGES lines once it holds twice as many;
@@ -254,13 +257,17 @@ class SqlitePersister(Persister):
         self._refuse_writing("write to")
         with self._errors("write to"), self._connection(), self._write():
             self._schema.check()
+            self._schema.check_writable()
             self._schema.log_every_table()
-            in_step = self._last_seq() == self._seq  # nobody wrote since this one last read
+            # Triggers of the file's own may write more than this: the next poll reads it all.
+            triggered = self._schema.triggered
+            in_step = not triggered and self._last_seq() == self._seq  # nobody else wrote
             for collection, rows in changes.tables.items():
                 self._write_rows(collection, rows)
             if changes.values:
                 self._conn.executemany(
-                    f"INSERT OR REPLACE INTO {VALUES_TABLE} (key, value) VALUES (?, ?)",
+                    f"INSERT INTO {VALUES_TABLE} (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [(k, orjson.dumps(v).decode()) for k, v in changes.values.items()],
                 )
             if changes.deleted_values:
@@ -269,9 +276,11 @@ class SqlitePersister(Persister):
                     [(k,) for k in changes.deleted_values],
                 )
             last = self._cut_changes()
-        # Committed: remember it, so that poll reports only what others write.
+        # Committed: remember it, so that poll reports only what others (or triggers) write.
         if in_step:
             self._seq = last
+        if triggered:
+            self._data_version = None  # this connection's own commit: poll must look anyway
         self._take_in(changes)
 
     def describe_relationship(self, relationship_id: str, relationship: Relationship) -> None:
@@ -284,6 +293,7 @@ class SqlitePersister(Persister):
         doing = f"declare the foreign key of relationship {relationship_id!r} in"
         with self._errors(doing), self._connection(), self._write():
             self._schema.check()
+            self._schema.check_writable()
             self._schema.link(local, on, remote)
 
     def reindex(self) -> None:
@@ -324,6 +334,9 @@ class SqlitePersister(Persister):
                 for (found,) in self._conn.execute("PRAGMA quick_check")
                 if found != "ok"
             ]
+            if self._schema.found:  # what would keep a writing open from writing
+                self._schema.check()
+                problems += self._schema.refusals
             existing = self._table_names()
             tables = self._tables_now(existing)
             for collection, table in sorted(tables.items()):
@@ -607,19 +620,28 @@ class SqlitePersister(Persister):
         quoted = quote_identifier(table.name)
         if deleted:
             self._conn.executemany(f"DELETE FROM {quoted} WHERE id = ?", deleted)
-        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-        has_column = self._schema.has_column
-        for row_id, row in rows.items():
-            if row is None:
-                continue
-            columns, meta = encode_row(row, table.columns, lambda cell: has_column(table, cell))
-            groups.setdefault(tuple(columns), []).append((row_id, meta, *columns.values()))
-        for names, params in groups.items():
-            listed = ", ".join(["id", META, *map(quote_identifier, names)])
-            marks = ", ".join("?" * (len(names) + 2))
-            self._conn.executemany(
-                f"INSERT OR REPLACE INTO {quoted} ({listed}) VALUES ({marks})", params
-            )
+        fields, add_column = table.fields, partial(self._schema.has_column, table)
+        records = [
+            encode_row(row_id, row, fields, add_column)
+            for row_id, row in rows.items()
+            if row is not None
+        ]
+        if not records:
+            return
+        width = len(fields) + 2
+        for record in records:
+            if len(record) < width:  # encoded before a later row added columns
+                record.extend([None] * (width - len(record)))
+        # Every column is set, a missing cell's to NULL: no DEFAULT fills it. An upsert,
+        # not INSERT OR REPLACE, which would delete other rows that a person's UNIQUE
+        # index finds in the way (and put a NOT NULL column's default in place of a NULL).
+        names = [quote_identifier(name) for name in ("id", META, *fields)]
+        updates = ", ".join(f"{name} = excluded.{name}" for name in names[1:])
+        self._conn.executemany(
+            f"INSERT INTO {quoted} ({', '.join(names)}) VALUES ({', '.join('?' * width)}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}",
+            records,
+        )
 
     def _last_seq(self) -> int:
         last: int | None = self._conn.execute(f"SELECT max(seq) FROM {CHANGES_TABLE}").fetchone()[0]
@@ -677,10 +699,10 @@ class SqlitePersister(Persister):
         if changed:
             for name, table in now.items():
                 before = known.get(name)
-                if before is None:
-                    new.add(name)
-                elif before.root != table.root:
+                if before is not None and before.root != table.root:
                     return None
+                if before is None or _rewritten(before, table):
+                    new.add(name)
             if known.keys() - now.keys():
                 return None
         cut = self._conn.execute(
@@ -738,18 +760,18 @@ class SqlitePersister(Persister):
         self, collection: str, table: Table, ids: Collection[Any] | None = None
     ) -> dict[str, Row]:
         """The rows of a table (those with ``ids``, if given), checked as hutch's own."""
-        quoted = quote_identifier(table.name)
+        fields = table.fields
+        listed = ", ".join(quote_identifier(name) for name in ("id", META, *fields))
+        select = f"SELECT {listed} FROM {quote_identifier(table.name)}"
         rows: dict[str, Row] = {}
-        for cursor in self._select(f"SELECT * FROM {quoted}", "id", ids):
-            names = [column[0] for column in cursor.description]
-            skip, meta_at = names.index("id"), names.index(META)
+        for cursor in self._select(select, "id", ids):
             for record in cursor:
-                row_id = record[skip]
+                row_id = record[0]
                 where = f"{self.path}, table {table.name!r}, row id {row_id!r}"
                 if not is_row_id(row_id):
                     raise CorruptData(f"{where}: not a valid row id; fix or delete that row")
                 try:
-                    row, _ = check_row(collection, row_id, decode_row(names, record, meta_at, skip))
+                    row, _ = check_row(collection, row_id, decode_row(fields, record))
                 except (ValueError, TypeError, InvalidId, InvalidValue) as error:
                     raise CorruptData(f"{where}: {error}; fix or delete that row") from None
                 if row:  # a row without cells does not exist
@@ -809,6 +831,13 @@ class SqlitePersister(Persister):
             raise storage_error(error, doing, self.path, read_only=self._read_only) from error
 
 
+def _rewritten(before: Table, after: Table) -> bool:
+    """Whether the rows of a table may read differently though no trigger logged a write:
+    ``ALTER TABLE`` dropped or renamed a column, or added one with a DEFAULT."""
+    known = before.fields.keys()
+    return not (known <= after.fields.keys() and after.defaults <= known)
+
+
 def _cut_after(cut: object, seq: int) -> bool:
     """Whether the change log was cut past ``seq`` (a value that is no number: assume so)."""
     try:
@@ -846,7 +875,7 @@ def sqlite_path(url: URL) -> Path:
 
 
 # SQLite's primary result codes (https://sqlite.org/rescode.html).
-_PERM, _BUSY, _LOCKED, _READONLY, _CORRUPT, _FULL, _CANTOPEN, _AUTH, _NOTADB = (
+_PERM, _BUSY, _LOCKED, _READONLY, _CORRUPT, _FULL, _CANTOPEN, _CONSTRAINT, _AUTH, _NOTADB = (
     3,
     5,
     6,
@@ -854,6 +883,7 @@ _PERM, _BUSY, _LOCKED, _READONLY, _CORRUPT, _FULL, _CANTOPEN, _AUTH, _NOTADB = (
     11,
     13,
     14,
+    19,
     23,
     26,
 )
@@ -888,6 +918,12 @@ def storage_error(
         return CorruptData(
             f"{what}; the file is not a SQLite database or is damaged: restore it from a backup "
             "(or try `sqlite3 FILE .recover`)"
+        )
+    if primary == _CONSTRAINT:
+        return StorageError(
+            f"{what}; a constraint or trigger of the file refuses it (hutch makes none that a "
+            "valid row breaks: a person or another tool added it), and nothing was written: "
+            "write rows that satisfy it, or drop the constraint"
         )
     if primary in (_BUSY, _LOCKED):
         return LockTimeout(

@@ -1,17 +1,17 @@
 """The tables of a ``sqlite://`` file, as one connection last read them (docs/sqlite-format.md).
 
-hutch's own tables, one table per collection with a column per field, the
-indexes of indexed fields, the foreign keys of relationships, and the triggers
-that log every row change to ``_hutch_changes`` (so that other connections read
-only what changed). Every method that changes the schema runs inside a write
-transaction that the caller holds; a read-only open calls :meth:`Schema.find`,
-which writes nothing, instead of :meth:`Schema.prepare`.
+hutch's own tables, one table per collection with a column per field (up to
+:data:`MAX_FIELDS`), the indexes of indexed fields, the foreign keys of
+relationships, and the triggers that log every row change to ``_hutch_changes``
+(so that other connections read only what changed). Each read of the schema
+checks what a person may have changed (:mod:`.layout`). Every method that changes
+the schema runs inside a write transaction that the caller holds; a read-only
+open calls :meth:`Schema.find`, which writes nothing, instead of :meth:`Schema.prepare`.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 from pathlib import Path
 
 import sqlite_utils
@@ -20,34 +20,21 @@ from sqlite_utils.db import quote_identifier
 from hutch import ConfigError, CorruptData, UnsupportedFormat
 
 from .cells import META
+from .layout import TABLES_TABLE, Table, check_own, inspect, key_of, read_mapping
 
 FORMAT_VERSION = 1
 KIND = "sqlite"
 #: Format version and kind: ``key TEXT PRIMARY KEY, value TEXT``.
 HUTCH_TABLE = "_hutch"
-#: Which SQLite table holds which collection: ``collection TEXT PRIMARY KEY, name TEXT``.
-TABLES_TABLE = "_hutch_tables"
 #: Keyed values: ``key TEXT PRIMARY KEY, value TEXT`` (JSON).
 VALUES_TABLE = "_values"
 #: One line per row written: ``seq INTEGER PRIMARY KEY, table_name TEXT, row_id``.
 CHANGES_TABLE = "_hutch_changes"
-#: A table holds at most this many columns; further cells live in ``_hutch_meta``.
-MAX_COLUMNS = 1000
-
-
-class Table:
-    """The columns and foreign keys of one SQLite table."""
-
-    def __init__(self, name: str, columns: Iterable[str], root: int = 0) -> None:
-        self.name = name
-        self.columns = set(columns)
-        self.folded = {column.lower() for column in self.columns}
-        #: column -> (table, column) it references; the column is ``None`` for the key
-        self.references: dict[str, tuple[str, str | None]] = {}
-        #: The table's first page: it changes when the table is dropped and created again.
-        self.root = root
-        #: Whether every change of the table reaches the change log (its triggers exist).
-        self.logged = True
+#: A collection's table gets at most this many field columns (beside ``id`` and
+#: ``_hutch_meta``): the cells of further names keep their values in ``_hutch_meta``, so a
+#: client sending ever new names cannot widen the table toward SQLite's limit (2000
+#: columns), each ``ALTER TABLE`` rewriting the schema that every connection reads again.
+MAX_FIELDS = 100
 
 
 class Schema:
@@ -62,6 +49,11 @@ class Schema:
         self.tables: dict[str, Table] = {}
         #: Whether every change of ``_values`` reaches the change log (its triggers exist).
         self.values_logged = True
+        #: Why hutch may not write the file (none: it may), as :meth:`load` found it.
+        self.refusals: list[str] = []
+        #: Whether the file has triggers other than hutch's: a write may change more than
+        #: it wrote (another collection, the row itself, the values).
+        self.triggered = False
         #: Whether hutch's own tables are there (prepare() makes them; find() looks).
         self.found = False
         self._version = -1
@@ -88,6 +80,7 @@ class Schema:
             )
         self._log_changes(VALUES_TABLE, "key")  # tables of older files get their triggers here
         self.load()
+        self.check_writable()
         for table in self.tables.values():
             self._log_changes(table.name, "id")
         self.found = True
@@ -142,32 +135,65 @@ class Schema:
     # -- reading the schema ------------------------------------------------------------------
 
     def load(self) -> None:
-        """Read the tables of the collections, their columns and their foreign keys."""
-        self._collections = dict(
-            self._conn.execute(f"SELECT collection, name FROM {TABLES_TABLE}").fetchall()
-        )
-        self._names = {name: collection for collection, name in self._collections.items()}
-        roots: dict[str, int] = {}
+        """Read the tables of the collections, their columns and their foreign keys, and
+        check them (:mod:`.layout`): raise what hutch cannot read, note what it may not write."""
+        self._version = -1  # until this load succeeds: check() then tries again
+        objects: dict[str, tuple[str, int]] = {}  # name in lower case -> (type, root page)
         triggers: set[str] = set()
         for kind, name, root in self._conn.execute(
-            "SELECT type, name, rootpage FROM sqlite_master WHERE type IN ('table', 'trigger')"
+            "SELECT type, name, rootpage FROM sqlite_master"
         ):
-            if kind == "table":
-                roots[name] = root
-            else:
+            if kind == "trigger":
                 triggers.add(name)
-        self.values_logged = all(_trigger(event, VALUES_TABLE) in triggers for event in _EVENTS)
-        self.tables = {}
-        for name in self._collections.values():
-            if name not in roots:
+            else:
+                objects[str(name).lower()] = (kind, root)
+        strict = {
+            str(name).lower()
+            for schema, name, *_, is_strict in self._conn.execute("PRAGMA table_list")
+            if schema == "main" and is_strict
+        }  # (an SQLite older than 3.37 lists nothing, and has no STRICT table)
+        check_own(self._conn, self._path, TABLES_TABLE, ("collection", "name"))
+        check_own(self._conn, self._path, VALUES_TABLE, ("key", "value"))
+        refusals = [
+            refusal
+            for name, key in ((TABLES_TABLE, "collection"), (VALUES_TABLE, "key"))
+            if (refusal := key_of(self._conn, self._path, name, key)[1])
+        ]
+        collections = read_mapping(self._conn, self._path)
+        tables = {}
+        for collection, name in collections.items():
+            kind, root = objects.get(name.lower(), ("", 0))
+            if not kind:
                 continue  # a table dropped by hand is created again when written to
-            quoted = quote_identifier(name)
-            columns = [r[1] for r in self._conn.execute(f"PRAGMA table_info({quoted})")]
-            table = self.tables[name] = Table(name, columns, roots[name])
+            if kind != "table" or not root:
+                what = {"view": "a view", "table": "a virtual table"}.get(kind, f"an {kind}")
+                raise CorruptData(
+                    f"{self._path}, table {name!r} (of collection {collection!r}) is {what}, "
+                    "not a table: hutch keeps a collection's rows in a table of its own. Put "
+                    "the table back (from a backup, or under its own name), or delete the "
+                    f"line of {collection!r} in {TABLES_TABLE} (the collection then starts empty)"
+                )
+            table = inspect(self._conn, self._path, name, root, name.lower() in strict)
             table.logged = all(_trigger(event, name) in triggers for event in _EVENTS)
-            for fk in self._conn.execute(f"PRAGMA foreign_key_list({quoted})"):
-                table.references[fk[3]] = (fk[2], fk[4])
+            if table.refusal is not None:
+                refusals.append(table.refusal)
+            tables[name] = table
+        own = {_trigger(e, name) for name in (*collections.values(), VALUES_TABLE) for e in _EVENTS}
+        self._collections = collections
+        self._names = {name: collection for collection, name in collections.items()}
+        self.tables = tables
+        self.values_logged = all(_trigger(event, VALUES_TABLE) in triggers for event in _EVENTS)
+        self.triggered = not triggers <= own
+        self.refusals = refusals
         self._version = self.schema_version()
+
+    def check_writable(self) -> None:
+        """Raise :class:`~hutch.CorruptData` if the file has what a write could merge or lose
+        rows through (a key compared ignoring case, a key that is not unique)."""
+        if self.refusals:
+            more = len(self.refusals) - 1
+            also = f" (and {more} more problem(s), which hutch verify lists)" if more else ""
+            raise CorruptData(self.refusals[0] + also)
 
     def check(self) -> bool:
         """Read the schema again if anyone changed it (a rollback included); say whether."""
@@ -226,6 +252,8 @@ class Schema:
             }
             # SQLite reserves sqlite_* and compares names ignoring case; hutch does neither.
             base = f"hutch_{collection}" if collection.lower().startswith("sqlite_") else collection
+            # A table dropped by hand keeps its name: it is created again when written to.
+            taken.update(name.lower() for name in self._collections.values())
             name, suffix = base, 2
             while name.lower() in taken:
                 name, suffix = f"{base}_{suffix}", suffix + 1
@@ -236,13 +264,14 @@ class Schema:
             self._names[name] = collection
         self._db.table(name).create({"id": str, META: str}, pk="id")
         self._log_changes(name, "id")
-        table = self.tables[name] = Table(name, ["id", META], self._root(name))
+        table = self.tables[name] = inspect(self._conn, self._path, name, self._root(name), False)
         return table
 
     def has_column(self, table: Table, cell: str) -> bool:
-        """Whether ``cell`` has a column of its own in ``table``, adding one if it may."""
-        if cell in table.columns:
-            return cell != META
+        """Whether ``cell`` has a column of its own in ``table``, adding one if it may (as
+        the table's last field: see :func:`.cells.encode_row`)."""
+        if cell in table.fields:
+            return True
         if not self._may_add(table, cell):
             return False  # the cell lives in _hutch_meta
         self._add_column(table, cell)
@@ -267,51 +296,54 @@ class Schema:
         table, remote_table = self.table_of(local), self.table_of(remote)
         if table is None or remote_table is None:
             return False
-        if on in table.columns:
-            return table.references.get(on) == (remote_table.name, "id")
+        if on in table.fields:
+            # A table with generated columns is not created again (they would be lost).
+            return table.generated or table.references.get(on) == (remote_table.name, "id")
         return not self._may_add(table, on)
 
     def link(self, local: str, on: str, remote: str) -> None:
         """Declare the foreign key ``local.on -> remote.id``, and index it.
 
         A column can have a foreign key only when the table is created, so a
-        column that exists already is given one by creating the table again.
+        column that exists already is given one by creating the table again
+        (but for a table with generated columns, which that would lose).
         """
         if self.links(local, on, remote):
             return
         target = (self.create_table(remote).name, "id")
         table = self.create_table(local)
-        if on not in table.columns:
+        if on not in table.fields:
             if not self._may_add(table, on):
                 return
             self._add_column(table, on, references=target)
-        elif table.references.get(on) != target:
+        elif table.references.get(on) != target and not table.generated:
             table.references[on] = target
             self._rebuild(table)
         self.index(local, on)
 
     def _may_add(self, table: Table, cell: str) -> bool:
         # SQLite column names ignore case: a clashing cell lives in _hutch_meta.
-        return cell.lower() not in table.folded and len(table.columns) < MAX_COLUMNS
+        return cell.lower() not in table.folded and len(table.fields) < MAX_FIELDS
 
     def _add_column(
         self, table: Table, cell: str, references: tuple[str, str | None] | None = None
     ) -> None:
-        # No declared type: SQLite stores each value exactly as bound (docs/sqlite-format.md).
-        definition = quote_identifier(cell)
+        # BLOB affinity: SQLite stores each value exactly as bound, and sqlite-utils keeps
+        # the type when it transforms the table (docs/sqlite-format.md).
+        definition = f"{quote_identifier(cell)} BLOB"
         if references is not None:
             definition += _references(references)
             table.references[cell] = references
         self._conn.execute(f"ALTER TABLE {quote_identifier(table.name)} ADD COLUMN {definition}")
-        table.columns.add(cell)
-        table.folded.add(cell.lower())
+        table.add_field(cell)
 
     def _rebuild(self, table: Table) -> None:
         """Create ``table`` again with its ``references``, keeping rows, indexes and triggers.
 
         SQLite's way to change a column (https://sqlite.org/lang_altertable.html):
         a new table, a copy, a drop and a rename. Columns keep their declared
-        type (hutch's have none), key, NOT NULL and default.
+        type (BLOB, or none), key, NOT NULL and default; the table stays WITHOUT
+        ROWID if it was.
         """
         quoted = quote_identifier(table.name)
         kept = [
@@ -338,8 +370,10 @@ class Schema:
                 definition += _references(table.references[name])
             definitions.append(definition)
         new = quote_identifier(f"_hutch_rebuild_{table.name}")
-        listed = ", ".join(["rowid", *(quote_identifier(column[1]) for column in columns)])
-        self._conn.execute(f"CREATE TABLE {new} ({', '.join(definitions)})")
+        rowid = [] if table.without_rowid else ["rowid"]
+        listed = ", ".join([*rowid, *(quote_identifier(column[1]) for column in columns)])
+        options = " WITHOUT ROWID" if table.without_rowid else ""
+        self._conn.execute(f"CREATE TABLE {new} ({', '.join(definitions)}){options}")
         self._conn.execute(f"INSERT INTO {new} ({listed}) SELECT {listed} FROM {quoted}")
         self._conn.execute(f"DROP TABLE {quoted}")
         # Legacy renaming leaves views and other tables' foreign keys naming the table alone.
