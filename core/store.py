@@ -342,11 +342,15 @@ class Store:
                 else:
                     self._restore(level)
                 return
-            changes = None
+            changes = late = None
             others, self._heard_late = self._heard_late, None
             try:
                 if kind is None:
                     changes = self._commit(level)
+                    if changes is not None and self._polls and self._persister.behind():
+                        # What the commit set off in the backend (a trigger of a SQLite
+                        # file's own), read under the same write lock.
+                        late = self._take_external(notify=False)
                 else:
                     self._restore(level)
             finally:
@@ -356,7 +360,7 @@ class Store:
                     self._persister.end()
             # Listeners run after the backend's lock is let go (so one may write), first
             # hearing what other processes committed before this transaction, then it.
-            heard = [c for c in (others, changes) if c is not None]
+            heard = [c for c in (others, changes, late) if c is not None]
             if heard and self._listeners:
                 self._notify(*heard)
         finally:

@@ -250,10 +250,16 @@ def test_what_a_trigger_changes_in_a_commit_reaches_the_writer_and_others(
         heard: list[hutch.Changes] = []
         db.store.add_listener(heard.append)
         db.store.set_row("orders", "o1", {"total": 2})
-        db.refresh()
         expected = {
             "audit": {"first": {"what": "start"}, "for-o1": {"what": "order"}},
             "orders": {"o0": {"total": 1, "stamp": "old"}, "o1": {"total": 2, "stamp": "seen"}},
+        }
+        # As the commit returns, before any refresh: the writer saw what its commit set off.
+        assert {t: db.store.get_table(t) for t in db.store.get_table_ids()} == expected
+        assert {table for changes in heard for table in changes.tables} == {
+            "orders",
+            "audit",
+            "drafts",
         }
         for seen in (db, other):
             seen.refresh()
@@ -277,8 +283,7 @@ def test_a_trigger_on_the_values_is_taken_in_too(path: Path, sql: sqlite3.Connec
             "INSERT OR REPLACE INTO _values (key, value) VALUES ('b', NEW.value * 2); END"
         )
         db.store.set_value("a", 2)
-        db.refresh()
-        assert db.store.get_values() == {"a": 2, "b": 4}
+        assert db.store.get_values() == {"a": 2, "b": 4}  # as the commit returns
 
 
 # -- 4. _hutch_tables: one table for each collection, and only those -------------------------------
