@@ -118,7 +118,9 @@ class Persister(abc.ABC):
         """Return what others committed since the last load or poll, or ``None`` for nothing.
 
         Called holding the store's lock: after :meth:`begin` (then read what is new,
-        under the write lock), and after :meth:`catch_up` (then report what it read).
+        under the write lock), after an :meth:`apply` that succeeded when :meth:`behind`
+        is true (what the commit set off, such as a trigger's writes), and after
+        :meth:`catch_up` (then report what it read).
         """
         return None
 

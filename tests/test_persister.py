@@ -84,7 +84,8 @@ def test_a_write_is_bracketed_and_starts_from_the_latest_state(
     with db.store.transaction():
         n = db.store.get_cell("items", "i1", "n")
         db.store.set_cell("items", "i1", "n", n + 1)
-    assert persister.calls == ["begin", "poll", "apply", "end"]
+    # behind() is True by default: the store looks once more after its commit
+    assert persister.calls == ["begin", "poll", "apply", "poll", "end"]
     assert persister.applied[-1].tables == {"items": {"i1": {"n": 6}}}
 
 
