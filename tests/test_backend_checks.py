@@ -159,6 +159,9 @@ def test_the_index_file_of_a_field_no_longer_indexed_is_reported(
     with hutch.open(url, collections={"users": {"indexed": ["email"]}}):
         pass  # the settings kept in the manifest no longer index age
     stale = index_file(backend, tmp_path, "users", "age")
+    if backend == "file":  # a writing open removes it: put it back, as an older hutch left it
+        assert not stale.exists()
+        stale.write_text('[30,"u1"]\n')
     assert stale.exists()
     (problem,) = problems_of(url)
     assert problem.startswith(f"{stale}: collection 'users' does not index that field")

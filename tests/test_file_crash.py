@@ -27,7 +27,7 @@ import pytest
 from children import WAIT, LineReader
 
 import hutch
-from hutch.backends.file import FilePersister
+from hutch.backends.file import FilePersister, indices
 
 PLAN_LENGTH = 500  # far more than the writer commits before it is killed
 KINDS = ("alpha", "beta", "gamma", "delta")
@@ -221,11 +221,12 @@ def check_index_files(root: Path, tables: Tables, indexed: Mapping[str, list[str
     for table, fields in indexed.items():
         for field in fields:
             index_file = root / table / "indices" / f"{field}.jsonl"
-            lines = index_file.read_bytes().splitlines() if index_file.exists() else []
-            entries = [orjson.loads(line) for line in lines]
+            listed = indices.listed(index_file.read_bytes() if index_file.exists() else b"")
             rows = tables.get(table, {})
-            expected = sorted([row[field], row_id] for row_id, row in rows.items() if field in row)
-            assert entries == expected, f"{index_file} disagrees with the records"
+            expected = {row_id: row[field] for row_id, row in rows.items() if field in row}
+            assert canonical(listed) == canonical(expected), (
+                f"{index_file} disagrees with the records"
+            )
 
 
 def check_recovered(

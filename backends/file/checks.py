@@ -74,24 +74,42 @@ def index_problems(
 ) -> list[str]:
     """What is wrong with one index file (at ``where``): ``data`` is its bytes, why it could
     not be read, or ``None`` if it is missing. ``expected`` is ``{row_id: value}`` of every
-    row that has the field; rows in ``lagging`` may be listed or not, with any value."""
+    row that has the field; rows in ``lagging`` may be listed or not, with any value.
+
+    Its sorted lines come first, then any lines appended since, read in turn (see
+    :mod:`.indices`): a row is listed as the last line naming it says.
+    """
     if data is None:
         if any(row_id not in lagging for row_id in expected):
             return [f"{where} is missing; {fix}"]
         return []
     if isinstance(data, str):
         return [f"{where} cannot be read: {data}; {fix}"]
-    listed: dict[str, Any] = {}
+    lines = data.splitlines(keepends=True)
+    first = next((n for n, line in enumerate(lines) if line.startswith(b"{")), len(lines))
+    written: dict[str, Any] = {}  # as the sorted lines list them
     problems: list[str] = []
-    for number, line in enumerate(data.splitlines(), 1):
+    for number, line in enumerate(lines[:first], 1):
         pair = _pair(line)
         if pair is None:
             problems.append(f"{where}, line {number}: not a [value, row_id] line; {fix}")
             continue
         value, row_id = pair
-        if row_id in listed:
+        if row_id in written:
             problems.append(f"{where}, line {number}: row {row_id!r} is listed again; {fix}")
-        listed[row_id] = value
+        written[row_id] = value
+    listed = dict(written)
+    for number, line in enumerate(lines[first:], first + 1):
+        change = _change(line)
+        if change is None:
+            problems.append(
+                f'{where}, line {number}: not a {{"id": row_id, "value": value}} or '
+                f'{{"id": row_id}} line (the only kind after the first of them); {fix}'
+            )
+        elif change[1]:
+            listed[change[0]] = change[1][0]
+        else:
+            listed.pop(change[0], None)
     wrong = sorted(r for r in listed.keys() & expected.keys() if r not in lagging)
     extra = sorted(r for r in listed.keys() - expected.keys() if r not in lagging)
     missing = sorted(r for r in expected.keys() - listed.keys() if r not in lagging)
@@ -108,7 +126,7 @@ def index_problems(
         where, extra, lambda r: f"row {r!r} is listed, but no such row has the field", fix
     )
     problems += _listed(where, missing, lambda r: f"row {r!r} has the field but is not listed", fix)
-    if not problems and data != indices.encode(listed):
+    if not problems and b"".join(lines[:first]) != indices.encode(written):
         problems.append(f"{where}: its lines are not in order, or not as hutch writes them; {fix}")
     return problems
 
@@ -227,6 +245,19 @@ def _pair(line: bytes) -> tuple[Any, str] | None:
     if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], str)):
         return None
     return pair[0], pair[1]
+
+
+def _change(line: bytes) -> tuple[str, list[Any]] | None:
+    """An appended line: its row id and ``[value]`` (``[]``: the row has the field no more)."""
+    try:
+        change = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not (isinstance(change, dict) and isinstance(row_id := change.get("id"), str)):
+        return None
+    if change.keys() == {"id", "value"}:
+        return row_id, [change["value"]]
+    return (row_id, []) if len(change) == 1 else None
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -1,23 +1,27 @@
 """A data folder's front door, shared by the folder backends (``file://``, ``jsonl://``).
 
 Reading the manifest and checking options and collection settings are the same
-for every backend that keeps its store in a folder.
+for every backend that keeps its store in a folder. For ``file://``, where each
+collection has a folder of its own, it also says where those folders may be
+(never one inside another) and moves one when a collection's ``path`` changes.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from hutch import CollectionSettings, ConfigError, CorruptData, UnsupportedFormat
+from hutch.config import parse_collections
 from hutch.persister import OpenStores
 
-from . import fsio
+from . import fsio, records
 from .fsio import file_system_type
 
 #: File systems on which the durability promise does not hold: network ones, and FUSE ones
@@ -26,6 +30,8 @@ _NOT_LOCAL = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "dav
 
 _FIELD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}").fullmatch
 _PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})*").fullmatch
+#: The root's own files (hutch.json, hutch.lock, hutch.checkpoint, hutch.open) begin so.
+_OWN_FILES = "hutch."
 
 
 def is_not_local(kind: str) -> bool:
@@ -73,6 +79,11 @@ def check_collection(name: str, settings: CollectionSettings) -> CollectionSetti
             f"collection {name!r}: path {settings.path!r} must be a relative folder inside the "
             "root, of letters, digits, '_', '.' and '-' (no '..', no leading '/', '.' or '_')"
         )
+    if settings.path is not None and settings.path.split("/")[0].startswith(_OWN_FILES):
+        raise ConfigError(
+            f"collection {name!r}: path {settings.path!r} starts with the name of a file hutch "
+            "keeps in the root (hutch.json, hutch.lock...); give it another path"
+        )
     if settings.path is not None and any(p.endswith(".json") for p in settings.path.split("/")[1:]):
         raise ConfigError(
             f"collection {name!r}: path {settings.path!r} puts a folder under the name of one "
@@ -82,9 +93,168 @@ def check_collection(name: str, settings: CollectionSettings) -> CollectionSetti
     return settings
 
 
+def folder_of(name: str, settings: CollectionSettings) -> str:
+    """The folder of a collection, relative to the root: its ``path``, or its name."""
+    return settings.path or name
+
+
+def check_places(root: Path, folders: Mapping[str, str]) -> None:
+    """Refuse collection folders (``folders``: collection -> folder) that are one, or one
+    inside another: their records and index files would mix, and a collection's
+    ``indices`` folder is inside its own."""
+    by_folder: dict[str, str] = {}
+    for name, folder in sorted(folders.items()):
+        if folder in by_folder:
+            raise ConfigError(
+                f"collections {by_folder[folder]!r} and {name!r} would both live in "
+                f"{root / folder}; give one of them another path"
+            )
+        by_folder[folder] = name
+    for folder, name in sorted(by_folder.items()):
+        parts = folder.split("/")
+        for end in range(1, len(parts)):
+            outer = "/".join(parts[:end])
+            if outer in by_folder:
+                raise ConfigError(
+                    f"collection {name!r} would live in {root / folder}, inside the folder of "
+                    f"collection {by_folder[outer]!r} ({root / outer}); give it a path outside "
+                    "every other collection's folder"
+                )
+
+
+def claimed_names(folders: Mapping[str, str]) -> dict[str, str]:
+    """The names whose own folder (``<root>/<name>``) a collection with another name lives in,
+    or inside: each -> that collection. A collection of that name, unless given a path of
+    its own, would share its folder."""
+    claimed: dict[str, str] = {}
+    for name, folder in sorted(folders.items()):
+        top = folder.split("/")[0]
+        if top != name:
+            claimed.setdefault(top, name)
+    return claimed
+
+
+def holds_records(root_fd: int, folder: str) -> bool:
+    """Whether the folder ``folder`` (relative to the root) is there and holds a record file
+    (or anything bearing a record's name). A link or file where it belongs is an error."""
+    try:
+        dir_fd = fsio.open_folder(root_fd, folder, create=False, sync=False)
+    except FileNotFoundError:
+        return False
+    try:
+        return any(name.endswith(records.RECORD_SUFFIX) for name, _ in fsio.entries(dir_fd))
+    finally:
+        fsio.close(dir_fd)
+
+
+def pending_moves(
+    manifest: Mapping[str, Any], settings: Mapping[str, CollectionSettings], where: Path
+) -> dict[str, str]:
+    """The moves a manifest records (collection -> the folder it leaves), checked as paths
+    are: no move ever names a folder outside the root."""
+    found = manifest.get(records.MOVES, {})
+    try:
+        if not isinstance(found, dict) or not found.keys() <= settings.keys():
+            raise ConfigError("it must map collections the file keeps to folders")
+        for name, old in found.items():
+            if not isinstance(old, str):
+                raise ConfigError(f"collection {name!r}: {old!r} is no folder")
+            check_collection(name, CollectionSettings(path=old))
+    except ConfigError as error:
+        raise CorruptData(f"{where}: '{records.MOVES}': {error}; fix the file by hand") from None
+    return found
+
+
+def check_move(root_fd: int, root: Path, name: str, old: str, new: str) -> None:
+    """Refuse a move of a collection's folder that a rename cannot make: into or out of itself,
+    or onto a folder that holds anything (``ConfigError``, before anything is written)."""
+    if new.startswith(old + "/") or old.startswith(new + "/"):
+        raise ConfigError(
+            f"collection {name!r} lives in {root / old}, which {root / new} is inside or around: "
+            "move it in two steps (to another path first)"
+        )
+    with _parent_of(root_fd, new, create=False, sync=False) as (parent, last):
+        if parent is not None and _occupied(parent, last):
+            raise ConfigError(
+                f"collection {name!r} would move from {root / old} to {root / new}, which holds "
+                "files already: move them away, or give the collection another path"
+            )
+
+
+def move_folder(root_fd: int, root: Path, name: str, old: str, new: str, *, sync: bool) -> bool:
+    """Move a collection's folder from ``old`` to ``new`` (relative to the root), or finish a
+    move a crash cut short, however far it got: rename ``old`` unless that was done (``new``'s
+    parents made first), then sync both parents, so that what is found lasts a power cut.
+    Whether it renamed now. Both folders holding records is ``CorruptData``."""
+    if old == new:  # (a manifest edited by hand: nothing to move)
+        return False
+    with (
+        _parent_of(root_fd, new, create=True, sync=sync) as (target, new_name),
+        _parent_of(root_fd, old, create=False, sync=sync) as (source, old_name),
+    ):
+        assert target is not None, "made"
+        moved = source is not None and holds_records(source, old_name)
+        if source is not None and moved:
+            if _occupied(target, new_name):
+                raise CorruptData(
+                    f"{root / old} and {root / new} both hold files of collection {name!r}, which "
+                    f"was moving from the first to the second ({root / MANIFEST} says so under "
+                    f"'{records.MOVES}'): merge them by hand, or move one away, then open again"
+                )
+            fsio.rename(source, old_name, target, new_name)
+        for folder in (target, source) if sync else ():
+            if folder is not None:
+                fsio.fsync(folder)
+    return moved
+
+
+@contextmanager
+def _parent_of(
+    root_fd: int, folder: str, *, create: bool, sync: bool
+) -> Iterator[tuple[int | None, str]]:
+    """The parent of ``folder`` (relative to the root), opened (``None`` if it is not there
+    and not ``create``d), and ``folder``'s last name."""
+    parent, _, last = folder.rpartition("/")
+    if not parent:
+        yield root_fd, last
+        return
+    try:
+        fd = fsio.open_folder(root_fd, parent, create=create, sync=sync)
+    except FileNotFoundError:
+        yield None, last
+        return
+    try:
+        yield fd, last
+    finally:
+        fsio.close(fd)
+
+
+def _occupied(dir_fd: int, name: str) -> bool:
+    """Whether ``name`` is there and is not an empty folder (a rename cannot replace it)."""
+    try:
+        fd = fsio.open_dir(dir_fd, name, create=False)
+    except FileNotFoundError:
+        return False
+    try:
+        return bool(fsio.entries(fd))
+    finally:
+        fsio.close(fd)
+
+
 def settings_json(settings: CollectionSettings) -> dict[str, Any]:
     """A collection's settings as the manifest keeps them."""
     return {"indexed": list(settings.indexed), "wal": settings.wal, "path": settings.path}
+
+
+def stored_settings(manifest: Mapping[str, Any], where: Path) -> dict[str, CollectionSettings]:
+    """The collection settings a manifest keeps, each checked as given settings are."""
+    try:
+        return {
+            name: check_collection(name, parse_collections({name: stored})[name])
+            for name, stored in manifest.get("collections", {}).items()
+        }
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}; fix the file by hand") from None
 
 
 def parse_manifest(data: bytes, where: Path, *, version: int) -> dict[str, Any]:

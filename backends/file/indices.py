@@ -1,12 +1,20 @@
 """JSONL indices: ``<collection>/indices/<field>.jsonl``, one ``[value, row_id]`` line per row.
 
-Lines are sorted by value (None < booleans < numbers < strings < lists and
-objects) and then row id, so a person or a tool can binary-search or grep the
-file; a row without the field has no line.
+A file written whole lists each row that has the field once, sorted by value
+(None < booleans < numbers < strings < lists and objects) and then row id, so a
+person or a tool can binary-search or grep it; a row without the field has no
+line. The ``file://`` backend then appends one line per change instead of
+writing the file again (which would cost a commit as much as the whole index):
+``{"id": row_id, "value": value}`` (the row's field is now ``value``) or
+``{"id": row_id}`` (no row of that id has it any more), read in turn after the
+sorted lines. It writes the file whole again once what it holds passes twice
+what it lists (:func:`crowded`), so the appended lines cost a change a line,
+and a whole write is paid for by as many appended bytes as it writes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import orjson
@@ -17,8 +25,11 @@ from . import fsio
 
 FOLDER = "indices"
 SUFFIX = ".jsonl"
-#: An index file bigger than this many bytes a row (and a MiB) is not read, but written again.
-_MOST_A_ROW = 4096
+#: An index file bigger than this many bytes a row (and a MiB) is not read, but written again:
+#: as much again as its live lines take may be appended lines (see :func:`crowded`).
+_MOST_A_ROW = 2 * 4096
+#: An index file is written whole again only past this many bytes, however few rows it lists.
+FLOOR = 4096
 
 
 def file_name(field: str) -> str:
@@ -39,19 +50,46 @@ def current(dir_fd: int, field: str, rows: int) -> bytes | None:
         return None
 
 
-def matches(data: bytes, values: dict[str, Any]) -> bool:
-    """Whether an index file lists exactly ``{row_id: value}`` (read in one parse, not per line)."""
+def listed(data: bytes) -> dict[str, Any] | None:
+    """``{row_id: value}`` as an index file lists it (its sorted lines, then each appended
+    line in turn), or ``None`` if it is not as hutch writes one: a line that is neither
+    kind, a row twice among the sorted lines, a sorted line after an appended one, a torn
+    last line. Read in one parse, not per line."""
     if not data:
-        return not values
+        return {}
+    if not data.endswith(b"\n"):
+        return None
     try:
-        pairs = orjson.loads(b"[" + data.rstrip(b"\n").replace(b"\n", b",") + b"]")
-        return {row_id: value for value, row_id in pairs} == values and len(pairs) == len(values)
-    except (orjson.JSONDecodeError, TypeError, ValueError):
-        return False
+        lines = orjson.loads(b"[" + data[:-1].replace(b"\n", b",") + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    found: dict[str, Any] = {}
+    sorted_part = True
+    for line in lines:
+        if sorted_part and type(line) is list:
+            if len(line) != 2 or type(line[1]) is not str or line[1] in found:
+                return None
+            found[line[1]] = line[0]
+            continue
+        sorted_part = False
+        if type(line) is not dict or type(row_id := line.get("id")) is not str:
+            return None
+        if line.keys() == {"id", "value"}:
+            found[row_id] = line["value"]
+        elif len(line) == 1:
+            found.pop(row_id, None)
+        else:
+            return None
+    return found
 
 
-def encode(values: dict[str, Any]) -> bytes:
-    """The index file for ``{row_id: value}``.
+def matches(data: bytes, values: dict[str, Any]) -> bool:
+    """Whether an index file lists exactly ``{row_id: value}``."""
+    return listed(data) == values
+
+
+def encode(values: Mapping[str, Any]) -> bytes:
+    """The index file for ``{row_id: value}``, written whole.
 
     Sorted kind by kind, each kind by plain comparison of its values (row ids
     sorted first, so that a stable sort leaves ties in row-id order): no key
@@ -73,6 +111,27 @@ def encode(values: dict[str, Any]) -> bytes:
         orjson.dumps([values[row_id], row_id], option=orjson.OPT_APPEND_NEWLINE)
         for row_id in ordered
     )
+
+
+def appended(row_ids: Collection[str], values: Mapping[str, Any]) -> bytes:
+    """The lines appended for the rows ``row_ids`` that changed: ``values`` holds the field
+    of those that have it (``{row_id: value}``); the others have it no more."""
+    return b"".join(
+        orjson.dumps(
+            {"id": row_id, "value": values[row_id]} if row_id in values else {"id": row_id},
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
+        for row_id in row_ids
+    )
+
+
+def crowded(size: int, written: int, written_rows: int, rows: int) -> bool:
+    """Whether an index file of ``size`` bytes that lists ``rows`` rows is to be written whole
+    again: past twice what they take, plus :data:`FLOOR` bytes. What a row takes is
+    estimated from the file as it was written whole (``written`` bytes for
+    ``written_rows`` rows), so that nothing is read to tell."""
+    live = written * rows // written_rows if written_rows else 0
+    return size > 2 * live + FLOOR
 
 
 _NULL, _OTHER = 0, 4

@@ -30,7 +30,11 @@ only for :meth:`Log.note` and :meth:`Log.confirmed` — and for a second
   write lock) ends the current one with a line naming it, which moves every
   process there: a generation takes lines only once the one before says so.
   :meth:`Log.forget` deletes the ones a checkpoint made redundant, and the
-  stale ones a crash left behind.
+  stale ones a crash left behind. Neither lists the folder (which may hold any
+  number of files hutch did not write): only :meth:`Log.recover` does (at open,
+  or for a process that fell so far behind that it reads everything again), and
+  :meth:`Log.note` (read-only), and the check of a torn line that
+  :meth:`Log.catch_up` meets (once, where a crash left one).
 """
 
 from __future__ import annotations
@@ -170,9 +174,7 @@ class Log:
             number = self._create(previous=None)
             self._open(number, len(self._head(number)))
             return []
-        chain = _chain(generations)
-        if len(chain) > 1 and _rotated_only(chain[-2], chain[-1]):
-            chain = chain[:-1]  # the log goes on in the one before: a checkpoint stopped early
+        chain = _chain(_without_rotated_only(generations))
         marks: list[int] = []
         damaged: list[_Generation] = []  # from a mark hutch never writes on (quarantined)
         for position, generation in enumerate(chain):
@@ -526,27 +528,67 @@ class Log:
     # -- generations --------------------------------------------------------------------------
 
     def rotate(self) -> int:
-        """Start a new generation after the newest one (under the checkpoint lock), unless the
-        newest holds no transaction yet (an earlier checkpoint failed): then that one."""
-        generations = self._generations(whole=False)
-        if generations:
-            newest = generations[-1]
-            found = fsio.info(self._folder_fd, wal.name(newest.number))
-            if found is not None and found.st_size == newest.start:
-                return newest.number
-        return self._create(previous=generations[-1].number if generations else None)
+        """Start a new generation after the current one (under the checkpoint lock, once
+        :meth:`catch_up` followed every generation's end), unless the current one holds no
+        transaction yet: then that one.
+
+        Found by name, never by listing the folder (which may hold any number of files
+        hutch did not write): the first number after the current one that no file bears,
+        unless a generation there already follows the current one and holds nothing (a
+        checkpoint that failed started it): then that one.
+        """
+        current = self._read(self.generation, whole=False)
+        if current is not None and _holds_nothing(current):
+            return self.generation
+        number = self.generation
+        while True:
+            number += 1
+            if number in self._reported:  # a stray, seen before: not read again
+                continue
+            try:
+                found = self._read_noted(number, whole=False)
+            except FileNotFoundError:
+                try:
+                    self._start(number, previous=self.generation)
+                except FileExistsError:  # made since it was looked at: look again
+                    number -= 1
+                    continue
+                return number
+            except fsio.NotRegular:  # (a folder, a link...: not one of this folder's)
+                continue
+            if (
+                found is not None
+                and found.header.previous == self.generation
+                and _holds_nothing(found)
+            ):
+                return number
 
     def forget(self, before: int) -> None:
-        """Delete the generations of the chain older than ``before``, and every stale one."""
-        generations = self._generations(whole=False)
-        if not generations:
-            return
-        live = {g.number for g in _chain(generations)}
-        doomed = [g.number for g in generations if g.number < before or g.number not in live]
-        for number in doomed:
-            fsio.remove(self._folder_fd, wal.name(number))
+        """Delete the generations older than ``before``, and the stale ones (outside the live
+        chain: a crash, or a checkpoint that failed, left them), each read first to be sure
+        it is still one of this folder's. A generation above the current one is deleted
+        only while it holds nothing.
+
+        Only the generations this process knows of are looked at, and nothing is listed:
+        every generation was seen at open (which lists the folder), or made or followed
+        since. The one a failed checkpoint of another process started holds nothing, and
+        the next checkpoint takes it over (see :meth:`rotate`).
+        """
+        live = set()
+        number: int | None = self.generation
+        while number is not None and number not in live:
+            live.add(number)
+            number = self._previous.get(number)
+        removed = False
+        for number in sorted(n for n in self._previous if n < before or n not in live):
+            found = self._read(number, whole=False)
+            if found is not None and number > self.generation and not _holds_nothing(found):
+                continue  # (no checkpoint leaves one: kept, as it may hold commits)
+            if found is not None:
+                fsio.remove(self._folder_fd, wal.name(number))
+                removed = True
             self._previous.pop(number, None)
-        if doomed and self._sync:
+        if removed and self._sync:
             fsio.fsync(self._folder_fd)
 
     def previous_of(self, generation: int) -> int | None:
@@ -560,9 +602,14 @@ class Log:
             fsio.close(fd)
 
     def _create(self, previous: int | None) -> int:
+        """A new generation numbered after every file of the folder (at open, which lists it)."""
         number = create_generation(self._folder_fd, self._folder, previous, sync=self._sync)
         self._previous[number] = previous
         return number
+
+    def _start(self, number: int, previous: int) -> None:
+        start_generation(self._folder_fd, self._folder, number, previous, sync=self._sync)
+        self._previous[number] = previous
 
     def _open(self, number: int, end: int) -> None:
         """Take generation ``number`` for appends, once what this process appended to the one
@@ -591,7 +638,9 @@ class Log:
         return self._fd
 
     def _following(self, number: int) -> _Generation | None:
-        """The generation started after ``number``, if there is one."""
+        """The generation started after ``number``, if there is one: found by a listing, as
+        this runs only where a crash left a torn line, and its name may be any number after
+        ``number`` (an older hutch numbered a generation after every file there)."""
         for name, kind in fsio.entries(self._folder_fd):
             found = wal.number(name)
             if found is None or kind != "file" or found == number or found in self._reported:
@@ -688,9 +737,19 @@ def log_folder_ids(wal_fd: int) -> tuple[set[str], list[str]]:
 
 def create_generation(wal_fd: int, folder_id: str, previous: int | None, *, sync: bool) -> int:
     """A new generation file, numbered after every file there, holding just its header;
-    durable with its folder entry (given ``sync``). Its number."""
+    durable with its folder entry (given ``sync``). Its number. (It lists the folder: for
+    an open, or an upgrade.)"""
     numbers = [n for name, _ in fsio.entries(wal_fd) if (n := wal.number(name)) is not None]
     number = max(numbers, default=0) + 1
+    start_generation(wal_fd, folder_id, number, previous, sync=sync)
+    return number
+
+
+def start_generation(
+    wal_fd: int, folder_id: str, number: int, previous: int | None, *, sync: bool
+) -> None:
+    """The new generation file ``number`` (``FileExistsError`` if a file bears its name),
+    holding just its header; durable with its folder entry (given ``sync``)."""
     if number > wal.LAST:
         raise CorruptData(
             f"{wal.name(wal.LAST)} is in the log folder: no generation can follow it; it is "
@@ -700,7 +759,27 @@ def create_generation(wal_fd: int, folder_id: str, previous: int | None, *, sync
     fsio.close(fsio.create_with(wal_fd, wal.name(number), header, sync=sync))
     if sync:
         fsio.fsync(wal_fd)
-    return number
+
+
+def _holds_nothing(generation: _Generation) -> bool:
+    """Whether a generation read (its head at least) holds no line after its header."""
+    return len(generation.data) == generation.start
+
+
+def _without_rotated_only(generations: list[_Generation]) -> list[_Generation]:
+    """The generations (oldest first) but the newest ones that a checkpoint started and no
+    line moved the log to: each holds nothing, and the log goes on in one before it. There
+    may be more than one, numbered in any order (a checkpoint numbers the generation it
+    starts after the current one, skipping the names that files bear then), so each newest
+    one is judged in turn."""
+    by_number = {g.number: g for g in generations}
+    kept = list(generations)
+    while len(kept) > 1 and (previous := kept[-1].header.previous) is not None:
+        before = by_number.get(previous)
+        if before is None or not _rotated_only(before, kept[-1]):
+            break
+        kept.pop()
+    return kept
 
 
 def _rotated_only(before: _Generation, newest: _Generation) -> bool:

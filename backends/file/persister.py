@@ -10,12 +10,16 @@ that one process at a time does it, never holding the write lock for more
 than a moment: start a new log generation; under the write lock, end the
 current one with a line naming the new one (each process moves there when it
 reads it) and take the set of rows and values the older generations changed;
-then, with writers going on, write those record, value and index files, each
-synced before it is renamed into place, and sync their folders; only then
-delete the generations this made redundant (the one just before the newest
-stays, so that a process a little behind can still read it). Nothing relies
-on ``syncfs``: every file and folder that must last a power cut is synced
-itself.
+then, with writers going on, write those record and value files, each synced
+before it is renamed into place, sync their folders, and append the changed
+rows' lines to the index files (:mod:`.indices`); only then delete the
+generations this made redundant (the one just before the newest stays, so
+that a process a little behind can still read it). Nothing relies on
+``syncfs``: every file and folder that must last a power cut is synced itself.
+What a commit, a refresh or a checkpoint costs grows with what it changes, not
+with what the folder holds: none lists a folder, and an index file takes a line
+per changed row (``_values.json``, one file for every keyed value, is written
+whole when a value changed).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -50,7 +54,6 @@ from hutch import (
     UnsupportedFormat,
 )
 from hutch.cells import Row
-from hutch.config import parse_collections
 from hutch.persister import Background, ProcessGuard, Unseen
 
 from . import checks, fsio, indices, records, upgrade, wal
@@ -59,12 +62,20 @@ from .folder import (
     MAX_MANIFEST_BYTES,
     check_collection,
     check_layout,
+    check_move,
+    check_places,
+    claimed_names,
+    folder_of,
+    holds_records,
     manifest_id,
     missing_manifest,
+    move_folder,
     open_store_root,
     parse_manifest,
+    pending_moves,
     positive,
     settings_json,
+    stored_settings,
     warn_if_not_local,
 )
 from .fsio import storage_error
@@ -86,14 +97,25 @@ WRITERS = 4
 _TABLE_FOLDER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}").fullmatch
 
 
+#: What opening an index file to append to it raises where it is to be written whole instead:
+#: missing, a folder, not writable in place, a link or a FIFO, a file with other names.
+_NOT_APPENDABLE = (
+    FileNotFoundError,
+    IsADirectoryError,
+    PermissionError,
+    fsio.NotRegular,
+    fsio.Linked,
+)
+
 #: How many times a read-only load is tried; the last try holds the write lock shared
 #: throughout (see :meth:`FilePersister._load_read_only`).
 _READ_ONLY_TRIES = 4
 
 
-class _UpgradeFirst(Exception):
-    """A writing open found a folder of format 1: its upgrade rewrites record files and
-    deletes log generations, so it takes the checkpoint lock exclusively (see
+class _Exclusively(Exception):
+    """A writing open found work that no read-only load may see half done: the upgrade of a
+    folder of format 1 (it rewrites record files and deletes log generations), or the move of
+    a collection's folder. It takes the checkpoint lock exclusively for it (see
     :meth:`FilePersister._load_writing`)."""
 
 
@@ -116,12 +138,33 @@ class _Damaged:
 
 
 @attrs.frozen
+class _Values:
+    """``_values.json`` as read: the entries that check, those that do not (key -> why), and
+    the file's bytes (kept whole in the quarantine when some entries do not check)."""
+
+    good: dict[str, Any] = attrs.field(factory=dict)
+    bad: dict[str, str] = attrs.field(factory=dict)
+    data: bytes = b""
+
+
+@attrs.frozen
 class _Batch:
-    """What one checkpoint writes: rows, values and index files as they stood at its start."""
+    """What one checkpoint writes: rows, values and index entries as they stood at its start."""
 
     rows: dict[str, dict[str, Row | None]]
     values: dict[str, Any] | None
     indexed: dict[str, dict[str, dict[str, Any]]]
+    """Collection -> indexed field -> ``{row_id: value}`` of the rows written that have it."""
+
+
+@attrs.frozen
+class _Written:
+    """An index file as it was last written whole, as far as this process knows: which file
+    (its inode), how many bytes for how many rows (see :func:`indices.crowded`)."""
+
+    inode: int
+    size: int
+    rows: int
 
 
 class FilePersister(Persister):
@@ -174,6 +217,8 @@ class FilePersister(Persister):
         self._background = Background("flushing and checkpointing", self.root, log)
         #: The settings of every collection (given, or kept in the manifest).
         self.settings: dict[str, CollectionSettings] = {}
+        #: The names whose own folder another collection lives in, or inside: each -> that one.
+        self._claimed: dict[str, str] = {}
         #: Damaged files moved aside by ``on_corrupt="quarantine"``.
         self.quarantined: list[Path] = []
         self._dir_fds: dict[str, int] = {}
@@ -182,6 +227,9 @@ class FilePersister(Persister):
         self._ids: dict[str, set[str]] = {}
         self._values: dict[str, Any] = {}
         self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
+        #: (collection, field) -> its index file as this process last wrote it whole, or first
+        #: appended to it.
+        self._written: dict[tuple[str, str], _Written] = {}
         self._dirty: dict[str, dict[str, Row | None]] = {}  # logged, not yet in record files
         self._dirty_in: dict[str, dict[str, int]] = {}  # the generation that logged each
         self._dirty_values = False
@@ -248,7 +296,7 @@ class FilePersister(Persister):
             return self._load_read_only()
         try:
             snapshot = self._load_writing(exclusive=False)
-        except _UpgradeFirst:
+        except _Exclusively:
             snapshot = self._load_writing(exclusive=True)
         try:  # leave the files whole, so a person reading them sees what the store holds
             self._checkpoint(wait=False)  # (if another holds the lock: the background does it)
@@ -261,13 +309,19 @@ class FilePersister(Persister):
     def _load_writing(self, *, exclusive: bool) -> Snapshot:
         """Read everything, holding the write lock (which opening writers take in turn) and
         the checkpoint lock: shared, so that no checkpoint runs meanwhile while read-only
-        loads go on; ``exclusive`` for the upgrade of a folder of format 1 (without it,
-        :class:`_UpgradeFirst` is raised before anything is written)."""
+        loads go on; ``exclusive`` for the upgrade of a folder of format 1 or the move of a
+        collection's folder (without it, :class:`_Exclusively` is raised before anything is
+        written)."""
         with self._checkpoint_lock.held(shared=not exclusive), self._write_lock.held():
-            folder_id = self._prepare_folder(may_upgrade=exclusive)
+            folder_id = self._prepare_folder(exclusive=exclusive)
             assert folder_id is not None, "a writing open makes one"
             self._log = self._open_log(self._wal_folder, folder_id)
             snapshot = self._read_everything(opening=True)
+            if (misplaced := self._misplaced(snapshot.tables)) is not None:
+                self._the_log.close()
+                self._log = None  # (so that close() writes nothing: those rows stay in the log)
+                raise misplaced
+            self._remove_unindexed()
             try:
                 self._write_stale_indices()
             except DiskFull as error:  # derived files: the next checkpoint retries
@@ -341,7 +395,7 @@ class FilePersister(Persister):
             with moment():
                 folder_id = self._prepare_folder()
             on_disk, damaged = self._read_records(tidy=False)
-            values = self._read_values()
+            found_values = self._read_values()
             try:
                 self._index_files = self._read_index_files(
                     {table_id: len(rows) for table_id, rows in on_disk.items()}
@@ -354,6 +408,7 @@ class FilePersister(Persister):
             ends = self._log_end(moment, folder_id)
             log_entries = self._log_up_to(moment, ends, held=hold)
             self._settle(damaged, log_entries)
+            values = self._settle_values(found_values, log_entries, opening=False)
             return self._replayed(on_disk, values, log_entries)
 
     def _log_end(self, moment: _Moment, folder_id: str | None) -> dict[int, int] | None:
@@ -474,6 +529,8 @@ class FilePersister(Persister):
     def apply(self, changes: Changes) -> None:
         if self._read_only:
             raise ReadOnlyStorage(f"{self.root} was opened with read_only=True: it writes nothing")
+        if (misplaced := self._misplaced(changes.tables)) is not None:
+            raise misplaced
         try:
             self._the_log.append(changes)
         except OSError as error:
@@ -483,24 +540,64 @@ class FilePersister(Persister):
         self._write_unlogged(changes)
 
     def reindex(self) -> None:
-        """Rewrite every index file: those of ``"wal": false`` collections under the write
-        lock, where commits write them too; the others from a snapshot, outside it (a commit
-        meanwhile marks its rows for the next checkpoint, which writes the index again)."""
+        """Rewrite every index file whole."""
         try:
             with self._checkpointing():
-                with self._write_lock.held():
-                    self._catch_up()
-                    self._write_indices(
-                        {t: fields for t, fields in self._indexed.items() if self._unlogged(t)}
-                    )
-                    snapshot = {
-                        table_id: {field: dict(by_row) for field, by_row in fields.items()}
-                        for table_id, fields in self._indexed.items()
-                        if not self._unlogged(table_id)
-                    }
-                self._write_indices(snapshot)
+                self._rewrite_indices()
         except OSError as error:
             raise storage_error(error, "rebuild the indices of", self.root) from error
+
+    def _rewrite_indices(self, *, appended_only: bool = False) -> None:
+        """Write index files whole, holding the checkpoint lock (``appended_only``: those
+        holding lines appended since they were, see :meth:`_appended_to`): those of
+        ``"wal": false`` collections under the write lock, where commits write them too; the
+        others from a snapshot, outside it (a commit meanwhile marks its rows for the next
+        checkpoint, which appends their lines)."""
+        with self._write_lock.held():
+            self._catch_up()
+            chosen = {
+                table_id: {
+                    field: by_row
+                    for field, by_row in fields.items()
+                    if not appended_only or self._appended_to(table_id, field)
+                }
+                for table_id, fields in self._indexed.items()
+            }
+            self._write_indices({t: fields for t, fields in chosen.items() if self._unlogged(t)})
+            snapshot = {
+                table_id: {field: dict(by_row) for field, by_row in fields.items()}
+                for table_id, fields in chosen.items()
+                if not self._unlogged(table_id)
+            }
+        self._write_indices(snapshot)
+
+    def _rewrite_appended_indices(self) -> None:
+        """Write whole the index files holding appended lines (holding the checkpoint lock): at
+        close, so that a folder no process has open holds them sorted, and at compact, so
+        that no old value is left in them."""
+        try:
+            self._rewrite_indices(appended_only=True)
+        except OSError as error:
+            raise storage_error(error, "rewrite the indices of", self.root) from error
+
+    def _appended_to(self, table_id: str, field: str) -> bool:
+        """Whether an index file holds lines appended since it was written whole: its last
+        line is no sorted one (two bytes read), or it is not a file to read."""
+        name = indices.file_name(field)
+        try:
+            folder = fsio.open_dir(
+                self._dir_fd(table_id, create=True), indices.FOLDER, create=False
+            )
+        except (FileNotFoundError, fsio.NotRegular):
+            return True
+        with _opened(folder):
+            found = fsio.info(folder, name)
+            if found is None or not found.st_size:
+                return found is None
+            try:
+                return fsio.read_part(folder, name, found.st_size - 2, 2) != b"]\n"
+            except (FileNotFoundError, fsio.NotRegular):
+                return True
 
     def checkpoint(self) -> None:
         """Write what the log holds into the record, value and index files now (waiting for
@@ -514,12 +611,14 @@ class FilePersister(Persister):
         self._checkpoint(wait=True)
 
     def compact(self) -> None:
-        """Checkpoint, then again keeping no older generation: the log holds nothing the
-        record files do not, and deleted rows and values are gone from every file."""
+        """Checkpoint, then again keeping no older generation, and write whole the index files
+        holding appended lines: the log holds nothing the record files do not, and deleted
+        rows and values are gone from every file."""
         self._process.check()
         with self._checkpointing():
             self._checkpoint_held()
             self._checkpoint_held(keep_previous=False)
+            self._rewrite_appended_indices()
 
     def close(self) -> None:
         self._closing.set()
@@ -527,7 +626,7 @@ class FilePersister(Persister):
             self._worker.join()
         try:
             if self._log is not None and not self._read_only:
-                self._checkpoint(wait=True)
+                self._checkpoint(wait=True, closing=True)
         except (DiskFull, LockTimeout) as error:  # every commit is in the log: the next open writes
             log.warning(
                 "%s was closed without writing its record files (%s); the log holds every "
@@ -749,11 +848,15 @@ class FilePersister(Persister):
         except OSError as error:
             raise storage_error(error, "read", self.root / MANIFEST) from error
 
-    def _prepare_folder(self, *, may_upgrade: bool = False) -> str | None:
-        """Read (or start) the manifest, upgrading a folder of format 1 (``may_upgrade``:
-        holding the checkpoint lock exclusively; else :class:`_UpgradeFirst`); the folder's
-        id. Read-only, the bytes read are kept (:meth:`_log_end` compares them), and the
-        id is ``None`` if there is no manifest and no generation: no log to read."""
+    def _prepare_folder(self, *, exclusive: bool = False) -> str | None:
+        """Read (or start) the manifest and settle the settings: upgrade a folder of format 1,
+        finish the moves of collection folders a crash cut short, check the settings given
+        (:meth:`_check_changes`, :meth:`_check_places`), move the folders whose ``path``
+        changed, and write the manifest; the folder's id. An upgrade and a move need the
+        checkpoint lock held exclusively: without ``exclusive``, :class:`_Exclusively` is
+        raised first, before anything is written. Read-only, nothing is written, the bytes
+        read are kept (:meth:`_log_end` compares them), and the id is ``None`` if there is
+        no manifest and no generation: no log to read."""
         where = self.root / MANIFEST
         data = self._read_manifest()
         if self._read_only:
@@ -768,83 +871,206 @@ class FilePersister(Persister):
                         "upgrade turns into this version's; that writes, so open it once "
                         "without read_only=True first"
                     )
-                if not may_upgrade:
-                    raise _UpgradeFirst
+                if not exclusive:
+                    raise _Exclusively
                 upgrade.to_format_2(self._root_fd, self._wal_folder, self.root, sync=self._sync)
-                return self._prepare_folder(may_upgrade=True)
+                return self._prepare_folder(exclusive=True)
         folder_id = self._folder_id(manifest if data is not None else None, where)
-        stored = manifest.get("collections", {})
+        kept = stored_settings(manifest, where)
+        unfinished = pending_moves(manifest, kept, where)
         try:
-            merged = {
-                name: check_collection(name, _settings_from(name, s)) for name, s in stored.items()
-            }
-        except ConfigError as error:
-            raise ConfigError(f"{where}: {error}; fix the file by hand") from None
-        if self._read_only:  # what is stored is what there is to read
-            merged = self._given | merged
-        else:
-            self._check_changes(merged)
-            merged.update(self._given)
-        folders: dict[str, str] = {}
-        for name, settings in merged.items():
-            folder = settings.path or name
-            if folder in folders:
-                raise ConfigError(
-                    f"collections {folders[folder]!r} and {name!r} would both live in "
-                    f"{self.root / folder}; give one of them another path"
-                )
-            folders[folder] = name
-        self.settings = merged
-        if self._read_only:
-            return folder_id
-        assert folder_id is not None, "a writing open makes one"
-        wanted = {name: settings_json(s) for name, s in sorted(merged.items())}
-        if data is None or wanted != stored:
-            try:
-                fsio.write_atomic(
-                    self._root_fd,
-                    MANIFEST,
-                    records.encode_manifest(folder_id, wanted),
-                    sync=self._sync,
-                )
-            except OSError as error:
-                raise storage_error(error, "write", where) from error
-        if data is None and self._sync:
-            fsio.fsync(self._root_fd)  # hutch.lock, the log folder: their names last too
+            if self._read_only:
+                self._take_settings(self._read_only_settings(kept, unfinished), kept, {})
+                return folder_id
+            assert folder_id is not None, "a writing open makes one"
+            if unfinished and not exclusive:
+                raise _Exclusively
+            for name, old in sorted(unfinished.items()):
+                self._move(name, old, folder_of(name, kept[name]))
+            moves = self._check_changes(kept, alone=self._hold_loaded())
+            if moves and not exclusive:
+                raise _Exclusively
+            self._take_settings(kept | self._given, kept, moves)
+            wanted = {name: settings_json(s) for name, s in sorted(self.settings.items())}
+            if moves:  # the manifest says where they go before they go
+                self._write_manifest(folder_id, wanted, moves)
+                for name, old in sorted(moves.items()):
+                    self._move(name, old, self._folder_of(name))
+            if data is None or unfinished or moves or wanted != manifest["collections"]:
+                self._write_manifest(folder_id, wanted)
+            if data is None and self._sync:
+                fsio.fsync(self._root_fd)  # hutch.lock, the log folder: their names last too
+        except OSError as error:
+            raise storage_error(error, "prepare the collection folders of", self.root) from error
         return folder_id
 
-    def _check_changes(self, stored: dict[str, CollectionSettings]) -> None:
-        """Refuse what a change of settings given at open would get wrong: a new ``path``
-        while the old folder holds the records (they would vanish from view), a new
-        ``wal`` while other processes have the folder open (they would go on writing the
-        collection the old way, and a checkpoint of theirs could undo a commit)."""
-        for name, given in self._given.items():
-            old = stored.get(name)
-            if old is None:
-                continue
-            if (old.path or name) != (given.path or name) and self._holds_files(old.path or name):
-                raise ConfigError(
-                    f"collection {name!r} lives in {self.root / (old.path or name)}, not "
-                    f"{self.root / (given.path or name)}: to move it, close every process of "
-                    "the folder, move that folder, then open with the new path"
-                )
-            logged = old.wal is not False
-            if logged != (given.wal is not False) and not fsio.sole_holder(self._open_fd):
-                raise ConfigError(
-                    f"collection {name!r} of {self.root} is 'wal': {str(logged).lower()}, and "
-                    "other processes have the folder open, which would go on treating it so: "
-                    "close them, then open with the new setting"
-                )
+    def _read_only_settings(
+        self, kept: dict[str, CollectionSettings], unfinished: Mapping[str, str]
+    ) -> dict[str, CollectionSettings]:
+        """What a read-only open reads: the settings kept (and those given for collections
+        the manifest lacks), and a collection whose move a crash cut short where its records
+        are still."""
+        settings = self._given | kept
+        for name, old in unfinished.items():
+            if not holds_records(self._root_fd, folder_of(name, settings[name])):
+                settings[name] = attrs.evolve(settings[name], path=old)
+        return settings
 
-    def _holds_files(self, folder: str) -> bool:
+    def _take_settings(
+        self,
+        settings: dict[str, CollectionSettings],
+        kept: Mapping[str, CollectionSettings],
+        moves: Mapping[str, str],
+    ) -> None:
+        """Check where ``settings`` put the collections (:meth:`_check_places`), then use them."""
+        folders = {name: folder_of(name, s) for name, s in settings.items()}
+        self._check_places(folders, kept, moves)
+        self.settings = settings
+        self._claimed = {n: c for n, c in claimed_names(folders).items() if n not in settings}
+
+    def _write_manifest(
+        self, folder_id: str, wanted: dict[str, dict[str, Any]], moves: dict[str, str] | None = None
+    ) -> None:
+        data = records.encode_manifest(folder_id, wanted, moves)
         try:
-            dir_fd = self._open_folder(folder, create=False)
-        except FileNotFoundError:
-            return False
+            fsio.write_atomic(self._root_fd, MANIFEST, data, sync=self._sync)
         except OSError as error:
-            raise storage_error(error, "read", self.root / folder) from error
-        with _opened(dir_fd):
-            return any(kind == "file" for _, kind in fsio.entries(dir_fd))
+            raise storage_error(error, "write", self.root / MANIFEST) from error
+
+    def _hold_loaded(self) -> bool:
+        """Hold the shared ``flock`` on the log folder that every writing open holds from the
+        moment its settings are fixed until it closes; whether no other open holds it, so
+        that no other process writes the folder with settings of its own."""
+        fsio.lock_shared(self._wal_folder)
+        return fsio.sole_holder(self._wal_folder)
+
+    def _check_changes(
+        self, stored: Mapping[str, CollectionSettings], *, alone: bool
+    ) -> dict[str, str]:
+        """The collections whose folder moves at this open, as their ``path`` changed: each ->
+        the folder it leaves, which holds its records (they move with it).
+
+        A change of settings (from those kept, or the default ones) is refused while
+        another writing process has the folder open: that one would go on with the old
+        ones, writing the collection in its old folder (a split that loses rows), the old
+        way (its checkpoint could undo a commit), or keeping other index files.
+        """
+        moves: dict[str, str] = {}
+        for name, given in sorted(self._given.items()):
+            old = stored.get(name, CollectionSettings())
+            before, after = folder_of(name, old), folder_of(name, given)
+            changed = {
+                "path": (before, after),
+                "wal": (old.wal is not False, given.wal is not False),
+                "indexed": (sorted(old.indexed), sorted(given.indexed)),
+            }
+            changes = [
+                f"{what} {was!r} -> {now!r}" for what, (was, now) in changed.items() if was != now
+            ]
+            if changes and not alone:
+                raise ConfigError(
+                    f"collection {name!r} of {self.root} would change settings "
+                    f"({', '.join(changes)}), and other processes have the folder open, which "
+                    "would go on with the old ones: close them, then open with the new settings"
+                )
+            if before != after and holds_records(self._root_fd, before):
+                check_move(self._root_fd, self.root, name, before, after)
+                moves[name] = before
+        return moves
+
+    def _check_places(
+        self,
+        folders: Mapping[str, str],
+        kept: Mapping[str, CollectionSettings],
+        moves: Mapping[str, str],
+    ) -> None:
+        """Refuse settings that would mix two collections' records: folders that are one, or
+        one inside another (:func:`check_places`); and a folder that is, holds or lies in a
+        folder holding another collection's records — one without settings, which lives in
+        the folder of its name, or one that moves away at this open. (A collection's own
+        folder, as the manifest keeps it, holds its own records.)"""
+        check_places(self.root, folders)
+        held = {name: (name, False) for name in claimed_names(folders) if name not in folders}
+        held |= {old: (name, True) for name, old in moves.items()}
+        for name, folder in sorted(folders.items()):
+            recorded = name in kept and folder_of(name, kept[name]) == folder
+            for place, (owner, leaving) in sorted(held.items()):
+                if owner == name or (place == folder and recorded and not leaving):
+                    continue
+                around = folder.startswith(f"{place}/") or place.startswith(f"{folder}/")
+                if (place == folder or around) and holds_records(self._root_fd, place):
+                    then = (
+                        f"it moves away at this open: open once more after, to give {name!r} "
+                        "that place"
+                        if leaving
+                        else f"it has no path of its own: give {name!r} another path, or "
+                        f"{owner!r} a path of its own first"
+                    )
+                    raise ConfigError(
+                        f"collection {name!r} would live in {self.root / folder}, but "
+                        f"{self.root / place} holds the records of collection {owner!r}, and "
+                        f"{then}"
+                    )
+
+    def _move(self, name: str, old: str, new: str) -> None:
+        """Move a collection's folder (see :func:`move_folder`), saying so."""
+        if move_folder(self._root_fd, self.root, name, old, new, sync=self._sync):
+            log.warning(
+                "moved the folder of collection %r from %s to %s, as its path setting now says",
+                name,
+                self.root / old,
+                self.root / new,
+            )
+
+    def _misplaced(self, table_ids: Iterable[str]) -> ConfigError | None:
+        """The error for rows of a collection without settings (which lives in the folder of
+        its name) where another collection lives in, or inside, that folder; ``None`` if
+        there are none. Checked before anything is written."""
+        for table_id in table_ids:
+            owner = self._claimed.get(table_id)
+            if owner is not None:
+                return ConfigError(
+                    f"collection {table_id!r} has no path of its own, so it would live in "
+                    f"{self.root / table_id}, where collection {owner!r} lives (in "
+                    f"{self.root / self._folder_of(owner)}): give {table_id!r} a path "
+                    f"(hutch.open(..., collections={{{table_id!r}: {{'path': ...}}}})), or "
+                    f"{owner!r} another one"
+                )
+        return None
+
+    def _remove_unindexed(self) -> None:
+        """Remove the index files of fields a collection does not index (any more), left by an
+        older setting: nothing keeps them current, and a person or a tool reading one would
+        trust stale lines. No writing process keeps them either: each has these settings
+        (a change is refused while another has the folder open). Their folder is synced."""
+        try:
+            for table_id in self._folders():
+                try:
+                    dir_fd = self._dir_fd(table_id, create=False)
+                    inner = fsio.open_dir(dir_fd, indices.FOLDER, create=False)
+                except (FileNotFoundError, fsio.NotRegular):
+                    continue
+                settings = self.settings.get(table_id, CollectionSettings())
+                kept = {indices.file_name(field) for field in settings.indexed}
+                with _opened(inner):
+                    stale = [
+                        name
+                        for name, kind in fsio.entries(inner)
+                        if name.endswith(indices.SUFFIX)
+                        and name not in kept
+                        and kind in ("file", "link")
+                        and not fsio.is_temp(name)
+                    ]
+                    for name in stale:
+                        fsio.remove(inner, name)
+                        log.info(
+                            "removed %s: an index of a field not indexed",
+                            self.root / self._folder_of(table_id) / indices.FOLDER / name,
+                        )
+                    if stale and self._sync:
+                        fsio.fsync(inner)
+        except OSError as error:
+            raise storage_error(error, "remove the stale index files of", self.root) from error
 
     def _folder_id(self, manifest: dict[str, Any] | None, where: Path) -> str | None:
         """The id the folder's log files carry: the manifest's, or a new one for a new folder
@@ -887,7 +1113,7 @@ class FilePersister(Persister):
         log_entries = self._recover_log()
         on_disk, damaged = self._read_records(tidy=opening)
         self._settle(damaged, log_entries)
-        values = self._read_values()
+        values = self._settle_values(self._read_values(), log_entries, opening=opening)
         snapshot = self._replayed(on_disk, values, log_entries)
         self._write_replayed_unlogged(on_disk, snapshot.tables)
         return snapshot
@@ -957,9 +1183,12 @@ class FilePersister(Persister):
             self._dirty_in.pop(table_id, None)
 
     def _folders(self) -> dict[str, str]:
-        """Every collection, in the settings or found as a folder, with its folder."""
-        folders = {name: s.path or name for name, s in self.settings.items()}
+        """Every collection, in the settings or found as a folder, with its folder. A folder
+        named like a collection whose settings put it elsewhere, or that another collection
+        lives in, is not one."""
+        folders = {name: folder_of(name, s) for name, s in self.settings.items()}
         claimed = set(folders.values())
+        not_one = claimed | self.settings.keys() | self._claimed.keys()
         for name, kind in fsio.entries(self._root_fd):
             if not _TABLE_FOLDER(name):
                 continue
@@ -970,7 +1199,7 @@ class FilePersister(Persister):
                     "and hutch keeps a collection in a real folder (never following a link); "
                     "move it away"
                 )
-            if name not in claimed and kind == "dir":
+            if kind == "dir" and name not in not_one:
                 folders[name] = name
         return folders
 
@@ -1012,27 +1241,93 @@ class FilePersister(Persister):
             tables[table_id] = rows
         return tables, damaged
 
-    def _read_values(self) -> dict[str, Any]:
+    def _read_values(self) -> _Values:
+        """``_values.json``, each entry checked (see :meth:`_settle_values`); a file that does
+        not read as keyed values at all is refused, or quarantined whole."""
         where = self.root / records.VALUES
         try:
             data = fsio.read_file(self._root_fd, records.VALUES, limit=records.MAX_VALUES_BYTES)
-            return records.decode_values(data)
+            good, bad = records.decode_values(data)
         except FileNotFoundError:
-            return {}
-        except (ValueError, fsio.NotRegular, fsio.TooBig) as error:  # JSON, InvalidValue...
+            return _Values()
+        except (ValueError, fsio.NotRegular, fsio.TooBig) as error:  # JSON, not an object...
             if self._on_corrupt == "raise":
                 reason = error.strerror if isinstance(error, OSError) else error
                 raise CorruptData(f"{where}: {reason}; fix or remove it") from None
             self._quarantine(self._root_fd, ".", records.VALUES)
-            return {}
+            return _Values()
         except OSError as error:
             raise storage_error(error, "read", where) from error
+        return _Values(good, bad, data)
+
+    def _settle_values(
+        self, found: _Values, log_entries: list[wal.Entry], *, opening: bool
+    ) -> dict[str, Any]:
+        """The keyed values whose entries check. One that does not is refused, unless the log
+        holds the key's latest value, which replaces it; with ``on_corrupt="quarantine"``,
+        the file as it is is copied to the quarantine folder (kept whole for a person to
+        repair), and (``opening``: holding the checkpoint lock, so no checkpoint writes the
+        file meanwhile) written again without the entries that do not check."""
+        covered = {
+            key
+            for entry in log_entries
+            for key in (*entry.changes.values, *entry.changes.deleted_values)
+        }
+        bad = {key: why for key, why in found.bad.items() if key not in covered}
+        if not bad:
+            return found.good
+        where = self.root / records.VALUES
+        listed = sorted(bad)[: checks.LISTED]
+        reasons = "; ".join(bad[key] for key in listed)  # (each names its key)
+        if len(bad) > len(listed):
+            reasons += f"; and {len(bad) - len(listed)} more"
+        if self._on_corrupt == "raise":
+            raise CorruptData(
+                f"{where}: {reasons}; fix or remove those entries, or open with "
+                "on_corrupt='quarantine' (the file is kept in the quarantine folder, and the "
+                "other values are loaded)"
+            )
+        kept = self._set_aside(
+            ".", records.VALUES, partial(_write_copy, found.data, sync=self._sync)
+        )
+        if opening:
+            data = records.encode_values(found.good)
+            try:
+                fsio.write_atomic(self._root_fd, records.VALUES, data, sync=self._sync)
+            except OSError as error:
+                raise storage_error(error, "write", where) from error
+        log.warning(
+            "%s: %s. The file as it was is kept in %s, and the other values are loaded: repair "
+            "those entries there, then set them again (db.store.set_value)",
+            where,
+            reasons,
+            kept,
+        )
+        return found.good
 
     def _quarantine_log(self, name: str) -> None:
         self._quarantine(self._wal_folder, WAL_FOLDER, name)
 
     def _quarantine(self, dir_fd: int, folder: str, name: str) -> None:
         """Move a damaged file to ``_quarantine/<folder>/`` and report it."""
+
+        def move(inner: int, target: str) -> None:
+            fsio.rename(dir_fd, name, inner, target)
+            if self._sync:
+                fsio.fsync(inner)
+                fsio.fsync(dir_fd)
+
+        moved = self._set_aside(folder, name, move)
+        log.warning(
+            "moved %s to %s: it is damaged, or not what hutch keeps there",
+            self.root / folder / name,
+            moved,
+        )
+
+    def _set_aside(self, folder: str, name: str, put: Callable[[int, str], None]) -> Path:
+        """Put a file into ``_quarantine/<folder>/`` (``put(folder_fd, name)``: synced, under
+        ``name``, or ``name.again``... where that is taken), and list it in
+        :attr:`quarantined`; where it went."""
         sub = "_root" if folder == "." else folder.replace("/", "__")
         try:
             with _opened(fsio.open_dir(self._root_fd, QUARANTINE_FOLDER, create=True)) as top:
@@ -1040,10 +1335,7 @@ class FilePersister(Persister):
                     target = name
                     while fsio.exists(inner, target):
                         target += ".again"
-                    fsio.rename(dir_fd, name, inner, target)
-                    if self._sync:
-                        fsio.fsync(inner)
-                        fsio.fsync(dir_fd)
+                    put(inner, target)
                 if self._sync:
                     fsio.fsync(top)
             if self._sync:
@@ -1052,11 +1344,7 @@ class FilePersister(Persister):
             raise storage_error(error, "quarantine", self.root / folder / name) from error
         moved = self.root / QUARANTINE_FOLDER / sub / target
         self.quarantined.append(moved)
-        log.warning(
-            "moved %s to %s: it is damaged, or not what hutch keeps there",
-            self.root / folder / name,
-            moved,
-        )
+        return moved
 
     # -- catching up -------------------------------------------------------------------------
 
@@ -1154,7 +1442,7 @@ class FilePersister(Persister):
             try:
                 self._the_log.flush()  # batch: the files never hold what the log could lose
                 self._write_rows(table_id, rows)
-                self._write_indices({table_id: self._indexed.get(table_id, {})})
+                self._write_index_changes(table_id, self._index_changes(table_id, rows), rows)
             except OSError as error:  # the commit stands: the next checkpoint retries
                 log.warning("could not write %s records now (%s); will retry", table_id, error)
                 continue
@@ -1205,14 +1493,17 @@ class FilePersister(Persister):
 
     # -- checkpoints -------------------------------------------------------------------------
 
-    def _checkpoint(self, *, wait: bool) -> None:
+    def _checkpoint(self, *, wait: bool, closing: bool = False) -> None:
         """Write what the log holds into record, value and index files; drop redundant log.
 
-        Without ``wait``, nothing happens while another process checkpoints.
+        Without ``wait``, nothing happens while another process checkpoints. ``closing``:
+        then write whole the index files that hold appended lines.
         """
         with self._checkpointing(wait=wait) as taken:
             if taken:
                 self._checkpoint_held()
+                if closing:
+                    self._rewrite_appended_indices()
 
     def _checkpoint_held(self, *, keep_previous: bool = True) -> None:
         """A checkpoint, holding the checkpoint lock (see the module docstring): writers wait
@@ -1273,11 +1564,9 @@ class FilePersister(Persister):
                 rows[table_id] = changed
             elif changed:
                 self._write_rows(table_id, changed)
-                self._write_indices({table_id: self._indexed.get(table_id, {})})
+                self._write_index_changes(table_id, self._index_changes(table_id, changed), changed)
         indexed = {
-            table_id: {field: dict(by_row) for field, by_row in fields.items()}
-            for table_id, fields in self._indexed.items()
-            if table_id in rows
+            table_id: self._index_changes(table_id, changed) for table_id, changed in rows.items()
         }
         values = dict(self._values) if self._dirty_values else None
         self._dirty, self._dirty_in, self._dirty_values = {}, {}, False
@@ -1303,9 +1592,87 @@ class FilePersister(Persister):
             data = records.encode_values(batch.values)
             write = partial(fsio.write_atomic, self._root_fd, records.VALUES, data, sync=self._sync)
             self._clearing(self._root_fd, ".", records.VALUES, write)
-        self._write_indices(batch.indexed)
+        for table_id, fields in batch.indexed.items():
+            self._write_index_changes(table_id, fields, batch.rows[table_id], locked=False)
 
-    def _write_indices(self, indexed: dict[str, dict[str, dict[str, Any]]]) -> None:
+    def _index_changes(self, table_id: str, row_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """Indexed field -> ``{row_id: value}`` of the rows ``row_ids`` that have it, as they
+        stand (holding the write lock): what a commit or a checkpoint adds to the index files."""
+        return {
+            field: {row_id: by_row[row_id] for row_id in row_ids if row_id in by_row}
+            for field, by_row in self._indexed.get(table_id, {}).items()
+        }
+
+    def _write_index_changes(
+        self,
+        table_id: str,
+        fields: Mapping[str, Mapping[str, Any]],
+        row_ids: Collection[str],
+        *,
+        locked: bool = True,
+    ) -> None:
+        """Append the lines of the rows ``row_ids`` that changed to a collection's index files
+        (``fields``: field -> ``{row_id: value}`` of those that have it, see
+        :func:`indices.appended`), so that a commit or a checkpoint costs what it changed,
+        not what the index holds.
+
+        A file is written whole instead where a line cannot be appended (see
+        :meth:`_append_index`), from this process's view of the index, taken under the
+        write lock (``locked``: it is held already).
+        """
+        if not fields or not row_ids:
+            return
+        dir_fd = self._dir_fd(table_id, create=True)
+        whole = list(fields)
+        try:
+            folder_fd = fsio.open_dir(dir_fd, indices.FOLDER, create=False)
+        except (FileNotFoundError, fsio.NotRegular):  # (written whole: made, or moved aside)
+            pass
+        else:
+            with _opened(folder_fd):
+                whole = [
+                    field
+                    for field, values in fields.items()
+                    if not self._append_index(
+                        folder_fd, table_id, field, indices.appended(row_ids, values)
+                    )
+                ]
+        if not whole:
+            return
+        if locked:
+            self._write_indices(
+                {table_id: {field: self._indexed[table_id][field] for field in whole}}
+            )
+            return
+        with self._write_lock.held():  # a copy: the checkpoint writes it with commits going on
+            view = {field: dict(self._indexed[table_id][field]) for field in whole}
+        self._write_indices({table_id: view})
+
+    def _append_index(self, folder_fd: int, table_id: str, field: str, lines: bytes) -> bool:
+        """Append ``lines`` to an index file, synced; ``False``, writing nothing, where the file
+        is to be written whole instead, replaced by rename: one of :data:`_NOT_APPENDABLE`
+        (a file with other names would take the lines in too), one ending in a torn line (a
+        killed writer's: no line may follow it), or a crowded one (:func:`indices.crowded`)."""
+        try:
+            fd = fsio.open_file(folder_fd, indices.file_name(field))
+        except _NOT_APPENDABLE:
+            return False
+        with _opened(fd):
+            found = fsio.stat_of(fd)
+            rows = len(self._indexed[table_id][field])
+            written = self._written.get((table_id, field))
+            if written is None or written.inode != found.st_ino:  # (another process wrote it)
+                written = _Written(found.st_ino, found.st_size, rows)
+                self._written[table_id, field] = written
+            if found.st_size and fsio.read_at(fd, found.st_size - 1, 1) != b"\n":
+                return False
+            if indices.crowded(found.st_size + len(lines), written.size, written.rows, rows):
+                return False
+            fsio.append_after(fd, lines, found.st_size, sync=self._sync)
+        return True
+
+    def _write_indices(self, indexed: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
+        """Write index files whole (each atomically, synced), noting each as written."""
         for table_id, fields in indexed.items():
             if not fields:
                 continue
@@ -1321,6 +1688,10 @@ class FilePersister(Persister):
                     name, data = indices.file_name(field), indices.encode(by_row)
                     write = partial(fsio.write_atomic, folder_fd, name, data, sync=self._sync)
                     self._clearing(folder_fd, f"{folder}/{indices.FOLDER}", name, write)
+                    if (found := fsio.info(folder_fd, name)) is not None:
+                        self._written[table_id, field] = _Written(
+                            found.st_ino, len(data), len(by_row)
+                        )
             if self._sync:
                 fsio.fsync(dir_fd)
 
@@ -1406,6 +1777,11 @@ def _read_record(dir_fd: int, name: str, folder: Path) -> bytes | None:
         raise storage_error(error, "read", folder / name) from error
 
 
+def _write_copy(data: bytes, dir_fd: int, name: str, *, sync: bool) -> None:
+    """A copy of a damaged file, kept in the quarantine (see :meth:`FilePersister._set_aside`)."""
+    fsio.write_atomic(dir_fd, name, data, sync=sync)
+
+
 def _apply_to(tables: dict[str, dict[str, Row]], values: dict[str, Any], changes: Changes) -> None:
     for table_id, row_id, row in changes.rows():
         if row is None:
@@ -1415,10 +1791,6 @@ def _apply_to(tables: dict[str, dict[str, Row]], values: dict[str, Any], changes
     values.update(changes.values)
     for key in changes.deleted_values:
         values.pop(key, None)
-
-
-def _settings_from(name: str, stored: Any) -> CollectionSettings:
-    return parse_collections({name: stored})[name]
 
 
 @contextmanager

@@ -7,6 +7,7 @@ can read, grep and diff it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,10 @@ RECORD_SUFFIX = ".json"
 MAX_RECORD_BYTES = 64 << 20
 #: And so is a keyed values' file bigger than this.
 MAX_VALUES_BYTES = 1 << 30
+#: The manifest's record of the moves of collection folders under way: collection -> the folder
+#: it leaves. Written (with the collection's new ``path``) before the rename and dropped after
+#: it, so that the next writing open finishes a move a crash cut short.
+MOVES = "moves"
 _PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
@@ -70,18 +75,40 @@ def encode_values(values: dict[str, Any]) -> bytes:
     return orjson.dumps(values, option=_PRETTY)
 
 
-def decode_values(data: bytes) -> dict[str, Any]:
+def decode_values(data: bytes) -> tuple[dict[str, Any], dict[str, str]]:
     """The keyed values ``_values.json`` holds, each key and value checked as a write checks
-    them; a ``ValueError`` (a JSON error, an :class:`~hutch.InvalidValue`...) says what is
-    wrong."""
+    them, and the entries that fail (key -> why): one bad entry leaves the others usable. A
+    ``ValueError`` says why no entry can be read (not JSON, not one object...)."""
     document = orjson.loads(data)
-    check_exact_numbers(data)
+    try:
+        check_exact_numbers(data)
+    except ValueError:  # read exactly, so that the entries holding such a number fail alone
+        try:
+            document = json.loads(data.decode("utf-8"))
+        except RecursionError:
+            raise ValueError("it nests lists and objects too deep") from None
     if not isinstance(document, dict):
         raise ValueError("keyed values must be one JSON object")
-    return {check_value_id(k): check_value(v, f"value {k!r}") for k, v in document.items()}
+    good: dict[str, Any] = {}
+    bad: dict[str, str] = {}
+    for key, value in document.items():
+        try:
+            good[check_value_id(key)] = check_value(value, f"value {key!r}")
+        except (InvalidId, InvalidValue) as error:
+            bad[key] = str(error)
+    return good, bad
 
 
-def encode_manifest(folder_id: str, collections: dict[str, dict[str, Any]]) -> bytes:
-    """The manifest: format version, the folder's id (which its log files carry), settings."""
-    manifest = {"format": FORMAT_VERSION, "id": folder_id, "collections": collections}
+def encode_manifest(
+    folder_id: str, collections: dict[str, dict[str, Any]], moves: dict[str, str] | None = None
+) -> bytes:
+    """The manifest: format version, the folder's id (which its log files carry), settings,
+    and the moves of collection folders under way (see :func:`.folder.move_folder`)."""
+    manifest: dict[str, Any] = {
+        "format": FORMAT_VERSION,
+        "id": folder_id,
+        "collections": collections,
+    }
+    if moves:
+        manifest[MOVES] = moves
     return orjson.dumps(manifest, option=_PRETTY)

@@ -31,10 +31,9 @@ import orjson
 
 from hutch import Changes, CollectionSettings, CorruptData, HutchError, StorageError
 from hutch.cells import Row, check_exact_numbers
-from hutch.config import parse_collections
 
 from . import fsio, records, wal
-from .folder import MANIFEST, check_collection, parse_manifest, settings_json
+from .folder import MANIFEST, parse_manifest, settings_json, stored_settings
 from .fsio import storage_error
 from .log import create_generation
 
@@ -57,10 +56,7 @@ def to_format_2(root_fd: int, wal_fd: int, root: Path, *, sync: bool) -> None:
         manifest = parse_manifest(
             fsio.read_file(root_fd, MANIFEST), where, version=records.FORMAT_VERSION
         )
-        settings = {
-            name: check_collection(name, _settings(name, stored))
-            for name, stored in manifest["collections"].items()
-        }
+        settings = stored_settings(manifest, where)
         numbers = sorted(
             n for name, kind in fsio.entries(wal_fd) if kind == "file" and (n := wal.number(name))
         )
@@ -148,13 +144,15 @@ def _read_values(root_fd: int, root: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     try:
-        return records.decode_values(data)
+        values, bad = records.decode_values(data)
     except ValueError as error:
-        raise CorruptData(
-            f"{root / records.VALUES}: {error}; fix or remove the file, then open the folder "
-            "again to upgrade it"
-        ) from None
-
-
-def _settings(name: str, stored: Any) -> CollectionSettings:
-    return parse_collections({name: stored})[name]
+        reasons = str(error)
+    else:
+        if not bad:
+            return values
+        reasons = "; ".join(bad[key] for key in sorted(bad))  # (each names its key)
+    # The upgrade writes the file again, from what checks: the rest would be lost.
+    raise CorruptData(
+        f"{root / records.VALUES}: {reasons}; fix the file (or remove what does not check), "
+        "then open the folder again to upgrade it"
+    )
