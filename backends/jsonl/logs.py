@@ -83,6 +83,16 @@ class Read:
 
 
 @attrs.frozen
+class Compacted:
+    """What :meth:`Logs.compact` did."""
+
+    #: The logs replaced, and the bytes of each row's (or key's) line in them now.
+    replaced: dict[str, dict[str, int]]
+    #: The logs left as they were, and why.
+    failed: dict[str, OSError | CorruptData]
+
+
+@attrs.frozen
 class _View:
     """A log's bytes past what this process read (all of them if it was replaced)."""
 
@@ -738,27 +748,52 @@ class Logs:
 
     # -- replacing ---------------------------------------------------------------------------
 
-    def compact(self, names: list[str]) -> dict[str, dict[str, int]]:
+    def compact(self, names: list[str]) -> Compacted:
         """Replace each log by a new generation holding its live lines (each line keeps its
-        seq): temp file, sync, rename, folder sync. Then one commit line records them.
-        Returns, for each log, the bytes of each row's (or key's) line in it now."""
-        if not names:
-            return {}
+        seq): temp file, sync, rename, folder sync; each log on its own, so one that fails
+        (a full disk) stays as it was and the others are replaced all the same. Then one
+        commit line records those replaced.
+
+        If that line cannot be written, they are recorded by the next :meth:`catch_up`
+        instead, which finds them newer than the commit log says (as after a crash
+        there); so that failure is only logged."""
+        replaced: dict[str, dict[str, int]] = {}
+        failed: dict[str, OSError | CorruptData] = {}
+        for name in names:
+            try:
+                replaced[name] = self._compact(self.files[name])
+            except (OSError, CorruptData) as error:
+                failed[name] = error
+        if replaced:
+            try:
+                self._record(
+                    {
+                        name: (self.files[name].generation, self.files[name].lines)
+                        for name in replaced
+                    }
+                )
+            except OSError as error:
+                log.warning(
+                    "compacted %s, but could not record it in %s (the next read of the logs "
+                    "does): %s",
+                    ", ".join(str(self._root / name) for name in replaced),
+                    self._root / COMMITS,
+                    error,
+                )
+        return Compacted(replaced, failed)
+
+    def _compact(self, file: _File) -> dict[str, int]:
+        """Replace one log by its next generation; the bytes of each row's (or key's) line
+        in it."""
         if self._sync:
             self._make_durable()
-        kept: dict[str, dict[str, int]] = {}
-        for name in names:
-            file = self.files[name]
-            live = self._live(file)
-            encoded = [lines.encode(entry) for entry in live]
-            kept[name] = {entry[1]: len(line) for entry, line in zip(live, encoded, strict=True)}
-            data = lines.header(self._folder, name, file.generation + 1) + b"".join(encoded)
-            del encoded  # (the file is written from one copy of its lines, not two)
-            fsio.write_atomic(self._root_fd, name, data, sync=self._sync)
-            self._reopen(file, file.generation + 1, len(live), len(data))
-        self._record(
-            {name: (self.files[name].generation, self.files[name].lines) for name in names}
-        )
+        live = self._live(file)
+        encoded = [lines.encode(entry) for entry in live]
+        kept = {entry[1]: len(line) for entry, line in zip(live, encoded, strict=True)}
+        data = lines.header(self._folder, file.name, file.generation + 1) + b"".join(encoded)
+        del encoded  # (the file is written from one copy of its lines, not two)
+        fsio.write_atomic(self._root_fd, file.name, data, sync=self._sync)
+        self._reopen(file, file.generation + 1, len(live), len(data))
         return kept
 
     def shorten(self) -> None:
@@ -792,10 +827,17 @@ class Logs:
 
     def _reopen(self, file: _File, generation: int, count: int, size: int) -> None:
         """Hold the file that replaced ``file``'s; the old descriptor is let go only once the
-        new one is taken, so a failed open leaves no closed descriptor number in use."""
+        new one is taken, so a failed open leaves no closed descriptor number in use. If it
+        fails, ``file`` stays the old file: :meth:`catch_up`, which every commit runs first,
+        finds the new one by its inode and reads it whole."""
         fd = fsio.open_file(self._root_fd, file.name, may_share=self._may_share)
+        try:
+            ino = fsio.inode(fd)
+        except OSError:
+            fsio.close(fd)
+            raise
         replaced = file.fd
-        file.fd, file.ino, file.generation = fd, fsio.inode(fd), generation
+        file.fd, file.ino, file.generation = fd, ino, generation
         file.start = len(lines.header(self._folder, file.name, generation))
         file.end, file.lines, file.open_line = size, count, False
         if replaced is not None:

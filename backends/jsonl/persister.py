@@ -21,10 +21,13 @@ writers go on while it reads those files up to there.
 from __future__ import annotations
 
 import logging
+import math
+import sys
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 from hutch import (
@@ -84,11 +87,13 @@ class JsonlPersister(Persister):
         self._lock_timeout = config.lock_timeout
         self._durability = config.durability
         self._sync = config.durability != "none"
-        self._batch_interval = positive(config.options, "batch_interval", 2.0)
-        #: Under these many lines, and bytes, a log is not compacted for them.
-        self._most = (
-            int(positive(config.options, "compact_lines", COMPACT_LINES)),
-            int(positive(config.options, "compact_bytes", COMPACT_BYTES)),
+        self._batch_interval = _positive(config.options, "batch_interval", 2.0)
+        #: When a log is compacted: under these many lines, and bytes, never for them.
+        self._rule = compaction.Rule(
+            (
+                _positive(config.options, "compact_lines", COMPACT_LINES),
+                _positive(config.options, "compact_bytes", COMPACT_BYTES),
+            )
         )
         self._given = {name: check_indexed(name, s) for name, s in config.collections.items()}
         self._held = fsio.Descriptors()
@@ -126,9 +131,6 @@ class JsonlPersister(Persister):
         self._logs: Logs | None = None
         #: The live lines of each log (their keys: the ids of a collection's rows).
         self._live: dict[str, Live] = {}
-        #: The logs whose compaction failed, and the bytes each must hold before it is tried
-        #: again: twice those it held then, so that the tries cost amortised time too.
-        self._retry_at: dict[str, int] = {}
         self._values: dict[str, Any] = {}
         self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
         self._stale_indices: set[str] = set()
@@ -277,23 +279,21 @@ class JsonlPersister(Persister):
         with self._lock.held():
             self._keep_unseen()
             self._stale_indices.update(self._indexed)
-            self._write_indices()
+            _raise_first(self._write_indices())
 
     def compact(self) -> None:
         """Rewrite every log holding a dead line and shorten the commit log, now: a deleted
-        or overwritten row or value is then in no file of the folder."""
+        or overwritten row or value is then in no file of the folder. A log that cannot be
+        rewritten (a full disk) stays as it was, and fails the call once the rest is done."""
         self._refuse_writes("compact")
         self._process.check()
         with self._lock.held():
             self._keep_unseen()
-            logs = self._the_logs
-            try:
-                self._compact([name for name in logs.files if self._dead(name)])
-                logs.shorten()
-            except OSError as error:
-                raise storage_error(error, "compact the logs of", self.root) from error
+            dead = [name for name in self._the_logs.files if self._dead(name)]
+            failed = [*self._compact(dead).values(), *self._shorten()]
             self._stale_indices.update(self._indexed)
-            self._write_indices()
+            failed += self._write_indices()
+        _raise_first(failed)
 
     def close(self) -> None:
         self._closing.set()
@@ -303,8 +303,8 @@ class JsonlPersister(Persister):
             if self._logs is not None and not self._read_only:
                 with self._lock.held():
                     self._catch_up()
-                    self._maintain_files()
-                    self._write_indices()
+                    self._maintain_files()  # (upkeep: what fails is logged, and stops nothing)
+                    _warn(self._write_indices())
                     if self._sync:
                         self._vouch()
         finally:
@@ -675,10 +675,7 @@ class JsonlPersister(Persister):
             live = self._live_in(name)
             for key, size in sizes:
                 live.put(key, size)
-        try:
-            self._maintain_files()
-        except (OSError, StorageError) as error:
-            log.warning("could not compact the logs of %s (will retry): %s", self.root, error)
+        self._maintain_files()
 
     def _dead(self, name: str) -> int:
         """How many lines of a log are superseded or deletions."""
@@ -686,38 +683,62 @@ class JsonlPersister(Persister):
 
     def _maintain_files(self) -> None:
         """Compact the logs more than half dead, by lines or by bytes, past the floors (see
-        compaction.py); shorten the commit log likewise (all it keeps is one line)."""
+        compaction.py), and shorten the commit log likewise (all it keeps is one line).
+
+        Upkeep, never what the commit, open or close calling it is for: it raises nothing.
+        What fails (a full disk, say) is logged and tried again later, and stops nothing
+        else: each log is compacted on its own, and waits on its own failure only.
+        """
         logs = self._the_logs
         due = [
             name
             for name, file in logs.files.items()
-            if compaction.due(file.held, self._live_in(name).held, self._most)
-            and file.held[1] >= self._retry_at.get(name, 0)
+            if self._rule.due(name, file.generation, file.held, self._live_in(name).held)
         ]
-        try:
-            self._compact(due)
-            if compaction.due(logs.commits.held, (1, logs.live_commits), self._most):
-                logs.shorten()
-        except OSError as error:
-            for name in due:  # (a full disk, say: not tried again at every commit)
-                self._retry_at[name] = 2 * logs.files[name].held[1]
-            raise storage_error(error, "compact the logs of", self.root) from error
-        for name in due:
-            self._retry_at.pop(name, None)
+        failed = self._compact(due)
+        errors = list(failed.values())
+        commits = logs.commits
+        if self._rule.due(lines.COMMITS, commits.generation, commits.held, (1, logs.live_commits)):
+            errors += self._shorten()
         # Derived from the logs: rewritten with them (only those: another collection's index
         # waits for its own compaction, or close, however long it has been stale).
-        self._write_indices(self._stale_indices & {lines.log_table(name) for name in due})
+        compacted = {lines.log_table(name) for name in due if name not in failed}
+        errors += self._write_indices(self._stale_indices & compacted)
+        _warn(errors)
 
-    def _compact(self, names: list[str]) -> None:
-        """Compact those logs; their live lines are then exactly the lines they hold."""
-        for name, sizes in self._the_logs.compact(names).items():
+    def _compact(self, names: list[str]) -> dict[str, StorageError]:
+        """Compact those logs, each on its own: the live lines of one compacted are then
+        exactly the lines it holds. Returns why each of the others failed."""
+        logs = self._the_logs
+        done = logs.compact(names)
+        for name, sizes in done.replaced.items():
             self._live[name] = Live.of(sizes)
+            self._rule.done(name)
+        failed: dict[str, StorageError] = {}
+        for name, error in done.failed.items():
+            file = logs.files[name]
+            self._rule.failed(name, file.generation, file.held[1])
+            failed[name] = _storage_error(error, "compact", self.root / name)
+        return failed
 
-    def _write_indices(self, tables: set[str] | None = None) -> None:
+    def _shorten(self) -> list[StorageError]:
+        """Shorten the commit log; why it failed, if it did."""
+        logs = self._the_logs
+        try:
+            logs.shorten()
+        except OSError as error:
+            self._rule.failed(lines.COMMITS, logs.commits.generation, logs.commits.held[1])
+            return [_storage_error(error, "shorten", self.root / lines.COMMITS)]
+        self._rule.done(lines.COMMITS)
+        return []
+
+    def _write_indices(self, tables: set[str] | None = None) -> list[StorageError]:
         """Rewrite ``indices/<collection>/<field>.jsonl`` of the collections that changed (those
-        of ``tables``, if given)."""
-        stale = sorted(self._stale_indices if tables is None else tables)
-        for table in stale:
+        of ``tables``, if given), each on its own: one that fails stays stale, to be rewritten
+        later (these are derived files), and the others are written all the same. Returns
+        why each failed."""
+        failed: list[StorageError] = []
+        for table in sorted(self._stale_indices if tables is None else tables):
             fields = self._indexed.get(table)
             if not fields:
                 continue
@@ -734,8 +755,10 @@ class JsonlPersister(Persister):
                     fsio.close(folder)
             except OSError as error:
                 where = self.root / INDICES / table
-                raise storage_error(error, "write the indices in", where) from error
+                failed.append(_storage_error(error, "write the indices in", where))
+                continue
             self._stale_indices.discard(table)
+        return failed
 
     def _write_stale_indices(self) -> None:
         """At open: rewrite the index files that do not match the logs (or are missing)."""
@@ -746,7 +769,7 @@ class JsonlPersister(Persister):
                     self._stale_indices.add(table)
             except OSError as error:
                 raise storage_error(error, "read the indices of", self.root) from error
-        self._write_indices()
+        _warn(self._write_indices())
 
     def _indices_match(self, table: str, fields: dict[str, dict[str, Any]]) -> bool:
         """Whether a collection's index files match the logs (a missing one, or one
@@ -775,14 +798,46 @@ class JsonlPersister(Persister):
             raise storage_error(error, "flush the logs of", self.root) from error
 
     def _flusher(self) -> None:
-        """``durability="batch"``: flush what was committed every ``batch_interval`` seconds."""
-        while not self._closing.wait(self._batch_interval):
+        """``durability="batch"``: flush what was committed every ``batch_interval`` seconds
+        (an interval longer than a wait can last, ``inf`` say, is waited for that long)."""
+        while not self._closing.wait(min(self._batch_interval, threading.TIMEOUT_MAX)):
             self._background.run(self._flush)
 
     def _flush(self) -> None:
         with self._lock.held():
             if self._the_logs.unsynced:
                 self._the_logs.flush()
+
+
+def _positive(options: Mapping[str, Any], name: str, default: float) -> float:
+    """The option ``name``: a positive number (see :func:`positive`), infinite (``inf``,
+    or a whole number too big for a float) meaning never."""
+    value = options.get(name)
+    if isinstance(value, int) and not isinstance(value, bool) and value > sys.float_info.max:
+        return math.inf
+    return positive(options, name, default)
+
+
+def _storage_error(error: OSError | StorageError, doing: str, where: Path) -> StorageError:
+    """``error`` as a :class:`~hutch.StorageError` saying what failed where."""
+    if isinstance(error, StorageError):
+        return error
+    converted = storage_error(error, doing, where)
+    converted.__cause__ = error
+    return converted
+
+
+def _warn(errors: list[StorageError]) -> None:
+    """Log what upkeep could not do: it is tried again later, and nothing was lost."""
+    for error in errors:
+        log.warning("%s (tried again later; nothing was lost)", error)
+
+
+def _raise_first(errors: list[StorageError]) -> None:
+    """Raise the first of those errors, the others logged."""
+    if errors:
+        _warn(errors[1:])
+        raise errors[0]
 
 
 def _is_table(name: str) -> bool:
