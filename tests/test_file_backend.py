@@ -183,6 +183,18 @@ def test_bad_options_are_refused(tmp_path: Path, options: dict[str, Any], messag
         hutch.open(tmp_path, **options)
 
 
+@pytest.mark.parametrize("never", [float("inf"), 10**400])
+@pytest.mark.parametrize("option", ["batch_interval", "checkpoint_interval"])
+def test_an_interval_too_long_to_wait_for_means_never(
+    tmp_path: Path, option: str, never: float
+) -> None:
+    """Was a bare OverflowError for a whole number no float holds."""
+    with hutch.open(tmp_path, durability="batch", **{option: never}) as db:
+        db.store.set_row("t", "r", {"n": 1})
+    with hutch.open(tmp_path, read_only=True) as db:
+        assert db.store.get_row("t", "r") == {"n": 1}  # close flushed and checkpointed
+
+
 def test_indices_list_value_and_row_id_sorted(tmp_path: Path) -> None:
     settings_ = {"users": {"indexed": ["email", "age"]}}
     with hutch.open(tmp_path, collections=settings_) as db:

@@ -9,7 +9,9 @@ collection has a folder of its own, it also says where those folders may be
 from __future__ import annotations
 
 import logging
+import math
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,11 +55,12 @@ def warn_if_not_local(root: Path, log: logging.Logger) -> None:
 
 
 def positive(options: Mapping[str, Any], name: str, default: float, unit: str = "") -> float:
-    """The option ``name`` (a positive number, ``unit`` said in the error), or ``default``."""
+    """The option ``name`` (a positive number, ``unit`` said in the error), or ``default``;
+    ``inf``, or a whole number too big for a float, is infinite (never, for an interval)."""
     value = options.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ConfigError(f"{name} must be a positive number{unit}, not {value!r}")
-    return float(value)
+    return math.inf if value > sys.float_info.max else float(value)
 
 
 def check_indexed(name: str, settings: CollectionSettings) -> CollectionSettings:

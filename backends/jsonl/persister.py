@@ -21,8 +21,6 @@ writers go on while it reads those files up to there.
 from __future__ import annotations
 
 import logging
-import math
-import sys
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -87,12 +85,12 @@ class JsonlPersister(Persister):
         self._lock_timeout = config.lock_timeout
         self._durability = config.durability
         self._sync = config.durability != "none"
-        self._batch_interval = _positive(config.options, "batch_interval", 2.0)
+        self._batch_interval = positive(config.options, "batch_interval", 2.0)
         #: When a log is compacted: under these many lines, and bytes, never for them.
         self._rule = compaction.Rule(
             (
-                _positive(config.options, "compact_lines", COMPACT_LINES),
-                _positive(config.options, "compact_bytes", COMPACT_BYTES),
+                positive(config.options, "compact_lines", COMPACT_LINES),
+                positive(config.options, "compact_bytes", COMPACT_BYTES),
             )
         )
         self._given = {name: check_indexed(name, s) for name, s in config.collections.items()}
@@ -807,15 +805,6 @@ class JsonlPersister(Persister):
         with self._lock.held():
             if self._the_logs.unsynced:
                 self._the_logs.flush()
-
-
-def _positive(options: Mapping[str, Any], name: str, default: float) -> float:
-    """The option ``name``: a positive number (see :func:`positive`), infinite (``inf``,
-    or a whole number too big for a float) meaning never."""
-    value = options.get(name)
-    if isinstance(value, int) and not isinstance(value, bool) and value > sys.float_info.max:
-        return math.inf
-    return positive(options, name, default)
 
 
 def _storage_error(error: OSError | StorageError, doing: str, where: Path) -> StorageError:
