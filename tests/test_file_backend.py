@@ -189,7 +189,8 @@ def test_an_interval_too_long_to_wait_for_means_never(
     tmp_path: Path, option: str, never: float
 ) -> None:
     """Was a bare OverflowError for a whole number no float holds."""
-    with hutch.open(tmp_path, durability="batch", **{option: never}) as db:
+    options: dict[str, Any] = {option: never}
+    with hutch.open(tmp_path, durability="batch", **options) as db:
         db.store.set_row("t", "r", {"n": 1})
     with hutch.open(tmp_path, read_only=True) as db:
         assert db.store.get_row("t", "r") == {"n": 1}  # close flushed and checkpointed
