@@ -71,6 +71,12 @@ def rebuilt(sql: sqlite3.Connection, table: str, create: str) -> None:
     sql.execute("COMMIT")
 
 
+def made_again(sql: sqlite3.Connection, table: str, create: str) -> None:
+    """Drop ``table`` and create it empty as ``create`` says (with ``{}`` for its name)."""
+    sql.execute(f'DROP TABLE "{table}"')
+    sql.execute(create.format(f'"{table}"'))
+
+
 def transform(path: Path, **changes: Any) -> None:
     """What ``sqlite-utils transform`` does to table ``t`` (types, renames)."""
     sqlite_utils.Database(path).table("t").transform(**changes)
@@ -336,6 +342,90 @@ def test_a_new_collection_takes_no_name_a_dropped_table_still_holds(
         assert [db.store.get_row(t, "r") for t in ("a", "A")] == [{"n": 3}, {"n": 2}]
 
 
+def test_a_collection_table_renamed_by_hand_is_refused_with_both_ways_out(
+    path: Path, sql: sqlite3.Connection
+) -> None:
+    """Renamed, the table takes hutch's triggers along: refused (read-only too) rather than
+    read empty; renamed back it reads again, or with the triggers dropped it starts empty."""
+    written(path, {"a": {"n": 1}})
+    sql.execute("ALTER TABLE t RENAME TO t_old")
+    for read_only in (True, False):
+        message = refused(path, "'t'", "'t_old'", "renamed", read_only=read_only)
+    sql.execute("ALTER TABLE t_old RENAME TO t")
+    with open_db(path) as db:
+        assert db.store.get_table("t") == {"a": {"n": 1}}
+    sql.execute("ALTER TABLE t RENAME TO t_old")
+    for trigger in message.rsplit("(", 1)[1].rstrip(")").split(", "):
+        sql.execute(f"DROP TRIGGER {trigger}")
+    written(path, {"b": {"n": 2}})
+    with open_db(path) as db:
+        assert db.store.get_table("t") == {"b": {"n": 2}}
+    assert sql.execute("SELECT id, n FROM t_old").fetchall() == [("a", 1)]
+
+
+def test_the_values_table_renamed_by_hand_is_refused(path: Path, sql: sqlite3.Connection) -> None:
+    with open_db(path) as db:
+        db.store.set_value("k", 1)
+    sql.execute("ALTER TABLE _values RENAME TO old_values")
+    for read_only in (True, False):
+        refused(path, "'_values'", "'old_values'", "RENAME TO", read_only=read_only)
+    sql.execute("ALTER TABLE old_values RENAME TO _values")
+    with open_db(path) as db:
+        assert db.store.get_values() == {"k": 1}
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("_hutch_tables", "name"),
+        ("_hutch_tables", "collection"),
+        ("_values", "value"),
+        ("_hutch", "value"),
+        ("_hutch_changes", "row_id"),
+    ],
+)
+def test_a_column_of_hutchs_own_tables_renamed_is_refused(
+    path: Path, sql: sqlite3.Connection, table: str, column: str
+) -> None:
+    written(path, {"a": {"n": 1}})
+    sql.execute(f"ALTER TABLE {table} RENAME COLUMN {column} TO renamed")
+    for read_only in (True, False):
+        refused(path, f"table {table!r}", f"column {column!r}", "RENAME", read_only=read_only)
+
+
+def test_the_change_log_dropped_while_open_is_refused_until_an_open_makes_it_again(
+    path: Path, sql: sqlite3.Connection
+) -> None:
+    with open_db(path) as db:
+        db.store.set_row("t", "a", {"n": 1})
+        sql.execute("DROP TABLE _hutch_changes")
+        with pytest.raises(hutch.CorruptData, match=r"'_hutch_changes' is gone.*open the"):
+            db.store.set_row("t", "b", {"n": 2})
+        assert db.store.get_table("t") == {"a": {"n": 1}}
+    written(path, {"b": {"n": 2}})
+    with open_db(path) as db:
+        assert db.store.get_table("t") == {"a": {"n": 1}, "b": {"n": 2}}
+
+
+@pytest.mark.parametrize(
+    "create",
+    [
+        "CREATE TABLE {} (seq INTEGER PRIMARY KEY, table_name TEXT NOT NULL, row_id INTEGER)",
+        "CREATE TABLE {} (seq INTEGER PRIMARY KEY, table_name NUMERIC NOT NULL, row_id)",
+        "CREATE TABLE {} (seq TEXT PRIMARY KEY, table_name TEXT NOT NULL, row_id)",
+        "CREATE TABLE {} (seq INTEGER, table_name TEXT NOT NULL, row_id)",
+    ],
+)
+def test_a_change_log_retyped_by_hand_is_refused(
+    path: Path, sql: sqlite3.Connection, create: str
+) -> None:
+    """An INTEGER ``row_id`` would log the id "007" as 7 (other connections would miss its
+    changes); a ``seq`` that is no INTEGER PRIMARY KEY numbers no line."""
+    written(path, {"007": {"n": 1}})
+    made_again(sql, "_hutch_changes", create)
+    refused(path, "table '_hutch_changes'")
+
+
 # -- 5. a cap on plain columns --------------------------------------------------------------------
 
 
@@ -457,6 +547,63 @@ def test_a_check_constraint_refuses_the_write_and_says_what_to_do(
         assert db.store.get_row("t", "a") == {"n": 1}
 
 
+@pytest.mark.parametrize(
+    ("table", "create"),
+    [
+        (
+            "t",
+            "CREATE TABLE {} (id TEXT PRIMARY KEY, _hutch_meta TEXT, email BLOB UNIQUE "
+            "ON CONFLICT REPLACE)",
+        ),
+        (
+            "t",
+            "CREATE TABLE {} (id TEXT PRIMARY KEY, _hutch_meta TEXT, email BLOB, "
+            "UNIQUE (email) on  conflict\nignore)",
+        ),
+        (
+            "_values",
+            "CREATE TABLE {} (key TEXT PRIMARY KEY, value TEXT UNIQUE ON CONFLICT REPLACE)",
+        ),
+        (
+            "_hutch_changes",
+            "CREATE TABLE {} (seq INTEGER PRIMARY KEY, table_name TEXT NOT NULL, "
+            "row_id, UNIQUE (table_name, row_id) ON CONFLICT IGNORE)",
+        ),
+    ],
+)
+def test_a_constraint_that_replaces_or_ignores_refuses_writing(
+    path: Path, sql: sqlite3.Connection, table: str, create: str
+) -> None:
+    """SQLite resolves a conflict with such a constraint by deleting the other row (logging
+    nothing) or by skipping the write, without an error: hutch writes nothing there."""
+    written(path, {"a": {"email": "e@x.io"}})
+    with open_db(path) as db:
+        db.store.set_value("k", 1)
+    if table == "_hutch_changes":  # hutch's triggers name it: SQLite renames nothing onto it
+        made_again(sql, table, create)
+    else:
+        rebuilt(sql, table, create)
+    refused(path, f"table {table!r}", "ON CONFLICT", "create the table again")
+    with open_db(path, read_only=True) as db:
+        assert db.store.get_table("t") == {"a": {"email": "e@x.io"}}
+        assert any("ON CONFLICT" in problem for problem in db.backend.verify())
+
+
+def test_a_conflict_clause_quoted_in_a_default_or_a_name_is_no_constraint(
+    path: Path, sql: sqlite3.Connection
+) -> None:
+    written(path, {"a": {"n": 1}})
+    rebuilt(
+        sql,
+        "t",
+        "CREATE TABLE {} (id TEXT PRIMARY KEY, _hutch_meta TEXT, n BLOB CHECK (n != "
+        "'on conflict ignore'), \"on conflict replace\" BLOB /* ON CONFLICT REPLACE */)",
+    )
+    with open_db(path) as db:
+        db.store.set_row("t", "b", {"n": 2})
+        assert db.store.get_table("t") == {"a": {"n": 1}, "b": {"n": 2}}
+
+
 def test_a_generated_column_is_no_cell(path: Path, sql: sqlite3.Connection) -> None:
     written(path, {"a": {"email": "ada@x.io"}})
     sql.execute("ALTER TABLE t ADD COLUMN domain AS (substr(email, instr(email, '@') + 1)) VIRTUAL")
@@ -545,3 +692,18 @@ def test_a_cell_named_rowid_survives_a_rebuild(path: Path, sql: sqlite3.Connecti
         assert canonical(db.store.get_row("t", "a")) == canonical(
             {"rowid": "mine", "oid": 2, "_rowid_": 3.0, "org": "o1"}
         )
+
+
+def test_the_fix_for_tags_of_dropped_columns_is_sql_that_runs_whatever_their_names(
+    path: Path, sql: sqlite3.Connection
+) -> None:
+    """The statement a refusal suggests quotes the cell's name, ``'`` and ``"`` included."""
+    names = ["it's", 'say "hi"', "back\\slash"]
+    written(path, {"a": {**dict.fromkeys(names, True), "n": 1}})
+    for name in names:
+        quoted = '"' + name.replace('"', '""') + '"'
+        sql.execute(f"ALTER TABLE t DROP COLUMN {quoted}")
+    for _ in names:
+        sql.execute(refused(path, "table 't'").split("`")[1])
+    with open_db(path) as db:
+        assert db.store.get_table("t") == {"a": {"n": 1}}

@@ -12,15 +12,19 @@ alone cannot tell is written in the row's ``_hutch_meta`` column, a JSON object
 * ``[value]``: the cell has no column of its own (its name clashes, ignoring case, with
   another column's, or the table has as many field columns as it may); its value is here.
 
-A row whose cells need no tag has ``NULL`` in ``_hutch_meta``.
+A row whose cells need no tag has ``NULL`` in ``_hutch_meta``. A tag that does not fit
+what its column holds (a person's ``UPDATE`` set a boolean to ``'yes'``, a list to ``'5'``,
+or filled the column a ``[value]`` had none of) is stale: the column is read as stored.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
+from sqlite_utils.db import quote_identifier
 
 from hutch.cells import Row, check_exact_numbers
 
@@ -29,6 +33,11 @@ META = "_hutch_meta"
 BOOL = "b"
 NULL = "n"
 JSON = "j"
+#: Text that a tag ``"j"`` fits: JSON that opens a list or an object (hutch writes no
+#: other under it). Other text (``5``, ``true``, ``hello``) is a stale tag's: read as stored.
+_opens_container = re.compile(r"[ \t\n\r]*[\[{]").match
+#: A cell name that a JSON path can quote: SQLite reads no escape there.
+_PATH_QUOTABLE = re.compile(r'[^"\\\x00-\x1f]+').fullmatch
 
 
 def encode_row(
@@ -71,8 +80,8 @@ def encode_row(
 def decode_row(fields: Mapping[str, int], record: Sequence[Any]) -> Row:
     """Rebuild a row from its record ``(id, _hutch_meta, field, ...)``, as ``fields`` places them.
 
-    Raises ``ValueError`` (``orjson.JSONDecodeError``) or ``TypeError`` on what hutch
-    did not write; the caller turns them into :class:`~hutch.CorruptData`.
+    Raises ``ValueError`` (``orjson.JSONDecodeError``, :class:`OrphanTag`) or ``TypeError``
+    on what hutch did not write; the caller turns them into :class:`~hutch.CorruptData`.
     """
     meta_text = record[1]
     meta: dict[str, Any] = {}
@@ -94,19 +103,45 @@ def decode_row(fields: Mapping[str, int], record: Sequence[Any]) -> Row:
             raise TypeError(f"column {cell!r} holds a BLOB; hutch stores JSON values")
         if tag == BOOL and type(value) is int and value in (0, 1):
             row[cell] = bool(value)
-        elif tag == JSON and type(value) is str:
+        elif tag == JSON and type(value) is str and _opens_container(value):
             row[cell] = orjson.loads(value)
             check_exact_numbers(value)
         else:  # untagged, or a tag that a person's UPDATE made stale: the value as stored
             row[cell] = value
     for cell, tag in meta.items():
         if type(tag) is list and len(tag) == 1:
-            row[cell] = tag[0]
+            row.setdefault(cell, tag[0])  # (stale if a person's UPDATE filled its column)
         elif cell not in fields:
-            raise ValueError(
-                f"{META} tags the cell {cell!r} {tag!r}, but the table has no column {cell!r} "
-                "(renamed or dropped by hand?): give the column its name back, or remove the "
-                f"tag from every row (UPDATE ... SET {META} = json_remove({META}, "
-                f"""'$."{cell}"'))"""
-            )
+            raise OrphanTag(cell, tag)
     return row
+
+
+class OrphanTag(ValueError):
+    """``_hutch_meta`` tags a cell that has no column (renamed or dropped by hand): its
+    value would read as another type, so the row is refused until the tag goes."""
+
+    def __init__(self, cell: str, tag: object) -> None:
+        super().__init__(f"{META} tags the cell {cell!r}, which has no column")
+        self.cell, self.tag = cell, tag
+
+    def explain(self, table: str) -> str:
+        """What is wrong, and the SQL that removes the tag from every row of ``table``."""
+        cell, quoted = self.cell, quote_identifier(table)
+        if _PATH_QUOTABLE(cell):
+            path = literal(f'$."{cell}"')
+            fix = f"UPDATE {quoted} SET {META} = json_remove({META}, {path})"
+        else:  # a JSON path cannot name it: rebuild the object without it
+            fix = (
+                f"UPDATE {quoted} SET {META} = (SELECT json_group_object(key, value) FROM "
+                f"json_each({META}) WHERE key IS NOT {literal(cell)}) WHERE {META} IS NOT NULL"
+            )
+        return (
+            f"{META} tags the cell {cell!r} {self.tag!r}, but the table has no column "
+            f"{cell!r} (renamed or dropped by hand?): give the column its name back, or "
+            f"remove the tag from every row: `{fix}`"
+        )
+
+
+def literal(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"

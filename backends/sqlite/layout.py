@@ -13,7 +13,9 @@ written, and writes it only where a write cannot merge or lose rows:
 * refused for writing (a read-only open reads, and ``verify`` names the problem):
   a key column (``id``, ``_values.key``, ``_hutch_tables.collection``) without a
   unique key, or that SQLite compares with another collation than ``BINARY``
-  (``COLLATE NOCASE`` takes ``p1`` and ``P1`` for one id).
+  (``COLLATE NOCASE`` takes ``p1`` and ``P1`` for one id); a constraint whose
+  ``ON CONFLICT REPLACE`` or ``IGNORE`` would make SQLite delete another row or
+  skip hutch's write without an error.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from sqlite_utils.db import quote_identifier
 
@@ -39,6 +42,27 @@ _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,127}").fullmatch
 _TEXT_KEEPING = ("TEXT", "BLOB")
 #: The affinity that keeps every value as it is bound: no declared type, or ``BLOB``.
 _KEEPING = ("BLOB",)
+#: What SQL text quotes (strings, identifiers) or comments out: no clause of its own.
+_QUOTED = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`|\[[^\]]*\]|--[^\n]*|/\*.*?(?:\*/|$)", re.S
+)
+#: A constraint's conflict clause that turns a failed write into a silent one.
+_SILENT_CONFLICT = re.compile(r"\bON\s+CONFLICT\s+(REPLACE|IGNORE)\b", re.I)
+
+
+class Shape(NamedTuple):
+    """What a connection remembers of a table it took in, to tell what changed since
+    without a log line: its first page (new after a drop), its field columns, and those
+    with a DEFAULT."""
+
+    root: int
+    fields: frozenset[str]
+    defaults: frozenset[str]
+
+    def rewritten_as(self, after: Shape) -> bool:
+        """Whether the rows may read differently though no trigger logged a write:
+        ``ALTER TABLE`` dropped or renamed a column, or added one with a DEFAULT."""
+        return not (self.fields <= after.fields and after.defaults <= self.fields)
 
 
 class Table:
@@ -71,10 +95,16 @@ class Table:
         self.fields[column] = len(self.fields) + 2
         self.folded.add(column.lower())
 
+    def shape(self) -> Shape:
+        return Shape(self.root, frozenset(self.fields), frozenset(self.defaults))
 
-def inspect(conn: sqlite3.Connection, path: Path, name: str, root: int, strict: bool) -> Table:
-    """Read a collection's table from SQLite's schema; raise :class:`~hutch.CorruptData` if
-    hutch could not read it exactly, and note in ``refusal`` why it may not write it."""
+
+def inspect(
+    conn: sqlite3.Connection, path: Path, name: str, root: int, strict: bool, sql: str
+) -> Table:
+    """Read a collection's table (made by ``sql``) from SQLite's schema; raise
+    :class:`~hutch.CorruptData` if hutch could not read it exactly, and note in ``refusal``
+    why it may not write it."""
     where = f"{path}, table {name!r}"
     if strict:
         raise CorruptData(
@@ -115,16 +145,71 @@ def inspect(conn: sqlite3.Connection, path: Path, name: str, root: int, strict: 
     for fk in conn.execute(f"PRAGMA foreign_key_list({quoted})"):
         table.references[fk[3]] = (fk[2], fk[4])
     table.without_rowid, table.refusal = key_of(conn, path, name, "id")
+    table.refusal = table.refusal or silent_conflicts(path, name, sql)
     return table
 
 
-def check_own(conn: sqlite3.Connection, path: Path, name: str, columns: Iterable[str]) -> None:
-    """Raise :class:`~hutch.CorruptData` if a column of hutch's own table ``name`` (its
-    ``columns``, all strings) has a type that would convert what hutch stores there."""
-    wanted = set(columns)
-    for _, column, declared, *_ in conn.execute(f"PRAGMA table_info({quote_identifier(name)})"):
-        if column.lower() in wanted:
-            _check_type(path, name, column, declared, _TEXT_KEEPING)
+def check_own(
+    conn: sqlite3.Connection, path: Path, name: str, columns: Iterable[str], seq: str = ""
+) -> None:
+    """Raise :class:`~hutch.CorruptData` if hutch's own table ``name`` lacks one of its
+    ``columns`` (strings) or its ``seq`` column (the log's order, an INTEGER key), or gives
+    one a type that would convert what hutch stores there (``"007"`` logged as ``7``)."""
+    declared = {
+        column.lower(): (column, kind, key)
+        for _, column, kind, _, _, key in conn.execute(
+            f"PRAGMA table_info({quote_identifier(name)})"
+        )
+    }
+    if not declared:
+        fix = (
+            "open the database again: a writing open makes it anew (and every connection "
+            "reads the file whole once)"
+            if seq
+            else "rename it back, or restore the file from a backup"
+        )
+        raise CorruptData(
+            f"{path}: hutch's table {name!r} is gone (dropped or renamed by hand?): {fix}"
+        )
+    for wanted in (*columns, *([seq] if seq else [])):
+        if wanted not in declared:
+            raise CorruptData(
+                f"{path}, table {name!r} has no column {wanted!r} (renamed or dropped by "
+                f"hand?): hutch keeps its own data there. Give the column its name back (ALTER "
+                f"TABLE {name} RENAME COLUMN ... TO {wanted}), or restore the file from a backup"
+            )
+        column, kind, key = declared[wanted]
+        if wanted != seq:
+            _check_type(path, name, column, kind, _TEXT_KEEPING)
+        elif kind.upper() != "INTEGER" or not key:
+            raise CorruptData(
+                f"{path}, table {name!r}, column {column!r} is no longer an INTEGER PRIMARY KEY "
+                "(changed by hand?), so it no longer numbers the lines in order. Drop the table: "
+                "hutch makes it again, and every open connection reads the file whole once"
+            )
+
+
+def silent_conflicts(path: Path, name: str, sql: str | None) -> str | None:
+    """Why hutch may not write the table that ``sql`` made, if a constraint of it says
+    ``ON CONFLICT REPLACE`` (SQLite would delete another row, or put a default in place of a
+    NULL, and log nothing) or ``ON CONFLICT IGNORE`` (it would skip hutch's write without an
+    error); ``None`` if none does."""
+    found = _SILENT_CONFLICT.search(_QUOTED.sub(" ", sql or ""))
+    if found is None:
+        return None
+    what = found.group(1).upper()
+    does = {
+        "REPLACE": "delete another row in the way (or put a default in place of a NULL) "
+        "without logging it",
+        "IGNORE": "skip a write without an error",
+    }[what]
+    return (
+        f"{path}, table {name!r}: a constraint of it says ON CONFLICT {what} (given by hand?), "
+        f"which makes SQLite {does}, so memory and the file would part. hutch reads the file "
+        "(read_only=True) but writes nothing to it until no constraint has that clause: "
+        "create the table again without it (a write that breaks the constraint then fails, "
+        "and says so)"
+    )
 
 
 def key_of(conn: sqlite3.Connection, path: Path, name: str, column: str) -> tuple[bool, str | None]:

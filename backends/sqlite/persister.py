@@ -3,9 +3,11 @@
 Commit: one SQLite transaction per hutch transaction. :meth:`begin` takes the
 write lock (``BEGIN IMMEDIATE``), :meth:`poll` reads what other connections
 committed (``PRAGMA data_version`` says whether there is anything), and
-:meth:`apply` writes the changes and commits; :meth:`end` releases the lock if
-no commit did. The journal is WAL; ``synchronous`` is FULL, NORMAL or OFF for
-the durability ``commit``, ``batch`` or ``none``.
+:meth:`apply` writes the changes (each statement must change its one row: a
+trigger's ``RAISE(IGNORE)`` fails the commit), reads back what the file's own
+triggers did with them, and commits; :meth:`end` releases the lock if no commit
+did. The journal is WAL; ``synchronous`` is FULL, NORMAL or OFF for the durability
+``commit``, ``batch`` or ``none``.
 
 Other connections' commits are found in ``_hutch_changes``, the log that
 triggers keep of every row written (by hutch or by hand): :meth:`poll` reads
@@ -25,7 +27,7 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -62,8 +64,8 @@ from hutch.ids import check_value_id, is_row_id
 from hutch.persister import OpenStores, ProcessGuard, Unseen
 
 from . import CAPABILITIES
-from .cells import META, decode_row, encode_row
-from .layout import TABLES_TABLE, Table
+from .cells import META, OrphanTag, decode_row, encode_row
+from .layout import TABLES_TABLE, Shape, Table
 from .schema import CHANGES_TABLE, HUTCH_TABLE, VALUES_TABLE, Schema
 
 _SYNCHRONOUS = {"commit": "FULL", "batch": "NORMAL", "none": "OFF"}
@@ -147,6 +149,13 @@ class SqlitePersister(Persister):
         self._locked = False  # between begin() and the commit of apply() or end()
         self._data_version: int | None = None
         self._seq = 0  # the last line of the change log that this connection has taken in
+        #: The tables as this connection last took them in, and the schema version then:
+        #: apart from the schema's cache, which any check (or a write rolled back) reloads.
+        self._taken: dict[str, Shape] = {}
+        self._taken_version: int | None = None
+        #: What the file's own triggers did in this connection's last commit, read back
+        #: before it: the poll that follows the commit, under the same lock, reports it.
+        self._set_off: Changes | None = None
         self._ids: dict[str, set[str]] = {}  # the row ids this connection knows, by collection
         self._value_keys: set[str] = set()
 
@@ -204,6 +213,7 @@ class SqlitePersister(Persister):
                     self._conn.execute("ROLLBACK")  # nothing was written since begin()
         finally:
             self._locked = False
+            self._set_off = None  # (a mirror's: nobody polls it)
             self._give_connection()
 
     def behind(self) -> bool:
@@ -211,6 +221,8 @@ class SqlitePersister(Persister):
         ``data_version``, on a connection of its own: this one may be another thread's)."""
         if self._immutable:  # read-only, the file alone: no commit to see until a writer comes
             return self._await_writer and _wal_files_exist(self.path)
+        if self._set_off is not None:
+            return True  # what this connection's commit set off, for the poll after it
         try:
             with self._watch_lock:
                 if self._watch is None:
@@ -235,6 +247,9 @@ class SqlitePersister(Persister):
             with self._errors("read"):
                 if news := self._read_news():
                     self._unseen.put(news)  # after what catch_up() read before it
+            if self._set_off is not None:  # a transaction ends, having set triggers off
+                self._unseen.put(self._set_off)
+                self._set_off = None
         return self._unseen.take()
 
     def _read_news(self) -> Changes | None:
@@ -246,10 +261,16 @@ class SqlitePersister(Persister):
                 self._watched = self._watch.execute("PRAGMA data_version").fetchone()[0]
         if self._conn.execute("PRAGMA data_version").fetchone()[0] == self._data_version:
             return None
-        with self._reading():
-            changes = self._read_logged()
-            if changes is None:  # the log cannot tell: compare every row
-                changes = self._difference(*self._read_everything())
+        try:
+            with self._reading():
+                changes = self._read_logged()
+                if changes is None:  # the log cannot tell: compare every row
+                    changes = self._difference(*self._read_everything())
+        except BaseException:
+            # Nothing was taken in: behind() says so, and the next refresh() (or the
+            # follower) reads again, and meets the same error until it is fixed.
+            self._watched = None
+            raise
         return changes if changes else None
 
     def apply(self, changes: Changes) -> None:
@@ -259,29 +280,19 @@ class SqlitePersister(Persister):
             self._schema.check()
             self._schema.check_writable()
             self._schema.log_every_table()
-            # Triggers of the file's own may write more than this: the next poll reads it all.
-            triggered = self._schema.triggered
-            in_step = not triggered and self._last_seq() == self._seq  # nobody else wrote
+            start = self._last_seq()
             for collection, rows in changes.tables.items():
                 self._write_rows(collection, rows)
-            if changes.values:
-                self._conn.executemany(
-                    f"INSERT INTO {VALUES_TABLE} (key, value) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    [(k, orjson.dumps(v).decode()) for k, v in changes.values.items()],
-                )
-            if changes.deleted_values:
-                self._conn.executemany(
-                    f"DELETE FROM {VALUES_TABLE} WHERE key = ?",
-                    [(k,) for k in changes.deleted_values],
-                )
-            last = self._cut_changes()
-        # Committed: remember it, so that poll reports only what others (or triggers) write.
-        if in_step:
-            self._seq = last
-        if triggered:
-            self._data_version = None  # this connection's own commit: poll must look anyway
+            if changes.values or changes.deleted_values:
+                self._write_values(changes)
+            # What the file's own triggers made of it is read back before COMMIT, checked as
+            # a load checks it: a commit hutch could not read back fails, writing nothing.
+            set_off = self._read_back(start) if self._schema.triggers else None
+            self._cut_changes()
         self._take_in(changes)
+        if set_off is not None:
+            self._take_in(set_off)
+            self._set_off = set_off  # for the poll that follows, still under the lock
 
     def describe_relationship(self, relationship_id: str, relationship: Relationship) -> None:
         self._process.check()
@@ -347,7 +358,7 @@ class SqlitePersister(Persister):
                 name = tables.get(collection)
                 if name is None:
                     continue
-                columns = self._columns(name)
+                columns = self._columns(name) - {META}  # (a cell named so has no column)
                 covered = self._indexed_columns(name)
                 for field in settings.indexed:
                     if field in columns and field not in covered:
@@ -413,6 +424,8 @@ class SqlitePersister(Persister):
                 for name in ("page_size", "page_count", "freelist_count")
             )
             collections: dict[str, dict[str, int]] = {}
+            if self._schema.found:  # hutch's tables as they must be, or what to do
+                self._schema.check()
             tables = self._tables_now(self._table_names())
             sizes = self._table_sizes() if tables else None
             for collection, table in sorted(tables.items()):
@@ -579,20 +592,35 @@ class SqlitePersister(Persister):
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        """Write and commit in the transaction of begin(), or in one of its own."""
+        """Write and commit in the transaction of begin(), or in one of its own; if this
+        connection had taken in every commit before it, it takes in its own (the log lines
+        and the schema it changed), so that the next poll reads none of it again."""
         own = not self._locked
         if own:
             self._conn.execute("BEGIN IMMEDIATE")
         self._locked = False  # the transaction ends here either way
         try:
+            in_step = self._in_step()
             yield
+            if in_step:
+                last, version = self._last_seq(), self._schema.schema_version()
             self._conn.execute("COMMIT")
         except BaseException:
-            self._schema.forget()
+            self._schema.forget()  # (what this connection took in stands: see _taken)
             if self._conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
             raise
+        if in_step:
+            self._seq = last
+            if version != self._taken_version:
+                self._taken, self._taken_version = _shapes(self._schema.tables), version
+
+    def _in_step(self) -> bool:
+        """Whether this connection has taken in every commit (holding the write lock)."""
+        return (
+            self._taken_version == self._schema.schema_version() and self._last_seq() == self._seq
+        )
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -619,7 +647,9 @@ class SqlitePersister(Persister):
         assert table is not None
         quoted = quote_identifier(table.name)
         if deleted:
-            self._conn.executemany(f"DELETE FROM {quoted} WHERE id = ?", deleted)
+            self._write_each(
+                f"DELETE FROM {quoted} WHERE id = ?", deleted, table.name, "id", deleting=True
+            )
         fields, add_column = table.fields, partial(self._schema.has_column, table)
         records = [
             encode_row(row_id, row, fields, add_column)
@@ -637,46 +667,131 @@ class SqlitePersister(Persister):
         # index finds in the way (and put a NOT NULL column's default in place of a NULL).
         names = [quote_identifier(name) for name in ("id", META, *fields)]
         updates = ", ".join(f"{name} = excluded.{name}" for name in names[1:])
-        self._conn.executemany(
+        self._write_each(
             f"INSERT INTO {quoted} ({', '.join(names)}) VALUES ({', '.join('?' * width)}) "
             f"ON CONFLICT (id) DO UPDATE SET {updates}",
             records,
+            table.name,
+            "id",
         )
+
+    def _write_values(self, changes: Changes) -> None:
+        self._write_each(
+            f"INSERT INTO {VALUES_TABLE} (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [(k, orjson.dumps(v).decode()) for k, v in changes.values.items()],
+            VALUES_TABLE,
+            "key",
+        )
+        self._write_each(
+            f"DELETE FROM {VALUES_TABLE} WHERE key = ?",
+            [(k,) for k in changes.deleted_values],
+            VALUES_TABLE,
+            "key",
+            deleting=True,
+        )
+
+    def _write_each(
+        self,
+        statement: str,
+        rows: Iterable[Sequence[Any]],
+        table: str,
+        key: str,
+        *,
+        deleting: bool = False,
+    ) -> None:
+        """Run ``statement`` once for each of ``rows`` (its key first), and fail if SQLite
+        skipped one without an error (a trigger's ``RAISE(IGNORE)``): memory, which holds
+        the write, would part from the file, which does not."""
+        execute = self._conn.execute
+        for row in rows:
+            if execute(statement, row).rowcount == 1:
+                continue
+            if (
+                deleting
+                and not execute(
+                    f"SELECT 1 FROM {quote_identifier(table)} WHERE {key} = ?", row[:1]
+                ).fetchone()
+            ):
+                continue  # nothing to delete
+            doing = "deletion" if deleting else "write"
+            raise StorageError(
+                f"{self.path}, table {table!r}: SQLite skipped the {doing} of the {key} "
+                f"{row[0]!r} without an error: {self._triggers_on(table)} ignores it "
+                "(RAISE(IGNORE)), so the file would not hold what hutch holds. The transaction "
+                "was rolled back and nothing was written: change or drop the trigger, or "
+                "write what it lets through"
+            )
+
+    def _triggers_on(self, table: str) -> str:
+        """The file's own triggers on ``table``, for a message."""
+        names = self._schema.triggers.get(table.lower(), [])
+        if not names:
+            return "a trigger of the file"
+        return f"the file's trigger {', '.join(map(repr, names))} (not hutch's)"
+
+    def _read_back(self, start: int) -> Changes:
+        """Every row and value that the log names after ``start`` (this commit's writes, and
+        what the file's triggers wrote with them), read inside the commit and checked as a
+        load checks them."""
+        named: dict[str, set[Any]] = {}
+        for name, key in self._conn.execute(
+            f"SELECT table_name, row_id FROM {CHANGES_TABLE} WHERE seq > ?", (start,)
+        ):
+            named.setdefault(name, set()).add(key)
+        tables: dict[str, dict[str, Row | None]] = {}
+        for name, keys in named.items():
+            collection = self._schema.collection_of(name)
+            if collection is None:
+                continue  # _values, or a table that holds no collection
+            found = self._read_rows(collection, self._schema.tables[name], keys, set_off=True)
+            rows: dict[str, Row | None] = {k: None for k in keys if is_row_id(k)}
+            rows.update(found)
+            if rows:
+                tables[collection] = rows
+        keys = named.get(VALUES_TABLE, set())
+        values = self._read_values(keys, set_off=True) if keys else {}
+        deleted = frozenset(k for k in keys if k not in values and _is_value_id(k))
+        return Changes(tables, values, deleted)
 
     def _last_seq(self) -> int:
         last: int | None = self._conn.execute(f"SELECT max(seq) FROM {CHANGES_TABLE}").fetchone()[0]
         return last or 0
 
-    def _cut_changes(self) -> int:
-        """Cut the change log back to its newest lines once it has grown; return its last seq."""
+    def _cut_changes(self) -> None:
+        """Cut the change log back to its newest lines once it has grown."""
         first, last = self._conn.execute(  # one aggregate a query: each is a B-tree end
             f"SELECT (SELECT min(seq) FROM {CHANGES_TABLE}), (SELECT max(seq) FROM {CHANGES_TABLE})"
         ).fetchone()
         if first is None or last - first < 2 * KEEP_CHANGES:
-            return int(last or 0)
+            return
         cut = last - KEEP_CHANGES
         self._conn.execute(f"DELETE FROM {CHANGES_TABLE} WHERE seq <= ?", (cut,))
         self._conn.execute(
             f"INSERT OR REPLACE INTO {HUTCH_TABLE} (key, value) VALUES ('changes_cut', ?)",
             (str(cut),),
         )
-        return int(last)
 
     # -- reading -----------------------------------------------------------------------------
 
     def _read_everything(self) -> tuple[dict[str, dict[str, Row]], dict[str, Any]]:
-        """Every row and value, in one read transaction (or in the write lock's)."""
+        """Every row and value, in one read transaction (or in the write lock's); what this
+        connection has taken in is noted once all of it was read."""
         with self._reading():
-            self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
             if not self._schema.find():
+                self._data_version = data_version
                 return {}, {}  # a read-only open of a file without any table: nothing stored
-            self._seq = self._last_seq()
             self._schema.check()
+            seq = self._last_seq()
             tables = {}
             for collection, table in self._schema.collections().items():
                 if rows := self._read_rows(collection, table):
                     tables[collection] = rows
             values = self._read_values()
+            version = self._schema.schema_version()
+        self._data_version, self._seq = data_version, seq
+        self._taken, self._taken_version = _shapes(self._schema.tables), version
         return tables, values
 
     def _read_logged(self) -> Changes | None:
@@ -685,25 +800,28 @@ class SqlitePersister(Persister):
         ``None`` when the log cannot tell: a table was dropped or created again,
         or lost its triggers (by hand: what happened to its rows is not in the
         log), or the lines this connection needs were cut. A table new to this
-        connection is read whole.
+        connection is read whole. What it has taken in is noted once all of it was
+        read (a row that fails its checks is read again at the next poll).
         """
-        self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         if not self._schema.found:
             return None  # a read-only open of a file that had no table: look at it whole
-        known = self._schema.tables
-        changed = self._schema.check()
+        self._schema.check()
+        version = self._schema.schema_version()
         now = self._schema.tables
         if not (self._schema.values_logged and all(table.logged for table in now.values())):
             return None  # until a write gives the triggers back, nothing logs that table
         new: set[str] = set()
-        if changed:
-            for name, table in now.items():
-                before = known.get(name)
-                if before is not None and before.root != table.root:
+        taken = self._taken
+        if version != self._taken_version:
+            taken = _shapes(now)
+            for name, shape in taken.items():
+                before = self._taken.get(name)
+                if before is not None and before.root != shape.root:
                     return None
-                if before is None or _rewritten(before, table):
+                if before is None or before.rewritten_as(shape):
                     new.add(name)
-            if known.keys() - now.keys():
+            if self._taken.keys() - taken.keys():
                 return None
         cut = self._conn.execute(
             f"SELECT value FROM {HUTCH_TABLE} WHERE key = 'changes_cut'"
@@ -718,7 +836,6 @@ class SqlitePersister(Persister):
             keys = named.setdefault(name, set())
             if keys is not None:
                 keys.add(key)
-        self._seq = last
         tables: dict[str, dict[str, Row | None]] = {}
         for name, keys in named.items():
             collection = self._schema.collection_of(name)
@@ -737,6 +854,8 @@ class SqlitePersister(Persister):
         if keys:
             values = self._read_values(keys)
             deleted = frozenset(key for key in keys & self._value_keys if key not in values)
+        self._data_version, self._seq = data_version, last
+        self._taken, self._taken_version = taken, version
         changes = Changes(tables, values, deleted)
         self._take_in(changes)
         return changes
@@ -757,9 +876,15 @@ class SqlitePersister(Persister):
         return Changes(changed, values, deleted)
 
     def _read_rows(
-        self, collection: str, table: Table, ids: Collection[Any] | None = None
+        self,
+        collection: str,
+        table: Table,
+        ids: Collection[Any] | None = None,
+        *,
+        set_off: bool = False,
     ) -> dict[str, Row]:
-        """The rows of a table (those with ``ids``, if given), checked as hutch's own."""
+        """The rows of a table (those with ``ids``, if given), checked as hutch's own
+        (``set_off``: read back in a commit, which fails if one does not read back)."""
         fields = table.fields
         listed = ", ".join(quote_identifier(name) for name in ("id", META, *fields))
         select = f"SELECT {listed} FROM {quote_identifier(table.name)}"
@@ -769,16 +894,19 @@ class SqlitePersister(Persister):
                 row_id = record[0]
                 where = f"{self.path}, table {table.name!r}, row id {row_id!r}"
                 if not is_row_id(row_id):
-                    raise CorruptData(f"{where}: not a valid row id; fix or delete that row")
+                    raise self._bad_record(where, "not a valid row id", set_off)
                 try:
                     row, _ = check_row(collection, row_id, decode_row(fields, record))
                 except (ValueError, TypeError, InvalidId, InvalidValue) as error:
-                    raise CorruptData(f"{where}: {error}; fix or delete that row") from None
+                    problem = error.explain(table.name) if isinstance(error, OrphanTag) else error
+                    raise self._bad_record(where, str(problem), set_off) from None
                 if row:  # a row without cells does not exist
                     rows[row_id] = row
         return rows
 
-    def _read_values(self, keys: Collection[Any] | None = None) -> dict[str, Any]:
+    def _read_values(
+        self, keys: Collection[Any] | None = None, *, set_off: bool = False
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for cursor in self._select(f"SELECT key, value FROM {VALUES_TABLE}", "key", keys):
             for key, text in cursor:
@@ -787,10 +915,24 @@ class SqlitePersister(Persister):
                     values[key] = check_value(orjson.loads(text), f"value {key!r}")
                     check_exact_numbers(text)
                 except (ValueError, TypeError, InvalidId, InvalidValue) as error:
-                    raise CorruptData(
-                        f"{self.path}, table {VALUES_TABLE}, key {key!r}: {error}; fix or delete it"
-                    ) from None
+                    where = f"{self.path}, table {VALUES_TABLE}, key {key!r}"
+                    raise self._bad_record(where, str(error), set_off) from None
         return values
+
+    def _bad_record(self, where: str, problem: str, set_off: bool) -> StorageError:
+        """What to raise for a row or value that does not read back: the file is damaged
+        (:class:`~hutch.CorruptData`), or, ``set_off`` in a commit by the file's own
+        triggers, the commit fails and is rolled back."""
+        if not set_off:
+            return CorruptData(f"{where}: {problem}; fix or delete it")
+        names = sorted({name for names in self._schema.triggers.values() for name in names})
+        return StorageError(
+            f"{where}: {problem}. The file's trigger(s) {', '.join(map(repr, names))} (not "
+            "hutch's) wrote it in this commit, and hutch could not read back what it would "
+            "commit: the transaction was rolled back and nothing was written. Make the "
+            "trigger write what hutch reads (a valid row id, JSON values as hutch writes "
+            "them, no BLOB), or drop it"
+        )
 
     def _select(
         self, select: str, key: str, keys: Collection[Any] | None
@@ -831,11 +973,16 @@ class SqlitePersister(Persister):
             raise storage_error(error, doing, self.path, read_only=self._read_only) from error
 
 
-def _rewritten(before: Table, after: Table) -> bool:
-    """Whether the rows of a table may read differently though no trigger logged a write:
-    ``ALTER TABLE`` dropped or renamed a column, or added one with a DEFAULT."""
-    known = before.fields.keys()
-    return not (known <= after.fields.keys() and after.defaults <= known)
+def _shapes(tables: Mapping[str, Table]) -> dict[str, Shape]:
+    return {name: table.shape() for name, table in tables.items()}
+
+
+def _is_value_id(key: object) -> bool:
+    try:
+        check_value_id(key)
+    except InvalidId:
+        return False
+    return True
 
 
 def _cut_after(cut: object, seq: int) -> bool:

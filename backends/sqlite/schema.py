@@ -19,8 +19,16 @@ from sqlite_utils.db import quote_identifier
 
 from hutch import ConfigError, CorruptData, UnsupportedFormat
 
-from .cells import META
-from .layout import TABLES_TABLE, Table, check_own, inspect, key_of, read_mapping
+from .cells import META, literal
+from .layout import (
+    TABLES_TABLE,
+    Table,
+    check_own,
+    inspect,
+    key_of,
+    read_mapping,
+    silent_conflicts,
+)
 
 FORMAT_VERSION = 1
 KIND = "sqlite"
@@ -51,9 +59,10 @@ class Schema:
         self.values_logged = True
         #: Why hutch may not write the file (none: it may), as :meth:`load` found it.
         self.refusals: list[str] = []
-        #: Whether the file has triggers other than hutch's: a write may change more than
-        #: it wrote (another collection, the row itself, the values).
-        self.triggered = False
+        #: The file's own triggers (not hutch's) on the tables hutch writes (its own
+        #: included), by the table's name in lower case: a write may change more than it
+        #: wrote (another collection, the row itself, the values), or be skipped.
+        self.triggers: dict[str, list[str]] = {}
         #: Whether hutch's own tables are there (prepare() makes them; find() looks).
         self.found = False
         self._version = -1
@@ -61,6 +70,8 @@ class Schema:
     def prepare(self) -> None:
         """Create hutch's own tables (or check their format) and log changes of every table."""
         names = set(self._db.table_names())
+        if VALUES_TABLE not in names:
+            self._refuse_moved(VALUES_TABLE, "the keyed values", _triggers(self._conn))
         if HUTCH_TABLE not in names:
             self._db.table(HUTCH_TABLE).create({"key": str, "value": str}, pk="key")
             self._conn.executemany(
@@ -78,11 +89,9 @@ class Schema:
                 f"CREATE TABLE {CHANGES_TABLE} "
                 "(seq INTEGER PRIMARY KEY, table_name TEXT NOT NULL, row_id)"
             )
-        self._log_changes(VALUES_TABLE, "key")  # tables of older files get their triggers here
         self.load()
         self.check_writable()
-        for table in self.tables.values():
-            self._log_changes(table.name, "id")
+        self.log_every_table()  # tables of older files get their triggers here
         self.found = True
 
     def find(self) -> bool:
@@ -103,6 +112,8 @@ class Schema:
                 "beside them"
             )
         self._check_format()
+        if VALUES_TABLE not in names:
+            self._refuse_moved(VALUES_TABLE, "the keyed values", _triggers(self._conn))
         missing = sorted({TABLES_TABLE, VALUES_TABLE, CHANGES_TABLE} - names)
         if missing:
             raise UnsupportedFormat(
@@ -115,6 +126,7 @@ class Schema:
         return True
 
     def _check_format(self) -> None:
+        check_own(self._conn, self._path, HUTCH_TABLE, ("key", "value"))
         stored = dict(self._conn.execute(f"SELECT key, value FROM {HUTCH_TABLE}").fetchall())
         kind = stored.get("kind", KIND)
         if kind != KIND:
@@ -138,15 +150,12 @@ class Schema:
         """Read the tables of the collections, their columns and their foreign keys, and
         check them (:mod:`.layout`): raise what hutch cannot read, note what it may not write."""
         self._version = -1  # until this load succeeds: check() then tries again
-        objects: dict[str, tuple[str, int]] = {}  # name in lower case -> (type, root page)
-        triggers: set[str] = set()
-        for kind, name, root in self._conn.execute(
-            "SELECT type, name, rootpage FROM sqlite_master"
+        objects: dict[str, tuple[str, int, str]] = {}  # name in lower case -> type, root, sql
+        for kind, name, root, sql in self._conn.execute(
+            "SELECT type, name, rootpage, sql FROM sqlite_master WHERE type != 'trigger'"
         ):
-            if kind == "trigger":
-                triggers.add(name)
-            else:
-                objects[str(name).lower()] = (kind, root)
+            objects[str(name).lower()] = (kind, root, sql)
+        triggers = _triggers(self._conn)
         strict = {
             str(name).lower()
             for schema, name, *_, is_strict in self._conn.execute("PRAGMA table_list")
@@ -154,17 +163,26 @@ class Schema:
         }  # (an SQLite older than 3.37 lists nothing, and has no STRICT table)
         check_own(self._conn, self._path, TABLES_TABLE, ("collection", "name"))
         check_own(self._conn, self._path, VALUES_TABLE, ("key", "value"))
+        check_own(self._conn, self._path, CHANGES_TABLE, ("table_name", "row_id"), seq="seq")
         refusals = [
             refusal
             for name, key in ((TABLES_TABLE, "collection"), (VALUES_TABLE, "key"))
             if (refusal := key_of(self._conn, self._path, name, key)[1])
         ]
+        refusals += [  # hutch's own writes there must neither delete another row nor be skipped
+            refusal
+            for name in (TABLES_TABLE, VALUES_TABLE, CHANGES_TABLE)
+            if (refusal := silent_conflicts(self._path, name, objects[name.lower()][2]))
+        ]
         collections = read_mapping(self._conn, self._path)
         tables = {}
         for collection, name in collections.items():
-            kind, root = objects.get(name.lower(), ("", 0))
+            kind, root, sql = objects.get(name.lower(), ("", 0, ""))
             if not kind:
-                continue  # a table dropped by hand is created again when written to
+                # A table dropped by hand is created again when written to; one renamed
+                # took hutch's triggers along, and its rows would silently be left behind.
+                self._refuse_moved(name, f"collection {collection!r}", triggers)
+                continue
             if kind != "table" or not root:
                 what = {"view": "a view", "table": "a virtual table"}.get(kind, f"an {kind}")
                 raise CorruptData(
@@ -173,37 +191,67 @@ class Schema:
                     "the table back (from a backup, or under its own name), or delete the "
                     f"line of {collection!r} in {TABLES_TABLE} (the collection then starts empty)"
                 )
-            table = inspect(self._conn, self._path, name, root, name.lower() in strict)
-            table.logged = all(_trigger(event, name) in triggers for event in _EVENTS)
+            table = inspect(self._conn, self._path, name, root, name.lower() in strict, sql)
+            table.logged = _logs(triggers, name)
             if table.refusal is not None:
                 refusals.append(table.refusal)
             tables[name] = table
-        own = {_trigger(e, name) for name in (*collections.values(), VALUES_TABLE) for e in _EVENTS}
+        # Every trigger but hutch's own where they belong; those on tables hutch writes fire.
+        written = {
+            name.lower()
+            for name in (*tables, VALUES_TABLE, CHANGES_TABLE, TABLES_TABLE, HUTCH_TABLE)
+        }
+        own = {
+            (_trigger(event, name), name.lower())
+            for name in (*tables, VALUES_TABLE)
+            for event in _EVENTS
+        }
+        fired: dict[str, list[str]] = {}
+        for trigger, on in sorted(triggers.items()):
+            if on in written and (trigger, on) not in own:
+                fired.setdefault(on, []).append(trigger)
         self._collections = collections
         self._names = {name: collection for collection, name in collections.items()}
         self.tables = tables
-        self.values_logged = all(_trigger(event, VALUES_TABLE) in triggers for event in _EVENTS)
-        self.triggered = not triggers <= own
+        self.values_logged = _logs(triggers, VALUES_TABLE)
+        self.triggers = fired
         self.refusals = refusals
         self._version = self.schema_version()
 
+    def _refuse_moved(self, name: str, holding: str, triggers: dict[str, str]) -> None:
+        """Raise :class:`~hutch.CorruptData` if the triggers that log the changes of table
+        ``name`` (gone) are on another table: it was renamed (``ALTER TABLE ... RENAME``
+        takes them along), and hutch would start ``holding`` empty, its rows left there."""
+        places = sorted({on for e in _EVENTS if (on := triggers.get(_trigger(e, name)))})
+        if not places:
+            return
+        now = places[0]
+        names = ", ".join(_trigger(event, name) for event in _EVENTS)
+        raise CorruptData(
+            f"{self._path}: table {name!r}, which holds {holding}, is gone, and hutch's "
+            f"triggers that log its changes are on table {now!r}: was it renamed by hand? "
+            f"Rename it back (ALTER TABLE {quote_identifier(now)} RENAME TO "
+            f"{quote_identifier(name)}), or, to start {holding} empty and keep {now!r} as a "
+            f"table of your own, drop those triggers ({names})"
+        )
+
     def check_writable(self) -> None:
         """Raise :class:`~hutch.CorruptData` if the file has what a write could merge or lose
-        rows through (a key compared ignoring case, a key that is not unique)."""
+        rows through (a key compared ignoring case, a key that is not unique, a constraint
+        that replaces or ignores)."""
         if self.refusals:
             more = len(self.refusals) - 1
             also = f" (and {more} more problem(s), which hutch verify lists)" if more else ""
             raise CorruptData(self.refusals[0] + also)
 
-    def check(self) -> bool:
-        """Read the schema again if anyone changed it (a rollback included); say whether."""
-        if self.schema_version() == self._version:
-            return False
-        self.load()
-        return True
+    def check(self) -> None:
+        """Read the schema again if anyone changed it (a rollback included)."""
+        if self.schema_version() != self._version:
+            self.load()
 
     def log_every_table(self) -> None:
-        """Give back its change-log triggers to any table that lost them (by hand)."""
+        """Give back its change-log triggers to any table that lost them (by hand), or
+        whose triggers a rename took to another table."""
         if not self.values_logged:
             self._log_changes(VALUES_TABLE, "key")
             self.values_logged = True
@@ -264,7 +312,9 @@ class Schema:
             self._names[name] = collection
         self._db.table(name).create({"id": str, META: str}, pk="id")
         self._log_changes(name, "id")
-        table = self.tables[name] = inspect(self._conn, self._path, name, self._root(name), False)
+        table = self.tables[name] = inspect(
+            self._conn, self._path, name, self._root(name), False, ""
+        )
         return table
 
     def has_column(self, table: Table, cell: str) -> bool:
@@ -393,20 +443,22 @@ class Schema:
         return root
 
     def _log_changes(self, name: str, key: str) -> None:
-        """Make every insert, update and delete of ``name`` (by anyone) add its key to the log."""
-        table, literal, key = quote_identifier(name), _literal(name), quote_identifier(key)
+        """Make every insert, update and delete of ``name`` (by anyone) add its key to the log
+        (through triggers of hutch's names, dropped first where a rename left them on
+        another table)."""
+        table, named, key = quote_identifier(name), literal(name), quote_identifier(key)
         log = f"INSERT INTO {CHANGES_TABLE} (table_name, row_id)"
         bodies = {
-            "INSERT": f"{log} VALUES ({literal}, NEW.{key});",
-            "UPDATE": f"{log} SELECT {literal}, OLD.{key} WHERE OLD.{key} IS NOT NEW.{key}; "
-            f"{log} VALUES ({literal}, NEW.{key});",
-            "DELETE": f"{log} VALUES ({literal}, OLD.{key});",
+            "INSERT": f"{log} VALUES ({named}, NEW.{key});",
+            "UPDATE": f"{log} SELECT {named}, OLD.{key} WHERE OLD.{key} IS NOT NEW.{key}; "
+            f"{log} VALUES ({named}, NEW.{key});",
+            "DELETE": f"{log} VALUES ({named}, OLD.{key});",
         }
         for event in _EVENTS:
             trigger = quote_identifier(_trigger(event, name))
+            self._conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
             self._conn.execute(
-                f"CREATE TRIGGER IF NOT EXISTS {trigger} AFTER {event} ON {table} "
-                f"BEGIN {bodies[event]} END"
+                f"CREATE TRIGGER {trigger} AFTER {event} ON {table} BEGIN {bodies[event]} END"
             )
 
 
@@ -418,13 +470,24 @@ def _trigger(event: str, table: str) -> str:
     return f"_hutch_log_{event.lower()}_{table}"
 
 
+def _triggers(conn: sqlite3.Connection) -> dict[str, str]:
+    """Every trigger of the file, and the name (in lower case) of the table it is on."""
+    return {
+        name: str(on).lower()
+        for name, on in conn.execute(
+            "SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'"
+        )
+    }
+
+
+def _logs(triggers: dict[str, str], name: str) -> bool:
+    """Whether table ``name`` has the three triggers that log its changes (not only their
+    names: a rename of another table may have taken those along)."""
+    return all(triggers.get(_trigger(event, name)) == name.lower() for event in _EVENTS)
+
+
 def _references(target: tuple[str, str | None]) -> str:
     remote, column = target
     return f" REFERENCES {quote_identifier(remote)}" + (
         f"({quote_identifier(column)})" if column else ""
     )
-
-
-def _literal(text: str) -> str:
-    """``text`` as a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
