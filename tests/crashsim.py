@@ -174,10 +174,10 @@ class Recorder:
                     self._log(_Sync(node), f"sync {self._live.name_of(node)}")
             case "rename", (int(from_fd), str(name), int(to_fd), str(new_name)):
                 self._rename(from_fd, name, to_fd, new_name)
-            case "unlink", (int(fd), str(name)):
+            case (("unlink" | "rmdir"), (int(fd), str(name))):
                 if (folder := self._node(fd)) is not None:
                     unlink = _Unlink(folder, name, frozenset({folder}))
-                    self._log(unlink, f"unlink {self._live.path(folder, name)}")
+                    self._log(unlink, f"{operation} {self._live.path(folder, name)}")
             case _:
                 raise RecordingError(f"fsio reported {operation}{arguments!r}, an unknown call")
 

@@ -270,7 +270,7 @@ def test_disk_full_in_background_checkpoint_keeps_acknowledged_commits(
     filler = disk / "filler"
     filler.write_bytes(b"\1" * (640 * KIB))
     root = disk / "db"
-    failed = watch("failed in the background")
+    failed = watch("a background checkpoint of")
     db = harness.open(root, checkpoint_interval=0.05)
     acked: Rows = {f"b{i}": {"blob": str(i) * BIG} for i in range(4)}
     with db.store.transaction():
@@ -280,8 +280,8 @@ def test_disk_full_in_background_checkpoint_keeps_acknowledged_commits(
     assert failed.seen.wait(60), "the background checkpoint never ran"
     assert "full" in failed.messages[0]
     assert db.store.get_table("items") == acked
-    with pytest.raises(hutch.DiskFull, match="failed in the background"):
-        db.store.set_row("items", "later", {"blob": "small"})  # the application hears of it
+    db.store.set_row("items", "later", {"blob": "small"})  # upkeep fails no commit
+    acked["later"] = {"blob": "small"}
     db.close()  # warns: the log holds every commit
     log = logfiles.everything(root)
     for row_id in acked:
@@ -344,9 +344,8 @@ def test_collection_folders_remounted_read_only_while_open(
     assert (nested / "items" / "indices" / "k.jsonl").read_text().count("\n") == 3
 
     harness.remount(nested, "ro")
-    with pytest.raises(hutch.ReadOnlyStorage, match="read-only") as closing:
-        db.close()
-    assert str(root) in str(closing.value)
+    db.close()  # (warns: the closing checkpoint is upkeep, and the log holds every commit)
+    assert db.closed
     assert _temp_files(disk) == []
     harness.remount(nested, "rw")
 
@@ -488,11 +487,11 @@ out["usable"] = rows(store, **settings)
 
     assert out["commit"] == "ok"
     assert out["memory"] == {"a": {"k": 1}, "b": {"k": 2}}
-    for step in ("reindex", "close"):
-        kind, message = out[step]
-        assert kind == "StoragePermissionError", (step, message)
-        assert str(store) in message
-        assert "permission denied" in message
+    kind, message = out["reindex"]
+    assert kind == "StoragePermissionError", message
+    assert str(store) in message
+    assert "permission denied" in message
+    assert out["close"] == "ok"  # (warns: the log holds every commit, the next open writes)
     assert out["reopened"] == {"a": {"k": 1}, "b": {"k": 2}}
     assert out["usable"] == {"a": {"k": 1}, "b": {"k": 2}, "c": {"k": 3}}
 

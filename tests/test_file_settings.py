@@ -65,6 +65,11 @@ def file_names(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.iterdir()) if folder.exists() else []
 
 
+def mark(folder: Path, collection: str, old: str) -> None:
+    """Put the mark hutch puts into a moving folder before the manifest notes the move."""
+    (folder / "hutch.moving").write_text(json.dumps({"collection": collection, "from": old}))
+
+
 # -- one folder, one collection ------------------------------------------------------------------
 
 
@@ -136,6 +141,9 @@ def test_rows_only_the_log_holds_keep_their_own_folder(tmp_path: Path) -> None:
         ({"a": {"path": "hutch.json"}}, "a file hutch keeps in the root"),
         ({"a": {"path": "hutch.lock/a"}}, "a file hutch keeps in the root"),
         ({"a": {"path": "hutch.open"}}, "a file hutch keeps in the root"),
+        ({"a": {"path": "HUTCH.json"}}, "a file hutch keeps in the root"),  # but for case
+        ({"a": {"path": "Hutch.Lock/a"}}, "a file hutch keeps in the root"),
+        ({"a": {"path": "x/p1.JSON"}}, "the name of one of another collection's records"),
     ],
 )
 def test_collection_folders_inside_another_or_hutchs_own_are_refused(
@@ -239,14 +247,16 @@ def test_a_move_onto_a_folder_that_holds_files_is_refused(tmp_path: Path) -> Non
 
 
 def test_a_move_cut_short_is_finished_by_the_next_open(tmp_path: Path) -> None:
-    """The manifest says where the collection goes, and where from, before the rename: the
-    next writing open renames (or finds it renamed) and drops that note; a read-only open
-    meanwhile reads where the records are."""
+    """The folder bears the mark of its move, then the manifest says where the collection
+    goes, and where from, before the rename: the next writing open renames (or finds it
+    renamed, the mark gone with it) and drops the note, then the mark; a read-only open
+    meanwhile reads where the mark is."""
     with hutch.open(tmp_path) as db:
         db.store.set_row("posts", "p1", {"a": 1})
     kept = manifest(tmp_path)
     kept["collections"]["posts"] = {"indexed": [], "wal": None, "path": "blog"}
     kept["moves"] = {"posts": "posts"}
+    mark(tmp_path / "posts", "posts", "posts")
     (tmp_path / "hutch.json").write_text(json.dumps(kept))
     with hutch.open(tmp_path, read_only=True) as db:
         assert db.store.get_table("posts") == {"p1": {"a": 1}}
@@ -255,12 +265,17 @@ def test_a_move_cut_short_is_finished_by_the_next_open(tmp_path: Path) -> None:
         assert db.store.get_table("posts") == {"p1": {"a": 1}}
     assert file_names(tmp_path / "blog") == ["p1.json"]
     assert "moves" not in manifest(tmp_path)
-    for note in ("posts", "blog"):  # renamed, but the note stayed; or a note of no move
+    mark(tmp_path / "blog", "posts", "posts")  # renamed, but the note stayed
+    (tmp_path / "hutch.json").write_text(json.dumps(kept))
+    with hutch.open(tmp_path, read_only=True) as db:
+        assert db.store.get_table("posts") == {"p1": {"a": 1}}
+    for note in ("posts", "blog"):  # (the second: a note of no move)
         kept["moves"] = {"posts": note}
         (tmp_path / "hutch.json").write_text(json.dumps(kept))
         with hutch.open(tmp_path) as db:
             assert db.store.get_table("posts") == {"p1": {"a": 1}}
         assert "moves" not in manifest(tmp_path)
+        assert file_names(tmp_path / "blog") == ["p1.json"]
 
 
 @pytest.mark.parametrize(
@@ -282,13 +297,68 @@ def test_a_move_where_both_folders_hold_files_is_corrupt_data(tmp_path: Path) ->
         db.store.set_row("posts", "p1", {"a": 1})
     (tmp_path / "posts").mkdir()
     (tmp_path / "posts" / "p0.json").write_text('{"id": "p0"}\n')
+    mark(tmp_path / "posts", "posts", "posts")
     kept = manifest(tmp_path)
     kept["moves"] = {"posts": "posts"}
     (tmp_path / "hutch.json").write_text(json.dumps(kept))
     with pytest.raises(hutch.CorruptData, match="both hold files of collection 'posts'"):
         hutch.open(tmp_path)
     assert file_names(tmp_path / "blog") == ["p1.json"]
-    assert file_names(tmp_path / "posts") == ["p0.json"]
+    assert file_names(tmp_path / "posts") == ["hutch.moving", "p0.json"]
+
+
+def test_a_mark_of_another_move_or_collection_vouches_for_no_note(tmp_path: Path) -> None:
+    """A note is followed only where the folder bears the mark of that very move: the mark of
+    another collection, or of a move from another folder, is no proof that the folder is
+    the collection's."""
+    with hutch.open(tmp_path, collections={"archive": {"path": "old"}}) as db:
+        db.store.set_row("posts", "p1", {"mine": "posts"})
+        db.store.set_row("archive", "a1", {"mine": "archive"})
+    kept = manifest(tmp_path)
+    kept["collections"]["archive"]["path"] = "new"
+    kept["moves"] = {"archive": "posts"}
+    (tmp_path / "hutch.json").write_text(json.dumps(kept))
+    for collection, old in (("posts", "posts"), ("archive", "old")):
+        mark(tmp_path / "posts", collection, old)
+        for read_only in (True, False):
+            with pytest.raises(hutch.CorruptData, match="bears the mark"):
+                hutch.open(tmp_path, read_only=read_only)
+    assert file_names(tmp_path / "posts") == ["hutch.moving", "p1.json"]
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_mark_a_crash_left_without_its_note_is_removed_by_the_next_writing_open(
+    tmp_path: Path,
+) -> None:
+    with hutch.open(tmp_path, collections={"posts": {"path": "blog"}}) as db:
+        db.store.set_row("posts", "p1", {"a": 1})
+    mark(tmp_path / "blog", "posts", "posts")  # (the note was dropped, the mark not yet)
+    with hutch.open(tmp_path, read_only=True) as db:
+        assert db.store.get_table("posts") == {"p1": {"a": 1}}
+    with hutch.open(tmp_path) as db:
+        assert db.store.get_table("posts") == {"p1": {"a": 1}}
+    assert file_names(tmp_path / "blog") == ["p1.json"]
+
+
+def test_index_files_an_older_hutch_left_behind_do_not_stop_a_move_back(tmp_path: Path) -> None:
+    """An older hutch moved no folder without records: a collection whose rows were all
+    deleted left its index files behind. They are the collection's own, derived from no
+    record: a move onto them replaces them. Anything else there still stops the move."""
+    settings = {"posts": {"indexed": ["a"]}}
+    with hutch.open(tmp_path, collections={"posts": {"indexed": ["a"], "path": "blog"}}) as db:
+        db.store.set_row("posts", "p1", {"a": 1})
+    (tmp_path / "posts" / "indices").mkdir(parents=True)
+    (tmp_path / "posts" / "indices" / "a.jsonl").write_text('[7, "gone"]\n')
+    (tmp_path / "posts" / "indices" / "b.jsonl").write_text('[8, "gone"]\n')
+    with pytest.raises(hutch.ConfigError, match="holds files already"):  # b: not its field
+        hutch.open(tmp_path, collections=settings)
+    (tmp_path / "posts" / "indices" / "b.jsonl").unlink()
+    with hutch.open(tmp_path, collections=settings) as db:
+        assert db.store.get_table("posts") == {"p1": {"a": 1}}
+        assert db.backend.verify() == []
+    assert file_names(tmp_path / "posts") == ["indices", "p1.json"]
+    assert (tmp_path / "posts" / "indices" / "a.jsonl").read_text() == '[1,"p1"]\n'
+    assert not (tmp_path / "blog").exists()
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -326,6 +396,33 @@ def test_every_crash_state_of_a_move_opens_with_every_row(
     for opened in (opener(str, collections=after), opener(str)):
         checked = check_states(recording, scratch, allowed, opened=opened, rng=rng)
         assert checked > 20
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_every_crash_state_of_a_move_onto_left_over_index_files_opens_with_every_row(
+    folder: Path, scratch: Path, seed: int
+) -> None:
+    """A power cut anywhere while the index files an older hutch left are removed and the
+    folder is renamed over theirs leaves every row findable."""
+    rng = random.Random(seed)
+    rows = {f"r{i}": {"i": i, "kind": rng.choice("ab")} for i in range(4)}
+    elsewhere = {"items": {"indexed": ["kind"], "path": "kept/items"}}
+    with hutch.open(folder, collections=elsewhere) as db, db.store.transaction():
+        for row_id, row in rows.items():
+            db.store.set_row("items", row_id, row)
+    left = folder / "items" / "indices"
+    left.mkdir(parents=True)
+    for name in ("kind.jsonl", ".kind.jsonl.0123abcd.tmp"):
+        (left / name).write_text('["z", "gone"]\n')
+    back = {"items": {"indexed": ["kind"]}}
+    with Recorder(folder) as recording, hutch.open(folder, collections=back):
+        pass
+
+    def allowed(point: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        return [({"items": rows}, {})]
+
+    for opened in (opener(str, collections=back), opener(str)):
+        assert check_states(recording, scratch, allowed, opened=opened, rng=rng) > 10
 
 
 # -- indexed fields ------------------------------------------------------------------------------
@@ -453,6 +550,50 @@ def test_a_bad_keyed_value_the_log_replaces_is_no_damage(tmp_path: Path) -> None
     with hutch.open(tmp_path) as db:
         assert db.store.get_values() == {"k": 1, "v": 2}
     assert json.loads((tmp_path / "_values.json").read_text()) == {"k": 1, "v": 2}
+
+
+def test_a_key_repeated_inside_a_keyed_value_fails_that_entry_alone(tmp_path: Path) -> None:
+    hutch.open(tmp_path).close()
+    text = '{"good": {"x": 1}, "bad": [{"x": 1, "x": 2}], "far": 1e400}\n'
+    (tmp_path / "_values.json").write_text(text)
+    with pytest.raises(hutch.CorruptData, match="repeats the key 'x'") as opening:
+        hutch.open(tmp_path)
+    assert "'bad'" in str(opening.value)
+    assert "'far'" in str(opening.value)
+    assert "'good'" not in str(opening.value)
+    with hutch.open(tmp_path, on_corrupt="quarantine") as db:
+        assert db.store.get_values() == {"good": {"x": 1}}
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        '{"id": "p1", "a": "x", "a": 2}',
+        '{"id": "p1", "id": "p1", "a": 1}',
+        '{"id": "p1", "a": 1e999}',
+    ],
+    ids=["cell", "id", "beyond-a-double"],
+)
+def test_a_record_holding_what_a_row_cannot_is_corrupt_data(tmp_path: Path, record: str) -> None:
+    """A cell a record names twice was dropped without a word (the last one kept); a number
+    beyond a double named a character position, not what was wrong."""
+    with hutch.open(tmp_path) as db:
+        db.store.set_row("posts", "p1", {"a": 1})
+    (tmp_path / "posts" / "p1.json").write_text(record)
+    with pytest.raises(hutch.CorruptData, match=r"p1\.json: .*(repeats the key|beyond)"):
+        hutch.open(tmp_path)
+
+
+def test_a_manifest_repeating_a_key_is_corrupt_data(tmp_path: Path) -> None:
+    """Its settings would be the last ones written, without a word."""
+    hutch.open(tmp_path, collections={"posts": {"path": "blog"}}).close()
+    text = (tmp_path / "hutch.json").read_text()
+    (tmp_path / "hutch.json").write_text(text.replace('"format"', '"collections": {}, "format"'))
+    for read_only in (False, True):
+        with pytest.raises(
+            hutch.CorruptData, match=r"hutch\.json: .*repeats the key 'collections'"
+        ):
+            hutch.open(tmp_path, read_only=read_only)
 
 
 def test_a_keyed_values_file_that_is_no_object_is_still_refused_whole(tmp_path: Path) -> None:

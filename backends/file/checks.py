@@ -16,6 +16,8 @@ from typing import Any
 import attrs
 import orjson
 
+from hutch.cells import same_json
+
 from . import fsio, indices
 
 #: How many problems of one kind in one file (or collection) are listed one by one.
@@ -34,10 +36,10 @@ class IndexFiles:
     """Why the indices folder itself could not be read."""
 
 
-def read_index_files(dir_fd: int, path: str, indexed: Collection[str], rows: int) -> IndexFiles:
+def read_index_files(dir_fd: int, path: str, indexed: Mapping[str, dict[str, Any]]) -> IndexFiles:
     """The index files in the folder ``path`` under ``dir_fd`` (temp files left out): those of
-    ``indexed`` fields read (refused past what an index of ``rows`` rows could hold), the
-    others named."""
+    ``indexed`` fields read (field -> ``{row_id: value}``: refused past what an index of
+    those rows could hold, see :func:`indices.largest`), the others named."""
     try:
         folder = fsio.open_folder(dir_fd, path, create=False, sync=False)
     except FileNotFoundError:
@@ -55,7 +57,7 @@ def read_index_files(dir_fd: int, path: str, indexed: Collection[str], rows: int
                 others.append(name)
                 continue
             try:
-                found[field] = fsio.read_file(folder, name, limit=indices.largest(rows))
+                found[field] = fsio.read_file(folder, name, limit=indices.largest(indexed[field]))
             except FileNotFoundError:  # removed since the listing: as if never there
                 continue
             except (fsio.NotRegular, fsio.TooBig) as error:
@@ -113,7 +115,7 @@ def index_problems(
     wrong = sorted(r for r in listed.keys() & expected.keys() if r not in lagging)
     extra = sorted(r for r in listed.keys() - expected.keys() if r not in lagging)
     missing = sorted(r for r in expected.keys() - listed.keys() if r not in lagging)
-    wrong = [r for r in wrong if not _same(listed[r], expected[r])]
+    wrong = [r for r in wrong if not same_json(listed[r], expected[r])]
     problems += _listed(
         where,
         wrong,
@@ -258,13 +260,6 @@ def _change(line: bytes) -> tuple[str, list[Any]] | None:
     if change.keys() == {"id", "value"}:
         return row_id, [change["value"]]
     return (row_id, []) if len(change) == 1 else None
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON values are: ``1`` is not ``true``, nor ``1.0``."""
-    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
-        b, option=orjson.OPT_SORT_KEYS
-    )
 
 
 def _show(value: Any) -> str:

@@ -50,8 +50,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 #: Told of every call that changes the disk, as ``tracer(operation, *arguments)``, after it
 #: succeeded: ``("mkdir", parent_fd, name, fd)``, ``("create", dir_fd, name, fd)``,
 #: ``("write", fd, offset, data)``, ``("truncate", fd, size)``, ``("sync", fd)``,
-#: ``("rename", from_dir_fd, name, to_dir_fd, new_name)``, ``("unlink", dir_fd, name)``.
-#: ``None`` (always, outside the tests): nothing is told.
+#: ``("rename", from_dir_fd, name, to_dir_fd, new_name)``, ``("unlink", dir_fd, name)``,
+#: ``("rmdir", dir_fd, name)``. ``None`` (always, outside the tests): nothing is told.
 tracer: Callable[..., None] | None = None
 
 #: macOS's ``fsync`` does not reach the disk; ``F_FULLFSYNC`` does.
@@ -546,6 +546,12 @@ def remove(dir_fd: int, name: str) -> None:
             raise _in_the_way(name) from None
         raise
     _told("unlink", dir_fd, name)
+
+
+def remove_folder(dir_fd: int, name: str) -> None:
+    """Remove an empty folder; lasts once its parent is synced."""
+    os.rmdir(name, dir_fd=dir_fd)
+    _told("rmdir", dir_fd, name)
 
 
 def _in_the_way(name: str) -> NotRegular:

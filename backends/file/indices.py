@@ -19,33 +19,47 @@ from typing import Any
 
 import orjson
 
+from hutch.cells import same_json
 from hutch.slices import order_key
 
 from . import fsio
 
 FOLDER = "indices"
 SUFFIX = ".jsonl"
-#: An index file bigger than this many bytes a row (and a MiB) is not read, but written again:
-#: as much again as its live lines take may be appended lines (see :func:`crowded`).
-_MOST_A_ROW = 2 * 4096
 #: An index file is written whole again only past this many bytes, however few rows it lists.
 FLOOR = 4096
+#: An index file is read up to this many bytes more than its rows can make it (see largest).
+_SLACK = 1 << 20
 
 
 def file_name(field: str) -> str:
     return f"{field}{SUFFIX}"
 
 
-def largest(rows: int) -> int:
-    """The most bytes an index file of ``rows`` rows is read with (a bigger one is not)."""
-    return (1 << 20) + rows * _MOST_A_ROW
+def size(values: dict[str, Any]) -> int:
+    """How many bytes the index file for ``{row_id: value}`` takes written whole (as
+    :func:`encode` writes it), told from one serialisation of the mapping, in which each row
+    takes two bytes less than its line (``"r":v,`` against ``[v,"r"]\n``), and the braces
+    one more than the comma the last row lacks."""
+    return len(orjson.dumps(values)) + 2 * len(values) - 1 if values else 0
 
 
-def current(dir_fd: int, field: str, rows: int) -> bytes | None:
+def largest(values: dict[str, Any]) -> int:
+    """The most bytes an index file listing ``{row_id: value}`` is read with (a bigger one is
+    not read whole, but written again): what hutch may leave there, from the rows' own size,
+    however big their values. A writer leaves at most twice what the rows' lines take plus
+    :data:`FLOOR` (see :func:`crowded`); twice that again, and a MiB, for rows whose lines
+    are still to come (a checkpoint appends a logged collection's later, and they may have
+    been bigger)."""
+    return 4 * size(values) + 2 * FLOOR + _SLACK
+
+
+def current(dir_fd: int, field: str, values: dict[str, Any]) -> bytes | None:
     """An index file as it is, or ``None`` when it is to be written again: missing, no file
-    (a folder, a link...), or bigger than an index of ``rows`` rows is (never read whole)."""
+    (a folder, a link...), or bigger than hutch makes an index listing ``values`` (never read
+    whole)."""
     try:
-        return fsio.read_file(dir_fd, file_name(field), limit=largest(rows))
+        return fsio.read_file(dir_fd, file_name(field), limit=largest(values))
     except (FileNotFoundError, fsio.NotRegular, fsio.TooBig):  # a link is replaced, not followed
         return None
 
@@ -84,8 +98,10 @@ def listed(data: bytes) -> dict[str, Any] | None:
 
 
 def matches(data: bytes, values: dict[str, Any]) -> bool:
-    """Whether an index file lists exactly ``{row_id: value}``."""
-    return listed(data) == values
+    """Whether an index file lists exactly ``{row_id: value}``: each value as JSON has it, so
+    a line listing ``1`` does not match a row whose field is ``true`` or ``1.0``."""
+    found = listed(data)
+    return found is not None and same_json(found, values)
 
 
 def encode(values: Mapping[str, Any]) -> bytes:
@@ -125,12 +141,11 @@ def appended(row_ids: Collection[str], values: Mapping[str, Any]) -> bytes:
     )
 
 
-def crowded(size: int, written: int, written_rows: int, rows: int) -> bool:
-    """Whether an index file of ``size`` bytes that lists ``rows`` rows is to be written whole
-    again: past twice what they take, plus :data:`FLOOR` bytes. What a row takes is
-    estimated from the file as it was written whole (``written`` bytes for
-    ``written_rows`` rows), so that nothing is read to tell."""
-    live = written * rows // written_rows if written_rows else 0
+def crowded(size: int, live: int) -> bool:
+    """Whether an index file of ``size`` bytes is to be written whole again: past twice what
+    its rows' lines take (``live`` bytes, as :func:`size` tells), plus :data:`FLOOR`. So the
+    appended lines never cost more than the rows they list, and a whole write is paid for by
+    as many appended bytes as it writes."""
     return size > 2 * live + FLOOR
 
 

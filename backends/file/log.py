@@ -30,11 +30,15 @@ only for :meth:`Log.note` and :meth:`Log.confirmed` — and for a second
   write lock) ends the current one with a line naming it, which moves every
   process there: a generation takes lines only once the one before says so.
   :meth:`Log.forget` deletes the ones a checkpoint made redundant, and the
-  stale ones a crash left behind. Neither lists the folder (which may hold any
-  number of files hutch did not write): only :meth:`Log.recover` does (at open,
-  or for a process that fell so far behind that it reads everything again), and
-  :meth:`Log.note` (read-only), and the check of a torn line that
-  :meth:`Log.catch_up` meets (once, where a crash left one).
+  stale ones a crash left behind, once the current one (which holds the
+  checkpoint's mark) lasts: a live generation whose previous is gone always
+  holds a line, so recovery passes over an empty one that follows a deleted
+  generation, a checkpoint's that no line moved the log to. Neither lists the
+  folder (which may hold any number of files hutch did not write): only
+  :meth:`Log.recover` does (at open, or for a process that fell so far behind
+  that it reads everything again), and :meth:`Log.note` (read-only), and the
+  check of a torn line that :meth:`Log.catch_up` meets (once, where a crash
+  left one).
 """
 
 from __future__ import annotations
@@ -585,10 +589,22 @@ class Log:
             if found is not None and number > self.generation and not _holds_nothing(found):
                 continue  # (no checkpoint leaves one: kept, as it may hold commits)
             if found is not None:
+                if not removed:
+                    self._settle_current()
                 fsio.remove(self._folder_fd, wal.name(number))
                 removed = True
             self._previous.pop(number, None)
-        if removed and self._sync:
+        if removed:
+            fsio.fsync(self._folder_fd)
+
+    def _settle_current(self) -> None:
+        """Before a generation is deleted, whatever the durability: make the current one last,
+        its lines (the checkpoint's mark among them) and its name. Then a live generation whose
+        previous is gone always holds a line, which tells it from one a checkpoint started
+        and never moved to (see :func:`_rotated_only`), even after a power cut; and what is
+        deleted may be another process's synced commits, whose mark must outlast them."""
+        fsio.fsync(self._current_fd())
+        if not self._sync:  # (otherwise its name was synced when it was made)
             fsio.fsync(self._folder_fd)
 
     def previous_of(self, generation: int) -> int | None:
@@ -597,9 +613,11 @@ class Log:
 
     def close(self) -> None:
         if self._fd is not None:
-            self.flush()
-            fd, self._fd = self._fd, None  # forgotten first: a failed close frees it anyway
-            fsio.close(fd)
+            try:
+                self.flush()  # (a failed sync is raised, once the file is closed)
+            finally:
+                fd, self._fd = self._fd, None  # forgotten first: a failed close frees it anyway
+                fsio.close(fd)
 
     def _create(self, previous: int | None) -> int:
         """A new generation numbered after every file of the folder (at open, which lists it)."""
@@ -770,23 +788,29 @@ def _without_rotated_only(generations: list[_Generation]) -> list[_Generation]:
     """The generations (oldest first) but the newest ones that a checkpoint started and no
     line moved the log to: each holds nothing, and the log goes on in one before it. There
     may be more than one, numbered in any order (a checkpoint numbers the generation it
-    starts after the current one, skipping the names that files bear then), so each newest
-    one is judged in turn."""
+    starts after the current one, skipping the names that files bear then: once those
+    files are gone, a later checkpoint starts one under a lower number), so each newest one
+    is judged in turn."""
     by_number = {g.number: g for g in generations}
     kept = list(generations)
     while len(kept) > 1 and (previous := kept[-1].header.previous) is not None:
-        before = by_number.get(previous)
-        if before is None or not _rotated_only(before, kept[-1]):
+        if not _rotated_only(by_number.get(previous), kept[-1]):
             break
         kept.pop()
     return kept
 
 
-def _rotated_only(before: _Generation, newest: _Generation) -> bool:
+def _rotated_only(before: _Generation | None, newest: _Generation) -> bool:
     """Whether ``newest`` is a generation a checkpoint started but no line moved the log to:
-    it holds nothing, and ``before`` does not end by naming it."""
+    it holds nothing, and ``before``, the one it follows, does not end by naming it, or is
+    gone. (A live generation whose previous is gone holds a line: the mark of the checkpoint
+    that deleted it, made durable first, or what recovery wrote again past a damaged one;
+    one it started past damage with nothing before it is passed over at no cost, as the
+    generations left then hold no line either.)"""
     if len(newest.data) > newest.start:
         return False
+    if before is None:
+        return True
     data = before.data
     if not data.endswith(b"\n"):
         return True

@@ -44,22 +44,21 @@ from hutch import (
     CollectionSettings,
     ConfigError,
     CorruptData,
-    DiskFull,
     HutchError,
-    LockTimeout,
     Persister,
     ReadOnlyStorage,
     Snapshot,
     StorageError,
     UnsupportedFormat,
 )
-from hutch.cells import Row
+from hutch.cells import Row, same_json
 from hutch.persister import Background, ProcessGuard, Unseen
 
 from . import checks, fsio, indices, records, upgrade, wal
 from .folder import (
     MANIFEST,
     MAX_MANIFEST_BYTES,
+    MOVE_MARK,
     check_collection,
     check_layout,
     check_move,
@@ -68,14 +67,18 @@ from .folder import (
     folder_of,
     holds_records,
     manifest_id,
+    mark_move,
     missing_manifest,
     move_folder,
+    moved_yet,
+    nested_but_for_case,
     open_store_root,
     parse_manifest,
     pending_moves,
     positive,
     settings_json,
     stored_settings,
+    unmark,
     warn_if_not_local,
 )
 from .fsio import storage_error
@@ -114,14 +117,27 @@ _READ_ONLY_TRIES = 4
 
 class _Exclusively(Exception):
     """A writing open found work that no read-only load may see half done: the upgrade of a
-    folder of format 1 (it rewrites record files and deletes log generations), or the move of
-    a collection's folder. It takes the checkpoint lock exclusively for it (see
-    :meth:`FilePersister._load_writing`)."""
+    folder of format 1 (it rewrites record files and deletes log generations). It takes the
+    checkpoint lock exclusively for it (see :meth:`FilePersister._load_writing`)."""
 
 
 class _ReadAgain(Exception):
     """A read-only load found that a writer changed what it had read in a way that may
     not be one commit point (the manifest appeared or changed): it starts again."""
+
+
+@attrs.frozen
+class _Plan:
+    """What a writing open writes of the folder's settings, once every check passed (see
+    :meth:`FilePersister._carry_out`); read-only, only the folder's id."""
+
+    folder_id: str | None
+    new: bool = False
+    """There was no manifest (nor any log): one is written."""
+    wanted: dict[str, dict[str, Any]] | None = None
+    """The manifest's ``collections`` as they change (``None``: they do not)."""
+    moves: dict[str, str] = attrs.field(factory=dict)
+    """The collections whose folder moves: each -> the folder it leaves."""
 
 
 @attrs.frozen
@@ -155,16 +171,9 @@ class _Batch:
     values: dict[str, Any] | None
     indexed: dict[str, dict[str, dict[str, Any]]]
     """Collection -> indexed field -> ``{row_id: value}`` of the rows written that have it."""
-
-
-@attrs.frozen
-class _Written:
-    """An index file as it was last written whole, as far as this process knows: which file
-    (its inode), how many bytes for how many rows (see :func:`indices.crowded`)."""
-
-    inode: int
-    size: int
-    rows: int
+    durable: bool
+    """Whether its files are synced: always but under ``durability="none"``, and then too when
+    it holds what other processes logged (see :attr:`FilePersister._others_logged`)."""
 
 
 class FilePersister(Persister):
@@ -214,7 +223,7 @@ class FilePersister(Persister):
                 raise storage_error(error, "prepare", self.root) from error
             raise
         self._process = ProcessGuard(self.root)
-        self._background = Background("flushing and checkpointing", self.root, log)
+        self._background = Background("flushing", self.root, log)
         #: The settings of every collection (given, or kept in the manifest).
         self.settings: dict[str, CollectionSettings] = {}
         #: The names whose own folder another collection lives in, or inside: each -> that one.
@@ -227,13 +236,17 @@ class FilePersister(Persister):
         self._ids: dict[str, set[str]] = {}
         self._values: dict[str, Any] = {}
         self._indexed: dict[str, dict[str, dict[str, Any]]] = {}
-        #: (collection, field) -> its index file as this process last wrote it whole, or first
-        #: appended to it.
-        self._written: dict[tuple[str, str], _Written] = {}
+        #: Collection -> indexed field -> the bytes its rows' index lines take (see
+        #: :func:`indices.size`), kept with :attr:`_indexed`: what bounds its index file.
+        self._index_sizes: dict[str, dict[str, int]] = {}
         self._dirty: dict[str, dict[str, Row | None]] = {}  # logged, not yet in record files
         self._dirty_in: dict[str, dict[str, int]] = {}  # the generation that logged each
         self._dirty_values = False
         self._values_dirty_in = 0  # the generation that last logged a value
+        #: Whether what is dirty holds transactions another process logged (read from the log
+        #: at open, or since): they may be commits it synced, so under durability="none" the
+        #: checkpoint that writes them syncs them before the log that holds them is deleted.
+        self._others_logged = False
         #: Read-only: the index files as the load found them, in its commit point (for verify).
         self._index_files: dict[str, checks.IndexFiles] = {}
         #: Read-only: the manifest's bytes as the load read them (``None``: there was none).
@@ -242,6 +255,8 @@ class FilePersister(Persister):
         self._last_checkpoint = time.monotonic()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
+        #: What a kind of upkeep last failed with (see :meth:`_upkeep`), by what it does.
+        self._upkeep_failed: dict[str, str] = {}
 
     def _prepare_writing(self) -> None:
         """The log folder, the mark of an open folder, and the locks, made where missing."""
@@ -298,10 +313,10 @@ class FilePersister(Persister):
             snapshot = self._load_writing(exclusive=False)
         except _Exclusively:
             snapshot = self._load_writing(exclusive=True)
-        try:  # leave the files whole, so a person reading them sees what the store holds
-            self._checkpoint(wait=False)  # (if another holds the lock: the background does it)
-        except (DiskFull, LockTimeout) as error:  # the log still holds it all: retry later
-            log.warning("could not checkpoint %s while opening it: %s", self.root, error)
+        # Leave the files whole, so a person reading them sees what the store holds (if
+        # another process holds the lock, the background does it).
+        with self._upkeep("the opening checkpoint", "the background tries it again"):
+            self._checkpoint(wait=False)
         self._worker = threading.Thread(target=self._maintain, name="hutch-file", daemon=True)
         self._worker.start()
         return snapshot
@@ -309,23 +324,41 @@ class FilePersister(Persister):
     def _load_writing(self, *, exclusive: bool) -> Snapshot:
         """Read everything, holding the write lock (which opening writers take in turn) and
         the checkpoint lock: shared, so that no checkpoint runs meanwhile while read-only
-        loads go on; ``exclusive`` for the upgrade of a folder of format 1 or the move of a
-        collection's folder (without it, :class:`_Exclusively` is raised before anything is
-        written)."""
+        loads go on; ``exclusive`` for the upgrade of a folder of format 1 (without it,
+        :class:`_Exclusively` is raised before anything is written).
+
+        Every check of the settings comes before this open writes any of them: those of
+        the manifest and the folders (:meth:`_prepare_folder`), then those of the log,
+        whose every collection named (rows left, or rows deleted) claims the folder of its
+        name (:meth:`_misplaced`); then the moves and the manifest (:meth:`_carry_out`).
+        What is written before is what any open writes: a crash's temp files removed, a
+        move a crash cut short finished, a torn tail of the log cut.
+        """
         with self._checkpoint_lock.held(shared=not exclusive), self._write_lock.held():
-            folder_id = self._prepare_folder(exclusive=exclusive)
-            assert folder_id is not None, "a writing open makes one"
-            self._log = self._open_log(self._wal_folder, folder_id)
-            snapshot = self._read_everything(opening=True)
-            if (misplaced := self._misplaced(snapshot.tables)) is not None:
+            try:  # (a crash's: no checkpoint runs meanwhile, so none is being written)
+                fsio.remove_temp_files(self._root_fd)
+                fsio.remove_temp_files(self._wal_folder)  # a copy of a linked generation cut short
+            except OSError as error:
+                raise storage_error(error, "remove the temp files of", self.root) from error
+            plan = self._prepare_folder(exclusive=exclusive)
+            assert plan.folder_id is not None, "a writing open makes one"
+            if plan.new:  # (no log yet: its first generation carries the id the manifest keeps)
+                self._carry_out(plan)
+            self._log = self._open_log(self._wal_folder, plan.folder_id)
+            try:
+                log_entries = self._recover_log()
+                logged = {table_id for entry in log_entries for table_id in entry.changes.tables}
+                if (misplaced := self._misplaced(logged)) is not None:
+                    raise misplaced
+                if not plan.new:
+                    self._carry_out(plan)
+            except BaseException:
                 self._the_log.close()
                 self._log = None  # (so that close() writes nothing: those rows stay in the log)
-                raise misplaced
+                raise
+            snapshot = self._read_everything(log_entries, opening=True)
             self._remove_unindexed()
-            try:
-                self._write_stale_indices()
-            except DiskFull as error:  # derived files: the next checkpoint retries
-                log.warning("could not rewrite the indices of %s: %s", self.root, error)
+            self._write_stale_indices()
         return snapshot
 
     def _load_read_only(self) -> Snapshot:
@@ -393,13 +426,11 @@ class FilePersister(Persister):
                 else:
                     self._wal_fd = self._held.own(wal_fd)
             with moment():
-                folder_id = self._prepare_folder()
+                folder_id = self._prepare_folder().folder_id
             on_disk, damaged = self._read_records(tidy=False)
             found_values = self._read_values()
             try:
-                self._index_files = self._read_index_files(
-                    {table_id: len(rows) for table_id, rows in on_disk.items()}
-                )
+                self._index_files = self._read_index_files(self._indexed_in(on_disk))
             except OSError as error:
                 raise storage_error(error, "read the index files of", self.root) from error
             if self._log is not None:  # (from a read before)
@@ -624,30 +655,51 @@ class FilePersister(Persister):
         self._closing.set()
         if self._worker is not None:
             self._worker.join()
-        try:
+        with ExitStack() as release:  # (each runs, in reverse order, whatever one raises)
+            release.callback(self._claim.release)
+            release.callback(self._held.close)
+            release.callback(self._forget_folders)
+            if self._log is not None:
+                release.callback(self._close_log)
+            if not self._read_only:  # a stray call through this database: refused
+                release.callback(self._checkpoint_lock.retire)
+                release.callback(self._write_lock.retire)
             if self._log is not None and not self._read_only:
-                self._checkpoint(wait=True, closing=True)
-        except (DiskFull, LockTimeout) as error:  # every commit is in the log: the next open writes
-            log.warning(
-                "%s was closed without writing its record files (%s); the log holds every "
-                "commit, and the next open writes them",
+                then = "it was closed without writing its record files, which the next open writes"
+                with self._upkeep("the closing checkpoint", then):
+                    self._checkpoint(wait=True, closing=True)
+
+    def _close_log(self) -> None:
+        """Close the log, syncing what ``durability="batch"`` left unsynced: commits that were
+        acknowledged, so a failure here is raised (it is no upkeep)."""
+        try:
+            self._the_log.close()
+        except OSError as error:
+            raise storage_error(error, "sync the write-ahead log of", self.root) from error
+
+    @contextmanager
+    def _upkeep(self, what: str, then: str) -> Iterator[None]:
+        """Run upkeep — a checkpoint, index files rewritten or removed — which is never what
+        an open, a close or a commit is for: every commit is in the log, and these files are
+        written from it. So a storage error (a full disk, EIO, a read-only file system, a
+        permission) is logged, never raised, and the work is tried again later (``then``
+        says when). The same failure again is logged at debug level only."""
+        try:
+            yield
+        except (OSError, StorageError) as error:
+            failure = str(error)
+            again = self._upkeep_failed.get(what) == failure
+            self._upkeep_failed[what] = failure
+            log.log(
+                logging.DEBUG if again else logging.WARNING,
+                "%s of %s failed (%s); the log holds every commit: %s",
+                what,
                 self.root,
                 error,
+                then,
             )
-        finally:
-            try:
-                if not self._read_only:  # a stray call through this database: refused
-                    self._write_lock.retire()
-                    self._checkpoint_lock.retire()
-                if self._log is not None:
-                    self._log.close()
-                with self._dir_lock:
-                    for fd in self._dir_fds.values():
-                        fsio.close(fd)
-                    self._dir_fds.clear()
-                self._held.close()
-            finally:
-                self._claim.release()
+        else:
+            self._upkeep_failed.pop(what, None)
 
     # -- checks (hutch verify, hutch stats) ---------------------------------------------------
 
@@ -673,7 +725,7 @@ class FilePersister(Persister):
                 # (the checkpoint lock shared: no checkpoint writes index files meanwhile)
                 with self._checkpoint_lock.held(shared=True), self._write_lock.held():
                     self._catch_up()  # (what it read, poll reports)
-                    found = self._read_index_files({t: len(ids) for t, ids in self._ids.items()})
+                    found = self._read_index_files(self._indexed)
             folders = self._folders()
             quarantined = self._quarantined_files()
         except OSError as error:
@@ -701,9 +753,11 @@ class FilePersister(Persister):
             )
         return problems
 
-    def _read_index_files(self, rows: Mapping[str, int]) -> dict[str, checks.IndexFiles]:
-        """The index files of every collection's folder (``rows``: how many rows each has, which
-        bounds how big an index file is read)."""
+    def _read_index_files(
+        self, indexed: Mapping[str, Mapping[str, dict[str, Any]]]
+    ) -> dict[str, checks.IndexFiles]:
+        """The index files of every collection's folder (``indexed``: collection -> field ->
+        ``{row_id: value}``, which bounds how big its index file is read)."""
         found: dict[str, checks.IndexFiles] = {}
         for table_id in self._folders():
             try:
@@ -711,9 +765,11 @@ class FilePersister(Persister):
             except FileNotFoundError:
                 continue
             settings = self.settings.get(table_id)
-            indexed = settings.indexed if settings is not None else ()
+            fields = indexed.get(table_id, {})
             found[table_id] = checks.read_index_files(
-                dir_fd, indices.FOLDER, indexed, rows.get(table_id, 0)
+                dir_fd,
+                indices.FOLDER,
+                {field: fields.get(field, {}) for field in (settings.indexed if settings else ())},
             )
         return found
 
@@ -742,13 +798,21 @@ class FilePersister(Persister):
         return problems
 
     def _clashes(self, folders: Mapping[str, str]) -> list[str]:
-        """Names that a case-insensitive file system would make one: collection folders, row
-        ids (record files), indexed fields (index files)."""
+        """Names that a case-insensitive file system would make one: collection folders (or
+        put one inside another), row ids (record files), indexed fields (index files)."""
         problems = checks.clash_problems(
             f"in {self.root}, the collection folders",
             checks.case_clashes(folders.values()),
             "give one of those collections another path",
         )
+        for outer, inner in nested_but_for_case(folders):
+            problems.append(
+                f"in {self.root}, the folder of collection {inner!r} ({folders[inner]!r}) and "
+                f"that of {outer!r} ({folders[outer]!r}) differ only in case where one is "
+                "inside the other: on a case-insensitive file system (macOS, Windows) the "
+                f"first would lie inside the second, mixing their files; give {inner!r} "
+                "another path"
+            )
         for table_id, ids in sorted(self._ids.items()):
             problems += checks.clash_problems(
                 f"collection {table_id!r}: the row ids",
@@ -848,15 +912,15 @@ class FilePersister(Persister):
         except OSError as error:
             raise storage_error(error, "read", self.root / MANIFEST) from error
 
-    def _prepare_folder(self, *, exclusive: bool = False) -> str | None:
-        """Read (or start) the manifest and settle the settings: upgrade a folder of format 1,
-        finish the moves of collection folders a crash cut short, check the settings given
-        (:meth:`_check_changes`, :meth:`_check_places`), move the folders whose ``path``
-        changed, and write the manifest; the folder's id. An upgrade and a move need the
-        checkpoint lock held exclusively: without ``exclusive``, :class:`_Exclusively` is
-        raised first, before anything is written. Read-only, nothing is written, the bytes
-        read are kept (:meth:`_log_end` compares them), and the id is ``None`` if there is
-        no manifest and no generation: no log to read."""
+    def _prepare_folder(self, *, exclusive: bool = False) -> _Plan:
+        """Read the manifest and settle the settings: upgrade a folder of format 1, finish the
+        moves of collection folders a crash cut short (:meth:`_finish_moves`), check the
+        settings given (:meth:`_check_changes`, :meth:`_check_places`) and take them; what is
+        then to be written, :meth:`_carry_out` writes (after the checks of the log). An
+        upgrade needs the checkpoint lock held exclusively: without ``exclusive``,
+        :class:`_Exclusively` is raised first. Read-only, nothing is written, the bytes read
+        are kept (:meth:`_log_end` compares them), and the folder's id is ``None`` if there
+        is no manifest and no generation: no log to read."""
         where = self.root / MANIFEST
         data = self._read_manifest()
         if self._read_only:
@@ -881,38 +945,70 @@ class FilePersister(Persister):
         try:
             if self._read_only:
                 self._take_settings(self._read_only_settings(kept, unfinished), kept, {})
-                return folder_id
+                return _Plan(folder_id)
             assert folder_id is not None, "a writing open makes one"
-            if unfinished and not exclusive:
-                raise _Exclusively
-            for name, old in sorted(unfinished.items()):
-                self._move(name, old, folder_of(name, kept[name]))
+            if unfinished:
+                self._finish_moves(folder_id, kept, unfinished)
             moves = self._check_changes(kept, alone=self._hold_loaded())
-            if moves and not exclusive:
-                raise _Exclusively
             self._take_settings(kept | self._given, kept, moves)
-            wanted = {name: settings_json(s) for name, s in sorted(self.settings.items())}
-            if moves:  # the manifest says where they go before they go
-                self._write_manifest(folder_id, wanted, moves)
-                for name, old in sorted(moves.items()):
-                    self._move(name, old, self._folder_of(name))
-            if data is None or unfinished or moves or wanted != manifest["collections"]:
-                self._write_manifest(folder_id, wanted)
-            if data is None and self._sync:
+        except OSError as error:
+            raise storage_error(error, "prepare the collection folders of", self.root) from error
+        wanted = {name: settings_json(s) for name, s in sorted(self.settings.items())}
+        changed = data is None or bool(moves) or wanted != manifest["collections"]
+        return _Plan(folder_id, data is None, wanted if changed else None, moves)
+
+    def _finish_moves(
+        self, folder_id: str, kept: Mapping[str, CollectionSettings], unfinished: Mapping[str, str]
+    ) -> None:
+        """Finish the moves a crash cut short (the manifest notes them, ``unfinished``:
+        collection -> the folder it leaves), then write the manifest without the note, then
+        remove the moved folders' marks: recovery, as the moves were checked when they
+        began."""
+        for name, old in sorted(unfinished.items()):
+            self._move(name, old, folder_of(name, kept[name]), kept[name].indexed)
+        self._write_manifest(folder_id, {n: settings_json(s) for n, s in sorted(kept.items())})
+        for name in sorted(unfinished):
+            unmark(self._root_fd, folder_of(name, kept[name]))
+
+    def _carry_out(self, plan: _Plan) -> None:
+        """Write what this open's settings change, once every check passed: each folder that
+        moves gets the mark of its move (synced), the manifest notes the moves and the new
+        settings, the folders are renamed, the manifest is written again without the note,
+        and the marks are removed (see docs/file-format.md, "Where collections live").
+
+        All under the write lock, with the checkpoint lock held shared only: a read-only
+        load reads the manifest holding the write lock shared, and again before it reads
+        the log, so one that overlaps a move finds it changed and reads again. So no open
+        waits for a read-only load to move a folder (nor keeps, while it waits, the lock
+        that tells another open with the same new settings from one with the old)."""
+        assert plan.folder_id is not None, "a writing open makes one"
+        try:
+            for name, old in sorted(plan.moves.items()):
+                mark_move(self._root_fd, name, old, sync=self._sync)
+            if plan.moves:  # the manifest says where they go before they go
+                assert plan.wanted is not None, "a move changes a path"
+                self._write_manifest(plan.folder_id, plan.wanted, plan.moves)
+                for name, old in sorted(plan.moves.items()):
+                    self._move(name, old, self._folder_of(name), self.settings[name].indexed)
+            if plan.wanted is not None:
+                self._write_manifest(plan.folder_id, plan.wanted)
+            for name in sorted(plan.moves):
+                unmark(self._root_fd, self._folder_of(name))
+            if plan.new and self._sync:
                 fsio.fsync(self._root_fd)  # hutch.lock, the log folder: their names last too
         except OSError as error:
             raise storage_error(error, "prepare the collection folders of", self.root) from error
-        return folder_id
 
     def _read_only_settings(
         self, kept: dict[str, CollectionSettings], unfinished: Mapping[str, str]
     ) -> dict[str, CollectionSettings]:
         """What a read-only open reads: the settings kept (and those given for collections
-        the manifest lacks), and a collection whose move a crash cut short where its records
-        are still."""
+        the manifest lacks), and a collection whose move a crash cut short where its folder
+        is still (as its mark says, see :func:`moved_yet`)."""
         settings = self._given | kept
         for name, old in unfinished.items():
-            if not holds_records(self._root_fd, folder_of(name, settings[name])):
+            new = folder_of(name, settings[name])
+            if old != new and not moved_yet(self._root_fd, self.root, name, old, new):
                 settings[name] = attrs.evolve(settings[name], path=old)
         return settings
 
@@ -948,7 +1044,8 @@ class FilePersister(Persister):
         self, stored: Mapping[str, CollectionSettings], *, alone: bool
     ) -> dict[str, str]:
         """The collections whose folder moves at this open, as their ``path`` changed: each ->
-        the folder it leaves, which holds its records (they move with it).
+        the folder it leaves, which holds its records or its index files (they move with it:
+        index files left behind would stop a later move back).
 
         A change of settings (from those kept, or the default ones) is refused while
         another writing process has the folder open: that one would go on with the old
@@ -973,8 +1070,8 @@ class FilePersister(Persister):
                     f"({', '.join(changes)}), and other processes have the folder open, which "
                     "would go on with the old ones: close them, then open with the new settings"
                 )
-            if before != after and holds_records(self._root_fd, before):
-                check_move(self._root_fd, self.root, name, before, after)
+            if before != after and holds_records(self._root_fd, before, or_indices=True):
+                check_move(self._root_fd, self.root, name, before, after, given.indexed)
                 moves[name] = before
         return moves
 
@@ -1012,9 +1109,10 @@ class FilePersister(Persister):
                         f"{then}"
                     )
 
-    def _move(self, name: str, old: str, new: str) -> None:
-        """Move a collection's folder (see :func:`move_folder`), saying so."""
-        if move_folder(self._root_fd, self.root, name, old, new, sync=self._sync):
+    def _move(self, name: str, old: str, new: str, fields: Collection[str]) -> None:
+        """Move a collection's folder (see :func:`move_folder`; ``fields``: those it indexes),
+        saying so."""
+        if move_folder(self._root_fd, self.root, name, old, new, fields=fields, sync=self._sync):
             log.warning(
                 "moved the folder of collection %r from %s to %s, as its path setting now says",
                 name,
@@ -1042,35 +1140,39 @@ class FilePersister(Persister):
         """Remove the index files of fields a collection does not index (any more), left by an
         older setting: nothing keeps them current, and a person or a tool reading one would
         trust stale lines. No writing process keeps them either: each has these settings
-        (a change is refused while another has the folder open). Their folder is synced."""
+        (a change is refused while another has the folder open). Their folder is synced.
+        Upkeep: those that cannot be removed stay, for the next open (verify names them)."""
+        for table_id in self._folders():
+            then = "the next open removes them"
+            with self._upkeep(f"removing the unindexed fields' files of {table_id!r}", then):
+                self._remove_unindexed_of(table_id)
+
+    def _remove_unindexed_of(self, table_id: str) -> None:
+        folder = self.root / self._folder_of(table_id) / indices.FOLDER
         try:
-            for table_id in self._folders():
-                try:
-                    dir_fd = self._dir_fd(table_id, create=False)
-                    inner = fsio.open_dir(dir_fd, indices.FOLDER, create=False)
-                except (FileNotFoundError, fsio.NotRegular):
-                    continue
-                settings = self.settings.get(table_id, CollectionSettings())
-                kept = {indices.file_name(field) for field in settings.indexed}
-                with _opened(inner):
-                    stale = [
-                        name
-                        for name, kind in fsio.entries(inner)
-                        if name.endswith(indices.SUFFIX)
-                        and name not in kept
-                        and kind in ("file", "link")
-                        and not fsio.is_temp(name)
-                    ]
-                    for name in stale:
-                        fsio.remove(inner, name)
-                        log.info(
-                            "removed %s: an index of a field not indexed",
-                            self.root / self._folder_of(table_id) / indices.FOLDER / name,
-                        )
-                    if stale and self._sync:
-                        fsio.fsync(inner)
+            try:
+                dir_fd = self._dir_fd(table_id, create=False)
+                inner = fsio.open_dir(dir_fd, indices.FOLDER, create=False)
+            except (FileNotFoundError, fsio.NotRegular):
+                return
+            settings = self.settings.get(table_id, CollectionSettings())
+            kept = {indices.file_name(field) for field in settings.indexed}
+            with _opened(inner):
+                stale = [
+                    name
+                    for name, kind in fsio.entries(inner)
+                    if name.endswith(indices.SUFFIX)
+                    and name not in kept
+                    and kind in ("file", "link")
+                    and not fsio.is_temp(name)
+                ]
+                for name in stale:
+                    fsio.remove(inner, name)
+                    log.info("removed %s: an index of a field not indexed", folder / name)
+                if stale and self._sync:
+                    fsio.fsync(inner)
         except OSError as error:
-            raise storage_error(error, "remove the stale index files of", self.root) from error
+            raise storage_error(error, "remove the stale index files of", folder) from error
 
     def _folder_id(self, manifest: dict[str, Any] | None, where: Path) -> str | None:
         """The id the folder's log files carry: the manifest's, or a new one for a new folder
@@ -1097,20 +1199,22 @@ class FilePersister(Persister):
             raise missing_manifest(self.root, "file", found.pop(), records.FORMAT_VERSION)
         return None if self._read_only else uuid.uuid4().hex
 
-    def _read_everything(self, *, opening: bool) -> Snapshot:
-        """For a writing open, holding the write lock: the log's live chain, then the records,
-        with every transaction of the log replayed over them.
+    def _read_everything(
+        self, log_entries: list[wal.Entry] | None = None, *, opening: bool
+    ) -> Snapshot:
+        """For a writing open, holding the write lock: the log's live chain (``log_entries``,
+        if the caller read it), then the records, with every transaction of the log replayed
+        over them.
 
         The log first: a checkpoint of another process may be writing record files
         meanwhile (when this process fell behind), from rows it took before this read;
         what its mark says is in the files is, since the mark comes after them.
-        ``opening``: holding the checkpoint lock too, so the temp files found are a
-        crash's leftovers (removed), never those of a checkpoint running meanwhile.
+        ``opening``: holding the checkpoint lock too, so the temp files found beside the
+        records are a crash's leftovers (removed), never those of a checkpoint running
+        meanwhile, and so is the mark of a move whose note is gone.
         """
-        if opening:
-            fsio.remove_temp_files(self._root_fd)
-            fsio.remove_temp_files(self._wal_folder)  # a copy of a linked generation cut short
-        log_entries = self._recover_log()
+        if log_entries is None:
+            log_entries = self._recover_log()
         on_disk, damaged = self._read_records(tidy=opening)
         self._settle(damaged, log_entries)
         values = self._settle_values(self._read_values(), log_entries, opening=opening)
@@ -1146,7 +1250,23 @@ class FilePersister(Persister):
         tables = {t: rows for t, rows in tables.items() if rows}
         self._ids = {t: set(rows) for t, rows in tables.items()}
         self._values = dict(values)
-        self._indexed = {
+        self._indexed = self._indexed_in(tables)
+        self._index_sizes = {
+            table_id: {field: indices.size(by_row) for field, by_row in fields.items()}
+            for table_id, fields in self._indexed.items()
+        }
+        self._dirty, self._dirty_in, self._dirty_values = {}, {}, False
+        for entry in entries:
+            self._mark_dirty(entry.changes, entry.generation)
+        self._others_logged = any(entry.changes for entry in entries)
+        return Snapshot(tables=tables, values=values)
+
+    def _indexed_in(
+        self, tables: Mapping[str, Mapping[str, Row]]
+    ) -> dict[str, dict[str, dict[str, Any]]]:
+        """Collection -> indexed field -> ``{row_id: value}`` of the rows of ``tables`` that
+        have it, for every collection that indexes a field."""
+        return {
             table_id: {
                 field: {
                     r: row[field] for r, row in tables.get(table_id, {}).items() if field in row
@@ -1156,27 +1276,26 @@ class FilePersister(Persister):
             for table_id, settings in self.settings.items()
             if settings.indexed
         }
-        self._dirty, self._dirty_in, self._dirty_values = {}, {}, False
-        for entry in entries:
-            self._mark_dirty(entry.changes, entry.generation)
-        return Snapshot(tables=tables, values=values)
 
     def _write_replayed_unlogged(
         self, on_disk: dict[str, dict[str, Row]], tables: dict[str, dict[str, Row]]
     ) -> None:
         """``"wal": false`` rows are written at commit; rewrite the replayed ones the files lack
-        (a crash came between the log and the file), leaving durable files that agree alone."""
+        (a crash came between the log and the file), leaving durable files that agree alone.
+        Synced whatever the durability: they may be another process's synced commits, and
+        they are dirty no more, so no checkpoint writes them again before the log is gone."""
         for table_id, rows in self._dirty.items():
             if not self._unlogged(table_id):
                 continue
-            stale = {
-                row_id: tables.get(table_id, {}).get(row_id)
+            found, replayed = on_disk.get(table_id, {}), tables.get(table_id, {})
+            stale = {  # (compared as JSON: a record holding 1 for a row now true is stale)
+                row_id: replayed.get(row_id)
                 for row_id in rows
-                if on_disk.get(table_id, {}).get(row_id) != tables.get(table_id, {}).get(row_id)
+                if not same_json(found.get(row_id), replayed.get(row_id))
             }
             try:
-                self._write_rows(table_id, stale)
-            except OSError as error:  # the log still holds them: the next checkpoint retries
+                self._write_rows(table_id, stale, sync=True)
+            except (OSError, StorageError) as error:  # the log holds them: a checkpoint retries
                 log.warning("could not write %s records now (%s); will retry", table_id, error)
                 continue
             rows.clear()
@@ -1204,9 +1323,10 @@ class FilePersister(Persister):
         return folders
 
     def _read_records(self, *, tidy: bool) -> tuple[dict[str, dict[str, Row]], list[_Damaged]]:
-        """Every record file (``tidy``: removing the temp files a crash left beside them), and
-        those that do not read as records (see :meth:`_settle`). A file removed since the
-        listing is left out: a commit deleted its row, and the log says so."""
+        """Every record file (``tidy``: removing the temp files a crash left beside them, and
+        the mark of a move that outlived its note), and those that do not read as records
+        (see :meth:`_settle`). A file removed since the listing is left out: a commit
+        deleted its row, and the log says so."""
         tables: dict[str, dict[str, Row]] = {}
         damaged: list[_Damaged] = []
         for table_id, folder in self._folders().items():
@@ -1222,7 +1342,7 @@ class FilePersister(Persister):
                 if not name.endswith(records.RECORD_SUFFIX):
                     if not tidy:
                         continue
-                    if kind == "file" and fsio.is_temp(name):
+                    if kind == "file" and (fsio.is_temp(name) or name == MOVE_MARK):
                         fsio.remove(dir_fd, name)  # left by a crash; its content never counted
                     elif name == indices.FOLDER and kind == "dir":
                         with _opened(fsio.open_dir(dir_fd, name, create=False)) as inner:
@@ -1361,6 +1481,7 @@ class FilePersister(Persister):
                     continue
                 self._unseen.put(entry.changes)
                 self._take(entry.changes, entry.generation)
+                self._others_logged = True
         if (stuck := self._the_log.stuck) is not None:  # what came before it is taken in
             if isinstance(stuck, OSError):
                 raise storage_error(stuck, "move on to the next log generation of", self.root)
@@ -1396,12 +1517,15 @@ class FilePersister(Persister):
             ids = self._ids.setdefault(table_id, set())
             ids.update(rows)
             ids.difference_update([row_id for row_id, row in rows.items() if row is None])
+            sizes = self._index_sizes.get(table_id, {})
             for field, by_row in self._indexed.get(table_id, {}).items():
+                was = indices.size({r: by_row[r] for r in rows if r in by_row})
                 for row_id, row in rows.items():
                     if row is not None and field in row:
                         by_row[row_id] = row[field]
                     else:
                         by_row.pop(row_id, None)
+                sizes[field] += indices.size({r: by_row[r] for r in rows if r in by_row}) - was
         self._values.update(changes.values)
         for key in changes.deleted_values:
             self._values.pop(key, None)
@@ -1441,9 +1565,9 @@ class FilePersister(Persister):
                 continue
             try:
                 self._the_log.flush()  # batch: the files never hold what the log could lose
-                self._write_rows(table_id, rows)
+                self._write_rows(table_id, rows, sync=self._sync)
                 self._write_index_changes(table_id, self._index_changes(table_id, rows), rows)
-            except OSError as error:  # the commit stands: the next checkpoint retries
+            except (OSError, StorageError) as error:  # the commit stands: a checkpoint retries
                 log.warning("could not write %s records now (%s); will retry", table_id, error)
                 continue
             dirty, logged_in = self._dirty[table_id], self._dirty_in[table_id]
@@ -1456,19 +1580,19 @@ class FilePersister(Persister):
         settings = self.settings.get(table_id)
         return settings is not None and settings.wal is False
 
-    def _write_rows(self, table_id: str, rows: Mapping[str, Row | None]) -> None:
-        """Write (or delete) record files, each synced (many at once, so the file system
-        batches the syncs), then sync their folder."""
+    def _write_rows(self, table_id: str, rows: Mapping[str, Row | None], *, sync: bool) -> None:
+        """Write (or delete) record files, each synced given ``sync`` (many at once, so the
+        file system batches the syncs), then sync their folder."""
         if not rows:
             return
         dir_fd = self._dir_fd(table_id, create=True)
         folder = self._folder_of(table_id)
-        _in_threads(partial(self._write_row_of, dir_fd, folder, rows), list(rows))
-        if self._sync:
+        _in_threads(partial(self._write_row_of, dir_fd, folder, rows, sync), list(rows))
+        if sync:
             fsio.fsync(dir_fd)
 
     def _write_row_of(
-        self, dir_fd: int, folder: str, rows: Mapping[str, Row | None], row_id: str
+        self, dir_fd: int, folder: str, rows: Mapping[str, Row | None], sync: bool, row_id: str
     ) -> None:
         name = row_id + records.RECORD_SUFFIX
         row = rows[row_id]
@@ -1476,9 +1600,7 @@ class FilePersister(Persister):
             self._clearing(dir_fd, folder, name, partial(fsio.remove, dir_fd, name))
         else:
             data = records.encode_record(row_id, row)
-            write = partial(
-                fsio.write_atomic, dir_fd, name, data, sync=self._sync, sync_folder=False
-            )
+            write = partial(fsio.write_atomic, dir_fd, name, data, sync=sync, sync_folder=False)
             self._clearing(dir_fd, folder, name, write)
 
     def _clearing(self, dir_fd: int, folder: str, name: str, write: Callable[[], None]) -> None:
@@ -1544,10 +1666,9 @@ class FilePersister(Persister):
         if previous is None:
             return
         try:
-            if self._sync:  # the mark tells every process these files are durable
-                with self._write_lock.held():
-                    self._catch_up()
-                    self._the_log.mark_checkpointed(previous)
+            with self._write_lock.held():  # every process then takes these files as written
+                self._catch_up()
+                self._the_log.mark_checkpointed(previous)
             self._the_log.forget(before=previous if keep_previous else newest)
         except OSError as error:
             raise storage_error(error, "checkpoint", self.root) from error
@@ -1555,22 +1676,24 @@ class FilePersister(Persister):
     def _take_batch(self) -> _Batch:
         """The changed rows, values and indices as they stand (holding the write lock).
 
-        ``"wal": false`` rows still dirty (their write at commit failed) are
-        written here, under the lock, where commits write them too.
+        ``"wal": false`` rows still dirty (their write at commit failed, or another
+        process logged them) are written here, under the lock, where commits write them too.
         """
+        durable = self._sync or self._others_logged
         rows: dict[str, dict[str, Row | None]] = {}
         for table_id, changed in self._dirty.items():
             if not self._unlogged(table_id):
                 rows[table_id] = changed
             elif changed:
-                self._write_rows(table_id, changed)
+                self._write_rows(table_id, changed, sync=durable)
                 self._write_index_changes(table_id, self._index_changes(table_id, changed), changed)
         indexed = {
             table_id: self._index_changes(table_id, changed) for table_id, changed in rows.items()
         }
         values = dict(self._values) if self._dirty_values else None
         self._dirty, self._dirty_in, self._dirty_values = {}, {}, False
-        return _Batch(rows, values, indexed)
+        self._others_logged = False
+        return _Batch(rows, values, indexed, durable)
 
     def _give_back(self, batch: _Batch) -> None:
         """A checkpoint failed: what it took is dirty again (newer changes win)."""
@@ -1583,14 +1706,17 @@ class FilePersister(Persister):
                 logged_in.setdefault(row_id, now)
         if batch.values is not None and not self._dirty_values:
             self._dirty_values, self._values_dirty_in = True, now
+        self._others_logged = self._others_logged or (batch.durable and not self._sync)
 
     def _write_batch(self, batch: _Batch) -> None:
-        """Write a checkpoint's files, synced; several at once so the syncs batch."""
+        """Write a checkpoint's files, synced (see :attr:`_Batch.durable`); several at once so
+        the syncs batch. ``_values.json`` is synced whatever the durability: it holds every
+        value, those that other processes synced too, and a power cut must not tear them."""
         for table_id, rows in batch.rows.items():
-            self._write_rows(table_id, rows)
+            self._write_rows(table_id, rows, sync=batch.durable)
         if batch.values is not None:
             data = records.encode_values(batch.values)
-            write = partial(fsio.write_atomic, self._root_fd, records.VALUES, data, sync=self._sync)
+            write = partial(fsio.write_atomic, self._root_fd, records.VALUES, data, sync=True)
             self._clearing(self._root_fd, ".", records.VALUES, write)
         for table_id, fields in batch.indexed.items():
             self._write_index_changes(table_id, fields, batch.rows[table_id], locked=False)
@@ -1652,27 +1778,24 @@ class FilePersister(Persister):
         """Append ``lines`` to an index file, synced; ``False``, writing nothing, where the file
         is to be written whole instead, replaced by rename: one of :data:`_NOT_APPENDABLE`
         (a file with other names would take the lines in too), one ending in a torn line (a
-        killed writer's: no line may follow it), or a crowded one (:func:`indices.crowded`)."""
+        killed writer's: no line may follow it), or a crowded one (:func:`indices.crowded`:
+        what bounds it is what the rows' lines take now, never the file's own size, which
+        holds what others appended and left)."""
         try:
             fd = fsio.open_file(folder_fd, indices.file_name(field))
         except _NOT_APPENDABLE:
             return False
         with _opened(fd):
-            found = fsio.stat_of(fd)
-            rows = len(self._indexed[table_id][field])
-            written = self._written.get((table_id, field))
-            if written is None or written.inode != found.st_ino:  # (another process wrote it)
-                written = _Written(found.st_ino, found.st_size, rows)
-                self._written[table_id, field] = written
-            if found.st_size and fsio.read_at(fd, found.st_size - 1, 1) != b"\n":
+            end = fsio.size(fd)
+            if end and fsio.read_at(fd, end - 1, 1) != b"\n":
                 return False
-            if indices.crowded(found.st_size + len(lines), written.size, written.rows, rows):
+            if indices.crowded(end + len(lines), self._index_sizes[table_id][field]):
                 return False
-            fsio.append_after(fd, lines, found.st_size, sync=self._sync)
+            fsio.append_after(fd, lines, end, sync=self._sync)
         return True
 
-    def _write_indices(self, indexed: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
-        """Write index files whole (each atomically, synced), noting each as written."""
+    def _write_indices(self, indexed: Mapping[str, Mapping[str, dict[str, Any]]]) -> None:
+        """Write index files whole (each atomically, synced)."""
         for table_id, fields in indexed.items():
             if not fields:
                 continue
@@ -1688,31 +1811,33 @@ class FilePersister(Persister):
                     name, data = indices.file_name(field), indices.encode(by_row)
                     write = partial(fsio.write_atomic, folder_fd, name, data, sync=self._sync)
                     self._clearing(folder_fd, f"{folder}/{indices.FOLDER}", name, write)
-                    if (found := fsio.info(folder_fd, name)) is not None:
-                        self._written[table_id, field] = _Written(
-                            found.st_ino, len(data), len(by_row)
-                        )
             if self._sync:
                 fsio.fsync(dir_fd)
 
     def _write_stale_indices(self) -> None:
-        """Rewrite index files that do not match the records (a hand edit, a new setting)."""
-        stale: dict[str, dict[str, dict[str, Any]]] = {}
+        """Rewrite index files that do not match the records (a hand edit, a new setting).
+        Upkeep, each collection's on its own: those that cannot be written stay as they are,
+        for the next open or ``db.reindex()`` (verify names them)."""
+        for table_id, fields in self._indexed.items():
+            then = "the next open (or db.reindex()) writes them"
+            with self._upkeep(f"rewriting the index files of {table_id!r}", then):
+                self._write_stale_indices_of(table_id, fields)
+
+    def _write_stale_indices_of(self, table_id: str, fields: dict[str, dict[str, Any]]) -> None:
         try:
-            for table_id, fields in self._indexed.items():
-                dir_fd = self._dir_fd(table_id, create=True)
-                for field, by_row in fields.items():
-                    try:
-                        with _opened(fsio.open_dir(dir_fd, indices.FOLDER, create=False)) as inner:
-                            current = indices.current(inner, field, len(by_row))
-                    except (FileNotFoundError, fsio.NotRegular):  # no folder: written anew
-                        current = None
-                    if current is None or not indices.matches(current, by_row):
-                        stale[table_id] = fields
-                        break
-            self._write_indices(stale)
+            dir_fd = self._dir_fd(table_id, create=True)
+            for field, by_row in fields.items():
+                try:
+                    with _opened(fsio.open_dir(dir_fd, indices.FOLDER, create=False)) as inner:
+                        current = indices.current(inner, field, by_row)
+                except (FileNotFoundError, fsio.NotRegular):  # no folder: written anew
+                    current = None
+                if current is None or not indices.matches(current, by_row):
+                    self._write_indices({table_id: fields})
+                    return
         except OSError as error:
-            raise storage_error(error, "write the indices of", self.root) from error
+            where = self.root / self._folder_of(table_id)
+            raise storage_error(error, "write the indices of", where) from error
 
     def _dir_fd(self, table_id: str, *, create: bool) -> int:
         """The folder of a collection, opened once and never through a symbolic link."""
@@ -1739,14 +1864,20 @@ class FilePersister(Persister):
             self._background.run(self._maintain_once)
 
     def _maintain_once(self) -> None:
-        """Flush, and checkpoint if one is due; what fails is raised to the application by
-        its next call, and tried again at the next round (the log still holds it all)."""
+        """Flush, and checkpoint if one is due; each is tried again at the next round. A
+        failed flush (of commits acknowledged under ``durability="batch"``) is raised to the
+        application by its next call; a failed checkpoint is upkeep, and only logged (see
+        :meth:`_upkeep`): no call of the application fails for it."""
         with self._write_lock.held():
-            self._the_log.flush()
+            try:
+                self._the_log.flush()
+            except OSError as error:
+                raise storage_error(error, "sync the write-ahead log of", self.root) from error
             due = time.monotonic() - self._last_checkpoint >= self._checkpoint_interval
             big = self._the_log.size >= CHECKPOINT_BYTES
         if due or big:
-            self._checkpoint(wait=False)
+            with self._upkeep("a background checkpoint", "it is tried again at the next round"):
+                self._checkpoint(wait=False)
 
 
 @attrs.frozen

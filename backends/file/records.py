@@ -3,11 +3,19 @@
 A record is ``<collection>/<row_id>.json``: the row as a pretty JSON object with
 sorted keys, the row id inside as ``"id"``, and a trailing newline, so a person
 can read, grep and diff it.
+
+A file read back is taken as hutch wrote it when its bytes are exactly what hutch
+writes for what they hold (read fast, with orjson); any other text (a hand edit)
+is read again exactly, so that what JSON can say but a row or value cannot hold —
+a key an object repeats, a number beyond a double or beyond 64 bits, a lone
+surrogate — is named, never silently changed or dropped (see :func:`read_json`).
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +49,15 @@ def decode_record(table_id: str, file_name: str, data: bytes, folder: Path) -> t
     row_id = file_name.removesuffix(RECORD_SUFFIX)
     try:
         check_row_id(table_id, row_id)
-        document = orjson.loads(data)
+        document, as_written = read_json(data)
         check_exact_numbers(data)
+        if not as_written and (why := unholdable(document)) is not None:
+            raise ValueError(why)
     except InvalidId as error:
         raise CorruptData(
             f"{folder / file_name}: the file name is not a valid row id ({error})"
         ) from None
-    except orjson.JSONDecodeError as error:
+    except json.JSONDecodeError as error:
         raise CorruptData(
             f"{folder / file_name}: malformed JSON at line {error.lineno}, column {error.colno} "
             f"(character {error.pos}): {error.msg}; fix or remove the file"
@@ -77,26 +87,105 @@ def encode_values(values: dict[str, Any]) -> bytes:
 
 def decode_values(data: bytes) -> tuple[dict[str, Any], dict[str, str]]:
     """The keyed values ``_values.json`` holds, each key and value checked as a write checks
-    them, and the entries that fail (key -> why): one bad entry leaves the others usable. A
-    ``ValueError`` says why no entry can be read (not JSON, not one object...)."""
-    document = orjson.loads(data)
-    try:
-        check_exact_numbers(data)
-    except ValueError:  # read exactly, so that the entries holding such a number fail alone
-        try:
-            document = json.loads(data.decode("utf-8"))
-        except RecursionError:
-            raise ValueError("it nests lists and objects too deep") from None
+    them, and the entries that fail (key -> why): one bad entry (a value no write takes, a
+    key the file repeats) leaves the others usable. A ``ValueError`` says why no entry can
+    be read (not JSON, not one object...)."""
+    document, as_written = read_json(data)
     if not isinstance(document, dict):
         raise ValueError("keyed values must be one JSON object")
+    bad = {
+        key: f"the key {key!r} appears more than once (a JSON reader keeps only the last)"
+        for key in (document.repeated if isinstance(document, _RepeatedKeys) else ())
+    }
     good: dict[str, Any] = {}
-    bad: dict[str, str] = {}
     for key, value in document.items():
+        if key in bad:
+            continue
         try:
+            if not as_written and (why := unholdable(value)) is not None:
+                raise InvalidValue(f"value {key!r}: {why}")
             good[check_value_id(key)] = check_value(value, f"value {key!r}")
         except (InvalidId, InvalidValue) as error:
             bad[key] = str(error)
     return good, bad
+
+
+def read_json(data: bytes) -> tuple[Any, bool]:
+    """The JSON document ``data`` holds, and whether its bytes are exactly what hutch writes
+    for it (:data:`_PRETTY`): then orjson read every number and key as written. Any other
+    text is read again with the standard library, exactly: a number beyond a double is
+    kept as a ``_BeyondDouble``, an object repeating a key as a ``_RepeatedKeys`` (for
+    :func:`unholdable` to name), an integer beyond 64 bits and a lone surrogate as they are
+    (for a write's checks to refuse). A ``ValueError`` if it is no JSON at all."""
+    try:
+        document = orjson.loads(data)
+        if orjson.dumps(document, option=_PRETTY) == data:
+            return document, True
+    except orjson.JSONDecodeError:
+        pass  # (maybe JSON that orjson refuses: a lone surrogate, a number beyond a double)
+    except orjson.JSONEncodeError:
+        pass  # (nested deeper than orjson writes: the checks refuse it below)
+    try:
+        document = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_object,
+            parse_float=_float,
+            parse_constant=_no_constant,
+        )
+    except RecursionError:
+        raise ValueError("it nests lists and objects too deep") from None
+    return document, False
+
+
+class _RepeatedKeys(dict[str, Any]):
+    """A JSON object in which a key appears more than once (each holding its last value, as
+    JSON readers keep it); :attr:`repeated` names those keys."""
+
+    repeated: list[str]
+
+
+class _BeyondDouble:
+    """A JSON number too big for a double (``1e999``), as written."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    repeated = _RepeatedKeys(found)
+    counts = Counter(key for key, _ in pairs)
+    repeated.repeated = sorted(key for key, count in counts.items() if count > 1)
+    return repeated
+
+
+def _float(text: str) -> float | _BeyondDouble:
+    number = float(text)
+    return number if math.isfinite(number) else _BeyondDouble(text)
+
+
+def _no_constant(text: str) -> None:
+    raise ValueError(f"{text} is no JSON value (JSON has no NaN nor Infinity)")
+
+
+def unholdable(document: Any) -> str | None:
+    """Why a document :func:`read_json` read again cannot be held as it is written, if so
+    (the first found): an object repeating a key, or a number beyond a double."""
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, _RepeatedKeys):
+            keys = ", ".join(map(repr, value.repeated))
+            return f"an object repeats the key {keys} (a JSON reader keeps only the last)"
+        if isinstance(value, _BeyondDouble):
+            return f"the number {value.text} is beyond what a double holds; store it as a string"
+        if isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return None
 
 
 def encode_manifest(

@@ -385,9 +385,9 @@ class JsonlPersister(Persister):
         for table in sorted(tables):
             settings = self.settings.get(table)
             indexed = settings.indexed if settings is not None else ()
-            rows = len(self._live_in(table + lines.SUFFIX).sizes)
+            fields = self._indexed.get(table, {})
             found[table] = checks.read_index_files(
-                self._root_fd, f"{INDICES}/{table}", indexed, rows
+                self._root_fd, f"{INDICES}/{table}", {f: fields.get(f, {}) for f in indexed}
             )
         return found
 
@@ -781,7 +781,7 @@ class JsonlPersister(Persister):
             ours = {indices.file_name(field) for field in fields}
             fsio.remove_temp_files_of(folder, fsio.entries(folder), ours.__contains__)
             for field, by_row in fields.items():
-                current = indices.current(folder, field, len(by_row))
+                current = indices.current(folder, field, by_row)
                 if current is None or not indices.matches(current, by_row):
                     return False
             return True
