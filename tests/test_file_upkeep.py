@@ -24,7 +24,7 @@ import pytest
 from children import WAIT
 
 import hutch
-from hutch.backends.file import FilePersister, fsio
+from hutch.backends.file import FilePersister, fsio, records
 
 FILE_LOGGER = "hutch.backends.file"
 
@@ -198,3 +198,16 @@ def test_a_close_whose_last_sync_fails_says_so_and_frees_everything(
 
 def failing_sync(fd: int) -> None:
     raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+def test_a_row_too_big_to_be_read_back_is_refused_before_it_is_written(tmp_path: Path) -> None:
+    """Was: a 65 MiB row was committed, and every later open refused its record file."""
+    big = "x" * (records.MAX_RECORD_BYTES + 1)
+    with hutch.open(tmp_path) as db:
+        db.store.set_row("t", "small", {"n": 1})
+        with pytest.raises(hutch.InvalidValue, match="more than 64 MiB"):
+            db.store.set_row("t", "big", {"blob": big})
+        assert db.store.get_row("t", "big") is None
+        db.store.set_row("t", "after", {"n": 2})
+    with hutch.open(tmp_path) as db:
+        assert db.store.get_table("t") == {"small": {"n": 1}, "after": {"n": 2}}

@@ -462,9 +462,10 @@ class Log:
 
     # -- writing ------------------------------------------------------------------------------
 
-    def append(self, changes: Changes) -> None:
-        """Write one transaction after the last one (cutting a torn tail first)."""
-        self._write(changes, sync=self._synced_commits)
+    def append(self, changes: Changes, vet: Callable[[int], None] | None = None) -> None:
+        """Write one transaction after the last one (cutting a torn tail first); ``vet``
+        is given the size of its line first, and may refuse it by raising."""
+        self._write(changes, sync=self._synced_commits, vet=vet)
 
     def mark_checkpointed(self, generation: int) -> None:
         """Record that ``generation`` and the ones before it are in the record files."""
@@ -490,7 +491,14 @@ class Log:
             raise
         self._switch(fd, number, following.start)  # the line is out: the move cannot fail
 
-    def _write(self, changes: Changes, *, sync: bool, **marks: int) -> None:
+    def _write(
+        self,
+        changes: Changes,
+        *,
+        sync: bool,
+        vet: Callable[[int], None] | None = None,
+        **marks: int,
+    ) -> None:
         """Append one line. A mark (a checkpoint's, a generation's end) is not synced under
         the write lock: the next commit's sync, or the background flush, makes it durable,
         and losing it costs only a replay of what the record files hold already."""
@@ -499,6 +507,8 @@ class Log:
         if not self._ready:
             self._prepare()
         line = wal.encode(self.seq + 1, self._durable, changes, synced=sync, **marks)
+        if vet is not None:
+            vet(len(line))
         fsio.append_after(self._current_fd(), line, self._end, sync=sync)
         self.seq += 1
         self._end += len(line)

@@ -563,7 +563,7 @@ class FilePersister(Persister):
         if (misplaced := self._misplaced(changes.tables)) is not None:
             raise misplaced
         try:
-            self._the_log.append(changes)
+            self._the_log.append(changes, lambda size: records.check_record_sizes(changes, size))
         except OSError as error:
             raise storage_error(error, "append to the write-ahead log of", self.root) from error
         # The commit is durable from here on: nothing below may fail the transaction.

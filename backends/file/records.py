@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from hutch import CorruptData, InvalidId, InvalidValue
+from hutch import Changes, CorruptData, InvalidId, InvalidValue
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.ids import check_row_id, check_value_id
 
@@ -40,8 +40,29 @@ MOVES = "moves"
 _PRETTY = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
+#: How many times bigger than its compact JSON an indented record can be (a line of indent
+#: per element, at most 101 deep): a commit whose log line is shorter than
+#: ``MAX_RECORD_BYTES / RECORD_GROWTH`` holds no row too big to be a record.
+RECORD_GROWTH = 256
+
+
 def encode_record(row_id: str, row: Row) -> bytes:
     return orjson.dumps({**row, "id": row_id}, option=_PRETTY)
+
+
+def check_record_sizes(changes: Changes, line_size: int) -> None:
+    """Refuse (``InvalidValue``, before anything is written) a row whose record file would
+    be too big to be read back; only a big commit (its log line ``line_size`` bytes) is
+    looked at row by row."""
+    if line_size * RECORD_GROWTH <= MAX_RECORD_BYTES:
+        return
+    for table_id, row_id, row in changes.rows():
+        if row is not None and len(encode_record(row_id, row)) > MAX_RECORD_BYTES:
+            raise InvalidValue(
+                f"row {row_id!r} of {table_id!r} would make a record file of more than "
+                f"{MAX_RECORD_BYTES >> 20} MiB, which the file backend does not read back: "
+                "keep large data in files of your own and store their names; nothing was written"
+            )
 
 
 def decode_record(table_id: str, file_name: str, data: bytes, folder: Path) -> tuple[str, Row]:
