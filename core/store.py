@@ -20,6 +20,7 @@ transaction in flight rather than see its uncommitted rows.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from threading import get_ident
@@ -39,6 +40,8 @@ from hutch.errors import (
 )
 from hutch.ids import check_cell_id, check_row_id, check_table_id, check_value_id
 from hutch.persister import Persister, Snapshot
+
+log = logging.getLogger("hutch.store")
 
 Listener = Callable[[Changes], None]
 
@@ -347,10 +350,8 @@ class Store:
             try:
                 if kind is None:
                     changes = self._commit(level)
-                    if changes is not None and self._polls and self._persister.behind():
-                        # What the commit set off in the backend (a trigger of a SQLite
-                        # file's own), read under the same write lock.
-                        late = self._take_external(notify=False)
+                    if changes is not None and self._polls:
+                        late = self._set_off()
                 else:
                     self._restore(level)
             finally:
@@ -715,6 +716,16 @@ class Store:
         if not (tables or values or deleted):
             return None
         return Changes(tables, values, frozenset(deleted))
+
+    def _set_off(self) -> Changes | None:
+        """What the commit just made set off in the backend (a trigger of a SQLite file's
+        own), read under the same write lock. The commit stands whatever happens here: a
+        failure is logged, and the next poll reads it again."""
+        try:
+            return self._take_external(notify=False) if self._persister.behind() else None
+        except Exception:
+            log.warning("reading back what a commit set off failed", exc_info=True)
+            return None
 
     def _take_external(self, *, notify: bool = True) -> Changes | None:
         """Apply what the persister reports others committed: memory, consumers and (given

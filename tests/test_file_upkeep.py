@@ -211,3 +211,26 @@ def test_a_row_too_big_to_be_read_back_is_refused_before_it_is_written(tmp_path:
         db.store.set_row("t", "after", {"n": 2})
     with hutch.open(tmp_path) as db:
         assert db.store.get_table("t") == {"small": {"n": 1}, "after": {"n": 2}}
+
+
+def test_a_failed_sync_of_batch_commits_at_close_is_raised_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the closing checkpoint's sync failed (logged as upkeep), the close synced again,
+    and a second fdatasync reports success for pages the kernel already dropped."""
+    real = fsio.fdatasync
+    calls: list[int] = []
+
+    def failing_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+
+    db = hutch.open(tmp_path, durability="batch", batch_interval=3600)
+    db.store.set_row("t", "r", {"n": 1})  # acknowledged, not synced
+    monkeypatch.setattr(fsio, "fdatasync", failing_once)
+    with pytest.raises(hutch.StorageError, match="open it again"):
+        db.close()
+    assert db.closed
+    assert len(calls) == 1  # never asked again, where the answer could not be trusted

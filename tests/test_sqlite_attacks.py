@@ -528,3 +528,25 @@ def test_a_value_kept_in_meta_gives_way_to_the_column_a_person_filled(
     sql.execute("UPDATE t SET y = 5 WHERE id = 'r'")
     with open_db(path) as db:
         assert db.store.get_row("t", "r") == {"y": 5, "z": 2}
+
+
+def test_a_trigger_of_hutchs_name_that_writes_more_is_read_back(tmp_path: Path) -> None:
+    """Was: a trigger was taken for hutch's by its name and table alone, so what a person's
+    body under that name wrote was never read back: memory kept 'b', the file 'CHANGED'."""
+    path = tmp_path / "t.db"
+    with hutch.open(f"sqlite:///{path}", plugins=[hutch.backends.sqlite]) as db:
+        db.store.set_row("users", "u1", {"name": "a"})
+    sql = sqlite3.connect(path)
+    name = "_hutch_log_insert_users"
+    (made,) = sql.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    body = made[made.index("BEGIN") + 5 : made.rindex("END")]
+    sql.execute(f"DROP TRIGGER {name}")
+    sql.execute(
+        f"CREATE TRIGGER {name} AFTER INSERT ON users BEGIN {body} "
+        "UPDATE users SET name = 'CHANGED' WHERE id = NEW.id; END"
+    )
+    sql.commit()
+    sql.close()
+    with hutch.open(f"sqlite:///{path}", plugins=[hutch.backends.sqlite]) as db:
+        db.store.set_row("users", "u2", {"name": "b"})
+        assert db.store.get_row("users", "u2") == {"name": "CHANGED"}

@@ -121,6 +121,9 @@ class Log:
         self._last_read: tuple[int, int, bytes] | None = None
         #: Why the generation the log goes on in could not be opened (see catch_up), if so.
         self.stuck: Exception | None = None
+        #: A failed sync of appended lines, raised by every later flush and append: a sync
+        #: tried again may report success for pages the kernel already dropped.
+        self._sync_failed: OSError | None = None
 
     @property
     def size(self) -> int:
@@ -504,6 +507,8 @@ class Log:
         and losing it costs only a replay of what the record files hold already."""
         if self.stuck is not None:
             raise self.stuck
+        if self._sync_failed is not None:
+            raise self._sync_failed
         if not self._ready:
             self._prepare()
         line = wal.encode(self.seq + 1, self._durable, changes, synced=sync, **marks)
@@ -521,8 +526,18 @@ class Log:
 
     def flush(self) -> None:
         """Make every transaction appended so far durable (``durability="batch"``)."""
+        if self._sync_failed is not None:
+            raise self._sync_failed
         if self.unsynced and self._fd is not None:
-            fsio.fdatasync(self._fd)
+            try:
+                fsio.fdatasync(self._fd)
+            except OSError as error:
+                self._sync_failed = OSError(
+                    error.errno,
+                    f"{error.strerror}; a sync of the log failed, so commits since the last "
+                    "one may not be durable: close the store and open it again",
+                )
+                raise
             self._durable = self.seq
         self.unsynced = False
 

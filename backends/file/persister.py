@@ -683,9 +683,13 @@ class FilePersister(Persister):
         an open, a close or a commit is for: every commit is in the log, and these files are
         written from it. So a storage error (a full disk, EIO, a read-only file system, a
         permission) is logged, never raised, and the work is tried again later (``then``
-        says when). The same failure again is logged at debug level only."""
+        says when). The same failure again is logged at debug level only. Damage
+        (``CorruptData``) is raised: a person must look at it. A failed sync of the log is
+        raised too, by the log's next flush or append (see ``Log.flush``)."""
         try:
             yield
+        except CorruptData:
+            raise
         except (OSError, StorageError) as error:
             failure = str(error)
             again = self._upkeep_failed.get(what) == failure
