@@ -40,7 +40,9 @@ class Env:
         self.db = self._open()
 
     def _open(self) -> hutch.Database:
-        return hutch.open("memory://" if self.backend == "memory" else self.root)
+        return hutch.open(
+            "memory://" if self.backend == "memory" else self.root, plugins=["platform"]
+        )
 
     @property
     def r(self) -> PlatformRepositories:
@@ -145,11 +147,36 @@ def names(instances: list[Any]) -> list[str]:
 # -- the plugin ---------------------------------------------------------------------------------
 
 
-def test_the_plugin_registers_every_model_when_a_database_opens(env: Env) -> None:
+def test_the_plugin_named_registers_every_model_when_a_database_opens(env: Env) -> None:
     assert set(MODELS) <= set(env.db.models.models())  # other installed plugins may add theirs
     assert {"users.email.key", "users.role", "projects.status"} <= set(env.db.indexes.index_ids())
     assert "memberships.team_id" in env.db.relationships.relationship_ids()
     assert [name for name, _ in env.db.plugins.list_name_plugin() if name == "platform"]
+
+
+def test_unnamed_the_models_work_and_each_is_known_from_its_first_repository(
+    tmp_path: Path,
+) -> None:
+    """Not named, the plugin adds nothing to a database; ``db.repo(Model)`` registers the model
+    it is given, so only the delete policies of the models used so far apply."""
+    folder = tmp_path / "data"
+    with hutch.open(folder, plugins=["platform"]) as db:
+        r = PlatformRepositories.of(db)
+        ada = r.users.create(email="ada@example.org")
+        acme = r.organisations.create(name="Acme", owner_id=ada.id)
+        globex = r.organisations.create(name="Globex", owner_id=ada.id)
+        r.teams.create(name="Rockets", organisation_id=acme.id)
+        r.teams.create(name="Ops", organisation_id=globex.id)
+    with hutch.open(folder) as db:
+        assert db.models.models() == []
+        assert db.indexes.index_ids() == []
+        assert db.repo(User, UserRepository).find_by_email("ADA@example.org") == ada
+        assert db.models.models() == [User]
+        db.repo(Organisation).delete(acme.id)
+        assert db.store.get_row_count("teams") == 2  # Team was never used: its policy did not run
+    with hutch.open(folder, plugins=["platform"]) as db:
+        db.repo(Organisation).delete(globex.id)  # every policy applies from the open
+        assert [row["name"] for row in db.store.get_table("teams").values()] == ["Rockets"]
 
 
 def test_each_model_names_its_repository(env: Env) -> None:

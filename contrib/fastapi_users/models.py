@@ -105,6 +105,6 @@ def register(db: hutch.Database) -> None:
 
 @hutch.hookimpl
 def hutch_register_models(register: Callable[[type[hutch.Model]], None]) -> None:
-    """Register ``User`` and the integration's models: ``hutch.open(url, plugins=[module])``."""
+    """Register ``User`` and the integration's models, for ``plugins=["fastapi_users"]``."""
     for model in _WITH_USER:
         register(model)
