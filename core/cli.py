@@ -29,7 +29,7 @@ from hutch import archives, exchange, retention, snapshots
 from hutch.config import DEFAULT_URL, CollectionSettings, parse_url, redact_text
 from hutch.database import Database, capabilities_of
 from hutch.errors import ConfigError, CorruptData, HutchError
-from hutch.models import Model
+from hutch.models import Model, spec_of
 from hutch.persister import AlreadyOpen, Snapshot
 from hutch.plugin_manager import make_manager, models_of
 from hutch.verify import Report, verify
@@ -161,7 +161,8 @@ class Settings:
     "plugins",
     multiple=True,
     metavar="NAME",
-    help="Check rows against the models of this plugin (platform, auth, ...); repeatable.",
+    help="Check rows against (and migrate) the models of this plugin (platform, auth, ...); "
+    "repeatable.",
 )
 @click.pass_context
 def cli(ctx: click.Context, url: str, plugins: tuple[str, ...]) -> None:
@@ -189,9 +190,9 @@ def default_url() -> str:
     return _settings().url
 
 
-def _models(db: Database) -> list[type[Model]]:
-    """The models of the plugins named with ``--plugin``."""
-    return models_of(db.plugins, _settings().plugins)
+def _models() -> list[type[Model]]:
+    """The models of the plugins named with ``--plugin`` (installed ones, loaded by name)."""
+    return models_of(_settings().plugins)
 
 
 def _or_default(url: str | None) -> str:
@@ -523,7 +524,7 @@ def import_(
     where = _local(rejects, "--rejects") if rejects else _rejects_beside(source)
     snapshot, refused = exchange.read_export(source)
     with _target(url) as db:
-        snapshot, invalid = exchange.check_models(snapshot, _models(db))
+        snapshot, invalid = exchange.check_models(snapshot, _models())
         refused += invalid
         scope = snapshots.scope_of(snapshot)
         held = snapshots.held(db, scope)
@@ -604,7 +605,7 @@ def verify_command(
                     f"{_shown(other)} is {_shown(url)} (by another name, perhaps); name "
                     "another store to compare with"
                 ) from error
-        report = verify(db, models=_models(db), against=against, sample=sample, seed=seed)
+        report = verify(db, models=_models(), against=against, sample=sample, seed=seed)
     _report(out, report)
 
 
@@ -821,7 +822,7 @@ def restore(
     with _target(url, manifest.settings) as db:
         _write(db, snapshot, out, replace=("--force", force))
     with snapshots.open_reading(url) as db:
-        report = verify(db, models=_models(db))
+        report = verify(db, models=_models())
     restored = {check.name: check.sha256 for check in report.collections}  # (values too)
     expected = {name: part.sha256 for name, part in manifest.collections.items()}
     expected[snapshots.VALUES] = manifest.values.sha256
@@ -888,6 +889,57 @@ def compact(url: str | None, as_json: bool, silent: bool) -> None:
     with hutch.open(_existing(_or_default(url)), follow=False) as db:
         db.compact()
         out.result({"url": db.url, "compacted": True}, f"Compacted {db.url}.")
+
+
+@cli.command()
+@click.argument("url", required=False)
+@click.option("--dry-run", is_flag=True, help="Say what would run; write nothing.")
+@output_options
+def migrate(url: str | None, dry_run: bool, as_json: bool, silent: bool) -> None:
+    """Run the pending migrations of the models of the plugins named with --plugin.
+
+    The pending migrations of each collection run in one transaction, each
+    once, however many processes open the store meanwhile; one that fails
+    rolls its collection back and the command exits 1. The store records each
+    collection's schema version (see docs/models.md#migrations).
+    """
+    out = _out(as_json, silent)
+    models = _models()
+    if not models:
+        raise ConfigError(
+            "no models to migrate: name the plugins that register them, as in "
+            "`hutch --plugin NAME migrate [URL]`"
+        )
+    target = _existing(_or_default(url))
+    read_only = dry_run and capabilities_of(parse_url(target)).read_only
+    with hutch.open(target, follow=False, migrate=False, read_only=read_only) as db:
+        done = db.migrate(*models, dry_run=dry_run)
+        versions = {
+            spec.collection: {"store": db.schema_version(spec.collection), "model": spec.version}
+            for spec in map(spec_of, models)
+        }
+        shown = db.url
+    key, verb = ("would_run", "Dry run: would run") if dry_run else ("ran", "Ran")
+    lines = [f"{verb} on {shown}:", *(f"  {step}" for step in done)] if done else []
+    if not done:
+        lines.append(f"Nothing to migrate: every collection of {shown} is at its model's version.")
+    rows = [(name, v["store"], v["model"]) for name, v in versions.items()]
+    lines.append(_table(rows, ("collection", "store version", "model version")))
+    lines += [
+        f"Warning: {name} is at version {v['store']}, newer than this code's {v['model']}: a "
+        "newer version of the application migrated it; deploy that version"
+        for name, v in versions.items()
+        if v["store"] > v["model"]
+    ]
+    out.result(
+        {
+            "url": shown,
+            "dry_run": dry_run,
+            key: [attrs.asdict(step) for step in done],
+            "collections": versions,
+        },
+        "\n".join(lines),
+    )
 
 
 @cli.command()

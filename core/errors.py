@@ -97,3 +97,13 @@ class NotFound(HutchError, LookupError):
 
 class QueryError(HutchError, ValueError):
     """A filter or an ordering names an unknown field or lookup."""
+
+
+class MigrationError(HutchError):
+    """A migration failed, or left rows that do not fit their model; it was rolled back, and
+    the message names the collection, the version and the step."""
+
+
+class SchemaMismatch(HutchError):
+    """A collection's stored schema version is not the model's: a newer version of the
+    application migrated it (deploy that version), or migrations are pending (run them)."""

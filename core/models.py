@@ -10,6 +10,8 @@
         organisation_id: str
 
 Every model has ``id``, ``created_at`` and ``updated_at`` from :class:`Model`.
+A model that changes declares how its stored rows follow in ``__migrations__``
+(see :mod:`hutch.migrations`).
 Models are frozen, so a repository can hand out the same instance twice and
 nobody can change it behind the store's back; change one with
 ``repo.update(id, ...)``. How a model becomes a row lives in
@@ -18,22 +20,29 @@ nobody can change it behind the store's back; change one with
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
 from types import UnionType
-from typing import Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import attrs
 
+from hutch.cells import Row
 from hutch.errors import DefinitionError, InvalidId
 from hutch.ids import check_table_id, new_id
+
+if TYPE_CHECKING:
+    from hutch.database import Database
 
 OnDelete = Literal["cascade", "restrict", "set_null"]
 ON_DELETE: tuple[str, ...] = get_args(OnDelete)
 
 #: The fields every model has, which hutch maintains.
 BASE_FIELDS = ("id", "created_at", "updated_at")
+#: The schema version of a model as first written: its first migration is version 2.
+FIRST_VERSION = 1
 
 
 def utc_now() -> datetime:
@@ -76,6 +85,41 @@ class Unique:
     key: Callable[[Any], Any] | None = attrs.field(default=None, kw_only=True)
 
 
+@attrs.frozen
+class Migration:
+    """One step of a collection's schema: run once per store, when it is behind ``version``.
+
+    ``step(row)`` rewrites each stored row: it is given the row's cells as
+    stored (datetimes as ISO text, enums by value, no ``id``) and returns the
+    cells to store, or ``None`` to delete the row. ``run(db)`` instead makes a
+    change of the whole store through ``db.store`` (split a collection, fill
+    one in). A migration has one or the other.
+    """
+
+    version: int
+    description: str
+    step: Callable[[Row], Row | None] | None = None
+    run: Callable[[Database], None] | None = attrs.field(default=None, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        what = f"hutch.Migration({self.version!r}, {self.description!r})"
+        if type(self.version) is not int or self.version <= FIRST_VERSION:
+            raise DefinitionError(
+                f"{what}: a version is a whole number above {FIRST_VERSION} (version "
+                f"{FIRST_VERSION} is the model as first written, so the first migration is "
+                f"{FIRST_VERSION + 1})"
+            )
+        if not isinstance(self.description, str) or not self.description.strip():
+            raise DefinitionError(f"{what}: say in the description what the migration does")
+        if (self.step is None) == (self.run is None):
+            raise DefinitionError(
+                f"{what}: give it a step(row) that rewrites each row, or run=fn(db) that "
+                "changes the store; one of them, not both"
+            )
+        if not callable(self.step if self.run is None else self.run):
+            raise DefinitionError(f"{what}: its step or run must be a function")
+
+
 @attrs.frozen(kw_only=True)
 class Model:
     """The base of every model: an id and two timestamps that hutch maintains.
@@ -90,6 +134,7 @@ class Model:
     __indexed__: ClassVar[tuple[str, ...]] = ()
     __unique__: ClassVar[tuple[str | Unique, ...]] = ()
     __relations__: ClassVar[tuple[Relation, ...]] = ()
+    __migrations__: ClassVar[tuple[Migration, ...]] = ()  # versioned steps, oldest first
     __repository__: ClassVar[Any] = None  # a Repository subclass with domain methods
 
     id: str = attrs.field(factory=new_id)
@@ -111,6 +156,12 @@ class ModelSpec:
     relations: tuple[Relation, ...]
     shareable: bool  # every field immutable, so one instance may be handed out many times
     secret: frozenset[str] = frozenset()  # fields left out of repr: no error quotes them
+    migrations: tuple[Migration, ...] = ()  # by version, ascending
+
+    @property
+    def version(self) -> int:
+        """The schema version of the model: that of its last migration."""
+        return self.migrations[-1].version if self.migrations else FIRST_VERSION
 
     def index_id(self, field: str) -> str:
         return f"{self.collection}.{field}"
@@ -201,8 +252,34 @@ def _describe(model: type[Model]) -> ModelSpec:
     shareable = all(_immutable(kind) for kind in fields.values())
     secret = secret_fields(model)
     return ModelSpec(
-        model, collection, fields, tuple(indexed), unique, model.__relations__, shareable, secret
+        model,
+        collection,
+        fields,
+        tuple(indexed),
+        unique,
+        model.__relations__,
+        shareable,
+        secret,
+        _migrations(name, model.__migrations__),
     )
+
+
+def _migrations(name: str, declared: object) -> tuple[Migration, ...]:
+    """``__migrations__``, checked: migrations with strictly increasing versions."""
+    if not isinstance(declared, tuple | list) or not all(
+        isinstance(m, Migration) for m in declared
+    ):
+        raise DefinitionError(
+            f"{name}.__migrations__ must be a tuple of hutch.Migration(version, description, "
+            f"step), not {declared!r}"
+        )
+    for earlier, later in itertools.pairwise(declared):
+        if later.version <= earlier.version:
+            raise DefinitionError(
+                f"{name}.__migrations__: version {later.version} follows version "
+                f"{earlier.version}; list them oldest first, each version once"
+            )
+    return tuple(declared)
 
 
 def secret_fields(kind: type) -> frozenset[str]:
