@@ -9,9 +9,11 @@ changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 import attrs
 
@@ -22,11 +24,13 @@ from hutch.errors import (
     IntegrityError,
     InvalidId,
     NotFound,
+    QueryError,
     ValidationError,
 )
 from hutch.models import Model, ModelSpec, Unique, spec_of
-from hutch.queries import Lookup, plan
-from hutch.serialise import build, from_row, stored, to_row
+from hutch.queries import Lookup, Query, plan
+from hutch.serialise import build, coerce, from_row, stored, to_row
+from hutch.slices import order_key
 
 if TYPE_CHECKING:
     from hutch.database import Database
@@ -49,6 +53,7 @@ class Repository(Generic[M]):
         self._store = db.store
         self._cache: dict[str, M] = {}
         self._store.add_consumer(_Forget(self.collection, self._cache))
+        self._index_defaults = _index_defaults(self.spec)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -86,13 +91,7 @@ class Repository(Generic[M]):
         or a list of fields, each ``-``-led for descending; without it, id order.
         """
         query = plan(self.spec, filters, order_by=order_by, limit=limit, offset=offset)
-        with self._store.lock:
-            found = [
-                instance
-                for row_id in self._candidates(query.lookups)
-                if (instance := self._load(row_id)) is not None and query.matches(instance)
-            ]
-        return query.arrange(found)
+        return query.arrange(self._matching(query))
 
     def find_one(self, **filters: Any) -> M | None:
         """The first instance (in id order) matching every filter, or ``None``."""
@@ -103,7 +102,25 @@ class Repository(Generic[M]):
         """How many instances match every filter."""
         if not filters:
             return self._store.get_row_count(self.collection)
-        return len(self.find(**filters))
+        return len(self._matching(plan(self.spec, filters)))
+
+    def count_by(self, field: str, /, **filters: Any) -> dict[Any, int]:
+        """How many instances hold each value of ``field``, among those matching every filter.
+
+        ``{value: count}``, values as the model holds them (enum members,
+        datetimes, ``None``), in the order rows store them (``None``, booleans,
+        numbers, text). Without filters an indexed field is counted from its
+        index, reading no row; otherwise the matching instances are read, as
+        ``find`` reads them.
+        """
+        kind = self._countable(field)
+        query = plan(self.spec, filters)
+        counts = None
+        if not filters and field in self.spec.indexed:
+            counts = self._count_slices(field, kind)
+        if counts is None:
+            counts = Counter(getattr(instance, field) for instance in self._matching(query))
+        return dict(sorted(counts.items(), key=lambda item: order_key(stored(kind, item[0]))))
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -111,23 +128,55 @@ class Repository(Generic[M]):
         """Check, store and return a new instance; ``id`` and timestamps are made if not given."""
         instance = build(self.model, fields)
         with self._store.transaction():
-            if self._store.has_row(self.collection, instance.id):
-                raise IntegrityError(
-                    f"{self.collection} already has a row {instance.id!r}; give another id "
-                    "or leave it out"
-                )
-            self._check(instance)
-            self._save(instance)
+            self.db.models.check_writable(self.spec)
+            self._insert(instance)
         return instance
 
+    def create_many(self, items: Iterable[Mapping[str, Any]]) -> list[M]:
+        """Check, store and return new instances, one per dict of fields: all of them, or none.
+
+        Every item is built first, and a :class:`~hutch.ValidationError` names
+        each bad one (``errors`` keys are ``"<position>.<field>"``). Then, in
+        one transaction (one commit), each is checked as ``create`` checks it:
+        its unique fields against the store and the items before it, its
+        foreign keys against rows stored or created earlier in the batch. A
+        violation raises :class:`~hutch.IntegrityError` naming the item's
+        position, and nothing is written. A repository subclass that overrides
+        ``create`` (to check a rule of its own) has each item go through it.
+        """
+        batch = _batch_of(items)
+        instances = self._build_all(batch)
+        own_create = type(self).create is not Repository.create
+        failure: HutchError | None = None
+        with self._store.transaction():
+            self.db.models.check_writable(self.spec)
+            for position, instance in enumerate(instances):
+                try:
+                    if own_create:
+                        instances[position] = self.create(**batch[position])
+                    else:
+                        self._insert(instance)
+                except (IntegrityError, ValidationError) as error:
+                    failure = _at_position(position, error, instances[:position])
+                    break
+            if failure is not None:
+                raise failure  # (outside the handler: the chain holds no error quoting a value)
+        return instances
+
     def update(self, id: str, /, **changes: Any) -> M:
-        """Change some fields of an instance and return it; ``updated_at`` moves unless given."""
+        """Change some fields of an instance and return it; ``updated_at`` moves unless given.
+
+        Only the cells of the fields changed (and of fields the stored row
+        lacks) are written: a cell the model does not have, which an older or
+        newer version of the application wrote, stays as it is.
+        """
         if "id" in changes and changes["id"] != id:
             raise ValidationError(
                 f"invalid {self.model.__qualname__}: id: an id cannot change",
                 {"id": "cannot change"},
             )
         with self._store.transaction():
+            self.db.models.check_writable(self.spec)
             current = self._load(id)
             if current is None:
                 raise NotFound(f"no {self.collection} row {id!r} to update")
@@ -139,7 +188,7 @@ class Repository(Generic[M]):
                 fields["updated_at"] = datetime.now(UTC)
             instance = build(self.model, fields)
             self._check(instance, current)
-            self._save(instance)
+            self._save_changes(instance, {*changes, "updated_at"})
         return instance
 
     def delete(self, id: str) -> bool:
@@ -150,12 +199,104 @@ class Repository(Generic[M]):
         theirs, in turn); ``set_null`` clears their field.
         """
         with self._store.transaction():
+            self.db.models.check_writable(self.spec)
             if not self._store.has_row(self.collection, id):
                 return False
             self.db.models.delete(self.collection, id)
         return True
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _matching(self, query: Query) -> list[M]:
+        """The instances a checked query's filters match, in id order."""
+        with self._store.lock:
+            return [
+                instance
+                for row_id in self._candidates(query.lookups)
+                if (instance := self._load(row_id)) is not None and query.matches(instance)
+            ]
+
+    def _countable(self, field: object) -> Any:
+        """The type of a field ``count_by`` may count by, or a QueryError saying why not."""
+        name = self.model.__qualname__
+        if not isinstance(field, str):
+            raise QueryError(
+                f"count_by takes a field name, such as count_by('status'), not a value of type "
+                f"{type(field).__name__}"
+            )
+        if field not in self.spec.fields:
+            fields = ", ".join(self.spec.fields)
+            raise QueryError(f"{name} has no field {field!r} to count by; its fields: {fields}")
+        if field in self.spec.secret:
+            raise QueryError(
+                f"{self.collection}.{field} is secret, and its counts would show its values; "
+                "count by another field"
+            )
+        kind = self.spec.fields[field]
+        if not _hashable(kind):
+            raise QueryError(
+                f"count_by({field!r}): a field of type {getattr(kind, '__qualname__', kind)} "
+                "holds values that cannot be counted (lists, dicts, mutable classes); count by "
+                "a field of text, numbers, datetimes or enums"
+            )
+        return kind
+
+    def _count_slices(self, field: str, kind: Any) -> Counter[Any] | None:
+        """``count_by`` from the field's index; ``None`` where the index cannot answer alone.
+
+        It cannot when a row is in no slice (stored before the field existed: it
+        holds the default) or a key is not a whole value as the field stores it.
+        """
+        index, indexes = self.spec.index_id(field), self.db.indexes
+        counts: Counter[Any] = Counter()
+        total = 0
+        with self._store.lock:
+            for key in indexes.slice_ids(index):
+                try:
+                    value = coerce(kind, key)
+                except Exception:  # a value the field no longer takes: reading the rows says why
+                    return None
+                if stored(kind, value) != key:
+                    return None
+                size = len(indexes.slice_row_ids(index, key))
+                counts[value] += size
+                total += size
+            if total != self._store.get_row_count(self.collection):
+                return None
+        return counts
+
+    def _build_all(self, batch: list[Any]) -> list[M]:
+        """An instance per item of a batch, or a ValidationError naming every bad item."""
+        instances: list[M] = []
+        errors: dict[str, str] = {}
+        bad: list[str] = []
+        for position, fields in enumerate(batch):
+            if not isinstance(fields, Mapping):
+                errors[str(position)] = "expected a dict of fields"
+                bad.append(
+                    f"item {position} is a value of type {type(fields).__name__}, not a dict "
+                    "of fields"
+                )
+                continue
+            try:
+                instances.append(build(self.model, fields))
+            except ValidationError as error:
+                errors.update({f"{position}.{f}": why for f, why in error.errors.items()})
+                bad.append(f"item {position}: {error}")
+        if bad:
+            more = f"; and {len(bad) - _LISTED} more items" if len(bad) > _LISTED else ""
+            raise ValidationError(f"{'; '.join(bad[:_LISTED])}{more}; nothing was written", errors)
+        return instances
+
+    def _insert(self, instance: M) -> None:
+        """Check and store a new instance, inside the open transaction."""
+        if self._store.has_row(self.collection, instance.id):
+            raise IntegrityError(
+                f"{self.collection} already has a row {instance.id!r}; give another id "
+                "or leave it out"
+            )
+        self._check(instance)
+        self._save(instance)
 
     def _load(self, row_id: str) -> M | None:
         """The instance for a row, from the cache or the store; call it holding the lock."""
@@ -179,6 +320,13 @@ class Repository(Generic[M]):
     def _save(self, instance: M) -> None:
         row_id, row = to_row(instance)
         self._store.set_row(self.collection, row_id, row)
+
+    def _save_changes(self, instance: M, changed: set[str]) -> None:
+        """Write an updated instance's cells that changed, or that its stored row lacks."""
+        row_id, row = to_row(instance)
+        held = self._store.rows_of(self.collection)[row_id]  # (in the transaction, locked)
+        cells = {f: cell for f, cell in row.items() if f in changed or f not in held}
+        self._store.set_partial_row(self.collection, row_id, cells)
 
     def _check(self, instance: M, previous: M | None = None) -> None:
         """Unique fields and foreign keys, against the store as the transaction sees it.
@@ -252,12 +400,30 @@ class Repository(Generic[M]):
         """The row ids worth testing: the smallest indexed slice an equality names, or all."""
         best: list[str] | None = None
         for lookup in lookups:
+            if not self._answers(lookup):
+                continue
             ids: set[str] = set()
             for key in lookup.keys:
                 ids.update(self.db.indexes.slice_row_ids(lookup.index_id, key))
             if best is None or len(ids) < len(best):
                 best = sorted(ids)
         return self._store.get_row_ids(self.collection) if best is None else best
+
+    def _answers(self, lookup: Lookup) -> bool:
+        """Whether an index lookup finds every row that may match, so that none need be scanned.
+
+        An index has a slice per scalar (a list cell puts its row under each
+        item), so none for a list or object wanted whole; and a row stored
+        before its field existed holds the field's default, yet is in no slice.
+        """
+        keys = lookup.keys
+        if any(isinstance(key, list | dict) for key in keys):
+            return False
+        default = self._index_defaults.get(lookup.index_id, _NO_DEFAULT)
+        if default is _NO_DEFAULT or default not in keys:
+            return True
+        indexed = self.db.indexes.indexed_row_count(lookup.index_id)
+        return indexed == self._store.get_row_count(self.collection)
 
 
 class _Forget:
@@ -269,6 +435,68 @@ class _Forget:
 
     def update_row(self, row_id: str, row: Row | None) -> None:  # noqa: ARG002
         self.cache.pop(row_id, None)
+
+
+#: How many bad items a create_many error lists in its message (``errors`` has every one).
+_LISTED = 5
+
+
+def _batch_of(items: object) -> list[Any]:
+    """The items of ``create_many``, read once, or a ValidationError for what holds no items."""
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise ValidationError(
+            "create_many takes a list of dicts of fields, one per instance, such as "
+            f"[{{'name': 'a'}}, {{'name': 'b'}}]; not a value of type {type(items).__name__}",
+            {"items": "expected a list of dicts"},
+        )
+    return list(items)
+
+
+def _at_position(
+    position: int, error: IntegrityError | ValidationError, earlier: list[Any]
+) -> HutchError:
+    """A batch's error, naming the item it is about, and the earlier items whose ids it quotes
+    (rolled back with the batch, they are nowhere to be found); nothing was written."""
+    message = str(error)
+    for index, instance in enumerate(earlier):
+        quoted = repr(instance.id)
+        if quoted in message:
+            message = message.replace(quoted, f"{quoted} (item {index} of the batch)")
+    message = f"item {position}: {message}; nothing was written"
+    if isinstance(error, ValidationError):
+        return ValidationError(
+            message, {f"{position}.{field}": why for field, why in error.errors.items()}
+        )
+    return IntegrityError(message)
+
+
+_NO_DEFAULT: Any = object()
+
+
+def _index_defaults(spec: ModelSpec) -> dict[str, Any]:
+    """The default of each indexed field that has a fixed one, as stored, by its index's id."""
+    defaults: dict[str, Any] = {}
+    for field in attrs.fields(spec.model):
+        default = field.default
+        if field.name in spec.indexed and not isinstance(
+            default, attrs.Factory | type(attrs.NOTHING)
+        ):
+            try:
+                defaults[spec.index_id(field.name)] = stored(spec.fields[field.name], default)
+            except Exception:  # a default that does not fit its field: no instance can have it
+                continue
+    return defaults
+
+
+def _hashable(kind: Any) -> bool:
+    """Whether every value of a field of this type can be a dict key."""
+    origin = get_origin(kind)
+    if origin is Literal:
+        return True
+    if origin in (Union, UnionType, tuple, frozenset):
+        return all(_hashable(arg) for arg in get_args(kind) if arg is not Ellipsis)
+    held = origin or kind
+    return isinstance(held, type) and held.__hash__ is not None
 
 
 def _name(function: Callable[..., Any]) -> str:
