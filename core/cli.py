@@ -29,6 +29,7 @@ from hutch import archives, exchange, retention, snapshots
 from hutch.config import DEFAULT_URL, CollectionSettings, parse_url, redact_text
 from hutch.database import Database, capabilities_of
 from hutch.errors import ConfigError, CorruptData, HutchError
+from hutch.model_paths import models_at
 from hutch.models import Model, spec_of
 from hutch.persister import AlreadyOpen, Snapshot
 from hutch.plugin_manager import make_manager, models_of
@@ -143,6 +144,7 @@ class Settings:
 
     url: str = DEFAULT_URL
     plugins: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
 
 
 @click.group(cls=HutchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,14 +166,23 @@ class Settings:
     help="Check rows against (and migrate) the models of this plugin (platform, auth, ...); "
     "repeatable.",
 )
+@click.option(
+    "--models",
+    "models",
+    multiple=True,
+    metavar="MODULE[:NAME]",
+    help="Check rows against (and migrate) an application's own models: those a module "
+    "defines, or one of its attributes (a model, or a list of them); imported from the "
+    "working folder; repeatable.",
+)
 @click.pass_context
-def cli(ctx: click.Context, url: str, plugins: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, url: str, plugins: tuple[str, ...], models: tuple[str, ...]) -> None:
     """Operate on a hutch store: a folder (./data), jsonl:, sqlite: or any backend's URL.
 
     Passwords in URLs are never printed. Exit codes: 0 done, 1 error, 2 usage
     error, 3 integrity check failed.
     """
-    ctx.obj = Settings(url or DEFAULT_URL, plugins)
+    ctx.obj = Settings(url or DEFAULT_URL, plugins, models)
 
 
 def main() -> None:
@@ -191,8 +202,13 @@ def default_url() -> str:
 
 
 def _models() -> list[type[Model]]:
-    """The models of the plugins named with ``--plugin`` (installed ones, loaded by name)."""
-    return models_of(_settings().plugins)
+    """The models of the plugins named with ``--plugin`` (installed ones, loaded by name), and
+    those named with ``--models``."""
+    settings = _settings()
+    found = models_of(settings.plugins)
+    for path in settings.models:
+        found += models_at(path)
+    return list(dict.fromkeys(found))
 
 
 def _or_default(url: str | None) -> str:
@@ -359,7 +375,11 @@ def _table(rows: Iterable[Sequence[object]], header: Sequence[str]) -> str:
 @cli.command()
 @click.argument("src")
 @click.argument("dst")
-@click.option("--collections", help="Copy only these collections (comma-separated), no values.")
+@click.option(
+    "--collections",
+    help="Copy only these collections (comma-separated), and no values but the records of "
+    "their schema versions.",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be copied; write nothing.")
 @click.option("--replace", is_flag=True, help="Delete what DST holds there first.")
 @output_options
@@ -454,7 +474,11 @@ def _listing(counts: dict[str, int], values: int) -> str:
     show_default=True,
     help="One file per collection in this format.",
 )
-@click.option("--collections", help="Export only these collections (comma-separated).")
+@click.option(
+    "--collections",
+    help="Export only these collections (comma-separated), and no values but the records of "
+    "their schema versions.",
+)
 @output_options
 def export(
     url_or_dir: str,
@@ -513,7 +537,7 @@ def import_(
     """Import an export folder DIR into the store at URL, ids and timestamps kept.
 
     Rows that do not parse, or do not fit the model of their collection (the
-    models of the plugins named with --plugin), are left out and written to a
+    models named with --plugin or --models), are left out and written to a
     reject file; then the command exits 1. The rest is one transaction, into
     the export's collections (and values), which must be empty there unless
     --replace is given; URL's other collections stay as they are.
@@ -581,7 +605,7 @@ def verify_command(
     """Check the integrity of the store at URL; exit 3 if a check fails.
 
     Record counts; the backend's index files and ids agree with the records;
-    for the models of the plugins named with --plugin, every relationship cell
+    for the models named with --plugin or --models, every relationship cell
     resolves, unique fields are unique and rows fit their models; with
     --against, each collection's canonical hash and sampled rows compared
     field by field.
@@ -896,7 +920,7 @@ def compact(url: str | None, as_json: bool, silent: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would run; write nothing.")
 @output_options
 def migrate(url: str | None, dry_run: bool, as_json: bool, silent: bool) -> None:
-    """Run the pending migrations of the models of the plugins named with --plugin.
+    """Run the pending migrations of the models named with --plugin or --models.
 
     The pending migrations of each collection run in one transaction, each
     once, however many processes open the store meanwhile; one that fails
@@ -908,7 +932,8 @@ def migrate(url: str | None, dry_run: bool, as_json: bool, silent: bool) -> None
     if not models:
         raise ConfigError(
             "no models to migrate: name the plugins that register them, as in "
-            "`hutch --plugin NAME migrate [URL]`"
+            "`hutch --plugin NAME migrate [URL]`, or the modules that define them, as in "
+            "`hutch --models myapp.models migrate [URL]`"
         )
     target = _existing(_or_default(url))
     read_only = dry_run and capabilities_of(parse_url(target)).read_only
@@ -920,16 +945,19 @@ def migrate(url: str | None, dry_run: bool, as_json: bool, silent: bool) -> None
         }
         shown = db.url
     key, verb = ("would_run", "Dry run: would run") if dry_run else ("ran", "Ran")
-    lines = [f"{verb} on {shown}:", *(f"  {step}" for step in done)] if done else []
-    if not done:
-        lines.append(f"Nothing to migrate: every collection of {shown} is at its model's version.")
+    newer = {name: v for name, v in versions.items() if v["store"] > v["model"]}
+    if done:
+        lines = [f"{verb} on {shown}:", *(f"  {step}" for step in done)]
+    elif newer:
+        lines = [f"Nothing to run on {shown}."]
+    else:
+        lines = [f"Nothing to migrate: every collection of {shown} is at its model's version."]
     rows = [(name, v["store"], v["model"]) for name, v in versions.items()]
     lines.append(_table(rows, ("collection", "store version", "model version")))
     lines += [
         f"Warning: {name} is at version {v['store']}, newer than this code's {v['model']}: a "
         "newer version of the application migrated it; deploy that version"
-        for name, v in versions.items()
-        if v["store"] > v["model"]
+        for name, v in newer.items()
     ]
     out.result(
         {

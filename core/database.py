@@ -63,23 +63,28 @@ def open(
 ) -> Database:
     """Open the store at ``url`` with the backend its scheme names.
 
-    ``url`` is a URL (``memory://``, ``file:///srv/data``, ``sqlite:///app.db``,
-    ``postgresql://...``) or a bare path (a ``file`` URL); ``None`` means
-    ``$HUTCH_URL``, else ``./data``. ``collections`` holds per-collection
-    settings, ``durability`` is ``"commit"``, ``"batch"`` or ``"none"``,
-    ``lock_timeout`` is the longest wait in seconds for a lock another process
-    holds (then :class:`~hutch.LockTimeout`), ``read_only=True`` opens a durable
-    store writing nothing (writes raise :class:`~hutch.ReadOnlyStorage`),
-    ``follow=False`` turns off the thread that takes other processes' commits in
-    within 50 ms (then only transactions and ``db.refresh()`` do), ``mirrors``
-    lists URLs of other backends that receive every commit (see
-    :mod:`hutch.mirrors`), ``plugins`` adds plugins to those the ``hutch``
-    entry-point group loads on every open: names of installed ones (the domain
-    plugins ``"platform"`` and ``"auth"`` act only when named), modules or
-    objects with hook implementations, ``migrate=False`` leaves the migrations
-    of models to :meth:`Database.migrate` (else they run as each model
-    registers: see :mod:`hutch.migrations`), and any other keyword is an option
-    for the backend, which rejects the ones it does not know.
+    - ``url``: a URL (``memory://``, ``file:///srv/data``, ``sqlite:///app.db``,
+      ``postgresql://...``) or a bare path (a ``file`` URL); ``None`` means
+      ``$HUTCH_URL``, else ``./data``.
+    - ``collections``: per-collection settings.
+    - ``durability``: ``"commit"``, ``"batch"`` or ``"none"``.
+    - ``lock_timeout``: the longest wait in seconds for a lock another process
+      holds (then :class:`~hutch.LockTimeout`).
+    - ``read_only=True``: open a durable store writing nothing (writes raise
+      :class:`~hutch.ReadOnlyStorage`).
+    - ``follow=False``: no thread takes other processes' commits in within 50 ms
+      (then only transactions and ``db.refresh()`` do).
+    - ``mirrors``: URLs of other backends that receive every commit (see
+      :mod:`hutch.mirrors`).
+    - ``plugins``: plugins added to those the ``hutch`` entry-point group loads
+      on every open: names of installed ones (the domain plugins
+      ``"platform"`` and ``"auth"`` act only when named), and modules or
+      objects with hook implementations.
+    - ``migrate=False``: leave the migrations of models to
+      :meth:`Database.migrate` (else they run as each model registers: see
+      :mod:`hutch.migrations`).
+    - any other keyword: an option for the backend, which rejects the ones it
+      does not know.
     """
     parsed = parse_url(url)
     config = BackendConfig(
@@ -232,8 +237,8 @@ class Database:
     def migrate(self, *models: type[Model], dry_run: bool = False) -> list[Migrated]:
         """Run the pending migrations of ``models`` (registering them), or of every registered
         model; return what ran, in order (with ``dry_run=True``, what would run: nothing is
-        written). Those of a collection run in one transaction, once, whoever else opens the
-        store meanwhile (see :mod:`hutch.migrations`)."""
+        written, and no model registered). Those of a collection run in one transaction,
+        once, whoever else opens the store meanwhile (see :mod:`hutch.migrations`)."""
         if not dry_run:
             self._refuse_read_only("migrate")
         return self.models.migrate(models, dry_run=dry_run)

@@ -88,7 +88,15 @@ class ValidationError(HutchError, ValueError):
 
 
 class IntegrityError(HutchError):
-    """A write would break a unique field, a foreign key or a delete policy; nothing was written."""
+    """A write would break a unique field, a foreign key or a delete policy; nothing was written.
+
+    ``row_id`` is the row of the written collection that the write clashes with (the holder
+    of a unique value, or of the id), where there is one.
+    """
+
+    def __init__(self, message: str, *, row_id: str | None = None) -> None:
+        super().__init__(message)
+        self.row_id = row_id
 
 
 class NotFound(HutchError, LookupError):

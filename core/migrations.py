@@ -1,23 +1,34 @@
 """Migrations: each runs once per store, and the store records the schema version it left.
 
 A model declares versioned steps in ``__migrations__`` (:class:`hutch.Migration`);
-its schema version is that of its last one (1 without any). The store records
-each migrated collection's version in the keyed value ``hutch.schema.<collection>``
-(a whole number, read before every write through a repository: nothing to copy)
-and the migrations applied to it in ``hutch.migrations.<collection>``::
+its schema version is that of its last one (1 without any), or the
+``__schema_version__`` it declares once older ones are removed from the list.
+The store records each migrated collection's version in the keyed value
+``hutch.schema.<collection>`` (a whole number, read before every write through
+a repository: nothing to copy) and the migrations applied to it in
+``hutch.migrations.<collection>``::
 
     [{"version": 2, "description": "...", "at": "<UTC ISO>"}, ...]
 
-The pending steps of a collection run in one store transaction, which takes the
-write lock and first takes in what other processes committed; the recorded
-version is read again under that lock, so when several processes open a store
-at once, one runs each step and the others find it done. A step that raises, or
-rows it leaves that the model cannot read, roll the whole transaction back.
+These two values belong to their collection: a copy or an export of some
+collections carries them (:func:`schema_keys`).
+
+A database's :class:`Migrator` holds the rules. The pending steps of a
+collection run in one store transaction, which takes the write lock and first
+takes in what other processes committed; the recorded version is read again
+under that lock, so when several processes open a store at once, one runs each
+step and the others find it done. A step that raises, or leaves a row of the
+collection that the model cannot read (or, for a step over the whole store, a
+row it wrote elsewhere that its model cannot read), rolls the whole transaction
+back. A write is refused where the recorded version is not the model's, but for
+the migration's own writes: those of the thread running it, inside its transaction.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,8 +39,6 @@ from hutch.models import FIRST_VERSION, Migration, ModelSpec, utc_now
 from hutch.serialise import MIGRATIONS_DOC, from_row
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from hutch.database import Database
     from hutch.store import Store
 
@@ -55,6 +64,16 @@ class Migrated:
         return f"{self.collection} to version {self.version}: {self.description}"
 
 
+def schema_keys(collection: str) -> tuple[str, str]:
+    """The keyed values that record ``collection``'s schema: part of the collection."""
+    return VERSION + collection, APPLIED + collection
+
+
+def is_schema_key(value_id: str) -> bool:
+    """Whether a keyed value records a collection's schema (see :func:`schema_keys`)."""
+    return value_id.startswith((VERSION, APPLIED))
+
+
 def recorded_version(store: Store, collection: str) -> int:
     """The schema version the store records for ``collection`` (1: never migrated)."""
     value = store.get_value(VERSION + collection, _UNSET)
@@ -70,39 +89,137 @@ def recorded_version(store: Store, collection: str) -> int:
     )
 
 
-def pending(store: Store, spec: ModelSpec) -> list[Migrated]:
-    """The migrations of ``spec`` that the store has not run yet, in order."""
-    version = recorded_version(store, spec.collection)
-    return [_migrated(spec, m) for m in spec.migrations if m.version > version]
+class Migrator:
+    """The schema versions of one database's collections (``db.models`` holds it).
 
+    ``automatic``: pending migrations run as models register, and before a
+    write that finds them pending; else only through :meth:`run` (``db.migrate()``).
+    """
 
-def run_pending(db: Database, spec: ModelSpec) -> list[Migrated]:
-    """Run the pending migrations of ``spec``'s collection, all in one transaction; what ran."""
-    store = db.store
-    if recorded_version(store, spec.collection) >= spec.version:
-        return []  # (read without the write lock; read again below, under it)
-    with store.transaction():  # which first takes in what other processes committed
-        version = recorded_version(store, spec.collection)
-        todo = [m for m in spec.migrations if m.version > version]
-        if not todo:
+    def __init__(
+        self,
+        db: Database,
+        registered: Callable[[], Iterable[ModelSpec]],
+        *,
+        automatic: bool = True,
+    ) -> None:
+        self._db = db
+        self._registered = registered
+        self.automatic = automatic
+        self._running = threading.local()  # .collections: those this thread is migrating
+
+    def registering(self, spec: ModelSpec, *, migrate: bool) -> list[Migrated]:
+        """As ``spec``'s model registers: say so if the store is newer than it, and run its
+        pending migrations if ``migrate`` (never on a read-only store); what ran.
+
+        They run even where the collection has no rows: the recorded version is
+        what keeps older code, still running during a deploy, from writing rows
+        of the old shape into it.
+        """
+        store = self._db.store
+        if store.read_only:
             return []
-        applied = _applied(store, spec.collection)
-        touched = _Touched(spec.collection)
-        store.add_consumer(touched)
+        recorded = recorded_version(store, spec.collection)
+        if recorded > spec.version:
+            log.warning("%s: %s", self._db.url, too_new(spec, recorded))
+        elif recorded < spec.version and migrate:
+            return self.run(spec)
+        return []
+
+    def check_writable(self, spec: ModelSpec, *, migrate: bool = True) -> None:
+        """Refuse a write to a collection the store records at another schema version than the
+        model's; pending migrations run first (inside the caller's transaction) if ``migrate``
+        and the database migrates automatically."""
+        if self._migrating(spec.collection) and self._db.store.owns_transaction():
+            return  # the migration's own writes
+        recorded = recorded_version(self._db.store, spec.collection)
+        if recorded == spec.version:
+            return
+        if recorded > spec.version:
+            raise too_new(spec, recorded)
+        if not (migrate and self.automatic):
+            raise behind(spec, recorded)
+        self.run(spec)
+
+    def catch_up(self, specs: Iterable[ModelSpec]) -> bool:
+        """Run the pending migrations of these models' collections where the database migrates
+        automatically; whether any ran (then rows may have changed)."""
+        if not self.automatic:
+            return False
+        store = self._db.store
+        return any(
+            [
+                bool(self.run(spec))
+                for spec in specs
+                if recorded_version(store, spec.collection) < spec.version
+            ]
+        )
+
+    def pending(self, spec: ModelSpec) -> list[Migrated]:
+        """The migrations of ``spec`` that the store has not run yet, in order (a MigrationError
+        if they are not all there: older ones were removed)."""
+        store = self._db.store
+        version = recorded_version(store, spec.collection)
+        _check_reachable(store, spec, version)
+        return [_migrated(spec, m) for m in spec.migrations if m.version > version]
+
+    def run(self, spec: ModelSpec) -> list[Migrated]:
+        """Run the pending migrations of ``spec``'s collection, all in one transaction; what ran
+        (nothing if this thread is running them already: a step of theirs got here)."""
+        store = self._db.store
+        if self._migrating(spec.collection):
+            return []
+        if recorded_version(store, spec.collection) >= spec.version:
+            return []  # (read without the write lock; read again below, under it)
+        with store.transaction():  # which first takes in what other processes committed
+            version = recorded_version(store, spec.collection)
+            if version >= spec.version:
+                return []
+            _check_reachable(store, spec, version)
+            todo = [m for m in spec.migrations if m.version > version]
+            if todo:
+                applied = _applied(store, spec.collection)
+                self._steps(spec, todo)
+                at = utc_now().isoformat()
+                applied += [
+                    {"version": m.version, "description": m.description, "at": at} for m in todo
+                ]
+                store.set_value(APPLIED + spec.collection, applied)
+            store.set_value(VERSION + spec.collection, spec.version)
+        ran = [_migrated(spec, m) for m in todo]
+        for each in ran:
+            log.info("%s: migrated %s", self._db.url, each)
+        return ran
+
+    def _steps(self, spec: ModelSpec, todo: list[Migration]) -> None:
+        """Run the steps inside the open transaction, this thread marked as migrating the
+        collection meanwhile; then check that the model can read what they left."""
+        store = self._db.store
+        mine = self._mine()
+        mine.add(spec.collection)
+        watched = []
+        if any(m.run is not None for m in todo):  # a step over the whole store: what it wrote
+            watched = [_Touched(o) for o in self._registered() if o.collection != spec.collection]
+        for touched in watched:
+            store.add_consumer(touched)
         try:
             for migration in todo:
-                _run(db, spec, migration)
-            _check_fit(store, spec, touched.row_ids, todo[-1])
+                _run(self._db, spec, migration)
+            _check_fit(store, spec, todo[-1], watched)
         finally:
-            store.remove_consumer(touched)
-        at = utc_now().isoformat()
-        applied += [{"version": m.version, "description": m.description, "at": at} for m in todo]
-        store.set_value(APPLIED + spec.collection, applied)
-        store.set_value(VERSION + spec.collection, todo[-1].version)
-    ran = [_migrated(spec, m) for m in todo]
-    for each in ran:
-        log.info("%s: migrated %s", db.url, each)
-    return ran
+            mine.discard(spec.collection)
+            for touched in watched:
+                store.remove_consumer(touched)
+
+    def _migrating(self, collection: str) -> bool:
+        """Whether this thread is running the migrations of ``collection``."""
+        return collection in self._mine()
+
+    def _mine(self) -> set[str]:
+        mine: set[str] | None = getattr(self._running, "collections", None)
+        if mine is None:
+            mine = self._running.collections = set()
+        return mine
 
 
 def too_new(spec: ModelSpec, recorded: int) -> SchemaMismatch:
@@ -120,9 +237,22 @@ def behind(spec: ModelSpec, recorded: int) -> SchemaMismatch:
     versions = ", ".join(str(m.version) for m in spec.migrations if m.version > recorded)
     return SchemaMismatch(
         f"{spec.collection} is at schema version {recorded} and {spec.model.__qualname__} needs "
-        f"version {spec.version} (pending migrations: {versions}): run db.migrate() or "
-        "`hutch migrate` first"
+        f"version {spec.version} (pending migrations: {versions or 'none, but the version'}): "
+        "run db.migrate() or `hutch migrate` first"
     )
+
+
+def _check_reachable(store: Store, spec: ModelSpec, version: int) -> None:
+    """Refuse rows older than the oldest migration the model keeps (a collection without rows
+    takes the model's version whatever it was at)."""
+    if version < spec.oldest and store.has_table(spec.collection):
+        raise MigrationError(
+            f"{spec.collection} is at schema version {version}, and "
+            f"{spec.model.__qualname__} (version {spec.version}) keeps no migration from it: "
+            f"its migrations start from version {spec.oldest}, the older ones removed from "
+            "__migrations__. Migrate the store with a release that still has them, then "
+            f"with this one ({MIGRATIONS_DOC})"
+        )
 
 
 def _migrated(spec: ModelSpec, migration: Migration) -> Migrated:
@@ -160,6 +290,8 @@ def _run(db: Database, spec: ModelSpec, migration: Migration) -> None:
             assert migration.step is not None
             for row_id in db.store.get_row_ids(spec.collection):
                 _rewrite(db.store, spec.collection, row_id, migration.step)
+    except MigrationError:
+        raise  # another collection's migration, which a step set off: it names itself
     except Exception as error:
         where = "" if row_id is None else f" on row {row_id!r}"
         why = type(error).__name__ if spec.secret else f"{type(error).__name__}: {error}"
@@ -183,35 +315,45 @@ def _rewrite(store: Store, collection: str, row_id: str, step: Callable[[Row], R
         store.set_row(collection, row_id, new)
 
 
-def _check_fit(store: Store, spec: ModelSpec, row_ids: set[str], last: Migration) -> None:
-    """Refuse rows the migrations wrote that the model cannot read."""
-    for row_id in sorted(row_ids):
-        row = store.get_row(spec.collection, row_id)
-        failure = None if row is None else _misfit(spec, row_id, row, last)
-        if failure is not None:
-            raise failure
+def _check_fit(store: Store, spec: ModelSpec, last: Migration, watched: list[_Touched]) -> None:
+    """Refuse what the migrations leave that a model cannot read: any row of the collection
+    (a step may have left one as it was, lacking a field the model now requires), and the
+    rows a step over the whole store wrote elsewhere, where their model is up to date."""
+    for row_id, row in store.rows_of(spec.collection).items():
+        _fit(spec, row_id, row, spec, last)
+    for touched in watched:
+        other = touched.spec
+        if recorded_version(store, other.collection) != other.version:
+            continue  # its rows are not at its model's version yet: read as they are
+        rows = store.rows_of(other.collection)
+        for row_id in sorted(touched.row_ids):
+            if row_id in rows:
+                _fit(other, row_id, rows[row_id], spec, last)
 
 
-def _misfit(spec: ModelSpec, row_id: str, row: Row, last: Migration) -> MigrationError | None:
-    """Why the model cannot read a row a migration wrote, or ``None`` if it can."""
+def _fit(of: ModelSpec, row_id: str, row: Row, spec: ModelSpec, last: Migration) -> None:
+    """Raise MigrationError if ``of``'s model cannot read a row the migrations left."""
     try:
-        from_row(spec.model, row_id, row)
+        from_row(of.model, row_id, row)
     except ValidationError as error:
         listed = "; ".join(f"{field}: {why}" for field, why in error.errors.items())
-        return MigrationError(
+        failure = MigrationError(
             f"the migrations of {spec.collection} up to version {last.version} "
-            f"({last.description!r}) left the row {row_id!r}, which {spec.model.__qualname__} "
-            f"cannot read ({listed}); they were rolled back, so the store is as it was: make "
-            "the steps leave rows that fit the model"
+            f"({last.description!r}) left the row {row_id!r} of {of.collection}, which "
+            f"{of.model.__qualname__} cannot read ({listed}); they were rolled back, so the "
+            "store is as it was: make the steps leave rows that fit the model"
         )
-    return None
+    else:
+        return
+    raise failure  # (outside the handler: the chain holds no error quoting the row)
 
 
 class _Touched:
-    """The ids of the rows written in one table (a store change consumer)."""
+    """The ids of the rows written in one model's collection (a store change consumer)."""
 
-    def __init__(self, table_id: str) -> None:
-        self.table_id = table_id
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.table_id = spec.collection
         self.row_ids: set[str] = set()
 
     def update_row(self, row_id: str, row: Row | None) -> None:  # noqa: ARG002

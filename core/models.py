@@ -11,7 +11,9 @@
 
 Every model has ``id``, ``created_at`` and ``updated_at`` from :class:`Model`.
 A model that changes declares how its stored rows follow in ``__migrations__``
-(see :mod:`hutch.migrations`).
+(see :mod:`hutch.migrations`); one of a set whose delete policies must hold
+together (a plugin's models) names the set in ``__family__``, and registering
+it registers them all.
 Models are frozen, so a repository can hand out the same instance twice and
 nobody can change it behind the store's back; change one with
 ``repo.update(id, ...)``. How a model becomes a row lives in
@@ -135,7 +137,13 @@ class Model:
     __unique__: ClassVar[tuple[str | Unique, ...]] = ()
     __relations__: ClassVar[tuple[Relation, ...]] = ()
     __migrations__: ClassVar[tuple[Migration, ...]] = ()  # versioned steps, oldest first
+    #: The schema version, declared once older migrations are removed from ``__migrations__``
+    #: (rows older than the oldest one left are then refused, not taken for migrated).
+    __schema_version__: ClassVar[int | None] = None
     __repository__: ClassVar[Any] = None  # a Repository subclass with domain methods
+    #: Models registered with this one, so that their delete policies hold wherever it is
+    #: used: a tuple, or a function returning one (for models defined after it).
+    __family__: ClassVar[Any] = ()
 
     id: str = attrs.field(factory=new_id)
     created_at: datetime = attrs.field(factory=utc_now)
@@ -157,11 +165,21 @@ class ModelSpec:
     shareable: bool  # every field immutable, so one instance may be handed out many times
     secret: frozenset[str] = frozenset()  # fields left out of repr: no error quotes them
     migrations: tuple[Migration, ...] = ()  # by version, ascending
+    declared: int | None = None  # __schema_version__
 
     @property
     def version(self) -> int:
-        """The schema version of the model: that of its last migration."""
-        return self.migrations[-1].version if self.migrations else FIRST_VERSION
+        """The schema version of the model: that of its last migration, or the one it declares."""
+        last = self.migrations[-1].version if self.migrations else FIRST_VERSION
+        return last if self.declared is None else max(last, self.declared)
+
+    @property
+    def oldest(self) -> int:
+        """The oldest version whose rows this model's migrations can bring up to its own: any,
+        unless it declares its version (older migrations were removed from its list)."""
+        if self.declared is None:
+            return FIRST_VERSION
+        return self.migrations[0].version - 1 if self.migrations else self.declared
 
     def index_id(self, field: str) -> str:
         return f"{self.collection}.{field}"
@@ -251,6 +269,7 @@ def _describe(model: type[Model]) -> ModelSpec:
     indexed.update(dict.fromkeys(r.field for r in model.__relations__))
     shareable = all(_immutable(kind) for kind in fields.values())
     secret = secret_fields(model)
+    migrations = _migrations(name, model.__migrations__)
     return ModelSpec(
         model,
         collection,
@@ -260,8 +279,27 @@ def _describe(model: type[Model]) -> ModelSpec:
         model.__relations__,
         shareable,
         secret,
-        _migrations(name, model.__migrations__),
+        migrations,
+        _declared(name, model.__schema_version__, migrations),
     )
+
+
+def family_of(model: type[Model]) -> tuple[type[Model], ...]:
+    """The models ``model`` brings with it as it registers (its ``__family__``), checked."""
+    declared = model.__family__
+    what = f"{model.__qualname__}.__family__"
+    try:
+        members = declared() if callable(declared) and not isinstance(declared, type) else declared
+    except Exception as error:
+        raise DefinitionError(f"{what}() failed: {type(error).__name__}: {error}") from error
+    if not isinstance(members, tuple | list) or not all(
+        isinstance(member, type) and issubclass(member, Model) for member in members
+    ):
+        raise DefinitionError(
+            f"{what} must be a tuple of models, or a function returning one (the models "
+            f"registered with it, so that their delete policies always hold), not {members!r}"
+        )
+    return tuple(members)
 
 
 def _migrations(name: str, declared: object) -> tuple[Migration, ...]:
@@ -280,6 +318,19 @@ def _migrations(name: str, declared: object) -> tuple[Migration, ...]:
                 f"{earlier.version}; list them oldest first, each version once"
             )
     return tuple(declared)
+
+
+def _declared(name: str, declared: object, migrations: tuple[Migration, ...]) -> int | None:
+    """``__schema_version__``, checked: a whole number, no older than the last migration."""
+    if declared is None:
+        return None
+    last = migrations[-1].version if migrations else FIRST_VERSION
+    if type(declared) is not int or declared < last:
+        raise DefinitionError(
+            f"{name}.__schema_version__ is {declared!r}: a whole number, at least the version of "
+            f"the model's last migration ({last})"
+        )
+    return declared
 
 
 def secret_fields(kind: type) -> frozenset[str]:

@@ -1,27 +1,29 @@
 """The models a database knows (``db.models``): their indexes, relationships and delete policies.
 
 Models arrive through the ``hutch_register_models`` hook when the database
-opens, or on first use through ``db.repo(Model)``. Registering one runs its
-pending migrations (:mod:`hutch.migrations`; not if the database was opened
-with ``migrate=False``), then defines the indexes its queries and integrity
-checks use (``<collection>.<field>``, and ``<collection>.<field>.casefold``
-for a case-insensitive unique field, ``<collection>.<field>.key`` for one
-compared through a key function) and a relationship per foreign key
-(``<collection>.<field>``). Every write through a repository first asks the
-registry whether its collection may be written at the model's schema version.
+opens, or on first use through ``db.repo(Model)``; each brings the models of
+its ``__family__`` with it (a plugin's models), so that their delete policies
+hold wherever one of them is used. Registering one defines the indexes its
+queries and integrity checks use (``<collection>.<field>``, and
+``<collection>.<field>.casefold`` for a case-insensitive unique field,
+``<collection>.<field>.key`` for one compared through a key function) and a
+relationship per foreign key (``<collection>.<field>``), then runs its pending
+migrations (not if the database was opened with ``migrate=False``): with the
+indexes in place, a migration's step over the whole store may write through
+the model's own repository. Which schema version a collection may be written
+at is the :class:`~hutch.migrations.Migrator`'s to say.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hutch.cells import Row
 from hutch.errors import DefinitionError, IntegrityError, ValidationError
-from hutch.migrations import Migrated, behind, pending, recorded_version, run_pending, too_new
-from hutch.models import Model, ModelSpec, Relation, spec_of
+from hutch.migrations import Migrated, Migrator
+from hutch.models import Model, ModelSpec, Relation, family_of, spec_of
 from hutch.plugin_manager import AUTOLOAD_OFF
 from hutch.repository import Repository
 from hutch.serialise import stored
@@ -31,7 +33,8 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=Model)
 
-log = logging.getLogger(__name__)
+#: A row a delete touches: (collection, row id).
+Place = tuple[str, str]
 
 
 class ModelRegistry:
@@ -39,73 +42,50 @@ class ModelRegistry:
 
     def __init__(self, db: Database, *, migrate: bool = True) -> None:
         self._db = db
-        self._migrate = migrate  # run pending migrations as models register, and before writes
         self._specs: dict[str, ModelSpec] = {}
         self._repos: dict[type[Model], Repository[Any]] = {}
-        self._migrating: set[str] = set()  # collections whose migrations are running
+        #: The schema versions of the collections: what runs migrations, and what may be written.
+        self.migrator = Migrator(db, self._specs.values, automatic=migrate)
 
     def register(self, model: type[Model]) -> None:
-        """Know ``model``: run its pending migrations, then define its indexes and relationships
-        (once; a migration that fails leaves it unknown).
+        """Know ``model`` and its family: define its indexes and relationships, then run its
+        pending migrations (once; a migration that fails leaves it unknown)."""
+        self._register(spec_of(model), migrate=self.migrator.automatic)
 
-        Per-row steps have nothing to do in a collection with no rows: then the
-        version is recorded with the collection's first write, so that opening a
-        new store writes nothing into it.
-        """
-        spec = spec_of(model)
+    def _register(self, spec: ModelSpec, *, migrate: bool) -> list[Migrated]:
+        """Register ``spec``'s model (and its family), running its migrations if ``migrate``;
+        the migrations that ran."""
         if self._known(spec):
-            return
-        store = self._db.store
-        if not store.read_only:
-            recorded = recorded_version(store, spec.collection)
-            if recorded > spec.version:
-                log.warning("%s: %s", self._db.url, too_new(spec, recorded))
-            elif recorded < spec.version and self._migrate and self._due(spec, recorded):
-                self._run(spec)
+            return []
+        family = family_of(spec.model)  # (checked before anything is defined)
+        before = set(self._specs)
         self._define(spec)
+        try:
+            done = self.migrator.registering(spec, migrate=migrate)
+        except BaseException:
+            self._forget(set(self._specs) - before)  # and what its steps registered
+            raise
+        for member in family:
+            done += self._register(spec_of(member), migrate=migrate)
+        return done
 
     def migrate(
         self, models: Iterable[type[Model]] = (), *, dry_run: bool = False
     ) -> list[Migrated]:
-        """Run the pending migrations of ``models`` (then register them), else of every model."""
+        """Run the pending migrations of ``models`` (registering them), else of every registered
+        model; with ``dry_run``, say what would run, writing and registering nothing."""
         given = [spec_of(model) for model in dict.fromkeys(models)]
-        new = [spec for spec in given if not self._known(spec)]
+        for spec in given:
+            self._known(spec)  # (one that clashes with a registered model is refused, even here)
         targets = given or list(self._specs.values())
         if dry_run:
-            done = [step for spec in targets for step in pending(self._db.store, spec)]
-        else:
-            done = [step for spec in targets for step in self._run(spec)]
-        for spec in new:
-            self._define(spec)
+            return [step for spec in targets for step in self.migrator.pending(spec)]
+        done: list[Migrated] = []
+        for spec in targets:
+            done += (
+                self.migrator.run(spec) if self._known(spec) else self._register(spec, migrate=True)
+            )
         return done
-
-    def check_writable(self, spec: ModelSpec, *, migrate: bool = True) -> None:
-        """Refuse a write to a collection the store records at another schema version than the
-        model's; pending migrations run first (inside the caller's transaction) if ``migrate``
-        and the database migrates."""
-        if spec.collection in self._migrating:
-            return  # a migration's own writes
-        recorded = recorded_version(self._db.store, spec.collection)
-        if recorded == spec.version:
-            return
-        if recorded > spec.version:
-            raise too_new(spec, recorded)
-        if not (migrate and self._migrate):
-            raise behind(spec, recorded)
-        self._run(spec)
-
-    def _due(self, spec: ModelSpec, recorded: int) -> bool:
-        """Whether pending migrations have work to do: rows, or a step over the whole store."""
-        return self._db.store.has_table(spec.collection) or any(
-            m.run is not None for m in spec.migrations if m.version > recorded
-        )
-
-    def _run(self, spec: ModelSpec) -> list[Migrated]:
-        self._migrating.add(spec.collection)
-        try:
-            return run_pending(self._db, spec)
-        finally:
-            self._migrating.discard(spec.collection)
 
     def _known(self, spec: ModelSpec) -> bool:
         """Whether ``spec``'s model is registered; another model with its collection is refused."""
@@ -125,17 +105,8 @@ class ModelRegistry:
     def _define(self, spec: ModelSpec) -> None:
         """Define a new model's indexes and relationships."""
         indexes, relationships = self._db.indexes, self._db.relationships
-        for field in spec.indexed:
-            indexes.define(spec.index_id(field), spec.collection, field)
-        for unique in spec.unique:
-            if unique.key is not None:
-                indexes.define(
-                    spec.unique_index_id(unique), spec.collection, _keyed(unique.field, unique.key)
-                )
-            elif unique.case_insensitive:
-                indexes.define(
-                    spec.unique_index_id(unique), spec.collection, _casefolded(unique.field)
-                )
+        for index_id, on in _indexes(spec):
+            indexes.define(index_id, spec.collection, on)
         for relation in spec.relations:
             relationships.define(
                 spec.relationship_id(relation),
@@ -144,6 +115,16 @@ class ModelRegistry:
                 on=relation.field,
             )
         self._specs[spec.collection] = spec
+
+    def _forget(self, collections: Iterable[str]) -> None:
+        """Undo the registration of the models of these collections."""
+        for collection in collections:
+            spec = self._specs.pop(collection)
+            self._repos.pop(spec.model, None)
+            for index_id, _ in _indexes(spec):
+                self._db.indexes.delete(index_id)
+            for relation in spec.relations:
+                self._db.relationships.delete(spec.relationship_id(relation))
 
     def repo(self, model: type[M]) -> Repository[M]:
         """The repository of ``model`` (its ``__repository__`` class, if it names one)."""
@@ -161,13 +142,32 @@ class ModelRegistry:
     def delete(self, collection: str, row_id: str) -> None:
         """Delete a row, applying every delete policy that points at it (inside a transaction).
 
-        First the rows that cascade are gathered; then a ``restrict`` relation
-        refuses the delete if a row outside that set points into it (so the
-        answer never depends on the order models were registered); then
-        ``set_null`` fields are cleared and the gathered rows deleted.
+        First the rows that cascade are gathered (once the pending migrations
+        of the collections the delete may touch have run, where the database
+        migrates automatically); then a ``restrict`` relation refuses the delete
+        if a row outside that set points into it (so the answer never depends on
+        the order models were registered); then ``set_null`` fields are cleared
+        and the gathered rows deleted.
         """
         doomed = self._cascade(collection, row_id)
-        cleared: dict[tuple[str, str], Row] = {}
+        while self.migrator.catch_up(self._touching(doomed)):
+            doomed = self._cascade(collection, row_id)  # (the migrations may have changed rows)
+        cleared = self._cleared(collection, row_id, doomed)
+        for touched in dict.fromkeys([c for c, _ in doomed] + [c for c, _ in cleared]):
+            guarded = self._specs.get(touched)
+            if guarded is not None:  # (not migrated here: no row may change under `doomed`)
+                self.migrator.check_writable(guarded, migrate=False)
+        store = self._db.store
+        now = _now()
+        for (local_collection, local), fields in cleared.items():
+            store.set_partial_row(local_collection, local, {**fields, "updated_at": now})
+        for target, target_id in doomed:
+            store.del_row(target, target_id)
+
+    def _cleared(self, collection: str, row_id: str, doomed: dict[Place, None]) -> dict[Place, Row]:
+        """The cells that ``set_null`` relations clear as ``doomed`` goes, by row; an
+        IntegrityError if a ``restrict`` relation refuses the delete."""
+        cleared: dict[Place, Row] = {}
         for target, target_id in doomed:
             for spec, relation in self._pointing_at(target):
                 pointing = self._db.relationships.local_row_ids(
@@ -184,18 +184,18 @@ class ModelRegistry:
                         )
                     if relation.on_delete == "set_null":
                         cleared.setdefault((spec.collection, local), {})[relation.field] = None
-        for touched in dict.fromkeys([c for c, _ in doomed] + [c for c, _ in cleared]):
-            guarded = self._specs.get(touched)
-            if guarded is not None:  # (not migrated here: no row may change under `doomed`)
-                self.check_writable(guarded, migrate=False)
-        store = self._db.store
-        now = _now()
-        for (local_collection, local), fields in cleared.items():
-            store.set_partial_row(local_collection, local, {**fields, "updated_at": now})
-        for target, target_id in doomed:
-            store.del_row(target, target_id)
+        return cleared
 
-    def _cascade(self, collection: str, row_id: str) -> dict[tuple[str, str], None]:
+    def _touching(self, doomed: dict[Place, None]) -> list[ModelSpec]:
+        """The models whose rows a delete of ``doomed`` may write: theirs, and those pointing
+        at them."""
+        collections = {target for target, _ in doomed}
+        found = {c: self._specs[c] for c in collections if c in self._specs}
+        for target in collections:
+            found.update((spec.collection, spec) for spec, _ in self._pointing_at(target))
+        return list(found.values())
+
+    def _cascade(self, collection: str, row_id: str) -> dict[Place, None]:
         """The row and every row that ``cascade`` relations delete with it, in order."""
         doomed = {(collection, row_id): None}
         queue = [(collection, row_id)]
@@ -219,6 +219,19 @@ class ModelRegistry:
             for relation in spec.relations
             if relation.target == collection
         ]
+
+
+def _indexes(spec: ModelSpec) -> list[tuple[str, str | Callable[[Row], Any]]]:
+    """The indexes a model's registration defines: id, and the cell or function it is on."""
+    found: list[tuple[str, str | Callable[[Row], Any]]] = [
+        (spec.index_id(field), field) for field in spec.indexed
+    ]
+    for unique in spec.unique:
+        if unique.key is not None:
+            found.append((spec.unique_index_id(unique), _keyed(unique.field, unique.key)))
+        elif unique.case_insensitive:
+            found.append((spec.unique_index_id(unique), _casefolded(unique.field)))
+    return found
 
 
 def _name(model: type[Model]) -> str:

@@ -9,14 +9,13 @@ changes.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from types import UnionType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
+from hutch import batches, counting
 from hutch.cells import Row
 from hutch.errors import (
     DefinitionError,
@@ -24,13 +23,11 @@ from hutch.errors import (
     IntegrityError,
     InvalidId,
     NotFound,
-    QueryError,
     ValidationError,
 )
 from hutch.models import Model, ModelSpec, Unique, spec_of
 from hutch.queries import Lookup, Query, plan
-from hutch.serialise import build, coerce, from_row, stored, to_row
-from hutch.slices import order_key
+from hutch.serialise import build, from_row, stored, to_row
 
 if TYPE_CHECKING:
     from hutch.database import Database
@@ -110,17 +107,17 @@ class Repository(Generic[M]):
         ``{value: count}``, values as the model holds them (enum members,
         datetimes, ``None``), in the order rows store them (``None``, booleans,
         numbers, text). Without filters an indexed field is counted from its
-        index, reading no row; otherwise the matching instances are read, as
-        ``find`` reads them.
+        index, reading no row, where the index is exact (see :mod:`hutch.counting`);
+        otherwise the matching instances are read, as ``find`` reads them.
         """
-        kind = self._countable(field)
+        kind = counting.countable(self.spec, field)
         query = plan(self.spec, filters)
         counts = None
         if not filters and field in self.spec.indexed:
-            counts = self._count_slices(field, kind)
+            counts = counting.from_index(self.db, self.spec, field, kind)
         if counts is None:
-            counts = Counter(getattr(instance, field) for instance in self._matching(query))
-        return dict(sorted(counts.items(), key=lambda item: order_key(stored(kind, item[0]))))
+            counts = counting.tally(self.spec, field, self._matching(query))
+        return counting.ordered(counts, kind)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -128,7 +125,7 @@ class Repository(Generic[M]):
         """Check, store and return a new instance; ``id`` and timestamps are made if not given."""
         instance = build(self.model, fields)
         with self._store.transaction():
-            self.db.models.check_writable(self.spec)
+            self.db.models.migrator.check_writable(self.spec)
             self._insert(instance)
         return instance
 
@@ -141,15 +138,16 @@ class Repository(Generic[M]):
         its unique fields against the store and the items before it, its
         foreign keys against rows stored or created earlier in the batch. A
         violation raises :class:`~hutch.IntegrityError` naming the item's
-        position, and nothing is written. A repository subclass that overrides
-        ``create`` (to check a rule of its own) has each item go through it.
+        position, and nothing is written. Each item goes through :meth:`check`,
+        as ``create``'s does; a repository subclass that overrides ``create``
+        instead has each item go through it, one at a time.
         """
-        batch = _batch_of(items)
-        instances = self._build_all(batch)
+        batch = batches.items_of(items)
+        instances = batches.build_all(self.model, batch)
         own_create = type(self).create is not Repository.create
         failure: HutchError | None = None
         with self._store.transaction():
-            self.db.models.check_writable(self.spec)
+            self.db.models.migrator.check_writable(self.spec)
             for position, instance in enumerate(instances):
                 try:
                     if own_create:
@@ -157,7 +155,8 @@ class Repository(Generic[M]):
                     else:
                         self._insert(instance)
                 except (IntegrityError, ValidationError) as error:
-                    failure = _at_position(position, error, instances[:position])
+                    earlier = {made.id: index for index, made in enumerate(instances[:position])}
+                    failure = batches.at_position(position, error, earlier)
                     break
             if failure is not None:
                 raise failure  # (outside the handler: the chain holds no error quoting a value)
@@ -176,7 +175,7 @@ class Repository(Generic[M]):
                 {"id": "cannot change"},
             )
         with self._store.transaction():
-            self.db.models.check_writable(self.spec)
+            self.db.models.migrator.check_writable(self.spec)
             current = self._load(id)
             if current is None:
                 raise NotFound(f"no {self.collection} row {id!r} to update")
@@ -187,7 +186,7 @@ class Repository(Generic[M]):
             if "updated_at" not in changes:
                 fields["updated_at"] = datetime.now(UTC)
             instance = build(self.model, fields)
-            self._check(instance, current)
+            self.check(instance, current)
             self._save_changes(instance, {*changes, "updated_at"})
         return instance
 
@@ -199,7 +198,7 @@ class Repository(Generic[M]):
         theirs, in turn); ``set_null`` clears their field.
         """
         with self._store.transaction():
-            self.db.models.check_writable(self.spec)
+            self.db.models.migrator.check_writable(self.spec)
             if not self._store.has_row(self.collection, id):
                 return False
             self.db.models.delete(self.collection, id)
@@ -216,86 +215,15 @@ class Repository(Generic[M]):
                 if (instance := self._load(row_id)) is not None and query.matches(instance)
             ]
 
-    def _countable(self, field: object) -> Any:
-        """The type of a field ``count_by`` may count by, or a QueryError saying why not."""
-        name = self.model.__qualname__
-        if not isinstance(field, str):
-            raise QueryError(
-                f"count_by takes a field name, such as count_by('status'), not a value of type "
-                f"{type(field).__name__}"
-            )
-        if field not in self.spec.fields:
-            fields = ", ".join(self.spec.fields)
-            raise QueryError(f"{name} has no field {field!r} to count by; its fields: {fields}")
-        if field in self.spec.secret:
-            raise QueryError(
-                f"{self.collection}.{field} is secret, and its counts would show its values; "
-                "count by another field"
-            )
-        kind = self.spec.fields[field]
-        if not _hashable(kind):
-            raise QueryError(
-                f"count_by({field!r}): a field of type {getattr(kind, '__qualname__', kind)} "
-                "holds values that cannot be counted (lists, dicts, mutable classes); count by "
-                "a field of text, numbers, datetimes or enums"
-            )
-        return kind
-
-    def _count_slices(self, field: str, kind: Any) -> Counter[Any] | None:
-        """``count_by`` from the field's index; ``None`` where the index cannot answer alone.
-
-        It cannot when a row is in no slice (stored before the field existed: it
-        holds the default) or a key is not a whole value as the field stores it.
-        """
-        index, indexes = self.spec.index_id(field), self.db.indexes
-        counts: Counter[Any] = Counter()
-        total = 0
-        with self._store.lock:
-            for key in indexes.slice_ids(index):
-                try:
-                    value = coerce(kind, key)
-                except Exception:  # a value the field no longer takes: reading the rows says why
-                    return None
-                if stored(kind, value) != key:
-                    return None
-                size = len(indexes.slice_row_ids(index, key))
-                counts[value] += size
-                total += size
-            if total != self._store.get_row_count(self.collection):
-                return None
-        return counts
-
-    def _build_all(self, batch: list[Any]) -> list[M]:
-        """An instance per item of a batch, or a ValidationError naming every bad item."""
-        instances: list[M] = []
-        errors: dict[str, str] = {}
-        bad: list[str] = []
-        for position, fields in enumerate(batch):
-            if not isinstance(fields, Mapping):
-                errors[str(position)] = "expected a dict of fields"
-                bad.append(
-                    f"item {position} is a value of type {type(fields).__name__}, not a dict "
-                    "of fields"
-                )
-                continue
-            try:
-                instances.append(build(self.model, fields))
-            except ValidationError as error:
-                errors.update({f"{position}.{f}": why for f, why in error.errors.items()})
-                bad.append(f"item {position}: {error}")
-        if bad:
-            more = f"; and {len(bad) - _LISTED} more items" if len(bad) > _LISTED else ""
-            raise ValidationError(f"{'; '.join(bad[:_LISTED])}{more}; nothing was written", errors)
-        return instances
-
     def _insert(self, instance: M) -> None:
         """Check and store a new instance, inside the open transaction."""
         if self._store.has_row(self.collection, instance.id):
             raise IntegrityError(
                 f"{self.collection} already has a row {instance.id!r}; give another id "
-                "or leave it out"
+                "or leave it out",
+                row_id=instance.id,
             )
-        self._check(instance)
+        self.check(instance)
         self._save(instance)
 
     def _load(self, row_id: str) -> M | None:
@@ -328,12 +256,19 @@ class Repository(Generic[M]):
         cells = {f: cell for f, cell in row.items() if f in changed or f not in held}
         self._store.set_partial_row(self.collection, row_id, cells)
 
-    def _check(self, instance: M, previous: M | None = None) -> None:
-        """Unique fields and foreign keys, against the store as the transaction sees it.
+    def check(self, instance: M, previous: M | None = None) -> None:
+        """Check an instance about to be written: unique fields and foreign keys, against the
+        store as the write's transaction sees it; raise to refuse the write.
 
-        On an update (``previous`` given) a unique field that keeps its value is
-        not checked again, so a rule that changed since it was stored never
-        stops a change to other fields.
+        Every write calls it inside its transaction (``create``, each item of
+        ``create_many``, and ``update``, which gives the instance as it was in
+        ``previous``), before the row is stored. A repository subclass adds a
+        rule of its own by overriding it (calling ``super().check`` first):
+        raise :class:`~hutch.IntegrityError` (with ``row_id=`` the row it clashes
+        with, if any) or :class:`~hutch.ValidationError`, and nothing is written.
+        On an update a unique field that keeps its value is not checked again,
+        so a rule that changed since it was stored never stops a change to
+        other fields.
         """
         indexes = self.db.indexes
         for unique in self.spec.unique:
@@ -346,7 +281,8 @@ class Repository(Generic[M]):
                 shown = "this value" if unique.field in self.spec.secret else repr(value)
                 raise IntegrityError(
                     f"{self.collection}.{unique.field} must be unique{how}: {shown} is taken "
-                    f"by {others[0]!r}"
+                    f"by {others[0]!r}",
+                    row_id=others[0],
                 )
         for relation in self.spec.relations:
             target_id = getattr(instance, relation.field)
@@ -414,13 +350,14 @@ class Repository(Generic[M]):
 
         An index has a slice per scalar (a list cell puts its row under each
         item), so none for a list or object wanted whole; and a row stored
-        before its field existed holds the field's default, yet is in no slice.
+        before its field existed holds the field's default, yet is in no slice
+        (a default a function makes may be any value: then no row may be missing).
         """
         keys = lookup.keys
         if any(isinstance(key, list | dict) for key in keys):
             return False
         default = self._index_defaults.get(lookup.index_id, _NO_DEFAULT)
-        if default is _NO_DEFAULT or default not in keys:
+        if default is _NO_DEFAULT or (default is not _MADE and default not in keys):
             return True
         indexed = self.db.indexes.indexed_row_count(lookup.index_id)
         return indexed == self._store.get_row_count(self.collection)
@@ -437,66 +374,26 @@ class _Forget:
         self.cache.pop(row_id, None)
 
 
-#: How many bad items a create_many error lists in its message (``errors`` has every one).
-_LISTED = 5
-
-
-def _batch_of(items: object) -> list[Any]:
-    """The items of ``create_many``, read once, or a ValidationError for what holds no items."""
-    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
-        raise ValidationError(
-            "create_many takes a list of dicts of fields, one per instance, such as "
-            f"[{{'name': 'a'}}, {{'name': 'b'}}]; not a value of type {type(items).__name__}",
-            {"items": "expected a list of dicts"},
-        )
-    return list(items)
-
-
-def _at_position(
-    position: int, error: IntegrityError | ValidationError, earlier: list[Any]
-) -> HutchError:
-    """A batch's error, naming the item it is about, and the earlier items whose ids it quotes
-    (rolled back with the batch, they are nowhere to be found); nothing was written."""
-    message = str(error)
-    for index, instance in enumerate(earlier):
-        quoted = repr(instance.id)
-        if quoted in message:
-            message = message.replace(quoted, f"{quoted} (item {index} of the batch)")
-    message = f"item {position}: {message}; nothing was written"
-    if isinstance(error, ValidationError):
-        return ValidationError(
-            message, {f"{position}.{field}": why for field, why in error.errors.items()}
-        )
-    return IntegrityError(message)
-
-
 _NO_DEFAULT: Any = object()
+_MADE: Any = object()  # a default a function makes: any value, as far as a lookup can tell
 
 
 def _index_defaults(spec: ModelSpec) -> dict[str, Any]:
-    """The default of each indexed field that has a fixed one, as stored, by its index's id."""
+    """The default of each indexed field that has one, as stored (:data:`_MADE` where a
+    function makes it), by its index's id."""
     defaults: dict[str, Any] = {}
     for field in attrs.fields(spec.model):
         default = field.default
-        if field.name in spec.indexed and not isinstance(
-            default, attrs.Factory | type(attrs.NOTHING)
-        ):
-            try:
-                defaults[spec.index_id(field.name)] = stored(spec.fields[field.name], default)
-            except Exception:  # a default that does not fit its field: no instance can have it
-                continue
+        if field.name not in spec.indexed or default is attrs.NOTHING:
+            continue
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            defaults[spec.index_id(field.name)] = _MADE
+            continue
+        try:
+            defaults[spec.index_id(field.name)] = stored(spec.fields[field.name], default)
+        except Exception:  # a default that does not fit its field: no instance can have it
+            continue
     return defaults
-
-
-def _hashable(kind: Any) -> bool:
-    """Whether every value of a field of this type can be a dict key."""
-    origin = get_origin(kind)
-    if origin is Literal:
-        return True
-    if origin in (Union, UnionType, tuple, frozenset):
-        return all(_hashable(arg) for arg in get_args(kind) if arg is not Ellipsis)
-    held = origin or kind
-    return isinstance(held, type) and held.__hash__ is not None
 
 
 def _name(function: Callable[..., Any]) -> str:

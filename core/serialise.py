@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, TypeVar, get_origin
+from typing import Any, TypeVar, cast, get_origin
 
 import attrs
 import cattrs
@@ -239,7 +239,7 @@ def from_json(model: type[M], data: Mapping[str, Any]) -> M:
     Fields left out take their defaults (a new id, the current time); an
     unknown or wrong field raises :class:`~hutch.ValidationError` naming every one.
     """
-    if not _is_attrs_class(model):
+    if not (isinstance(model, type) and attrs.has(cast(type, model))):  # (model stays an M)
         raise DefinitionError(
             f"from_json takes a model class (an attrs class, such as a hutch.Model), not {model!r}"
         )
@@ -250,10 +250,6 @@ def from_json(model: type[M], data: Mapping[str, Any]) -> M:
             {"*": "expected a JSON object"},
         )
     return build(model, data)
-
-
-def _is_attrs_class(kind: object) -> bool:
-    return isinstance(kind, type) and attrs.has(kind)
 
 
 def _kind_of(value: Any) -> str:

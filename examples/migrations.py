@@ -38,16 +38,26 @@ def rename_colour(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def to_pence(row: dict[str, Any]) -> dict[str, Any]:
-    """Version 3: prices in whole pence, not pounds."""
+    """Version 3: prices in whole pence, not pounds.
+
+    Not safe to run twice: a price in pence cannot be told from one in pounds, so
+    this step relies on the store's record that it ran (which a copy, an export or
+    a backup of the collection carries; rows moved by hand leave it behind).
+    """
     row["price"] = round(row.get("price", 0) * 100)
     return row
 
 
 def shops_apart(db: hutch.Database) -> None:
-    """Version 4: each shop a row of ``shops``, each paint pointing at its shop."""
+    """Version 4: each shop a row of ``shops``, each paint pointing at its shop.
+
+    Safe to run twice: a paint already moved has no ``shop`` left, and stays as it is.
+    """
     store = db.store
     for paint_id in store.get_row_ids("paints"):
         row = store.get_row("paints", paint_id) or {}
+        if "shop" not in row:
+            continue
         town, _, name = str(row.pop("shop", "")).partition(": ")
         shop_id = f"{town}-{name}".lower().replace(" ", "-").replace("&", "and")
         since = row["created_at"]  # (a row written through the store gets no timestamps)

@@ -43,6 +43,7 @@ from hutch.plugins.auth import (
     VerificationToken,
     hash_token,
 )
+from hutch.plugins.platform import MODELS as PLATFORM_MODELS
 from hutch.plugins.platform import Organisation, User
 
 AUTH_COLLECTIONS = ("accounts", "sessions", "verification_tokens", "authenticators")
@@ -506,7 +507,13 @@ def test_the_plugin_named_at_the_open_registers_the_models(
     monkeypatch.delenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD")
     with hutch.open("memory://", plugins=["auth"]) as db:
         assert "auth" in [name for name, _ in db.plugins.list_name_plugin()]
-        assert set(db.models.models()) == {User, Account, Session, VerificationToken, Authenticator}
+        assert set(db.models.models()) == {
+            *PLATFORM_MODELS,
+            Account,
+            Session,
+            VerificationToken,
+            Authenticator,
+        }
         assert isinstance(AuthAdapter(db).accounts, AccountRepository)
 
 
@@ -524,7 +531,13 @@ def test_the_adapter_refuses_a_database_opened_without_the_auth_models(
 
 def test_the_plugin_works_without_the_platform_plugin() -> None:
     with hutch.open("memory://", plugins=[hutch.backends.memory, hutch.plugins.auth]) as db:
-        assert set(db.models.models()) == {User, Account, Session, VerificationToken, Authenticator}
+        assert set(db.models.models()) == {
+            *PLATFORM_MODELS,
+            Account,
+            Session,
+            VerificationToken,
+            Authenticator,
+        }
         auth = AuthAdapter(db)
         user = make_user(auth)
         auth.create_session(session_token="t", user_id=user.id, expires=later(days=1))

@@ -405,8 +405,26 @@ def test_create_many_refuses_a_duplicate_within_the_batch(env: Env) -> None:
         )
     assert "item 2" in str(raised.value)
     assert "tasks.slug" in str(raised.value)
-    assert "(item 0 of the batch)" in str(raised.value)  # the id it names was never stored
+    assert "is item 0 of the batch" in str(raised.value)  # the id it names was never stored
     assert_nothing_written(env)
+
+
+def test_create_many_names_the_earlier_item_a_duplicate_clashes_with_by_its_id_alone(
+    db: hutch.Database,
+) -> None:
+    """A value that happens to equal an earlier item's id is no reference to that item."""
+    with pytest.raises(hutch.IntegrityError) as raised:
+        db.repo(Task).create_many(
+            [
+                {"id": "blue", "title": "a", "slug": "x"},
+                {"id": "b2", "title": "b", "slug": "blue"},
+                {"id": "b3", "title": "c", "slug": "blue"},
+            ]
+        )
+    message = str(raised.value)
+    assert message.startswith("item 2: tasks.slug must be unique")
+    assert "'blue' is taken by 'b2'; 'b2' is item 1 of the batch;" in message
+    assert "'blue' is item" not in message
 
 
 def test_create_many_refuses_a_duplicate_of_a_stored_row(env: Env) -> None:
@@ -418,7 +436,7 @@ def test_create_many_refuses_a_duplicate_of_a_stored_row(env: Env) -> None:
 
 
 def test_create_many_refuses_a_duplicate_id(env: Env) -> None:
-    with pytest.raises(hutch.IntegrityError, match=r"item 1\b.*'t1' \(item 0 of the batch\)"):
+    with pytest.raises(hutch.IntegrityError, match=r"item 1\b.*'t1' is item 0 of the batch"):
         env.db.repo(Task).create_many([{"id": "t1", "title": "a"}, {"id": "t1", "title": "b"}])
     assert_nothing_written(env)
 
@@ -504,6 +522,41 @@ def test_create_many_follows_a_rule_a_repository_checks_in_create(env: Env) -> N
     assert sorted(s.text for s in db.repo(Shout).all()) == ["HEY", "YOU"]
 
 
+class QuietRepository(hutch.Repository["Quiet"]):
+    """A repository with a rule of its own, in ``check``: every write follows it."""
+
+    def check(self, instance: Quiet, previous: Quiet | None = None) -> None:
+        super().check(instance, previous)
+        if not instance.text.islower():
+            raise hutch.ValidationError(
+                "invalid Quiet: text: must be lower case", {"text": "must be lower case"}
+            )
+
+
+@attrs.frozen(kw_only=True)
+class Quiet(hutch.Model):
+    __collection__ = "quiet"
+    __repository__ = QuietRepository
+
+    text: str
+
+
+def test_a_rule_in_check_holds_for_every_write(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = env.db.repo(Quiet)
+    created: list[int] = []
+    monkeypatch.setattr(hutch.Repository, "create", counting(created, hutch.Repository.create))
+    made = repo.create_many([{"text": "hush"}, {"text": "shh"}])
+    assert created == []  # one transaction, no create per item
+    with pytest.raises(hutch.ValidationError, match=r"item 1\b.*lower case"):
+        repo.create_many([{"text": "ok"}, {"text": "LOUD"}])
+    with pytest.raises(hutch.ValidationError, match="lower case"):
+        repo.create(text="LOUD")
+    with pytest.raises(hutch.ValidationError, match="lower case"):
+        repo.update(made[0].id, text="LOUD")
+    db = env.reopen()
+    assert sorted(q.text for q in db.repo(Quiet).all()) == ["hush", "shh"]
+
+
 def test_create_many_does_not_scan_and_commits_once(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -587,6 +640,29 @@ def test_create_many_follows_the_auth_rules() -> None:
                 [{"session_token": "raw-token", "user_id": ada.id, "expires": expires}]
             )
         assert db.store.get_row_count("sessions") == 0
+        accounts = db.repo(hutch.plugins.auth.Account)
+        linked = {"user_id": ada.id, "type": "oauth", "provider": "github"}
+        with pytest.raises(hutch.IntegrityError, match=r"item 1\b.*'a1' is item 0 of the batch"):
+            accounts.create_many(
+                [
+                    {"id": "a1", **linked, "provider_account_id": "42"},
+                    {"id": "a2", **linked, "provider_account_id": "42"},
+                ]
+            )
+        assert db.store.get_row_count("accounts") == 0
+
+
+def test_the_auth_repositories_check_a_batch_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    with hutch.open("memory://", plugins=[*PLUGINS, hutch.plugins.auth]) as db:
+        ada = AuthAdapter(db).create_user(email="ada@example.org")
+        created: list[int] = []
+        monkeypatch.setattr(hutch.Repository, "create", counting(created, hutch.Repository.create))
+        linked = {"user_id": ada.id, "type": "oauth", "provider": "github"}
+        db.repo(hutch.plugins.auth.Account).create_many(
+            [{**linked, "provider_account_id": str(i)} for i in range(3)]
+        )
+        assert created == []
+        assert db.store.get_row_count("accounts") == 3
 
 
 # -- count_by --------------------------------------------------------------------------------------
@@ -705,6 +781,35 @@ def test_count_by_refuses_a_wrong_call(
     assert "hunter2" not in str(raised.value)
 
 
+@attrs.frozen(kw_only=True)
+class Loose(hutch.Model):
+    """A field that holds anything, and one of two shapes: an index cannot count either."""
+
+    __collection__ = "loose"
+    __indexed__ = ("tag", "code")
+
+    tag: Any = None
+    code: str | tuple[str, ...] = ""
+
+
+def test_count_by_a_field_that_holds_anything_counts_whole_values(db: hutch.Database) -> None:
+    """A list cell is in a slice per item and an empty one in none: the index cannot count it."""
+    repo = db.repo(Loose)
+    repo.create_many([{"id": "a", "tag": "x"}, {"id": "b", "tag": "x"}, {"id": "c", "tag": 5}])
+    assert repo.count_by("tag") == {5: 1, "x": 2}
+    repo.create_many([{"id": "d", "tag": ["x", "y"]}, {"id": "e", "tag": []}])
+    with pytest.raises(hutch.QueryError, match=r"loose row 'd'.*cannot be counted"):
+        repo.count_by("tag")
+    with pytest.raises(hutch.QueryError, match=r"loose row 'd'.*cannot be counted"):
+        repo.count_by("tag", id__in=["d"])
+
+
+def test_count_by_from_an_index_is_exact_or_not_used(db: hutch.Database) -> None:
+    repo = db.repo(Loose)
+    repo.create_many([{"code": "x"}, {"code": ("x", "y")}, {"code": ()}, {"code": ("z",)}])
+    assert repo.count_by("code") == {"x": 1, ("x", "y"): 1, (): 1, ("z",): 1}
+
+
 # -- paging ----------------------------------------------------------------------------------------
 
 
@@ -759,6 +864,31 @@ def test_find_by_an_indexed_field_finds_rows_stored_without_it(db: hutch.Databas
     assert repo.find(priority=0, order_by="title") == [new, old]
     assert repo.find(status=Status.DONE) == [new]
     assert repo.find_one(status=Status.OPEN) == old
+
+
+@attrs.frozen(kw_only=True)
+class Kinded(hutch.Model):
+    __collection__ = "kinded"
+    __indexed__ = ("kind", "made")
+
+    name: str
+    kind: str = attrs.field(factory=lambda: "plain")  # a constant, made by a function
+    made: str = attrs.field(factory=lambda: datetime.now(UTC).isoformat())  # never the same
+
+
+def test_find_and_count_by_agree_on_rows_stored_before_a_field_with_a_factory(
+    db: hutch.Database,
+) -> None:
+    repo = db.repo(Kinded)
+    new = repo.create(name="new")
+    stamp = "2020-01-01T00:00:00+00:00"
+    db.store.set_row("kinded", "old", {"name": "old", "created_at": stamp, "updated_at": stamp})
+    old = repo.get("old")
+    assert old is not None
+    assert repo.find(kind="plain") == [new, old]
+    assert repo.count_by("kind") == {"plain": 2}
+    assert repo.count(kind="plain") == 2
+    assert repo.find(made=new.made) == [new]
 
 
 # -- create_user with the platform user's other fields --------------------------------------------

@@ -32,6 +32,7 @@ from hutch.contrib.fastapi_users import (
     OAuthAccount,
     hash_token,
 )
+from hutch.plugins.platform import MODELS as PLATFORM_MODELS
 from hutch.plugins.platform import Organisation, PlatformRepositories, User, UserRole
 
 pytestmark = pytest.mark.anyio
@@ -322,17 +323,28 @@ async def test_the_module_is_a_plugin(tmp_path: Path, monkeypatch: pytest.Monkey
         assert db.store.get_row_count("access_tokens") == 0
 
 
-async def test_the_databases_bring_their_models_and_no_other(
+async def test_the_databases_bring_their_models_and_the_platforms(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An application of fastapi-users alone does not pay for the platform's organisations."""
+    """They store their users in the platform's ``User``, which brings the platform's other
+    models and their delete policies."""
     monkeypatch.delenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     with hutch.open("memory://") as db:
         HutchUserDatabase(db)
         HutchAccessTokenDatabase(db)
-        assert set(db.models.models()) == {User, OAuthAccount, AccessToken, Deactivation}
+        assert set(db.models.models()) == {
+            *PLATFORM_MODELS,
+            OAuthAccount,
+            AccessToken,
+            Deactivation,
+        }
     with hutch.open("memory://", plugins=["fastapi_users"]) as db:
-        assert set(db.models.models()) == {User, OAuthAccount, AccessToken, Deactivation}
+        assert set(db.models.models()) == {
+            *PLATFORM_MODELS,
+            OAuthAccount,
+            AccessToken,
+            Deactivation,
+        }
 
 
 def test_parse_id() -> None:

@@ -5,10 +5,12 @@ older than the store kept from writing to it during a rolling deploy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -274,14 +276,32 @@ def test_a_models_schema_version_is_that_of_its_last_migration(db: hutch.Databas
         db.schema_version("no such/collection")
 
 
-def test_a_new_store_gets_nothing_written_as_models_register(tmp_path: Path) -> None:
+def test_a_new_store_gets_nothing_written_by_models_at_version_1(tmp_path: Path) -> None:
     url = url_of("file", tmp_path)
-    with hutch.open(url, plugins=[PaintsPlugin()]) as db:
-        paints = db.repo(PaintV2)
-        assert db.store.get_values() == {}  # no rows: nothing for a per-row step to do
+    with hutch.open(url) as db:
+        db.repo(Paint)
+        assert db.store.get_values() == {}
         assert db.schema_version("paints") == 1
-        paints.create(name="red", color="crimson")  # the version goes with the first row
-        assert db.schema_version("paints") == 2
+
+
+def test_a_model_records_its_version_as_it_registers_even_with_no_rows(
+    tmp_path: Path, several_opens: None
+) -> None:
+    """Else, during a rolling deploy, old workers would go on writing rows of the old shape,
+    which the new ones cannot read."""
+    url = url_of("file", tmp_path)
+    with hutch.open(url) as db:
+        db.store.set_row("other", "x", {"a": 1})  # a store, with nothing in paints
+    with hutch.open(url, plugins=[PaintsPlugin()]) as new:
+        assert new.schema_version("paints") == 2
+        applied = new.store.get_value("hutch.migrations.paints")
+        assert [a["version"] for a in applied] == [2]
+        with (
+            hutch.open(url) as old,
+            pytest.raises(hutch.SchemaMismatch, match="migrated to schema version 2"),
+        ):
+            old.repo(Paint).create(id="red", name="red", colour="crimson")
+        assert new.repo(PaintV2).all() == []
     with hutch.open(url) as db:
         assert db.store.get_value("hutch.schema.paints") == 2
 
@@ -305,6 +325,85 @@ def test_a_store_step_runs_as_its_model_registers_even_with_no_rows_yet(
     assert [p.name for p in db.repo(Adopting).all()] == ["red"]
     assert not db.store.has_table("legacy_paints")
     assert db.schema_version("paints") == 2
+
+
+@attrs.frozen(kw_only=True)
+class PaintSquashed(hutch.Model):
+    """PaintV2 some releases later: the rename removed from the list, its version kept."""
+
+    __collection__ = "paints"
+    __schema_version__ = 2
+
+    name: str
+    color: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class PaintSquashedLater(hutch.Model):
+    """Version 3 of PaintSquashed: migrations kept from version 3 on."""
+
+    __collection__ = "paints"
+    __schema_version__ = 3
+    __migrations__ = (hutch.Migration(3, "upper-case names", lambda row: {**row, "name": "X"}),)
+
+    name: str
+    color: str = ""
+
+
+def test_a_model_may_declare_its_version_once_older_migrations_are_removed(
+    tmp_path: Path,
+) -> None:
+    assert spec_of(PaintSquashed).version == 2
+    url = url_of("file", tmp_path)
+    with hutch.open(url) as db:
+        db.store.set_row("paints", "p1", stored(name="red", colour="crimson"))
+        db.repo(PaintV2)  # the release that still had the rename
+    with hutch.open(url) as db:
+        squashed = db.repo(PaintSquashed)  # a later one, at the same version: nothing to run
+        assert db.schema_version("paints") == 2
+        squashed.create(id="p2", name="blue", color="navy")
+        assert [p.color for p in squashed.all()] == ["crimson", "navy"]
+
+
+def test_rows_older_than_the_migrations_a_model_keeps_are_refused(tmp_path: Path) -> None:
+    url = url_of("file", tmp_path)
+    with hutch.open(url) as db:
+        db.store.set_row("paints", "p1", stored(name="red", colour="crimson"))
+    with hutch.open(url) as db:
+        with pytest.raises(hutch.MigrationError) as caught:
+            db.repo(PaintSquashedLater)
+        for part in ("at schema version 1", "start from version 2", "a release that still"):
+            assert part in str(caught.value)
+        with pytest.raises(hutch.MigrationError, match="start from version 2"):
+            db.migrate(PaintSquashedLater, dry_run=True)
+        assert db.store.get_row("paints", "p1") == stored(name="red", colour="crimson")
+        assert db.schema_version("paints") == 1
+    with hutch.open(url) as db:
+        db.repo(PaintV2)  # the older release migrates to 2; from there, the later one goes on
+    with hutch.open(url, migrate=False) as db:
+        assert db.migrate(PaintSquashedLater) == [hutch.Migrated("paints", 3, "upper-case names")]
+        assert db.store.get_row("paints", "p1") == stored(name="X", color="crimson")
+
+
+def test_a_collection_without_rows_takes_the_version_a_model_declares(
+    db: hutch.Database,
+) -> None:
+    db.repo(PaintSquashed)
+    assert db.schema_version("paints") == 2
+
+
+@pytest.mark.parametrize("declared", ["2", 1, 2.0])
+def test_a_declared_version_is_a_whole_number_no_older_than_the_last_migration(
+    declared: object,
+) -> None:
+    @attrs.frozen(kw_only=True)
+    class Wrong(hutch.Model):
+        __collection__ = "paints"
+        __schema_version__ = declared  # type: ignore[assignment]
+        __migrations__ = PaintV2.__migrations__
+
+    with pytest.raises(hutch.DefinitionError, match=r"__schema_version__ is .*at least .*\(2\)"):
+        spec_of(Wrong)
 
 
 # -- running them -------------------------------------------------------------------------------
@@ -934,3 +1033,361 @@ def test_the_example_shows_migrations_at_work(tmp_path: Path) -> None:
     assert "refused" in done.stdout
     assert "paints to version 2" in done.stdout
     assert textwrap.dedent(done.stdout).strip()
+
+
+# -- threads ------------------------------------------------------------------------------------
+
+
+def to_pence(row: dict[str, Any]) -> dict[str, Any]:
+    row["price"] = round(row.get("price", 0) * 100)
+    return row
+
+
+@attrs.frozen(kw_only=True)
+class PricedV1(hutch.Model):
+    __collection__ = "priced"
+    name: str
+    price: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class PricedV2(hutch.Model):
+    __collection__ = "priced"
+    __migrations__ = (hutch.Migration(2, "prices in pence", to_pence),)
+    name: str
+    price: int = 0
+
+
+@pytest.mark.parametrize("migrate", [False, True], ids=["deploy step", "automatic"])
+def test_a_write_while_another_thread_waits_to_migrate_is_checked(
+    tmp_path: Path, migrate: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the thread that runs a migration, inside its transaction, writes unchecked."""
+
+    url = url_of("file", tmp_path)
+    with hutch.open(url) as db:
+        db.repo(PricedV1).create(id="red", name="red", price=4.5)
+    with hutch.open(url, migrate=migrate) as db:
+        if migrate:  # registered, its migration rolled back with the caller's transaction
+            with contextlib.suppress(RuntimeError), db.store.transaction():
+                db.repo(PricedV2)
+                raise RuntimeError
+        repo = db.repo(PricedV2)
+        assert db.schema_version("priced") == 1
+        store = db.store
+        waiting = threading.Event()
+        take_locks = store._take_locks
+
+        def take_locks_said() -> None:
+            waiting.set()  # the migrating thread is at the write lock, which the test holds
+            take_locks()
+
+        monkeypatch.setattr(store, "_take_locks", take_locks_said)
+        ran: list[list[hutch.Migrated]] = []
+        migrating = threading.Thread(target=lambda: ran.append(db.migrate()))
+        with store.transaction():
+            migrating.start()
+            assert waiting.wait(WAIT)
+            if migrate:  # this write runs the migrations itself, then writes
+                repo.create(id="blue", name="blue", price=300)
+            else:
+                with pytest.raises(hutch.SchemaMismatch, match="pending migrations: 2"):
+                    repo.create(id="blue", name="blue", price=300)
+        migrating.join(WAIT)
+        assert ran == [[]] if migrate else [[hutch.Migrated("priced", 2, "prices in pence")]]
+        assert repo.get("red").price == 450  # type: ignore[union-attr]
+        if migrate:
+            assert repo.get("blue").price == 300  # type: ignore[union-attr]
+        else:
+            assert not repo.exists("blue")
+
+
+# -- what a migration must leave ----------------------------------------------------------------
+
+
+def test_a_migration_must_leave_every_row_readable_not_only_those_it_wrote(
+    db: hutch.Database,
+) -> None:
+    @attrs.frozen(kw_only=True)
+    class Sized(hutch.Model):
+        __collection__ = "paints"
+        __migrations__ = (hutch.Migration(2, "add a size (but forget to)", keep),)
+
+        name: str
+        size: int
+
+    db.store.set_row("paints", "p1", stored(name="red"))
+    with pytest.raises(hutch.MigrationError) as caught:
+        db.repo(Sized)
+    message = str(caught.value)
+    for part in ("'add a size (but forget to)'", "'p1'", "size: required field", "rolled back"):
+        assert part in message
+    assert db.schema_version("paints") == 1
+    assert db.models.models() == []
+
+
+def test_a_store_step_must_leave_the_rows_it_writes_elsewhere_readable(
+    db: hutch.Database,
+) -> None:
+    def spoil_the_shops(db: hutch.Database) -> None:
+        db.store.set_cell("shops", "s1", "name", 5)
+
+    @attrs.frozen(kw_only=True)
+    class Audit(hutch.Model):
+        __collection__ = "audits"
+        __migrations__ = (hutch.Migration(2, "spoil the shops", run=spoil_the_shops),)
+
+    db.repo(Shop).create(id="s1", name="corner")
+    with pytest.raises(hutch.MigrationError, match=r"'s1' of shops, which Shop cannot read"):
+        db.repo(Audit)
+    assert db.repo(Shop).get("s1").name == "corner"  # type: ignore[union-attr]
+    assert db.schema_version("audits") == 1
+
+
+def test_a_store_step_may_write_through_its_own_models_repository(db: hutch.Database) -> None:
+    def seed(db: hutch.Database) -> None:
+        db.repo(Seeded).create(id="first", name="first")
+
+    @attrs.frozen(kw_only=True)
+    class Seeded(hutch.Model):
+        __collection__ = "seeded"
+        __unique__ = ("name",)
+        __migrations__ = (hutch.Migration(2, "seed", run=seed),)
+
+        name: str
+
+    assert [s.id for s in db.repo(Seeded).all()] == ["first"]
+    assert db.schema_version("seeded") == 2
+    with pytest.raises(hutch.IntegrityError, match="unique"):
+        db.repo(Seeded).create(name="first")
+
+
+def test_a_failing_store_step_leaves_the_models_it_registered_unknown(
+    db: hutch.Database,
+) -> None:
+    def seed_then_fail(db: hutch.Database) -> None:
+        db.repo(Seeding).create(id="first", name="first")
+        raise ValueError("out of seeds")
+
+    @attrs.frozen(kw_only=True)
+    class Seeding(hutch.Model):
+        __collection__ = "seeding"
+        __migrations__ = (hutch.Migration(2, "seed", run=seed_then_fail),)
+
+        name: str
+
+    with pytest.raises(hutch.MigrationError, match="out of seeds"):
+        db.repo(Seeding)
+    assert db.models.models() == []
+    assert not db.store.has_table("seeding")
+
+
+def test_the_error_of_a_migration_run_by_another_is_raised_as_it_is(db: hutch.Database) -> None:
+    def fail(db: hutch.Database) -> None:
+        raise ValueError("no")
+
+    @attrs.frozen(kw_only=True)
+    class Broken(hutch.Model):
+        __collection__ = "broken"
+        __migrations__ = (hutch.Migration(2, "fails", run=fail),)
+
+    def use_broken(db: hutch.Database) -> None:
+        db.repo(Broken)
+
+    @attrs.frozen(kw_only=True)
+    class Using(hutch.Model):
+        __collection__ = "using"
+        __migrations__ = (hutch.Migration(2, "uses broken", run=use_broken),)
+
+    with pytest.raises(hutch.MigrationError) as caught:
+        db.repo(Using)
+    assert isinstance(caught.value.__cause__, ValueError)
+    assert str(caught.value).count("failed") == 1
+    assert "broken to version 2" in str(caught.value)
+    assert db.models.models() == []
+
+
+def test_a_dry_run_registers_nothing(db: hutch.Database) -> None:
+    db.store.set_row("paints", "p1", stored(name="red", colour="crimson"))
+    assert db.migrate(PaintV2, dry_run=True) == [
+        hutch.Migrated("paints", 2, "rename colour to color")
+    ]
+    assert db.models.models() == []
+    assert db.repo(PaintV2).get("p1").color == "crimson"  # type: ignore[union-attr]
+    assert db.schema_version("paints") == 2
+
+
+def test_a_cascade_into_a_collection_whose_migrations_are_pending_runs_them_first(
+    db: hutch.Database,
+) -> None:
+    shops = db.repo(Shop)
+    shop = shops.create(name="corner")
+    db.repo(StockV2)
+    with db.store.transaction():  # as a restore of an older backup, by another process, would
+        db.store.set_row("stock", "st1", stored(shop_id=shop.id))
+        db.store.del_value("hutch.schema.stock")
+    assert shops.delete(shop.id)
+    assert db.store.get_row_count("stock") == 0
+    assert db.schema_version("stock") == 2
+
+
+# -- the record travels with the collection ---------------------------------------------------
+
+
+def cli_run(*args: str, code: int = 0) -> str:
+    from click.testing import CliRunner
+
+    from hutch.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def priced_store(url: str) -> None:
+    """A store whose ``priced`` collection was migrated to version 2 (4.50 became 450)."""
+    with hutch.open(url) as db:
+        db.repo(PricedV1).create(id="red", name="red", price=4.5)
+        db.store.set_value("setting", 1)
+    with hutch.open(url) as db:
+        assert db.repo(PricedV2).get("red").price == 450  # type: ignore[union-attr]
+
+
+def assert_migrated_once(url: str) -> None:
+    with hutch.open(url) as db:
+        assert db.schema_version("priced") == 2
+        assert db.repo(PricedV2).get("red").price == 450  # type: ignore[union-attr]
+        assert "setting" not in db.store.get_values()
+
+
+def test_a_copy_of_some_collections_carries_their_schema_record(tmp_path: Path) -> None:
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    priced_store(src)
+    cli_run("copy", "--collections", "priced", src, dst)
+    assert_migrated_once(dst)
+
+
+def test_an_export_of_some_collections_carries_their_schema_record(tmp_path: Path) -> None:
+    src, dst, out = str(tmp_path / "src"), str(tmp_path / "dst"), str(tmp_path / "out")
+    priced_store(src)
+    cli_run("export", src, out, "--collections", "priced")
+    cli_run("import", out, dst)
+    assert_migrated_once(dst)
+    with hutch.open(dst) as db:
+        db.store.set_value("kept", 1)
+    cli_run("import", out, dst, "--replace")
+    assert_migrated_once(dst)
+    with hutch.open(dst) as db:
+        assert db.store.get_value("kept") == 1  # the export's collections alone were replaced
+
+
+def test_a_collection_written_over_takes_the_schema_record_of_what_is_written(
+    tmp_path: Path,
+) -> None:
+    """A store holding nothing but a version record takes a copy, and the rows copied keep the
+    version they are at: here 1, so they migrate at the next open."""
+    src, dst = str(tmp_path / "src"), str(tmp_path / "dst")
+    with hutch.open(src) as db:
+        db.repo(PricedV1).create(id="red", name="red", price=4.5)
+    with hutch.open(dst) as db:
+        db.repo(PricedV2)
+        assert db.schema_version("priced") == 2  # and no row
+    cli_run("copy", "--collections", "priced", src, dst)
+    with hutch.open(dst) as db:
+        assert db.schema_version("priced") == 1  # as the rows copied are
+        assert db.repo(PricedV2).get("red").price == 450  # type: ignore[union-attr]
+        assert db.schema_version("priced") == 2
+
+
+# -- the command, for an application's own models ------------------------------------------------
+
+
+SHOP_MODELS = """\
+import attrs
+import hutch
+
+
+def rename(row):
+    if "colour" in row:  # (a row already renamed stays as it is)
+        row["color"] = row.pop("colour")
+    return row
+
+
+@attrs.frozen(kw_only=True)
+class Paint(hutch.Model):
+    __collection__ = "paints"
+    __migrations__ = (hutch.Migration(2, "rename colour to color", rename),)
+    name: str
+    color: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Brush(hutch.Model):
+    __collection__ = "brushes"
+    size: int
+
+
+MODELS = [Paint]
+Imported = hutch.Model  # not defined here: not one of its models
+"""
+
+
+@pytest.fixture
+def shop_models(tmp_path: Path) -> str:
+    """A store, and beside it (in the working folder) a module of an application's models."""
+    (tmp_path / "shop_models.py").write_text(SHOP_MODELS, encoding="utf-8")
+    url = url_of("sqlite", tmp_path)
+    with hutch.open(url) as db:
+        db.store.set_row("paints", "p1", stored(name="red", colour="crimson"))
+        db.store.set_row("brushes", "b1", stored(size="big"))
+    return url
+
+
+@pytest.mark.parametrize("given", ["shop_models", "shop_models:Paint", "shop_models:MODELS"])
+def test_hutch_migrate_takes_an_applications_own_models(
+    tmp_path: Path, shop_models: str, given: str
+) -> None:
+    env = dict(os.environ)
+    code, out, err = hutch_command("--models", given, "migrate", shop_models, env=env, cwd=tmp_path)
+    assert code == 0, err
+    assert "paints to version 2: rename colour to color" in out
+    with hutch.open(shop_models) as db:
+        assert db.store.get_row("paints", "p1") == stored(name="red", color="crimson")
+    code, out, err = hutch_command("--models", given, "verify", shop_models, env=env, cwd=tmp_path)
+    if given == "shop_models":  # Brush too, whose row does not fit
+        assert code == 3, out
+        assert "b1" in out
+    else:
+        assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ("no_such_module", "cannot import no_such_module"),
+        ("shop_models:Missing", "shop_models has no Missing"),
+        ("shop_models:rename", "not a hutch.Model"),
+        ("shop_models:", "module[:name]"),
+    ],
+)
+def test_hutch_models_says_what_is_wrong(
+    tmp_path: Path, shop_models: str, given: str, says: str
+) -> None:
+    code, _, err = hutch_command(
+        "--models", given, "migrate", shop_models, env=dict(os.environ), cwd=tmp_path
+    )
+    assert code == 1
+    assert says in err
+
+
+def test_hutch_migrate_does_not_say_all_is_at_its_version_when_the_store_is_newer(
+    tmp_path: Path, shop_models: str
+) -> None:
+    with hutch.open(shop_models) as db:
+        db.store.set_value("hutch.schema.paints", 3)
+    code, out, err = hutch_command(
+        "--models", "shop_models:Paint", "migrate", shop_models, env=dict(os.environ), cwd=tmp_path
+    )
+    assert code == 0, err
+    assert "newer than this code" in out
+    assert "every collection" not in out

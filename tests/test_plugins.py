@@ -293,9 +293,10 @@ def test_named_domain_plugins_bring_their_models_from_the_open() -> None:
 
 
 @pytest.mark.usefixtures("autoloading")
-def test_auth_alone_brings_the_platform_user_and_no_other_platform_model() -> None:
+def test_auth_alone_brings_the_whole_platform() -> None:
+    """It stores its users in the platform's ``User``, whose delete policies come with it."""
     with hutch.open("memory://", plugins=["auth"]) as db:
-        assert set(db.models.models()) == {platform.User, *auth.MODELS}
+        assert set(db.models.models()) == {*platform.MODELS, *auth.MODELS}
 
 
 @pytest.mark.usefixtures("autoloading")
@@ -312,7 +313,7 @@ def test_a_named_plugin_loads_with_autoloading_off(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(AUTOLOAD_OFF, "1")
     with hutch.open("memory://", plugins=["memory", "auth"]) as db:
         assert plugin_names(db) == ["auth", "memory"]
-        assert set(db.models.models()) == {platform.User, *auth.MODELS}
+        assert set(db.models.models()) == {*platform.MODELS, *auth.MODELS}
 
 
 @pytest.mark.usefixtures("autoloading")

@@ -31,8 +31,9 @@ The three models point at ``users`` with ``on_delete="cascade"``: deleting a
 user deletes their OAuth accounts, tokens and deactivation in the same
 transaction. Building either database registers them (:func:`register`); to
 have the database know them from its open, before any user is deleted some
-other way, name this domain plugin: ``hutch.open(url, plugins=["fastapi_users"])``
-(with ``"platform"`` too for the platform's other models).
+other way, name this domain plugin: ``hutch.open(url, plugins=["fastapi_users"])``.
+The platform ``User`` brings the platform's other models with it (its
+``__family__``), so their delete policies hold too.
 
 The methods are ``async`` because fastapi-users awaits them; they call hutch
 directly, which is right for reads (in-memory lookups) and for the memory

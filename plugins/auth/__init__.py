@@ -8,8 +8,9 @@ SHA-256 hashes, and given ``secret_key``, OAuth tokens are encrypted
 :mod:`hutch.plugins.platform.emails`. Installed with hutch as a domain plugin
 (the ``hutch.domains`` entry-point group): named at the open, it makes the
 database know these models, their indexes and their delete policies (deleting
-a user deletes their accounts, sessions and authenticators) from the start; it
-brings the platform ``User`` and no other platform model::
+a user deletes their accounts, sessions and authenticators) from the start; the
+platform ``User`` it stores users in brings the platform's other models (its
+``__family__``), whose delete policies then hold too::
 
     with hutch.open("memory://", plugins=["auth"]) as db:
         auth = AuthAdapter(db)

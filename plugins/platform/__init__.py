@@ -13,7 +13,8 @@ soon as it opens::
         assert users.find_by_email(" ADA@example.org") == ada
 
 Unnamed, the models still work: ``db.repo(Model)`` registers the model it is
-given, on first use.
+given on first use, and with it the other six (its ``__family__``), so every
+delete policy holds.
 """
 
 from __future__ import annotations

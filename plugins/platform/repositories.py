@@ -219,16 +219,14 @@ class ResourceRepository(PlatformRepository["models.Resource"]):
 class MembershipRepository(PlatformRepository["models.Membership"]):
     """Memberships by user, organisation and team; a user's organisations and teams."""
 
-    def _check(
-        self, instance: models.Membership, previous: models.Membership | None = None
-    ) -> None:
+    def check(self, instance: models.Membership, previous: models.Membership | None = None) -> None:
         """Refuse a duplicate membership, or a team of another organisation, on every write.
 
         Only a change of user, organisation or team can make a duplicate, so
         changing the role of one of two duplicates (which deleting a team can
         leave behind) is allowed.
         """
-        super()._check(instance, previous)
+        super().check(instance, previous)
         self._check_membership(
             instance, moved=previous is None or _place(previous) != _place(instance)
         )
@@ -281,7 +279,8 @@ class MembershipRepository(PlatformRepository["models.Membership"]):
                 raise hutch.IntegrityError(
                     f"user {membership.user_id!r} is already a member of organisation "
                     f"{membership.organisation_id!r} {where} (membership {other.id!r}); update "
-                    "that membership instead"
+                    "that membership instead",
+                    row_id=other.id,
                 )
 
 
@@ -293,10 +292,10 @@ def _place(membership: models.Membership) -> tuple[str, str, str | None]:
 class FileRepository(PlatformRepository["models.File"]):
     """Files by project and by resource."""
 
-    def _check(self, instance: models.File, previous: models.File | None = None) -> None:
+    def check(self, instance: models.File, previous: models.File | None = None) -> None:
         """On every write, a file attached to a resource and a project names the resource's
         project."""
-        super()._check(instance, previous)
+        super().check(instance, previous)
         self._check_file(instance)
 
     def find_by_project(self, project_id: str) -> list[models.File]:
