@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/core.py
 	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/models.py
+	$(BIN)/python bench/plugins.py
 	$(BIN)/python bench/workers.py
 	$(BIN)/python bench/backup.py
 

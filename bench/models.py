@@ -30,7 +30,6 @@ from typing import Any
 
 import hutch
 import hutch.backends.file
-import hutch.plugins.platform
 from hutch.plugins.platform import Membership, Organisation, PlatformRepositories, Team, User
 from hutch.serialise import from_row, to_row
 
@@ -125,9 +124,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as folder:
-        db = hutch.open(
-            Path(folder) / "data", plugins=[hutch.backends.file, hutch.plugins.platform]
-        )
+        db = hutch.open(Path(folder) / "data", plugins=[hutch.backends.file, "platform"])
         org_id, user_ids = build_platform(db, args.teams, args.members)
         con = sqlite3.connect(":memory:")
         con.row_factory = sqlite3.Row

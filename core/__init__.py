@@ -24,10 +24,12 @@ from hutch.errors import (
     InvalidValue,
     ListenerError,
     LockTimeout,
+    MigrationError,
     NotFound,
     PluginError,
     QueryError,
     ReadOnlyStorage,
+    SchemaMismatch,
     StorageError,
     StoragePermissionError,
     UnknownBackend,
@@ -36,10 +38,12 @@ from hutch.errors import (
 )
 from hutch.hookspecs import RegisterBackend, hookimpl
 from hutch.indexes import Indexes
-from hutch.models import Model, OnDelete, Relation, Unique
+from hutch.migrations import Migrated
+from hutch.models import Migration, Model, OnDelete, Relation, Unique
 from hutch.persister import BackendConfig, Capabilities, Persister, Snapshot
 from hutch.relationships import Relationship, Relationships
 from hutch.repository import Repository
+from hutch.serialise import from_json, to_json
 from hutch.store import Store
 
 try:
@@ -67,6 +71,9 @@ __all__ = [
     "InvalidValue",
     "ListenerError",
     "LockTimeout",
+    "Migrated",
+    "Migration",
+    "MigrationError",
     "Model",
     "NotFound",
     "OnDelete",
@@ -79,6 +86,7 @@ __all__ = [
     "Relationship",
     "Relationships",
     "Repository",
+    "SchemaMismatch",
     "Snapshot",
     "StorageError",
     "StoragePermissionError",
@@ -88,7 +96,9 @@ __all__ = [
     "UnsupportedFormat",
     "ValidationError",
     "__version__",
+    "from_json",
     "hookimpl",
     "open",
     "parse_url",
+    "to_json",
 ]

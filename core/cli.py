@@ -29,7 +29,8 @@ from hutch import archives, exchange, retention, snapshots
 from hutch.config import DEFAULT_URL, CollectionSettings, parse_url, redact_text
 from hutch.database import Database, capabilities_of
 from hutch.errors import ConfigError, CorruptData, HutchError
-from hutch.models import Model
+from hutch.model_paths import models_at
+from hutch.models import Model, spec_of
 from hutch.persister import AlreadyOpen, Snapshot
 from hutch.plugin_manager import make_manager, models_of
 from hutch.verify import Report, verify
@@ -143,6 +144,7 @@ class Settings:
 
     url: str = DEFAULT_URL
     plugins: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
 
 
 @click.group(cls=HutchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -161,16 +163,26 @@ class Settings:
     "plugins",
     multiple=True,
     metavar="NAME",
-    help="Check rows against the models of this plugin (platform, auth, ...); repeatable.",
+    help="Check rows against (and migrate) the models of this plugin (platform, auth, ...); "
+    "repeatable.",
+)
+@click.option(
+    "--models",
+    "models",
+    multiple=True,
+    metavar="MODULE[:NAME]",
+    help="Check rows against (and migrate) an application's own models: those a module "
+    "defines, or one of its attributes (a model, or a list of them); imported from the "
+    "working folder; repeatable.",
 )
 @click.pass_context
-def cli(ctx: click.Context, url: str, plugins: tuple[str, ...]) -> None:
+def cli(ctx: click.Context, url: str, plugins: tuple[str, ...], models: tuple[str, ...]) -> None:
     """Operate on a hutch store: a folder (./data), jsonl:, sqlite: or any backend's URL.
 
     Passwords in URLs are never printed. Exit codes: 0 done, 1 error, 2 usage
     error, 3 integrity check failed.
     """
-    ctx.obj = Settings(url or DEFAULT_URL, plugins)
+    ctx.obj = Settings(url or DEFAULT_URL, plugins, models)
 
 
 def main() -> None:
@@ -189,9 +201,14 @@ def default_url() -> str:
     return _settings().url
 
 
-def _models(db: Database) -> list[type[Model]]:
-    """The models of the plugins named with ``--plugin``."""
-    return models_of(db.plugins, _settings().plugins)
+def _models() -> list[type[Model]]:
+    """The models of the plugins named with ``--plugin`` (installed ones, loaded by name), and
+    those named with ``--models``."""
+    settings = _settings()
+    found = models_of(settings.plugins)
+    for path in settings.models:
+        found += models_at(path)
+    return list(dict.fromkeys(found))
 
 
 def _or_default(url: str | None) -> str:
@@ -358,7 +375,11 @@ def _table(rows: Iterable[Sequence[object]], header: Sequence[str]) -> str:
 @cli.command()
 @click.argument("src")
 @click.argument("dst")
-@click.option("--collections", help="Copy only these collections (comma-separated), no values.")
+@click.option(
+    "--collections",
+    help="Copy only these collections (comma-separated), and no values but the records of "
+    "their schema versions.",
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be copied; write nothing.")
 @click.option("--replace", is_flag=True, help="Delete what DST holds there first.")
 @output_options
@@ -453,7 +474,11 @@ def _listing(counts: dict[str, int], values: int) -> str:
     show_default=True,
     help="One file per collection in this format.",
 )
-@click.option("--collections", help="Export only these collections (comma-separated).")
+@click.option(
+    "--collections",
+    help="Export only these collections (comma-separated), and no values but the records of "
+    "their schema versions.",
+)
 @output_options
 def export(
     url_or_dir: str,
@@ -512,7 +537,7 @@ def import_(
     """Import an export folder DIR into the store at URL, ids and timestamps kept.
 
     Rows that do not parse, or do not fit the model of their collection (the
-    models of the plugins named with --plugin), are left out and written to a
+    models named with --plugin or --models), are left out and written to a
     reject file; then the command exits 1. The rest is one transaction, into
     the export's collections (and values), which must be empty there unless
     --replace is given; URL's other collections stay as they are.
@@ -523,7 +548,7 @@ def import_(
     where = _local(rejects, "--rejects") if rejects else _rejects_beside(source)
     snapshot, refused = exchange.read_export(source)
     with _target(url) as db:
-        snapshot, invalid = exchange.check_models(snapshot, _models(db))
+        snapshot, invalid = exchange.check_models(snapshot, _models())
         refused += invalid
         scope = snapshots.scope_of(snapshot)
         held = snapshots.held(db, scope)
@@ -580,7 +605,7 @@ def verify_command(
     """Check the integrity of the store at URL; exit 3 if a check fails.
 
     Record counts; the backend's index files and ids agree with the records;
-    for the models of the plugins named with --plugin, every relationship cell
+    for the models named with --plugin or --models, every relationship cell
     resolves, unique fields are unique and rows fit their models; with
     --against, each collection's canonical hash and sampled rows compared
     field by field.
@@ -604,7 +629,7 @@ def verify_command(
                     f"{_shown(other)} is {_shown(url)} (by another name, perhaps); name "
                     "another store to compare with"
                 ) from error
-        report = verify(db, models=_models(db), against=against, sample=sample, seed=seed)
+        report = verify(db, models=_models(), against=against, sample=sample, seed=seed)
     _report(out, report)
 
 
@@ -821,7 +846,7 @@ def restore(
     with _target(url, manifest.settings) as db:
         _write(db, snapshot, out, replace=("--force", force))
     with snapshots.open_reading(url) as db:
-        report = verify(db, models=_models(db))
+        report = verify(db, models=_models())
     restored = {check.name: check.sha256 for check in report.collections}  # (values too)
     expected = {name: part.sha256 for name, part in manifest.collections.items()}
     expected[snapshots.VALUES] = manifest.values.sha256
@@ -888,6 +913,61 @@ def compact(url: str | None, as_json: bool, silent: bool) -> None:
     with hutch.open(_existing(_or_default(url)), follow=False) as db:
         db.compact()
         out.result({"url": db.url, "compacted": True}, f"Compacted {db.url}.")
+
+
+@cli.command()
+@click.argument("url", required=False)
+@click.option("--dry-run", is_flag=True, help="Say what would run; write nothing.")
+@output_options
+def migrate(url: str | None, dry_run: bool, as_json: bool, silent: bool) -> None:
+    """Run the pending migrations of the models named with --plugin or --models.
+
+    The pending migrations of each collection run in one transaction, each
+    once, however many processes open the store meanwhile; one that fails
+    rolls its collection back and the command exits 1. The store records each
+    collection's schema version (see docs/models.md#migrations).
+    """
+    out = _out(as_json, silent)
+    models = _models()
+    if not models:
+        raise ConfigError(
+            "no models to migrate: name the plugins that register them, as in "
+            "`hutch --plugin NAME migrate [URL]`, or the modules that define them, as in "
+            "`hutch --models myapp.models migrate [URL]`"
+        )
+    target = _existing(_or_default(url))
+    read_only = dry_run and capabilities_of(parse_url(target)).read_only
+    with hutch.open(target, follow=False, migrate=False, read_only=read_only) as db:
+        done = db.migrate(*models, dry_run=dry_run)
+        versions = {
+            spec.collection: {"store": db.schema_version(spec.collection), "model": spec.version}
+            for spec in map(spec_of, models)
+        }
+        shown = db.url
+    key, verb = ("would_run", "Dry run: would run") if dry_run else ("ran", "Ran")
+    newer = {name: v for name, v in versions.items() if v["store"] > v["model"]}
+    if done:
+        lines = [f"{verb} on {shown}:", *(f"  {step}" for step in done)]
+    elif newer:
+        lines = [f"Nothing to run on {shown}."]
+    else:
+        lines = [f"Nothing to migrate: every collection of {shown} is at its model's version."]
+    rows = [(name, v["store"], v["model"]) for name, v in versions.items()]
+    lines.append(_table(rows, ("collection", "store version", "model version")))
+    lines += [
+        f"Warning: {name} is at version {v['store']}, newer than this code's {v['model']}: a "
+        "newer version of the application migrated it; deploy that version"
+        for name, v in newer.items()
+    ]
+    out.result(
+        {
+            "url": shown,
+            "dry_run": dry_run,
+            key: [attrs.asdict(step) for step in done],
+            "collections": versions,
+        },
+        "\n".join(lines),
+    )
 
 
 @cli.command()

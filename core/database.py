@@ -30,7 +30,9 @@ from hutch.errors import (
     UnknownBackend,
 )
 from hutch.follower import Follower
+from hutch.ids import check_table_id
 from hutch.indexes import Indexes
+from hutch.migrations import Migrated, recorded_version
 from hutch.mirrors import Mirror
 from hutch.models import Model
 from hutch.persister import BackendConfig, Capabilities, Persister
@@ -56,23 +58,33 @@ def open(
     follow: bool = True,
     mirrors: Iterable[str | os.PathLike[str]] = (),
     plugins: Iterable[object] = (),
+    migrate: bool = True,
     **options: Any,
 ) -> Database:
     """Open the store at ``url`` with the backend its scheme names.
 
-    ``url`` is a URL (``memory://``, ``file:///srv/data``, ``sqlite:///app.db``,
-    ``postgresql://...``) or a bare path (a ``file`` URL); ``None`` means
-    ``$HUTCH_URL``, else ``./data``. ``collections`` holds per-collection
-    settings, ``durability`` is ``"commit"``, ``"batch"`` or ``"none"``,
-    ``lock_timeout`` is the longest wait in seconds for a lock another process
-    holds (then :class:`~hutch.LockTimeout`), ``read_only=True`` opens a durable
-    store writing nothing (writes raise :class:`~hutch.ReadOnlyStorage`),
-    ``follow=False`` turns off the thread that takes other processes' commits in
-    within 50 ms (then only transactions and ``db.refresh()`` do), ``mirrors``
-    lists URLs of other backends that receive every commit (see
-    :mod:`hutch.mirrors`), ``plugins`` adds plugins (modules or objects with
-    hook implementations) to those found through entry points, and any other
-    keyword is an option for the backend, which rejects the ones it does not know.
+    - ``url``: a URL (``memory://``, ``file:///srv/data``, ``sqlite:///app.db``,
+      ``postgresql://...``) or a bare path (a ``file`` URL); ``None`` means
+      ``$HUTCH_URL``, else ``./data``.
+    - ``collections``: per-collection settings.
+    - ``durability``: ``"commit"``, ``"batch"`` or ``"none"``.
+    - ``lock_timeout``: the longest wait in seconds for a lock another process
+      holds (then :class:`~hutch.LockTimeout`).
+    - ``read_only=True``: open a durable store writing nothing (writes raise
+      :class:`~hutch.ReadOnlyStorage`).
+    - ``follow=False``: no thread takes other processes' commits in within 50 ms
+      (then only transactions and ``db.refresh()`` do).
+    - ``mirrors``: URLs of other backends that receive every commit (see
+      :mod:`hutch.mirrors`).
+    - ``plugins``: plugins added to those the ``hutch`` entry-point group loads
+      on every open: names of installed ones (the domain plugins
+      ``"platform"`` and ``"auth"`` act only when named), and modules or
+      objects with hook implementations.
+    - ``migrate=False``: leave the migrations of models to
+      :meth:`Database.migrate` (else they run as each model registers: see
+      :mod:`hutch.migrations`).
+    - any other keyword: an option for the backend, which rejects the ones it
+      does not know.
     """
     parsed = parse_url(url)
     config = BackendConfig(
@@ -99,7 +111,12 @@ def open(
             mirror_list.append(Mirror(mirror_config.url, _persister(manager, mirror_config)))
             opened.append(mirror_list[-1].persister)
         return Database(
-            config, persister, manager, mirror_list, follow=_check_flag("follow", follow)
+            config,
+            persister,
+            manager,
+            mirror_list,
+            follow=_check_flag("follow", follow),
+            migrate=_check_flag("migrate", migrate),
         )
     except BaseException:
         for each in opened:
@@ -168,6 +185,7 @@ class Database:
         mirrors: Iterable[Mirror] = (),
         *,
         follow: bool = True,
+        migrate: bool = True,
     ) -> None:
         self.config = config
         self.plugins = plugins
@@ -185,7 +203,7 @@ class Database:
         self.mirrors = list(mirrors)
         self.indexes = Indexes(self.store)
         self.relationships = Relationships(self.store, self._describe_relationship)
-        self.models = ModelRegistry(self)
+        self.models = ModelRegistry(self, migrate=migrate)
         plugins.hook.hutch_register_models(register=self.models.register)
         self.resync_mirrors()
         if self.mirrors:
@@ -215,6 +233,19 @@ class Database:
                 f"other model registered for {repo.collection!r}?"
             )
         return repo
+
+    def migrate(self, *models: type[Model], dry_run: bool = False) -> list[Migrated]:
+        """Run the pending migrations of ``models`` (registering them), or of every registered
+        model; return what ran, in order (with ``dry_run=True``, what would run: nothing is
+        written, and no model registered). Those of a collection run in one transaction,
+        once, whoever else opens the store meanwhile (see :mod:`hutch.migrations`)."""
+        if not dry_run:
+            self._refuse_read_only("migrate")
+        return self.models.migrate(models, dry_run=dry_run)
+
+    def schema_version(self, collection: str) -> int:
+        """The schema version the store records for ``collection`` (1: never migrated)."""
+        return recorded_version(self.store, check_table_id(collection))
 
     @property
     def url(self) -> str:

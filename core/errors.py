@@ -88,7 +88,15 @@ class ValidationError(HutchError, ValueError):
 
 
 class IntegrityError(HutchError):
-    """A write would break a unique field, a foreign key or a delete policy; nothing was written."""
+    """A write would break a unique field, a foreign key or a delete policy; nothing was written.
+
+    ``row_id`` is the row of the written collection that the write clashes with (the holder
+    of a unique value, or of the id), where there is one.
+    """
+
+    def __init__(self, message: str, *, row_id: str | None = None) -> None:
+        super().__init__(message)
+        self.row_id = row_id
 
 
 class NotFound(HutchError, LookupError):
@@ -97,3 +105,13 @@ class NotFound(HutchError, LookupError):
 
 class QueryError(HutchError, ValueError):
     """A filter or an ordering names an unknown field or lookup."""
+
+
+class MigrationError(HutchError):
+    """A migration failed, or left rows that do not fit their model; it was rolled back, and
+    the message names the collection, the version and the step."""
+
+
+class SchemaMismatch(HutchError):
+    """A collection's stored schema version is not the model's: a newer version of the
+    application migrated it (deploy that version), or migrations are pending (run them)."""

@@ -27,7 +27,7 @@ def hutch_register_backends(register: RegisterBackend) -> None:
 
 @hookspec
 def hutch_register_models(register: Callable[[type[Model]], None]) -> None:
-    """Register models: call ``register(Model)`` for each, so every database knows them."""
+    """Register models: call ``register(Model)`` for each; a database knows them from its open."""
 
 
 @hookspec

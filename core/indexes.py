@@ -84,6 +84,11 @@ class Indexes(Definitions):
         with self._store.lock:
             return self._get(index_id).keys()
 
+    def indexed_row_count(self, index_id: str) -> int:
+        """How many rows are in a slice or more: fewer than the table's when some have no key."""
+        with self._store.lock:
+            return self._get(index_id).placed()
+
     def slice_row_ids(self, index_id: str, slice_id: Any) -> list[str]:
         """The ids of the rows under ``slice_id``, in the index's order (empty if none)."""
         index = self.defined(index_id)

@@ -1,9 +1,14 @@
-"""How a model becomes a row and back: private cattrs converters (orjson preconf).
+"""How a model becomes a row or JSON and back: private cattrs converters (orjson preconf).
 
 Rows hold only JSON, so timezone-aware datetimes are stored as ISO-8601 text
 in UTC, enums by their value, nested attrs classes as objects. Structuring is
 strict: ``"3"`` is not an int and ``1`` is not a bool, so what a model holds is
-what was meant. Serialisation stays here, apart from the model classes.
+what was meant; reading a stored row ignores the cells the model has no field
+for (a field dropped, or added by a newer version of the application).
+:func:`to_json` and :func:`from_json` give applications the same conversion
+for what they send and receive (an API's responses and requests), leaving
+secret fields out of what is sent unless asked. Serialisation stays here,
+apart from the model classes.
 """
 
 from __future__ import annotations
@@ -13,17 +18,21 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, get_origin
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import make_converter
 
 from hutch.cells import Row
-from hutch.errors import ValidationError
+from hutch.errors import DefinitionError, ValidationError
 from hutch.models import secret_fields
 
 M = TypeVar("M")
+
+#: Where changing a model, and migrating its stored rows, is explained.
+MIGRATIONS_DOC = "docs/models.md#migrations"
 
 
 def _is_enum(kind: Any) -> bool:
@@ -84,8 +93,9 @@ def _bytes_in(value: Any, _: Any) -> bytes:
     raise TypeError(f"expected bytes, not a value of type {type(value).__name__}")
 
 
-def _make(*, detailed: bool) -> cattrs.Converter:
-    converter = make_converter(forbid_extra_keys=True, detailed_validation=detailed)
+def _make(*, detailed: bool, extra_keys: bool = False) -> cattrs.Converter:
+    """A converter; ``extra_keys`` lets an object hold keys its class has no field for."""
+    converter = make_converter(forbid_extra_keys=not extra_keys, detailed_validation=detailed)
     converter.register_unstructure_hook(datetime, _datetime_out)
     converter.register_structure_hook(datetime, _datetime_in)
     converter.register_unstructure_hook_func(_is_enum, lambda member: member.value)
@@ -98,8 +108,33 @@ def _make(*, detailed: bool) -> cattrs.Converter:
     return converter
 
 
+def _make_json(*, secrets: bool) -> cattrs.Converter:
+    """A converter to JSON values alone (a tuple becomes a list), given secrets or leaving out
+    every secret field, of a model and of what it nests."""
+    converter = _make(detailed=False)
+    converter.register_unstructure_hook_func(
+        _is_tuple, lambda value: [converter.unstructure(item) for item in value]
+    )
+    if not secrets:
+
+        def without_secrets(kind: type) -> Any:
+            omitted: dict[str, Any] = {name: override(omit=True) for name in secret_fields(kind)}
+            return make_dict_unstructure_fn(kind, converter, **omitted)
+
+        converter.register_unstructure_hook_factory(attrs.has, without_secrets)
+    return converter
+
+
+def _is_tuple(kind: Any) -> bool:
+    return kind is tuple or get_origin(kind) is tuple
+
+
 _checking = _make(detailed=True)  # builds models from what callers give: every error, by field
-_loading = _make(detailed=False)  # builds models from rows that were checked when written
+#: Builds models from rows that were checked when written, leaving out the cells a model has
+#: no field for (a field dropped, or one a newer version of the application added).
+_loading = _make(detailed=False, extra_keys=True)
+_json = _make_json(secrets=False)  # what to_json sends
+_json_with_secrets = _make_json(secrets=True)
 
 _EXTRA = re.compile(r"extra fields found \((.*)\) @ \$$")
 _PATH = re.compile(r" @ \$\.?([A-Za-z_][A-Za-z0-9_]*)?")
@@ -121,12 +156,17 @@ def _plain(value: Any) -> Any:
     for the structure hooks to report; so are bytes, which a row holds as
     base85 text: given for a text field, they must be refused, not stored encoded.
     """
+    if type(value) in _SCALARS:  # most values: nothing to make plain
+        return value
     if isinstance(value, bytes):
         return value
     try:
         return _checking.unstructure(value)
     except Exception:
         return value
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def to_row(instance: Any) -> tuple[str, Row]:
@@ -136,17 +176,24 @@ def to_row(instance: Any) -> tuple[str, Row]:
 
 
 def from_row(model: type[M], row_id: str, row: Row) -> M:
-    """The model a stored row holds; a row that does not fit raises ValidationError."""
+    """The model a stored row holds, ignoring cells it has no field for; a field the row lacks
+    takes its default. A row that does not fit raises ValidationError saying how to fix it."""
     try:
         return _loading.structure({**row, "id": row_id}, model)
     except Exception:
         pass  # it does not fit: build says exactly why, below (outside the handler, so that
         # no exception quoting the row rides along in the chain)
+    known = attrs.fields_dict(model)  # type: ignore[arg-type]
     try:
-        return build(model, {**row, "id": row_id})
+        return build(model, {**{k: v for k, v in row.items() if k in known}, "id": row_id})
     except ValidationError as error:
+        listed = "; ".join(f"{field}: {why}" for field, why in error.errors.items())
         failure = ValidationError(
-            f"the stored row {row_id!r} does not fit {model.__qualname__}: {error}", error.errors
+            f"the stored {getattr(model, '__collection__', '?')} row {row_id!r} does not fit "
+            f"{model.__qualname__} ({listed}); if the model changed since the row was written, "
+            "give a new field a default, or declare a migration that rewrites the stored rows "
+            f"({MIGRATIONS_DOC})",
+            error.errors,
         )
     raise failure
 
@@ -159,6 +206,55 @@ def coerce(kind: Any, value: Any) -> Any:
 def stored(kind: Any, value: Any) -> Any:
     """``value`` (of type ``kind``) as a row stores it: what an index is keyed by."""
     return _checking.unstructure(value, unstructure_as=kind)
+
+
+def to_json(instance: Any, *, include_secrets: bool = False) -> dict[str, Any]:
+    """A model instance as a JSON object: what an API response sends.
+
+    Datetimes become ISO-8601 text in UTC, enums their values, bytes base85
+    text, nested attrs classes objects; every container is new. Secret fields
+    (declared ``repr=False``: a token, a password hash) are left out, of the
+    model and of what it nests, so a response cannot carry one by accident;
+    ``include_secrets=True`` keeps them (for a backup, never for a response).
+    """
+    if not attrs.has(type(instance)):
+        raise DefinitionError(
+            f"to_json takes a model instance (an attrs class, such as a hutch.Model), not "
+            f"{_kind_of(instance)}"
+        )
+    converter = _json_with_secrets if include_secrets else _json
+    try:
+        data: dict[str, Any] = converter.unstructure(instance)
+    except Exception as error:  # a hand-made instance: attrs checks no types (a naive datetime)
+        why = f"{type(error).__name__}: {error}"
+    else:
+        return data
+    name = type(instance).__qualname__
+    raise ValidationError(f"cannot make JSON of a {name}: {why}", {"*": why})
+
+
+def from_json(model: type[M], data: Mapping[str, Any]) -> M:
+    """The instance a JSON object describes (an API request's body), checked as ``create`` does.
+
+    Fields left out take their defaults (a new id, the current time); an
+    unknown or wrong field raises :class:`~hutch.ValidationError` naming every one.
+    """
+    if not (isinstance(model, type) and attrs.has(cast(type, model))):  # (model stays an M)
+        raise DefinitionError(
+            f"from_json takes a model class (an attrs class, such as a hutch.Model), not {model!r}"
+        )
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            f"a {model.__qualname__} is built from a JSON object (a dict of fields), not "
+            f"{_kind_of(data)}",
+            {"*": "expected a JSON object"},
+        )
+    return build(model, data)
+
+
+def _kind_of(value: Any) -> str:
+    """How an error names a value it must not quote (it may be a secret): by its type."""
+    return "a class" if isinstance(value, type) else f"a value of type {type(value).__name__}"
 
 
 def _describe(error: BaseException, kind: Any) -> str:

@@ -254,6 +254,10 @@ class SliceIndex:
         """Every key that has rows, in the order of :func:`order_key`."""
         return sorted((_original(key) for key in self._slices), key=order_key)
 
+    def placed(self) -> int:
+        """How many rows are in a slice or more (a row without the cell is in none)."""
+        return len(self._placed)
+
     def _place(self, row_id: str, row: Row) -> Place | None:
         """Where a row goes: its keys and its sort entry, or ``None`` for no slice."""
         try:

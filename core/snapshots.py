@@ -4,6 +4,11 @@ What ``hutch copy``, ``export``, ``backup``, ``restore`` and ``verify`` share.
 A store is read through a read-only open where the backend has one: its load
 is one commit point (the backend makes sure of that while writers go on), and
 with nothing following other processes' commits nothing changes after it.
+
+A collection goes with the keyed values that record its schema version
+(:func:`hutch.migrations.schema_keys`): a snapshot of some collections holds
+them, and writing a collection replaces the target's record of it, so that its
+rows are never taken for rows of another version (and migrated twice).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from hutch.database import Database, capabilities_of
 from hutch.database import open as open_database
 from hutch.errors import HutchError
 from hutch.ids import check_table_id
+from hutch.migrations import is_schema_key, schema_keys
 from hutch.persister import Snapshot
 
 #: The name of the keyed values wherever a snapshot's parts are listed beside collections.
@@ -41,20 +47,28 @@ def check_collections(names: Iterable[str]) -> list[str]:
 
 def scope_of(snapshot: Snapshot) -> list[str]:
     """The part of a store ``snapshot`` covers, as :func:`write` takes it: its collections,
-    and :data:`VALUES` if it holds values."""
-    return [*snapshot.tables, *([VALUES] if snapshot.values else [])]
+    and :data:`VALUES` if it holds values besides their schema records."""
+    own = {key for name in snapshot.tables for key in schema_keys(name)}
+    with_values = any(key not in own for key in snapshot.values)
+    return [*snapshot.tables, *([VALUES] if with_values else [])]
 
 
 def snapshot_of(db: Database, collections: Sequence[str] | None = None) -> Snapshot:
-    """Everything ``db`` holds; only the named ``collections`` (and the values if
-    :data:`VALUES` is among them), if they are named."""
+    """Everything ``db`` holds; only the named ``collections`` (with the values that record
+    their schemas, and every value if :data:`VALUES` is among them), if they are named."""
     store = db.store
     with store.lock:  # one moment of the store, whatever else this process does
         names = store.get_table_ids() if collections is None else collections
         tables = {name: store.get_table(name) for name in names if store.has_table(name)}
-        with_values = collections is None or VALUES in collections
-        values = store.get_values() if with_values else {}
+        if collections is None or VALUES in collections:
+            values = store.get_values()
+        else:
+            found = ((key, store.get_value(key, _ABSENT)) for n in tables for key in schema_keys(n))
+            values = {key: value for key, value in found if value is not _ABSENT}
     return Snapshot(tables=tables, values=values)
+
+
+_ABSENT: Any = object()
 
 
 def row_count(snapshot: Snapshot) -> int:
@@ -84,12 +98,14 @@ def hashes(snapshot: Snapshot) -> dict[str, str]:
 
 
 def held(db: Database, scope: Sequence[str] | None = None) -> int:
-    """How many rows and values ``db`` holds in ``scope`` (see :func:`write`)."""
+    """How many rows and values ``db`` holds in ``scope`` (see :func:`write`); a record of a
+    collection's schema is no value here (it goes with the collection's rows, if any)."""
     store = db.store
     names = store.get_table_ids() if scope is None else [n for n in scope if n != VALUES]
     count = sum(store.get_row_count(name) for name in names if store.has_table(name))
-    with_values = scope is None or VALUES in scope
-    return count + (len(store.get_values()) if with_values else 0)
+    if scope is None or VALUES in scope:
+        count += sum(not is_schema_key(key) for key in store.get_values())
+    return count
 
 
 class NotEmpty(HutchError):
@@ -115,23 +131,30 @@ def write(
 
     ``scope`` is the part of ``db`` the snapshot stands for: all of it (``None``),
     or the collections named, and the keyed values if :data:`VALUES` is among
-    them. The target must hold nothing there (else :class:`NotEmpty`) unless
-    ``replace``: then what it held there is deleted first, so it ends holding
-    exactly the snapshot there, and everything else as it was.
+    them. The target must hold nothing there (else :class:`NotEmpty`; a record
+    of a collection's schema alone is nothing) unless ``replace``: then what it
+    held there is deleted first, so it ends holding exactly the snapshot there,
+    and everything else as it was. Either way, the snapshot's records of its
+    collections' schemas replace the target's.
     """
     store = db.store
     with store.transaction():  # (what it holds is counted under the write lock)
         target = held(db, scope)
         if target and not replace:
             raise NotEmpty(db.url, target, scope)
+        names = store.get_table_ids() if scope is None else [n for n in scope if n != VALUES]
         if replace:
-            names = store.get_table_ids() if scope is None else scope
             for name in names:
-                if name != VALUES:
-                    store.del_table(name)
+                store.del_table(name)
             if scope is None or VALUES in scope:
                 for key in store.get_values():
                     store.del_value(key)
+        if scope is None:  # what records each collection's schema is the snapshot's
+            records = [key for key in store.get_values() if is_schema_key(key)]
+        else:
+            records = [key for name in names for key in schema_keys(name)]
+        for key in records:
+            store.del_value(key)
         for name, rows in snapshot.tables.items():
             for row_id, row in rows.items():
                 store.set_row(name, row_id, row)

@@ -40,7 +40,7 @@ def clear(db: hutch.Database) -> int:
 
 
 def main(url: str) -> None:
-    with hutch.open(url) as db:
+    with hutch.open(url, plugins=["platform"]) as db:  # the domain plugin acts where named
         print(f"opened {db.url}; the platform's models: {listed(db.models.models(), '__name__')}")
         print(f"cleared {clear(db)} rows of an earlier run")
         r = PlatformRepositories.of(db)
@@ -140,7 +140,7 @@ def main(url: str) -> None:
 
     print(f"\nrows: {counts}")
     if durable:
-        with hutch.open(url) as db:
+        with hutch.open(url, plugins=["platform"]) as db:
             again = PlatformRepositories.of(db)
             found = again.users.find_by_email("cy@example.org")
             print(

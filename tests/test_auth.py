@@ -43,6 +43,7 @@ from hutch.plugins.auth import (
     VerificationToken,
     hash_token,
 )
+from hutch.plugins.platform import MODELS as PLATFORM_MODELS
 from hutch.plugins.platform import Organisation, User
 
 AUTH_COLLECTIONS = ("accounts", "sessions", "verification_tokens", "authenticators")
@@ -82,11 +83,7 @@ class Env:
         root.mkdir(parents=True, exist_ok=True)
         module, url = KNOWN_BACKENDS[backend]
         self.url = url(root)
-        self.plugins: list[ModuleType] = [
-            importlib.import_module(module),
-            hutch.plugins.platform,
-            hutch.plugins.auth,
-        ]
+        self.plugins: list[ModuleType | str] = [importlib.import_module(module), "platform", "auth"]
         self.db = self.open()
         self.auth = AuthAdapter(self.db)
 
@@ -504,17 +501,43 @@ def test_authenticators(env: Env) -> None:
 # -- the plugin -----------------------------------------------------------------------------------
 
 
-def test_the_entry_point_registers_the_models(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_plugin_named_at_the_open_registers_the_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD")
-    with hutch.open("memory://") as db:
+    with hutch.open("memory://", plugins=["auth"]) as db:
         assert "auth" in [name for name, _ in db.plugins.list_name_plugin()]
-        assert {User, Account, Session, VerificationToken, Authenticator} <= set(db.models.models())
+        assert set(db.models.models()) == {
+            *PLATFORM_MODELS,
+            Account,
+            Session,
+            VerificationToken,
+            Authenticator,
+        }
         assert isinstance(AuthAdapter(db).accounts, AccountRepository)
+
+
+@pytest.mark.parametrize("plugins", [[], ["platform"]])
+def test_the_adapter_refuses_a_database_opened_without_the_auth_models(
+    monkeypatch: pytest.MonkeyPatch, plugins: list[str]
+) -> None:
+    """Known only from the adapter on, the models' delete policies would miss earlier deletes."""
+    monkeypatch.delenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD")
+    with hutch.open("memory://", plugins=plugins) as db:
+        with pytest.raises(hutch.ConfigError, match=r"hutch\.open\(url, plugins=\[\"auth\"\]\)"):
+            AuthAdapter(db)
+        assert Session not in db.models.models()
 
 
 def test_the_plugin_works_without_the_platform_plugin() -> None:
     with hutch.open("memory://", plugins=[hutch.backends.memory, hutch.plugins.auth]) as db:
-        assert set(db.models.models()) == {User, Account, Session, VerificationToken, Authenticator}
+        assert set(db.models.models()) == {
+            *PLATFORM_MODELS,
+            Account,
+            Session,
+            VerificationToken,
+            Authenticator,
+        }
         auth = AuthAdapter(db)
         user = make_user(auth)
         auth.create_session(session_token="t", user_id=user.id, expires=later(days=1))
@@ -912,11 +935,11 @@ def test_threads_redeeming_one_token_have_exactly_one_winner(env: Env) -> None:
 #: A worker: open the folder, say "ready", wait for "go", redeem every token, report the wins.
 WORKER = """\
 import json, os, sys
-import hutch, hutch.plugins.auth, hutch.plugins.platform
+import hutch
 from hutch.plugins.auth import AuthAdapter
 
 backend, url, me, tokens = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
-plugins = [__import__(backend, fromlist=["_"]), hutch.plugins.platform, hutch.plugins.auth]
+plugins = [__import__(backend, fromlist=["_"]), "platform", "auth"]
 db = hutch.open(url, plugins=plugins)
 auth = AuthAdapter(db)
 os.write(1, b"ready\\n")

@@ -364,6 +364,18 @@ def test_verify_finds_an_orphan_and_exits_3(tmp_path: Path) -> None:
     assert data["problem_count"] >= 1
 
 
+def test_verify_applies_the_models_of_each_domain_plugin_named(tmp_path: Path) -> None:
+    url = str(tmp_path / "store")
+    now = "2026-01-01T00:00:00+00:00"
+    session = {"session_token": "0" * 64, "user_id": "u-gone", "expires": now}
+    with hutch.open(url) as db:
+        db.store.set_row("sessions", "s1", {**session, "created_at": now, "updated_at": now})
+    run("verify", url)
+    run("--plugin", "platform", "verify", url)  # the platform has no sessions
+    result = run("--plugin", "platform", "--plugin", "auth", "verify", url, code=3)
+    assert "u-gone" in result.output
+
+
 def test_verify_against_another_store_finds_differences(
     tmp_path: Path, source: tuple[str, dict[str, str]]
 ) -> None:

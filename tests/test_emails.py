@@ -237,7 +237,7 @@ DOORS: dict[str, Callable[[hutch.Database], Door]] = {
     "platform": PlatformDoor,
     "fastapi-users": FastAPIUsersDoor,
 }
-PLUGINS = [hutch.backends.memory, hutch.backends.file, hutch.plugins.platform, hutch.plugins.auth]
+PLUGINS: list[object] = [hutch.backends.memory, hutch.backends.file, "platform", "auth"]
 
 
 @pytest.fixture(params=["memory", "file"])

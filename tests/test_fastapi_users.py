@@ -32,6 +32,7 @@ from hutch.contrib.fastapi_users import (
     OAuthAccount,
     hash_token,
 )
+from hutch.plugins.platform import MODELS as PLATFORM_MODELS
 from hutch.plugins.platform import Organisation, PlatformRepositories, User, UserRole
 
 pytestmark = pytest.mark.anyio
@@ -61,7 +62,7 @@ class Env:
         url = "memory://" if self.backend == "memory" else self.root
         return hutch.open(
             url,
-            plugins=[hutch.backends.memory, hutch.backends.file, hutch.plugins.platform, *plugins],
+            plugins=[hutch.backends.memory, hutch.backends.file, "platform", *plugins],
         )
 
     def reopen(self) -> None:
@@ -316,8 +317,34 @@ async def test_the_module_is_a_plugin(tmp_path: Path, monkeypatch: pytest.Monkey
     env.db.close()
     with env.open(hutch.contrib.fastapi_users) as db:  # registered on open, before any use
         assert {OAuthAccount, AccessToken, Deactivation} <= set(db.models.models())
+    with env.open("fastapi_users") as db:  # or by its installed name
+        assert {OAuthAccount, AccessToken, Deactivation} <= set(db.models.models())
         assert db.repo(User).delete(ada.id)
         assert db.store.get_row_count("access_tokens") == 0
+
+
+async def test_the_databases_bring_their_models_and_the_platforms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """They store their users in the platform's ``User``, which brings the platform's other
+    models and their delete policies."""
+    monkeypatch.delenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    with hutch.open("memory://") as db:
+        HutchUserDatabase(db)
+        HutchAccessTokenDatabase(db)
+        assert set(db.models.models()) == {
+            *PLATFORM_MODELS,
+            OAuthAccount,
+            AccessToken,
+            Deactivation,
+        }
+    with hutch.open("memory://", plugins=["fastapi_users"]) as db:
+        assert set(db.models.models()) == {
+            *PLATFORM_MODELS,
+            OAuthAccount,
+            AccessToken,
+            Deactivation,
+        }
 
 
 def test_parse_id() -> None:

@@ -1521,3 +1521,59 @@ def test_repo_checks_and_types_a_named_repository_class(db: hutch.Database) -> N
     assert labels.named("urgent") is not None
     with pytest.raises(hutch.DefinitionError, match="not a LabelRepository"):
         db.repo(Org, LabelRepository)
+
+
+def _pets() -> tuple[type[hutch.Model], ...]:
+    return (Owner, Pet)
+
+
+@attrs.frozen(kw_only=True)
+class Owner(hutch.Model):
+    __collection__ = "owners"
+    __family__ = _pets  # a function, as the family is defined after its first member
+
+    name: str
+
+
+@attrs.frozen(kw_only=True)
+class Pet(hutch.Model):
+    __collection__ = "pets"
+    __relations__ = (hutch.Relation("owner_id", Owner, on_delete="restrict"),)
+    __family__ = _pets
+
+    owner_id: str
+
+
+@attrs.frozen(kw_only=True)
+class Toy(hutch.Model):
+    __collection__ = "toys"
+    __relations__ = (hutch.Relation("pet_id", Pet, on_delete="cascade"),)
+    __family__ = (Pet,)  # a tuple: a Toy brings Pet, which brings its own family
+
+    pet_id: str
+
+
+def test_a_model_brings_its_family_so_that_their_delete_policies_hold(
+    db: hutch.Database,
+) -> None:
+    db.store.set_row("owners", "ada", {"name": "Ada"})
+    db.store.set_row("pets", "rex", {"owner_id": "ada"})
+    with pytest.raises(hutch.IntegrityError, match="on_delete='restrict'"):
+        db.repo(Owner).delete("ada")  # Pet, never used, came with Owner
+    assert [model.__collection__ for model in db.models.models()] == ["owners", "pets"]
+    db.repo(Toy)
+    assert [model.__collection__ for model in db.models.models()] == ["owners", "pets", "toys"]
+
+
+@pytest.mark.parametrize("family", [Owner, (Owner, "pets"), lambda: 5, lambda: (Status,)])
+def test_a_family_that_is_not_models_is_a_definition_error(
+    db: hutch.Database, family: object
+) -> None:
+    @attrs.frozen(kw_only=True)
+    class Stray(hutch.Model):
+        __collection__ = "strays"
+        __family__ = family
+
+    with pytest.raises(hutch.DefinitionError, match=r"Stray\.__family__"):
+        db.repo(Stray)
+    assert db.models.models() == []

@@ -60,14 +60,18 @@ def test_the_wheel_works_in_a_fresh_virtual_environment(wheel: Path, tmp_path: P
         "import importlib.metadata as m, hutch, hutch.backends.memory, hutch.backends.file;"
         "print(hutch.__file__);"
         "print(sorted(e.name for e in m.entry_points(group='hutch')));"
+        "print(sorted(e.name for e in m.entry_points(group='hutch.domains')));"
         "db = hutch.open('memory://'); db.store.set_row('t', 'r', {'a': 1});"
-        "print(db.store.get_row('t', 'r'))",
+        "print(db.store.get_row('t', 'r'), db.models.models());"
+        "print(len(hutch.open('memory://', plugins=['platform', 'auth']).models.models()))",
         cwd=tmp_path,
     )
-    location, entry_points, row = out.splitlines()
+    location, backends, domains, row, named = out.splitlines()
     assert location.startswith(str(env))
-    assert entry_points == "['auth', 'file', 'jsonl', 'memory', 'platform', 'sqlite']"
-    assert row == "{'a': 1}"
+    assert backends == "['file', 'jsonl', 'memory', 'sqlite']"
+    assert domains == "['auth', 'fastapi_users', 'platform']"
+    assert row == "{'a': 1} []"
+    assert named == "11"  # the platform's seven models and auth's four
 
 
 def test_the_editable_install_maps_the_four_folders() -> None:

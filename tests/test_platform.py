@@ -40,7 +40,9 @@ class Env:
         self.db = self._open()
 
     def _open(self) -> hutch.Database:
-        return hutch.open("memory://" if self.backend == "memory" else self.root)
+        return hutch.open(
+            "memory://" if self.backend == "memory" else self.root, plugins=["platform"]
+        )
 
     @property
     def r(self) -> PlatformRepositories:
@@ -145,11 +147,37 @@ def names(instances: list[Any]) -> list[str]:
 # -- the plugin ---------------------------------------------------------------------------------
 
 
-def test_the_plugin_registers_every_model_when_a_database_opens(env: Env) -> None:
+def test_the_plugin_named_registers_every_model_when_a_database_opens(env: Env) -> None:
     assert set(MODELS) <= set(env.db.models.models())  # other installed plugins may add theirs
     assert {"users.email.key", "users.role", "projects.status"} <= set(env.db.indexes.index_ids())
     assert "memberships.team_id" in env.db.relationships.relationship_ids()
     assert [name for name, _ in env.db.plugins.list_name_plugin() if name == "platform"]
+
+
+def test_unnamed_any_model_of_the_plugin_brings_every_one_and_its_delete_policy(
+    tmp_path: Path,
+) -> None:
+    """Not named, the plugin adds nothing to a database; ``db.repo`` of any platform model
+    registers all seven, so no delete breaks a policy of a model the process has not used."""
+    folder = tmp_path / "data"
+    with hutch.open(folder, plugins=["platform"]) as db:
+        r = PlatformRepositories.of(db)
+        ada = r.users.create(email="ada@example.org")
+        acme = r.organisations.create(name="Acme", owner_id=ada.id)
+        globex = r.organisations.create(name="Globex", owner_id=ada.id)
+        r.teams.create(name="Rockets", organisation_id=acme.id)
+        r.teams.create(name="Ops", organisation_id=globex.id)
+    with hutch.open(folder) as db:
+        assert db.models.models() == []
+        assert db.indexes.index_ids() == []
+        with pytest.raises(
+            hutch.IntegrityError, match=r"organisations .* \(on_delete='restrict'\)"
+        ):
+            db.repo(User).delete(ada.id)  # Organisation, never used here, still restricts it
+        assert set(db.models.models()) == set(MODELS)
+        assert db.repo(User, UserRepository).find_by_email("ADA@example.org") == ada
+        db.repo(Organisation).delete(acme.id)
+        assert [row["name"] for row in db.store.get_table("teams").values()] == ["Ops"]
 
 
 def test_each_model_names_its_repository(env: Env) -> None:

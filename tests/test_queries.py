@@ -148,11 +148,19 @@ def test_an_in_filter_of_many_values_costs_one_lookup_per_row() -> None:
 
 def test_a_value_that_is_not_a_plugin_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD", "1")
-    with pytest.raises(hutch.ConfigError, match="plugins takes a list of plugins"):
+    with pytest.raises(hutch.ConfigError, match=r"plugins takes a list.*plugins=\['platform'\]"):
         hutch.open("memory://", plugins="platform")
-    for wrong in ("platform", 5, None, object()):
+    for wrong in (b"platform", 5, None, object()):
         with pytest.raises(hutch.ConfigError, match="is not a hutch plugin"):
             hutch.open("memory://", plugins=[hutch.backends.memory, wrong])
+
+
+def test_a_plugin_is_named_by_its_installed_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUTCH_DISABLE_PLUGIN_AUTOLOAD", "1")
+    with hutch.open("memory://", plugins=[hutch.backends.memory, "platform"]) as db:
+        assert "users" in {model.__collection__ for model in db.models.models()}
+    with pytest.raises(hutch.ConfigError, match="no installed hutch plugin is named 'Platform'"):
+        hutch.open("memory://", plugins=[hutch.backends.memory, "Platform"])
 
 
 def test_a_plugin_whose_hooks_hutch_would_never_call_is_refused(

@@ -52,7 +52,7 @@ SECRET = "s3cr3t-d0-not-l3ak-4a9f"  # what must never come out
 OTHER = "0th3r-s3cr3t-n0t-3ith3r-77c1"
 KEY = "a" * 32 + "-first key, long enough"
 NEW_KEY = "b" * 32 + "-second key, long enough"
-PLUGINS = [hutch.backends.memory, hutch.backends.file, hutch.plugins.platform, hutch.plugins.auth]
+PLUGINS: list[object] = [hutch.backends.memory, hutch.backends.file, "platform", "auth"]
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
 #: Field names that hold a secret (``token_type`` says what kind a token is, and is not one).

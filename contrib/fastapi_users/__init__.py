@@ -30,8 +30,10 @@ SHA-256 of the token as its id, so the store never holds a usable token.
 The three models point at ``users`` with ``on_delete="cascade"``: deleting a
 user deletes their OAuth accounts, tokens and deactivation in the same
 transaction. Building either database registers them (:func:`register`); to
-have every database know them from the start, pass this module as a plugin:
-``hutch.open(url, plugins=[hutch.contrib.fastapi_users])``.
+have the database know them from its open, before any user is deleted some
+other way, name this domain plugin: ``hutch.open(url, plugins=["fastapi_users"])``.
+The platform ``User`` brings the platform's other models with it (its
+``__family__``), so their delete policies hold too.
 
 The methods are ``async`` because fastapi-users awaits them; they call hutch
 directly, which is right for reads (in-memory lookups) and for the memory

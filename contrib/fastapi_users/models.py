@@ -27,6 +27,12 @@ from hutch.plugins.auth.encryption import SealedFields
 from hutch.plugins.platform import User
 
 
+def _family() -> tuple[type[hutch.Model], ...]:
+    """The family each of these models registers with it: the platform ``User`` (which brings
+    the platform's other models) and the integration's models."""
+    return _WITH_USER
+
+
 @attrs.frozen(kw_only=True)
 class OAuthAccount(hutch.Model):
     """An account at an OAuth provider (``oauth_name``) linked to a user.
@@ -38,6 +44,7 @@ class OAuthAccount(hutch.Model):
     """
 
     __collection__ = "oauth_accounts"
+    __family__ = _family
     __indexed__ = ("account_id",)
     __relations__ = (hutch.Relation("user_id", User, on_delete="cascade"),)
 
@@ -67,6 +74,7 @@ class AccessToken(hutch.Model):
     """
 
     __collection__ = "access_tokens"
+    __family__ = _family
     __relations__ = (hutch.Relation("user_id", User, on_delete="cascade"),)
 
     user_id: str
@@ -81,6 +89,7 @@ class Deactivation(hutch.Model):
     """
 
     __collection__ = "deactivated_users"
+    __family__ = _family
     __unique__ = ("user_id",)
     __relations__ = (hutch.Relation("user_id", User, on_delete="cascade"),)
 
@@ -105,6 +114,6 @@ def register(db: hutch.Database) -> None:
 
 @hutch.hookimpl
 def hutch_register_models(register: Callable[[type[hutch.Model]], None]) -> None:
-    """Register ``User`` and the integration's models: ``hutch.open(url, plugins=[module])``."""
+    """Register ``User`` and the integration's models, for ``plugins=["fastapi_users"]``."""
     for model in _WITH_USER:
         register(model)

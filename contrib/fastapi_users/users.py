@@ -23,13 +23,7 @@ from fastapi_users.password import PasswordHelper, PasswordHelperProtocol
 import hutch
 from hutch.ids import is_row_id, new_id
 from hutch.plugins.auth.encryption import SealedFields, SecretKeys, TokenCipher
-from hutch.plugins.platform import (
-    PlatformRepositories,
-    StorageTier,
-    User,
-    UserRepository,
-    UserRole,
-)
+from hutch.plugins.platform import StorageTier, User, UserRepository, UserRole
 from hutch.plugins.platform.email_review import (
     EmailReview,
     record_if_first,
@@ -216,7 +210,7 @@ class HutchUserDatabase(BaseUserDatabase[FastAPIUser, str]):
     ) -> None:
         register(db)
         self.db = db
-        self.users: UserRepository = PlatformRepositories.of(db).users
+        self.users = db.repo(User, UserRepository)
         self.oauth_accounts = db.repo(OAuthAccount)
         self.deactivations = db.repo(Deactivation)
         self._password_helper = password_helper

@@ -5,12 +5,14 @@ accounts, sessions, verification tokens and WebAuthn authenticators, on any
 backend (see docs/auth.md). Session and verification tokens are stored only as
 SHA-256 hashes, and given ``secret_key``, OAuth tokens are encrypted
 (:mod:`~hutch.plugins.auth.encryption`); users are matched by the email rule of
-:mod:`hutch.plugins.platform.emails`. Installed with hutch and registered through the ``hutch``
-entry-point group, so every database knows these models, their indexes and
-their delete policies (deleting a user deletes their accounts, sessions and
-authenticators) as soon as it opens::
+:mod:`hutch.plugins.platform.emails`. Installed with hutch as a domain plugin
+(the ``hutch.domains`` entry-point group): named at the open, it makes the
+database know these models, their indexes and their delete policies (deleting
+a user deletes their accounts, sessions and authenticators) from the start; the
+platform ``User`` it stores users in brings the platform's other models (its
+``__family__``), whose delete policies then hold too::
 
-    with hutch.open("memory://") as db:
+    with hutch.open("memory://", plugins=["auth"]) as db:
         auth = AuthAdapter(db)
         ada = auth.create_user(email="ada@example.org")
         auth.create_session(session_token=token, user_id=ada.id, expires=tomorrow)

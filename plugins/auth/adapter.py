@@ -34,6 +34,7 @@ from .encryption import SealedFields, SecretKeys, TokenCipher, utf8
 from .models import (
     ACCOUNT_IDENTITY,
     ACCOUNT_TOKENS,
+    MODELS,
     Account,
     Authenticator,
     Session,
@@ -51,6 +52,20 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(utf8(token, "token")).hexdigest()
 
 
+def _check_enabled(db: hutch.Database) -> None:
+    """Refuse a database opened without the auth models: known only from the adapter on,
+    their delete policies would have missed the users deleted before (their sessions live on)."""
+    known = set(db.models.models())
+    needed: tuple[type[hutch.Model], ...] = (User, *MODELS)
+    missing = [model.__qualname__ for model in needed if model not in known]
+    if missing:
+        raise hutch.ConfigError(
+            f"AuthAdapter needs the auth models, and {db.url} was opened without "
+            f'{", ".join(missing)}: open it with hutch.open(url, plugins=["auth"]) '
+            "(see docs/auth.md)"
+        )
+
+
 class AuthAdapter:
     """The Auth.js adapter methods over ``db``: ``auth = AuthAdapter(db)``.
 
@@ -66,6 +81,7 @@ class AuthAdapter:
     """
 
     def __init__(self, db: hutch.Database, *, secret_key: SecretKeys | None = None) -> None:
+        _check_enabled(db)
         cipher = None if secret_key is None else TokenCipher(secret_key)
         self._tokens = SealedFields(
             cipher, Account.__collection__, ACCOUNT_TOKENS, ACCOUNT_IDENTITY
@@ -87,17 +103,24 @@ class AuthAdapter:
         image: str | None = None,
         email_verified: datetime | None = None,
         id: str | None = None,
+        **fields: Any,
     ) -> User:
-        """A new user; one per mailbox, by the email rule (``hutch.IntegrityError`` if taken)."""
-        fields: dict[str, Any] = {
+        """A new user; one per mailbox, by the email rule (``hutch.IntegrityError`` if taken).
+
+        ``fields`` are the platform ``User``'s other fields (``password_hash``,
+        ``role``, ``storage_tier``), written in the same transaction, so that a
+        sign-up with a password is one call; an unknown one is a ``hutch.ValidationError``.
+        """
+        given: dict[str, Any] = {
             "email": email,
             "name": name,
             "image": image,
             "email_verified": email_verified,
+            **fields,
         }
         if id is not None:
-            fields["id"] = id
-        return self.users.create(**fields)
+            given["id"] = id
+        return self.users.create(**given)
 
     def get_user(self, id: str) -> User | None:
         """The user with this id, or ``None``."""

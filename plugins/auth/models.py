@@ -3,7 +3,8 @@
 Each points at its user (``users``) with ``on_delete="cascade"``, so deleting a
 user deletes their accounts, sessions and authenticators in the same
 transaction (unless a ``restrict`` relation, such as an organisation they own,
-refuses the delete, in which case nothing is deleted).
+refuses the delete, in which case nothing is deleted). Registering any of them
+registers them all, and the platform ``User`` with its own family (``__family__``).
 
 =================================  ===========================================================
 field                              holds
@@ -41,6 +42,12 @@ def _not_blank(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
         raise ValueError(f"{attribute.name} must not be blank")
 
 
+def _auth() -> tuple[type[hutch.Model], ...]:
+    """The family each auth model registers with it: the platform ``User`` (which brings the
+    platform's other models) and the auth models."""
+    return (User, *MODELS)
+
+
 @attrs.frozen(kw_only=True)
 class Account(hutch.Model):
     """A provider account (OAuth, OIDC, email, WebAuthn) linked to a user.
@@ -51,6 +58,7 @@ class Account(hutch.Model):
     """
 
     __collection__ = "accounts"
+    __family__ = _auth
     __repository__ = repositories.AccountRepository
     __indexed__ = ("provider_account_id",)
     __relations__ = (hutch.Relation("user_id", User, on_delete="cascade"),)
@@ -77,6 +85,7 @@ class Session(hutch.Model):
     """
 
     __collection__ = "sessions"
+    __family__ = _auth
     __repository__ = repositories.SessionRepository
     __unique__ = ("session_token",)
     __indexed__ = ("expires",)
@@ -96,6 +105,7 @@ class VerificationToken(hutch.Model):
     """
 
     __collection__ = "verification_tokens"
+    __family__ = _auth
     __repository__ = repositories.VerificationTokenRepository
     __indexed__ = ("token", "expires")
 
@@ -109,6 +119,7 @@ class Authenticator(hutch.Model):
     """A WebAuthn credential (a passkey) of a user; ``counter`` is its signature counter."""
 
     __collection__ = "authenticators"
+    __family__ = _auth
     __unique__ = ("credential_id",)
     __relations__ = (hutch.Relation("user_id", User, on_delete="cascade"),)
 

@@ -2,10 +2,11 @@
 
 An account's ``(provider, provider_account_id)`` and a verification token's
 ``(identifier, token)`` are unique. The core declares unique single fields
-only, so these repositories check the pairs in the write's own transaction
-(as the platform's ``MembershipRepository`` does): a refused write raises
-``hutch.IntegrityError`` and changes nothing. Lookups start from an index on
-the pair's more selective field.
+only, so these repositories check the pairs in ``check``, which every write
+(``create``, each item of ``create_many``, ``update``) calls in its own
+transaction, as the platform's ``MembershipRepository`` does: a refused write
+raises ``hutch.IntegrityError`` and changes nothing. Lookups start from an
+index on the pair's more selective field.
 
 Sessions and verification tokens keep a token's SHA-256 (64 hex digits), never
 the token: their repositories refuse to store anything else, so a raw token
@@ -16,7 +17,6 @@ written through ``db.repo(Session)`` by mistake is refused rather than kept
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import hutch
 
@@ -37,19 +37,10 @@ def _check_hashed(value: str, field: str) -> None:
 class SessionRepository(hutch.Repository["models.Session"]):
     """Sessions; ``session_token`` holds a token's hash, and nothing else is stored there."""
 
-    def create(self, **fields: Any) -> models.Session:
-        """Store a new session whose ``session_token`` is a hash."""
-        with self.db.store.transaction():
-            session = super().create(**fields)
-            _check_hashed(session.session_token, "session_token")
-        return session
-
-    def update(self, id: str, /, **changes: Any) -> models.Session:
-        """Change a session, under the rule of :meth:`create`."""
-        with self.db.store.transaction():
-            session = super().update(id, **changes)
-            _check_hashed(session.session_token, "session_token")
-        return session
+    def check(self, instance: models.Session, previous: models.Session | None = None) -> None:
+        """On every write, ``session_token`` is a hash."""
+        super().check(instance, previous)
+        _check_hashed(instance.session_token, "session_token")
 
     def find_by_user(self, user_id: str) -> list[models.Session]:
         """The user's sessions."""
@@ -59,19 +50,20 @@ class SessionRepository(hutch.Repository["models.Session"]):
 class AccountRepository(hutch.Repository["models.Account"]):
     """Accounts, unique by ``(provider, provider_account_id)``."""
 
-    def create(self, **fields: Any) -> models.Account:
-        """Link a new account, refusing a second link of the same provider account."""
-        with self.db.store.transaction():
-            account = super().create(**fields)
-            self._check_pair(account)
-        return account
-
-    def update(self, id: str, /, **changes: Any) -> models.Account:
-        """Change an account, under the rule of :meth:`create`."""
-        with self.db.store.transaction():
-            account = super().update(id, **changes)
-            self._check_pair(account)
-        return account
+    def check(self, instance: models.Account, previous: models.Account | None = None) -> None:
+        """On every write, refuse a second link of the same provider account."""
+        super().check(instance, previous)
+        found = self.find(
+            provider_account_id=instance.provider_account_id, provider=instance.provider
+        )
+        others = [other for other in found if other.id != instance.id]
+        if others:
+            raise hutch.IntegrityError(
+                f"accounts: provider {instance.provider!r} account "
+                f"{instance.provider_account_id!r} is already linked (account {others[0].id!r} "
+                f"of user {others[0].user_id!r}); unlink it first",
+                row_id=others[0].id,
+            )
 
     def find_by_provider_account(
         self, provider: str, provider_account_id: str
@@ -83,46 +75,25 @@ class AccountRepository(hutch.Repository["models.Account"]):
         """The user's accounts."""
         return self.find(user_id=user_id)
 
-    def _check_pair(self, account: models.Account) -> None:
-        found = self.find(
-            provider_account_id=account.provider_account_id, provider=account.provider
-        )
-        others = [other for other in found if other.id != account.id]
-        if others:
-            raise hutch.IntegrityError(
-                f"accounts: provider {account.provider!r} account "
-                f"{account.provider_account_id!r} is already linked (account {others[0].id!r} "
-                f"of user {others[0].user_id!r}); unlink it first"
-            )
-
 
 class VerificationTokenRepository(hutch.Repository["models.VerificationToken"]):
     """Verification tokens, unique by ``(identifier, token)``; ``token`` holds a hash."""
 
-    def create(self, **fields: Any) -> models.VerificationToken:
-        """Store a new token (a hash), refusing one its identifier already has."""
-        with self.db.store.transaction():
-            token = super().create(**fields)
-            _check_hashed(token.token, "token")
-            self._check_pair(token)
-        return token
-
-    def update(self, id: str, /, **changes: Any) -> models.VerificationToken:
-        """Change a token, under the rules of :meth:`create`."""
-        with self.db.store.transaction():
-            token = super().update(id, **changes)
-            _check_hashed(token.token, "token")
-            self._check_pair(token)
-        return token
+    def check(
+        self, instance: models.VerificationToken, previous: models.VerificationToken | None = None
+    ) -> None:
+        """On every write, ``token`` is a hash that its identifier has no other token with."""
+        super().check(instance, previous)
+        _check_hashed(instance.token, "token")
+        found = self.find(token=instance.token)
+        others = [t for t in found if t.identifier == instance.identifier and t.id != instance.id]
+        if others:
+            raise hutch.IntegrityError(
+                f"verification_tokens: identifier {instance.identifier!r} already has this "
+                "token; use it or make another",
+                row_id=others[0].id,
+            )
 
     def find_by_pair(self, identifier: str, token: str) -> models.VerificationToken | None:
         """The token with this identifier and this (stored, hashed) token, or ``None``."""
         return self.find_one(token=token, identifier=identifier)
-
-    def _check_pair(self, token: models.VerificationToken) -> None:
-        others = [t for t in self.find(token=token.token) if t.identifier == token.identifier]
-        if any(other.id != token.id for other in others):
-            raise hutch.IntegrityError(
-                f"verification_tokens: identifier {token.identifier!r} already has this token; "
-                "use it or make another"
-            )

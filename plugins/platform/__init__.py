@@ -1,15 +1,20 @@
 """The platform plugin: the entity models of the web platform hutch was born to serve.
 
 Users, organisations, teams, projects, resources, memberships and files, with
-their repositories (see docs/platform.md). Installed with hutch and registered
-through the ``hutch`` entry-point group, exactly as a third-party plugin would
-be, so every database knows these models, their indexes and their delete
-policies as soon as it opens::
+their repositories (see docs/platform.md). Installed with hutch as a domain
+plugin (the ``hutch.domains`` entry-point group), exactly as a third-party one
+would be: it acts on a database only when the application names it, and then
+the database knows these models, their indexes and their delete policies as
+soon as it opens::
 
-    with hutch.open("memory://") as db:
+    with hutch.open("memory://", plugins=["platform"]) as db:
         users = db.repo(User)
         ada = users.create(email="ada@example.org", name="Ada")
         assert users.find_by_email(" ADA@example.org") == ada
+
+Unnamed, the models still work: ``db.repo(Model)`` registers the model it is
+given on first use, and with it the other six (its ``__family__``), so every
+delete policy holds.
 """
 
 from __future__ import annotations
@@ -84,6 +89,6 @@ __all__ = [
 
 @hutch.hookimpl
 def hutch_register_models(register: Callable[[type[hutch.Model]], None]) -> None:
-    """Register the seven platform models with every database that opens."""
+    """Register the seven platform models with a database that names the plugin."""
     for model in MODELS:
         register(model)

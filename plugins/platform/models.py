@@ -22,7 +22,9 @@ files.resource_id              resources          ``cascade``
 
 So deleting an organisation takes its teams, projects, their resources and
 files and its memberships with it; deleting a user takes their memberships,
-unless they still own an organisation.
+unless they still own an organisation. Registering any of the seven registers
+them all (their ``__family__``), so these policies hold in every process that
+uses one of them, whether the application named the plugin or not.
 
 Every field a repository method looks up is indexed (foreign keys always
 are). Emails are trimmed and NFC-normalised when a ``User`` is built, and are
@@ -73,11 +75,17 @@ def _not_blank(_: Any, attribute: attrs.Attribute[str], value: str) -> None:
         raise ValueError(f"{attribute.name} must not be blank")
 
 
+def _platform() -> tuple[type[hutch.Model], ...]:
+    """Every platform model: the family each of them registers with it."""
+    return MODELS
+
+
 @attrs.frozen(kw_only=True)
 class User(hutch.Model):
     """Someone who signs in; ``email`` is unique by the email rule (one mailbox, one user)."""
 
     __collection__ = "users"
+    __family__ = _platform
     __repository__ = repositories.UserRepository
     __unique__ = (hutch.Unique("email", key=email_key),)
     __indexed__ = ("role", "storage_tier", "email_verified")
@@ -96,6 +104,7 @@ class Organisation(hutch.Model):
     """A customer account that people share; its owner cannot be deleted while it exists."""
 
     __collection__ = "organisations"
+    __family__ = _platform
     __repository__ = repositories.OrganisationRepository
     __indexed__ = ("name",)
     __relations__ = (hutch.Relation("owner_id", "users", on_delete="restrict"),)
@@ -109,6 +118,7 @@ class Team(hutch.Model):
     """A group of members within an organisation."""
 
     __collection__ = "teams"
+    __family__ = _platform
     __repository__ = repositories.TeamRepository
     __relations__ = (hutch.Relation("organisation_id", "organisations", on_delete="cascade"),)
 
@@ -121,6 +131,7 @@ class Project(hutch.Model):
     """A piece of work of an organisation, holding resources and files."""
 
     __collection__ = "projects"
+    __family__ = _platform
     __repository__ = repositories.ProjectRepository
     __indexed__ = ("status",)
     __relations__ = (hutch.Relation("organisation_id", "organisations", on_delete="cascade"),)
@@ -135,6 +146,7 @@ class Resource(hutch.Model):
     """Something a project uses or produces: a document, a dataset, a service..."""
 
     __collection__ = "resources"
+    __family__ = _platform
     __repository__ = repositories.ResourceRepository
     __indexed__ = ("status",)
     __relations__ = (hutch.Relation("project_id", "projects", on_delete="cascade"),)
@@ -154,6 +166,7 @@ class Membership(hutch.Model):
     """
 
     __collection__ = "memberships"
+    __family__ = _platform
     __repository__ = repositories.MembershipRepository
     __relations__ = (
         hutch.Relation("user_id", "users", on_delete="cascade"),
@@ -172,6 +185,7 @@ class File(hutch.Model):
     """A stored file's metadata, attached to a project, a resource of it, or both."""
 
     __collection__ = "files"
+    __family__ = _platform
     __repository__ = repositories.FileRepository
     __relations__ = (
         hutch.Relation("project_id", "projects", on_delete="cascade"),

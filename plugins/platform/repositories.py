@@ -69,11 +69,10 @@ class UserRepository(PlatformRepository["models.User"]):
             db, USERS_REVIEWED, self.collection, lambda: review_users(db.store, self.collection)
         )
 
-    def create(self, **fields: Any) -> models.User:
+    def _insert(self, instance: models.User) -> None:
         """Store a new user; the first one records that ``users`` follows the current email rule."""
-        with self.db.store.transaction():
-            record_if_first(self.db.store, USERS_REVIEWED, self.collection)
-            return super().create(**fields)
+        record_if_first(self.db.store, USERS_REVIEWED, self.collection)
+        super()._insert(instance)
 
     def find_by_email(self, email: str) -> models.User | None:
         """The user whose address is this mailbox under the email rule, or ``None``.
@@ -220,27 +219,17 @@ class ResourceRepository(PlatformRepository["models.Resource"]):
 class MembershipRepository(PlatformRepository["models.Membership"]):
     """Memberships by user, organisation and team; a user's organisations and teams."""
 
-    def create(self, **fields: Any) -> models.Membership:
-        """Create a membership, refusing a duplicate or a team of another organisation."""
-        with self.db.store.transaction():
-            membership = super().create(**fields)
-            self._check_membership(membership)
-        return membership
-
-    def update(self, id: str, /, **changes: Any) -> models.Membership:
-        """Change a membership, under the rules of :meth:`create`.
+    def check(self, instance: models.Membership, previous: models.Membership | None = None) -> None:
+        """Refuse a duplicate membership, or a team of another organisation, on every write.
 
         Only a change of user, organisation or team can make a duplicate, so
         changing the role of one of two duplicates (which deleting a team can
         leave behind) is allowed.
         """
-        with self.db.store.transaction():
-            before = self.get(id)
-            membership = super().update(id, **changes)
-            self._check_membership(
-                membership, moved=before is None or _place(before) != _place(membership)
-            )
-        return membership
+        super().check(instance, previous)
+        self._check_membership(
+            instance, moved=previous is None or _place(previous) != _place(instance)
+        )
 
     def find_by_user(self, user_id: str) -> list[models.Membership]:
         """The user's memberships."""
@@ -290,7 +279,8 @@ class MembershipRepository(PlatformRepository["models.Membership"]):
                 raise hutch.IntegrityError(
                     f"user {membership.user_id!r} is already a member of organisation "
                     f"{membership.organisation_id!r} {where} (membership {other.id!r}); update "
-                    "that membership instead"
+                    "that membership instead",
+                    row_id=other.id,
                 )
 
 
@@ -302,19 +292,11 @@ def _place(membership: models.Membership) -> tuple[str, str, str | None]:
 class FileRepository(PlatformRepository["models.File"]):
     """Files by project and by resource."""
 
-    def create(self, **fields: Any) -> models.File:
-        """Create a file; one attached to a resource and a project names the resource's project."""
-        with self.db.store.transaction():
-            file = super().create(**fields)
-            self._check_file(file)
-        return file
-
-    def update(self, id: str, /, **changes: Any) -> models.File:
-        """Change a file, under the rule of :meth:`create`."""
-        with self.db.store.transaction():
-            file = super().update(id, **changes)
-            self._check_file(file)
-        return file
+    def check(self, instance: models.File, previous: models.File | None = None) -> None:
+        """On every write, a file attached to a resource and a project names the resource's
+        project."""
+        super().check(instance, previous)
+        self._check_file(instance)
 
     def find_by_project(self, project_id: str) -> list[models.File]:
         """The files attached to a project (directly, with or without a resource)."""
