@@ -146,17 +146,21 @@ def write(
         if replace:
             for name in names:
                 store.del_table(name)
-            if scope is None or VALUES in scope:
+            if scope is None or VALUES in scope:  # the values; the schema records: below
                 for key in store.get_values():
-                    store.del_value(key)
+                    if not is_schema_key(key):
+                        store.del_value(key)
         if scope is None:  # what records each collection's schema is the snapshot's
-            records = [key for key in store.get_values() if is_schema_key(key)]
-        else:
-            records = [key for name in names for key in schema_keys(name)]
+            records = {key for key in store.get_values() if is_schema_key(key)}
+            ours = None
+        else:  # only the records of the collections written: others keep theirs
+            ours = {key for name in {*names, *snapshot.tables} for key in schema_keys(name)}
+            records = ours
         for key in records:
             store.del_value(key)
         for name, rows in snapshot.tables.items():
             for row_id, row in rows.items():
                 store.set_row(name, row_id, row)
         for key, value in snapshot.values.items():
-            store.set_value(key, value)
+            if ours is None or not is_schema_key(key) or key in ours:
+                store.set_value(key, value)

@@ -719,11 +719,11 @@ class Store:
 
     def _set_off(self) -> Changes | None:
         """What the commit just made set off in the backend (a trigger of a SQLite file's
-        own), read under the same write lock. The commit stands whatever happens here: a
-        failure is logged, and the next poll reads it again."""
+        own), read under the same write lock. The commit stands: a backend that fails to
+        read it (a ``StorageError``) is logged, and its next poll reads it again."""
         try:
             return self._take_external(notify=False) if self._persister.behind() else None
-        except Exception:
+        except StorageError:
             log.warning("reading back what a commit set off failed", exc_info=True)
             return None
 

@@ -11,6 +11,7 @@ are in test_file_faults.py.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import math
@@ -234,3 +235,31 @@ def test_a_failed_sync_of_batch_commits_at_close_is_raised_not_retried(
         db.close()
     assert db.closed
     assert len(calls) == 1  # never asked again, where the answer could not be trusted
+
+
+def test_a_failed_sync_of_a_commit_fails_it_and_every_later_one_of_that_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: under durability="commit" the next commit synced again and was acknowledged,
+    though marks written before the failed sync may never reach the disk."""
+    real = fsio.fdatasync
+    calls: list[int] = []
+
+    def failing_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        real(fd)
+
+    db = hutch.open(tmp_path)
+    db.store.set_row("t", "kept", {"n": 1})
+    monkeypatch.setattr(fsio, "fdatasync", failing_once)
+    with pytest.raises(hutch.StorageError, match="Input/output error"):
+        db.store.set_row("t", "failed", {"n": 2})
+    with pytest.raises(hutch.StorageError, match="open it again"):
+        db.store.set_row("t", "refused", {"n": 3})
+    monkeypatch.setattr(fsio, "fdatasync", real)
+    with contextlib.suppress(hutch.StorageError):
+        db.close()
+    with hutch.open(tmp_path) as again:
+        assert again.store.get_table("t") == {"kept": {"n": 1}}

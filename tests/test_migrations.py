@@ -1391,3 +1391,44 @@ def test_hutch_migrate_does_not_say_all_is_at_its_version_when_the_store_is_newe
     assert code == 0, err
     assert "newer than this code" in out
     assert "every collection" not in out
+
+
+def _doubled(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "n": row.get("n", 0) * 2}
+
+
+@attrs.frozen(kw_only=True)
+class DoubledOrder(hutch.Model):
+    __collection__ = "orders"
+    __migrations__ = (hutch.Migration(2, "double n", _doubled),)
+
+    n: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class PlainUser(hutch.Model):
+    __collection__ = "users"
+
+    name: str = ""
+
+
+def test_a_replacing_import_of_other_collections_keeps_this_ones_schema_record(
+    tmp_path: Path,
+) -> None:
+    """Was: an import of users and the values with replace deleted every keyed value, the
+    record of orders' schema too, so the next open ran orders' migration again (5 -> 10)."""
+    from hutch import snapshots
+
+    with hutch.open(tmp_path / "src") as source:
+        source.repo(PlainUser).create(id="u1", name="a")
+        source.store.set_value("setting", 1)
+        snapshot = snapshots.snapshot_of(source)
+    with hutch.open(tmp_path / "dst") as target:
+        target.repo(DoubledOrder).create(id="o1", n=5)
+    with hutch.open(tmp_path / "dst") as target:
+        snapshots.write(target, snapshot, scope=snapshots.scope_of(snapshot), replace=True)
+    with hutch.open(tmp_path / "dst") as target:
+        order = target.repo(DoubledOrder).get("o1")
+        assert order is not None
+        assert order.n == 5
+        assert target.store.get_value("setting") == 1

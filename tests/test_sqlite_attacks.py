@@ -550,3 +550,25 @@ def test_a_trigger_of_hutchs_name_that_writes_more_is_read_back(tmp_path: Path) 
     with hutch.open(f"sqlite:///{path}", plugins=[hutch.backends.sqlite]) as db:
         db.store.set_row("users", "u2", {"name": "b"})
         assert db.store.get_row("users", "u2") == {"name": "CHANGED"}
+
+
+def test_a_trigger_of_hutchs_name_whose_text_mimics_hutchs_is_read_back(tmp_path: Path) -> None:
+    """Was: a ' BEGIN INSERT INTO _hutch_changes ' string in a WHEN clause passed a check
+    of the body's statements; a trigger is hutch's only when it is exactly what hutch makes."""
+    path = tmp_path / "t.db"
+    with hutch.open(f"sqlite:///{path}", plugins=[hutch.backends.sqlite]) as db:
+        db.store.set_row("users", "u1", {"name": "a"})
+    sql = sqlite3.connect(path)
+    name = "_hutch_log_insert_users"
+    sql.execute(f"DROP TRIGGER {name}")
+    sql.execute(
+        f"CREATE TRIGGER {name} AFTER INSERT ON users "
+        "WHEN ' BEGIN INSERT INTO _hutch_changes ' IS NOT NULL BEGIN "
+        "INSERT INTO _hutch_changes (table_name, row_id) VALUES ('users', NEW.id); "
+        "UPDATE users SET name = 'CHANGED' WHERE id = NEW.id; END"
+    )
+    sql.commit()
+    sql.close()
+    with hutch.open(f"sqlite:///{path}", plugins=[hutch.backends.sqlite]) as db:
+        db.store.set_row("users", "u2", {"name": "b"})
+        assert db.store.get_row("users", "u2") == {"name": "CHANGED"}

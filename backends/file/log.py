@@ -514,7 +514,16 @@ class Log:
         line = wal.encode(self.seq + 1, self._durable, changes, synced=sync, **marks)
         if vet is not None:
             vet(len(line))
-        fsio.append_after(self._current_fd(), line, self._end, sync=sync)
+        fd = self._current_fd()
+        fsio.append_after(fd, line, self._end, sync=False)
+        if sync:
+            try:
+                fsio.fdatasync(fd)
+            except OSError as error:
+                with contextlib.suppress(OSError):
+                    fsio.truncate(fd, self._end)  # this commit fails: its line goes
+                self._sync_failed = _sync_failure(error)
+                raise
         self.seq += 1
         self._end += len(line)
         self._looked = self._end
@@ -532,11 +541,7 @@ class Log:
             try:
                 fsio.fdatasync(self._fd)
             except OSError as error:
-                self._sync_failed = OSError(
-                    error.errno,
-                    f"{error.strerror}; a sync of the log failed, so commits since the last "
-                    "one may not be durable: close the store and open it again",
-                )
+                self._sync_failed = _sync_failure(error)
                 raise
             self._durable = self.seq
         self.unsynced = False
@@ -856,3 +861,13 @@ def _chain(generations: list[_Generation]) -> list[_Generation]:
         chain.append(by_number[previous])
         seen.add(previous)
     return chain[::-1]
+
+
+def _sync_failure(error: OSError) -> OSError:
+    """What every later flush and append of a log whose sync failed raises: a sync tried
+    again may report success for pages the kernel already dropped."""
+    return OSError(
+        error.errno,
+        f"{error.strerror}; a sync of the log failed, so commits since the last one may not "
+        "be durable: close the store and open it again",
+    )

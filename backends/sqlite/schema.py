@@ -204,11 +204,12 @@ class Schema:
         bodies = dict(
             self._conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
         )
+        keys = {**dict.fromkeys(tables, "id"), VALUES_TABLE: "key"}
         own = {  # by name, place and body: one of hutch's names may hold a person's writes
             (trigger, name.lower())
-            for name in (*tables, VALUES_TABLE)
+            for name, key in keys.items()
             for event in _EVENTS
-            if _only_logs(bodies.get(trigger := _trigger(event, name)))
+            if _is_hutchs(bodies.get(trigger := _trigger(event, name)), event, name, key)
         }
         fired: dict[str, list[str]] = {}
         for trigger, on in sorted(triggers.items()):
@@ -450,20 +451,32 @@ class Schema:
         """Make every insert, update and delete of ``name`` (by anyone) add its key to the log
         (through triggers of hutch's names, dropped first where a rename left them on
         another table)."""
-        table, named, key = quote_identifier(name), literal(name), quote_identifier(key)
-        log = f"INSERT INTO {CHANGES_TABLE} (table_name, row_id)"
-        bodies = {
-            "INSERT": f"{log} VALUES ({named}, NEW.{key});",
-            "UPDATE": f"{log} SELECT {named}, OLD.{key} WHERE OLD.{key} IS NOT NEW.{key}; "
-            f"{log} VALUES ({named}, NEW.{key});",
-            "DELETE": f"{log} VALUES ({named}, OLD.{key});",
-        }
         for event in _EVENTS:
             trigger = quote_identifier(_trigger(event, name))
             self._conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-            self._conn.execute(
-                f"CREATE TRIGGER {trigger} AFTER {event} ON {table} BEGIN {bodies[event]} END"
-            )
+            self._conn.execute(_log_trigger(event, name, key))
+
+
+def _log_trigger(event: str, name: str, key: str) -> str:
+    """The statement that makes hutch's trigger logging ``event`` on table ``name``."""
+    table, named, key = quote_identifier(name), literal(name), quote_identifier(key)
+    log = f"INSERT INTO {CHANGES_TABLE} (table_name, row_id)"
+    body = {
+        "INSERT": f"{log} VALUES ({named}, NEW.{key});",
+        "UPDATE": f"{log} SELECT {named}, OLD.{key} WHERE OLD.{key} IS NOT NEW.{key}; "
+        f"{log} VALUES ({named}, NEW.{key});",
+        "DELETE": f"{log} VALUES ({named}, OLD.{key});",
+    }[event]
+    trigger = quote_identifier(_trigger(event, name))
+    return f"CREATE TRIGGER {trigger} AFTER {event} ON {table} BEGIN {body} END"
+
+
+def _is_hutchs(sql: object, event: str, name: str, key: str) -> bool:
+    """Whether a trigger is exactly the one hutch makes (one of hutch's names may hold a
+    person's writes; an older hutch's, written otherwise, counts as a person's: slower)."""
+    return isinstance(sql, str) and " ".join(sql.split()) == " ".join(
+        _log_trigger(event, name, key).split()
+    )
 
 
 _EVENTS = ("INSERT", "UPDATE", "DELETE")
@@ -472,21 +485,6 @@ _EVENTS = ("INSERT", "UPDATE", "DELETE")
 def _trigger(event: str, table: str) -> str:
     """The name of the trigger that logs ``event`` on ``table``."""
     return f"_hutch_log_{event.lower()}_{table}"
-
-
-def _only_logs(sql: object) -> bool:
-    """Whether a trigger's body only adds lines to the change log, as hutch's do: every
-    statement between ``BEGIN`` and ``END`` an insert into it (a string that hides a ``;``
-    makes a trigger count as a person's, which is only slower)."""
-    if not isinstance(sql, str):
-        return False
-    upper = sql.upper()
-    start, end = upper.find(" BEGIN "), upper.rfind(" END")
-    if start < 0 or end < start:
-        return False
-    statements = [part.strip() for part in sql[start + 7 : end].split(";")]
-    wanted = f"INSERT INTO {CHANGES_TABLE.upper()} "
-    return all(not part or part.upper().startswith(wanted) for part in statements)
 
 
 def _triggers(conn: sqlite3.Connection) -> dict[str, str]:
