@@ -214,11 +214,9 @@ def test_a_row_too_big_to_be_read_back_is_refused_before_it_is_written(tmp_path:
         assert db.store.get_table("t") == {"small": {"n": 1}, "after": {"n": 2}}
 
 
-def test_a_failed_sync_of_batch_commits_at_close_is_raised_not_retried(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Was: the closing checkpoint's sync failed (logged as upkeep), the close synced again,
-    and a second fdatasync reports success for pages the kernel already dropped."""
+def fdatasync_failing_once(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the next ``fdatasync`` fail with EIO and the later ones sync; the descriptors
+    it is called with, as it is."""
     real = fsio.fdatasync
     calls: list[int] = []
 
@@ -228,9 +226,18 @@ def test_a_failed_sync_of_batch_commits_at_close_is_raised_not_retried(
             raise OSError(errno.EIO, "Input/output error")
         real(fd)
 
+    monkeypatch.setattr(fsio, "fdatasync", failing_once)
+    return calls
+
+
+def test_a_failed_sync_of_batch_commits_at_close_is_raised_not_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: the closing checkpoint's sync failed (logged as upkeep), the close synced again,
+    and a second fdatasync reports success for pages the kernel already dropped."""
     db = hutch.open(tmp_path, durability="batch", batch_interval=3600)
     db.store.set_row("t", "r", {"n": 1})  # acknowledged, not synced
-    monkeypatch.setattr(fsio, "fdatasync", failing_once)
+    calls = fdatasync_failing_once(monkeypatch)
     with pytest.raises(hutch.StorageError, match="open it again"):
         db.close()
     assert db.closed
@@ -242,18 +249,10 @@ def test_a_failed_sync_of_a_commit_fails_it_and_every_later_one_of_that_open(
 ) -> None:
     """Was: under durability="commit" the next commit synced again and was acknowledged,
     though marks written before the failed sync may never reach the disk."""
-    real = fsio.fdatasync
-    calls: list[int] = []
-
-    def failing_once(fd: int) -> None:
-        calls.append(fd)
-        if len(calls) == 1:
-            raise OSError(errno.EIO, "Input/output error")
-        real(fd)
-
     db = hutch.open(tmp_path)
     db.store.set_row("t", "kept", {"n": 1})
-    monkeypatch.setattr(fsio, "fdatasync", failing_once)
+    real = fsio.fdatasync
+    fdatasync_failing_once(monkeypatch)
     with pytest.raises(hutch.StorageError, match="Input/output error"):
         db.store.set_row("t", "failed", {"n": 2})
     with pytest.raises(hutch.StorageError, match="open it again"):
