@@ -1,10 +1,10 @@
-# The two commands of the README: `make demo` and `make test`. Both start from nothing but python3.
+# The three commands of the README: `make demo`, `make test` and `make app`. Both start from nothing but python3.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test app lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP)
 	$(BIN)/python examples/quickstart.py
+
+# The example platform application on http://127.0.0.1:8000, two workers on $HUTCH_URL (./data).
+app: $(STAMP)
+	$(BIN)/python -m uvicorn --app-dir examples platform_app.main:app --host 127.0.0.1 --port 8000 --workers 2
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest
@@ -40,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/plugins.py
 	$(BIN)/python bench/workers.py
 	$(BIN)/python bench/backup.py
+	$(BIN)/python bench/app.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache data

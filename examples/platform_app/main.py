@@ -1,0 +1,73 @@
+"""The application: its pages, its database (one per worker) and what it does on errors.
+
+Each worker process opens the database at start-up and closes it at shutdown.
+``FreshASGI`` starts every request from what the other workers committed before
+it began, so a form posted to one worker and the page it redirects to, served by
+another, agree. Errors a user can cause are shown on the page they came from
+(``web.act``); the handlers here cover the rest: a page that does not exist, a
+form without its CSRF token, a visitor who must sign in first, data that is busy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+import hutch
+from hutch.contrib.fresh import FreshASGI
+
+from . import accounts, organisations, projects, resources, security, teams
+from .web import FormRefused, PageNotFound, Platform, SignInRequired, problem, render, see
+
+
+def create_app(url: str | None = None) -> FastAPI:
+    """The application over ``url`` (``None``: ``$HUTCH_URL``, else ``./data``)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.platform = Platform.open(url or os.environ.get("HUTCH_URL") or "./data")
+        try:
+            yield
+        finally:
+            app.state.platform.db.close()
+
+    app = FastAPI(title="platform", lifespan=lifespan, docs_url=None, redoc_url=None)
+    for module in (accounts, organisations, teams, projects, resources):
+        app.include_router(module.router)
+
+    @app.exception_handler(SignInRequired)
+    def sign_in_first(_request: Request, _: Exception) -> Response:
+        response = see("/signin")
+        response.delete_cookie(security.SESSION_COOKIE, path="/")
+        return response
+
+    @app.exception_handler(PageNotFound)
+    def not_found(request: Request, _: Exception) -> Response:
+        message = "There is no such page, or it is not yours to see."
+        return render(request, "problem.html", error=message, status=404)
+
+    @app.exception_handler(FormRefused)
+    def form_refused(request: Request, _: Exception) -> Response:
+        message = "This form has expired or came from another site: reload the page and try again."
+        return render(request, "problem.html", error=message, status=403)
+
+    @app.exception_handler(hutch.HutchError)
+    def refused(request: Request, error: Exception) -> Response:
+        assert isinstance(error, hutch.HutchError)
+        message, status = problem(error)
+        return render(request, "problem.html", error=message, status=status)
+
+    app.add_middleware(FreshASGI, db=lambda: platform_of(app).db)
+    return app
+
+
+def platform_of(app: FastAPI) -> Platform:
+    found: Platform = app.state.platform
+    return found
+
+
+app = create_app()

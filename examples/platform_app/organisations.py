@@ -1,0 +1,207 @@
+"""Organisations: the list of yours, one organisation's page, its members.
+
+Whoever creates an organisation owns it and is its first member (``OWNER``).
+Members see it and work in it; owners and admins manage its members; only the
+owner deletes it, and only once its teams are gone (they hold people's
+memberships, so the app asks for that step by hand rather than cascade it).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+import hutch
+from hutch.plugins.platform import MembershipRole, Organisation, User
+
+from .web import (
+    PageNotFound,
+    Platform,
+    Posted,
+    SignedIn,
+    Site,
+    act,
+    checked_id,
+    field,
+    membership_role,
+    organisation_for,
+    render,
+)
+
+router = APIRouter()
+#: The roles that may add and remove members.
+MANAGERS = (MembershipRole.OWNER, MembershipRole.ADMIN)
+
+
+@router.get("/organisations")
+def list_page(request: Request, user: SignedIn, p: Site) -> Response:
+    return show_list(request, p, user)
+
+
+@router.post("/organisations")
+def create(
+    request: Request,
+    data: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    name = field(data, "name")
+
+    def create() -> str:
+        organisation = p.repos.organisations.create(name=name, owner_id=user.id)
+        p.repos.memberships.create(
+            user_id=user.id, organisation_id=organisation.id, role=MembershipRole.OWNER
+        )
+        return f"/organisations/{organisation.id}"
+
+    return act(p, create, lambda message, status: show_list(request, p, user, message, status))
+
+
+@router.get("/organisations/{organisation_id}")
+def page(
+    request: Request,
+    organisation_id: str,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    return show(request, p, user, organisation_id)
+
+
+@router.post("/organisations/{organisation_id}/rename")
+def rename(
+    request: Request,
+    organisation_id: str,
+    data: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    def rename() -> str:
+        organisation = organisation_for(p, user, organisation_id)
+        p.repos.organisations.update(organisation.id, name=field(data, "name"))
+        return f"/organisations/{organisation.id}"
+
+    return act(p, rename, lambda m, s: show(request, p, user, organisation_id, m, s))
+
+
+@router.post("/organisations/{organisation_id}/delete")
+def delete(
+    request: Request,
+    organisation_id: str,
+    _: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    def delete() -> str:
+        organisation = organisation_for(p, user, organisation_id)
+        if organisation.owner_id != user.id:
+            raise hutch.IntegrityError("Only the organisation's owner may delete it.")
+        teams = p.repos.organisations.get_teams(organisation.id)
+        if teams:
+            names = ", ".join(team.name for team in teams)
+            raise hutch.IntegrityError(
+                f"{organisation.name} still has teams ({names}): delete them first."
+            )
+        p.repos.organisations.delete(organisation.id)  # its projects and memberships go too
+        return "/organisations"
+
+    return act(p, delete, lambda m, s: show(request, p, user, organisation_id, m, s))
+
+
+@router.post("/organisations/{organisation_id}/members")
+def add_member(
+    request: Request,
+    organisation_id: str,
+    data: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    def add() -> str:
+        organisation = managed(p, user, organisation_id)
+        member = existing_user(p, field(data, "email"))
+        p.repos.memberships.create(
+            user_id=member.id, organisation_id=organisation.id, role=field(data, "role")
+        )
+        return f"/organisations/{organisation.id}"
+
+    return act(p, add, lambda m, s: show(request, p, user, organisation_id, m, s))
+
+
+@router.post("/organisations/{organisation_id}/members/{membership_id}/remove")
+def remove_member(
+    request: Request,
+    organisation_id: str,
+    membership_id: str,
+    _: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    def remove() -> str:
+        organisation = managed(p, user, organisation_id)
+        membership = p.repos.memberships.get(checked_id(membership_id))
+        if membership is None or membership.organisation_id != organisation.id:
+            raise PageNotFound()
+        if membership.user_id == organisation.owner_id and membership.team_id is None:
+            raise hutch.IntegrityError("The owner stays a member of their organisation.")
+        p.repos.memberships.delete(membership.id)
+        return f"/organisations/{organisation.id}"
+
+    return act(p, remove, lambda m, s: show(request, p, user, organisation_id, m, s))
+
+
+def show_list(
+    request: Request, p: Platform, user: User, error: str | None = None, status: int = 200
+) -> Response:
+    organisations = p.repos.memberships.get_user_organisations(user.id)
+    return render(
+        request,
+        "organisations.html",
+        user=user,
+        organisations=organisations,
+        error=error,
+        status=status,
+    )
+
+
+def show(
+    request: Request,
+    p: Platform,
+    user: User,
+    organisation_id: str,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    organisation = organisation_for(p, user, organisation_id)
+    r = p.repos
+    memberships = r.memberships.find_by_organisation(organisation.id)
+    people = {person.id: person for person in r.organisations.get_members(organisation.id)}
+    teams = {team.id: team for team in r.organisations.get_teams(organisation.id)}
+    return render(
+        request,
+        "organisation.html",
+        user=user,
+        organisation=organisation,
+        owner=r.users.get(organisation.owner_id),
+        memberships=memberships,
+        people=people,
+        teams=teams,
+        projects=r.organisations.get_projects(organisation.id),
+        roles=list(MembershipRole),
+        error=error,
+        status=status,
+    )
+
+
+def managed(p: Platform, user: User, organisation_id: str) -> Organisation:
+    """The organisation, if the user is its owner or an admin of it."""
+    organisation = organisation_for(p, user, organisation_id)
+    if membership_role(p, user, organisation.id) not in MANAGERS:
+        raise hutch.IntegrityError("Only the organisation's owners and admins manage its members.")
+    return organisation
+
+
+def existing_user(p: Platform, email: str) -> User:
+    """The user who signed up with ``email``; else an error the page shows."""
+    found = p.repos.users.find_by_email(email)
+    if found is None:
+        raise hutch.NotFound(f"Nobody has signed up as {email!r}: they sign up first.")
+    return found

@@ -1,0 +1,156 @@
+"""Teams of an organisation and their members.
+
+A team member has a membership of the organisation that names the team; removing
+them from the team deletes that membership (an organisation-wide one stays).
+Deleting a team turns its memberships organisation-wide (the platform's
+``set_null`` policy): nobody loses the organisation with it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from hutch.plugins.platform import Team, User
+
+from .organisations import existing_user
+from .organisations import show as show_organisation
+from .web import (
+    PageNotFound,
+    Platform,
+    Posted,
+    SignedIn,
+    Site,
+    act,
+    checked_id,
+    field,
+    organisation_for,
+    render,
+)
+
+router = APIRouter()
+
+
+@router.post("/organisations/{organisation_id}/teams")
+def create(
+    request: Request,
+    organisation_id: str,
+    data: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    def create() -> str:
+        organisation = organisation_for(p, user, organisation_id)
+        team = p.repos.teams.create(name=field(data, "name"), organisation_id=organisation.id)
+        return f"/teams/{team.id}"
+
+    return act(p, create, lambda m, s: show_organisation(request, p, user, organisation_id, m, s))
+
+
+@router.get("/teams/{team_id}")
+def page(request: Request, team_id: str, user: SignedIn, p: Site) -> Response:
+    return show(request, p, user, team_id)
+
+
+@router.post("/teams/{team_id}/rename")
+def rename(
+    request: Request,
+    team_id: str,
+    data: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    def rename() -> str:
+        team = team_for(p, user, team_id)
+        p.repos.teams.update(team.id, name=field(data, "name"))
+        return f"/teams/{team.id}"
+
+    return act(p, rename, lambda m, s: show(request, p, user, team_id, m, s))
+
+
+@router.post("/teams/{team_id}/delete")
+def delete(
+    request: Request,
+    team_id: str,
+    _: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    def delete() -> str:
+        team = team_for(p, user, team_id)
+        p.repos.teams.delete(team.id)
+        return f"/organisations/{team.organisation_id}"
+
+    return act(p, delete, lambda m, s: show(request, p, user, team_id, m, s))
+
+
+@router.post("/teams/{team_id}/members")
+def add_member(
+    request: Request,
+    team_id: str,
+    data: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    def add() -> str:
+        team = team_for(p, user, team_id)
+        member = existing_user(p, field(data, "email"))
+        p.repos.memberships.create(
+            user_id=member.id, organisation_id=team.organisation_id, team_id=team.id
+        )
+        return f"/teams/{team.id}"
+
+    return act(p, add, lambda m, s: show(request, p, user, team_id, m, s))
+
+
+@router.post("/teams/{team_id}/members/{membership_id}/remove")
+def remove_member(
+    request: Request,
+    team_id: str,
+    membership_id: str,
+    _: Posted,
+    user: SignedIn,
+    p: Site,
+) -> Response:
+    def remove() -> str:
+        team = team_for(p, user, team_id)
+        membership = p.repos.memberships.get(checked_id(membership_id))
+        if membership is None or membership.team_id != team.id:
+            raise PageNotFound()
+        p.repos.memberships.delete(membership.id)
+        return f"/teams/{team.id}"
+
+    return act(p, remove, lambda m, s: show(request, p, user, team_id, m, s))
+
+
+def show(
+    request: Request,
+    p: Platform,
+    user: User,
+    team_id: str,
+    error: str | None = None,
+    status: int = 200,
+) -> Response:
+    team = team_for(p, user, team_id)
+    memberships = p.repos.memberships.find_by_team(team.id)
+    people = {person.id: person for person in p.repos.teams.get_members(team.id)}
+    return render(
+        request,
+        "team.html",
+        user=user,
+        team=team,
+        organisation=p.repos.organisations.get(team.organisation_id),
+        memberships=memberships,
+        people=people,
+        error=error,
+        status=status,
+    )
+
+
+def team_for(p: Platform, user: User, team_id: str) -> Team:
+    """The team, if the user is a member of its organisation; else :class:`PageNotFound`."""
+    team = p.repos.teams.get(checked_id(team_id))
+    if team is None:
+        raise PageNotFound()
+    organisation_for(p, user, team.organisation_id)
+    return team

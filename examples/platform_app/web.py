@@ -1,0 +1,209 @@
+"""What every page shares: the open database, the signed-in user, checked forms, rendering.
+
+A page module's handlers are plain (synchronous) functions, so FastAPI runs them
+in its thread pool, where a hutch call may wait for another worker's commit
+without holding up the event loop. A form's handler hands its work to
+:func:`act`: one transaction, then a redirect to the page it names, or the
+form's page again with the problem written on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+import hutch
+from hutch.ids import is_row_id
+from hutch.plugins.auth import AuthAdapter
+from hutch.plugins.platform import (
+    MembershipRole,
+    Organisation,
+    PlatformRepositories,
+    User,
+)
+
+from . import security
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+#: Headers of every page: no framing by other sites, no scripts or styles from elsewhere.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "frame-ancestors 'none'; form-action 'self'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass(frozen=True)
+class Platform:
+    """One worker's database, its auth adapter and the platform's repositories."""
+
+    db: hutch.Database
+    auth: AuthAdapter
+    repos: PlatformRepositories
+
+    @classmethod
+    def open(cls, url: str | None) -> Platform:
+        """Open ``url`` (``None``: ``$HUTCH_URL``, else ``./data``) with the platform's models."""
+        db = hutch.open(url, plugins=["platform", "auth"])
+        return cls(db=db, auth=AuthAdapter(db), repos=PlatformRepositories.of(db))
+
+
+class SignInRequired(Exception):
+    """The page needs a signed-in user and the request has none: go to the sign-in page."""
+
+
+class PageNotFound(Exception):
+    """What the page names does not exist, or the signed-in user may not see it."""
+
+
+class FormRefused(Exception):
+    """A form came without the CSRF token of this browser's cookie."""
+
+
+def platform(request: Request) -> Platform:
+    """The worker's :class:`Platform` (opened at start-up)."""
+    found: Platform = request.app.state.platform
+    return found
+
+
+#: What a handler asks for: ``p: Site`` (the worker's platform), ``user: SignedIn``,
+#: ``data: Posted`` (the checked form).
+Site = Annotated[Platform, Depends(platform)]
+
+
+def session_secret(request: Request) -> str | None:
+    """The browser's secret cookie: its session token, else its pre-session token."""
+    return request.cookies.get(security.SESSION_COOKIE) or request.cookies.get(
+        security.PRESESSION_COOKIE
+    )
+
+
+def viewer(request: Request, p: Site) -> User:
+    """The signed-in user, from the session cookie; else :class:`SignInRequired`."""
+    token = request.cookies.get(security.SESSION_COOKIE)
+    found = p.auth.get_session_and_user(token) if token else None
+    if found is None:
+        raise SignInRequired()
+    return found[1]
+
+
+async def form(request: Request) -> dict[str, str]:
+    """The posted form's text fields, once its CSRF token is checked (else :class:`FormRefused`)."""
+    data = await request.form()
+    if not security.csrf_matches(session_secret(request), data.get("csrf")):
+        raise FormRefused()
+    return {name: value for name, value in data.items() if isinstance(value, str)}
+
+
+SignedIn = Annotated[User, Depends(viewer)]
+Posted = Annotated[dict[str, str], Depends(form)]
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    user: User | None = None,
+    error: str | None = None,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """The page ``template`` with ``context``, the user, a problem to show and a CSRF token.
+
+    A browser without a secret cookie gets a pre-session one here, so that the
+    forms of the page it is shown (sign-in, sign-up) can be checked.
+    """
+    secret = session_secret(request)
+    fresh = None
+    if secret is None:
+        secret = fresh = security.new_token()
+    response = TEMPLATES.TemplateResponse(
+        request,
+        template,
+        {"user": user, "error": error, "csrf": security.csrf_token(secret), **context},
+        status_code=status,
+        headers=PAGE_HEADERS,
+    )
+    if fresh is not None:
+        set_cookie(request, response, security.PRESESSION_COOKIE, fresh, max_age=None)
+    return response
+
+
+def set_cookie(
+    request: Request, response: Response, name: str, value: str, *, max_age: int | None
+) -> None:
+    """Set a secret cookie: HttpOnly, SameSite=Lax, Secure over HTTPS."""
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+def see(url: str) -> RedirectResponse:
+    """After a form: show ``url`` (303, so the browser asks for it with GET)."""
+    return RedirectResponse(url, status_code=303)
+
+
+def problem(error: hutch.HutchError) -> tuple[str, int]:
+    """What to tell the user about ``error``, and the status of the page that says it."""
+    if isinstance(error, hutch.ValidationError | hutch.InvalidValue | hutch.InvalidId):
+        return str(error), 400
+    if isinstance(error, hutch.IntegrityError):
+        return str(error), 409
+    if isinstance(error, hutch.NotFound):
+        return str(error), 404
+    if isinstance(error, hutch.LockTimeout):
+        return "The data is busy: try again in a moment.", 503
+    return f"That could not be saved ({type(error).__name__}): try again.", 503
+
+
+def act(p: Platform, action: Callable[[], str], failed: Callable[[str, int], Response]) -> Response:
+    """Run a form's ``action`` in one transaction and show the page it returns; if hutch
+    refuses it, nothing is written and ``failed(message, status)`` shows the problem."""
+    try:
+        with p.db.store.transaction():
+            target = action()
+    except hutch.HutchError as error:
+        return failed(*problem(error))
+    return see(target)
+
+
+def checked_id(row_id: str) -> str:
+    """A row id from a URL, or :class:`PageNotFound` if it cannot be one."""
+    if not is_row_id(row_id):
+        raise PageNotFound()
+    return row_id
+
+
+def membership_role(p: Platform, user: User, organisation_id: str) -> MembershipRole | None:
+    """The user's highest role in the organisation, or ``None`` if they are not a member."""
+    memberships = p.repos.memberships.find(user_id=user.id, organisation_id=organisation_id)
+    roles = {membership.role for membership in memberships}
+    return next((role for role in MembershipRole if role in roles), None)
+
+
+def organisation_for(p: Platform, user: User, organisation_id: str) -> Organisation:
+    """The organisation, if the user is one of its members; else :class:`PageNotFound`."""
+    organisation = p.repos.organisations.get(checked_id(organisation_id))
+    if organisation is None or membership_role(p, user, organisation.id) is None:
+        raise PageNotFound()
+    return organisation
+
+
+def field(data: Mapping[str, str], name: str) -> str:
+    """A form field's text, stripped ("" if the form lacks it)."""
+    return data.get(name, "").strip()
