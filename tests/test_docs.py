@@ -84,11 +84,10 @@ def test_the_python_in_the_documents_runs(
         exec(compile(block, document.name, "exec"), module.__dict__)
 
 
-def test_the_readme_gives_the_two_commands() -> None:
+def test_the_readme_gives_the_three_commands() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert "make demo" in readme
-    assert "make test" in readme
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^demo:", makefile, flags=re.MULTILINE)
-    assert re.search(r"^test:", makefile, flags=re.MULTILINE)
+    for command in ("demo", "test", "app"):
+        assert f"make {command}" in readme
+        assert re.search(rf"^{command}:", makefile, flags=re.MULTILINE)
     assert "make test" in (ROOT / ".ci" / "run").read_text()
