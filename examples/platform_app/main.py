@@ -10,7 +10,6 @@ form without its CSRF token, a visitor who must sign in first, data that is busy
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -29,7 +28,7 @@ def create_app(url: str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.platform = Platform.open(url or os.environ.get("HUTCH_URL") or "./data")
+        app.state.platform = Platform.open(url)
         try:
             yield
         finally:
