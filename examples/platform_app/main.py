@@ -20,7 +20,16 @@ import hutch
 from hutch.contrib.fresh import FreshASGI
 
 from . import accounts, organisations, projects, resources, security, teams
-from .web import FormRefused, PageNotFound, Platform, SignInRequired, problem, render, see
+from .web import (
+    FormRefused,
+    PageNotFound,
+    Platform,
+    SignInRequired,
+    problem,
+    render,
+    see,
+    session_user,
+)
 
 
 def create_app(url: str | None = None) -> FastAPI:
@@ -47,21 +56,29 @@ def create_app(url: str | None = None) -> FastAPI:
     @app.exception_handler(PageNotFound)
     def not_found(request: Request, _: Exception) -> Response:
         message = "There is no such page, or it is not yours to see."
-        return render(request, "problem.html", error=message, status=404)
+        return show_problem(request, message, 404)
 
     @app.exception_handler(FormRefused)
     def form_refused(request: Request, _: Exception) -> Response:
         message = "This form has expired or came from another site: reload the page and try again."
-        return render(request, "problem.html", error=message, status=403)
+        return show_problem(request, message, 403)
 
     @app.exception_handler(hutch.HutchError)
     def refused(request: Request, error: Exception) -> Response:
         assert isinstance(error, hutch.HutchError)
-        message, status = problem(error)
-        return render(request, "problem.html", error=message, status=status)
+        return show_problem(request, *problem(error))
 
     app.add_middleware(FreshASGI, db=lambda: platform_of(app).db)
     return app
+
+
+def show_problem(request: Request, message: str, status: int) -> Response:
+    """The page that says what went wrong, with the signed-in user's header if there is one."""
+    try:
+        user = session_user(request, platform_of(request.app))
+    except hutch.HutchError:  # (the data may be what went wrong)
+        user = None
+    return render(request, "problem.html", user=user, error=message, status=status)
 
 
 def platform_of(app: FastAPI) -> Platform:

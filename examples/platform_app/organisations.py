@@ -1,9 +1,11 @@
 """Organisations: the list of yours, one organisation's page, its members.
 
 Whoever creates an organisation owns it and is its first member (``OWNER``).
-Members see it and work in it; owners and admins manage its members; only the
-owner deletes it, and only once its teams are gone (they hold people's
-memberships, so the app asks for that step by hand rather than cascade it).
+Every member sees it; members (not viewers) work on its projects and resources;
+owners and admins manage its name, teams and members, and only the owner makes
+another owner. Only the owner deletes it, and only once its teams are gone (they
+hold people's memberships, so the app asks for that step by hand rather than
+cascade it).
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 import hutch
-from hutch.plugins.platform import MembershipRole, Organisation, User
+from hutch.plugins.platform import MembershipRole, User
 
 from .web import (
+    MANAGE,
+    WORK,
+    NotAllowed,
     PageNotFound,
     Platform,
     Posted,
@@ -29,8 +34,6 @@ from .web import (
 )
 
 router = APIRouter()
-#: The roles that may add and remove members.
-MANAGERS = (MembershipRole.OWNER, MembershipRole.ADMIN)
 
 
 @router.get("/organisations")
@@ -76,7 +79,7 @@ def rename(
     p: Site,
 ) -> Response:
     def rename() -> str:
-        organisation = organisation_for(p, user, organisation_id)
+        organisation = organisation_for(p, user, organisation_id, MANAGE)
         p.repos.organisations.update(organisation.id, name=field(data, "name"))
         return f"/organisations/{organisation.id}"
 
@@ -116,11 +119,12 @@ def add_member(
     p: Site,
 ) -> Response:
     def add() -> str:
-        organisation = managed(p, user, organisation_id)
+        organisation = organisation_for(p, user, organisation_id, MANAGE)
         member = existing_user(p, field(data, "email"))
-        p.repos.memberships.create(
-            user_id=member.id, organisation_id=organisation.id, role=field(data, "role")
-        )
+        role = field(data, "role")
+        if role == MembershipRole.OWNER.value and organisation.owner_id != user.id:
+            raise NotAllowed("Only the organisation's owner makes someone else an owner.")
+        p.repos.memberships.create(user_id=member.id, organisation_id=organisation.id, role=role)
         return f"/organisations/{organisation.id}"
 
     return act(p, add, lambda m, s: show(request, p, user, organisation_id, m, s))
@@ -136,7 +140,7 @@ def remove_member(
     p: Site,
 ) -> Response:
     def remove() -> str:
-        organisation = managed(p, user, organisation_id)
+        organisation = organisation_for(p, user, organisation_id, MANAGE)
         membership = p.repos.memberships.get(checked_id(membership_id))
         if membership is None or membership.organisation_id != organisation.id:
             raise PageNotFound()
@@ -171,6 +175,7 @@ def show(
     status: int = 200,
 ) -> Response:
     organisation = organisation_for(p, user, organisation_id)
+    role = membership_role(p, user, organisation.id)
     r = p.repos
     memberships = r.memberships.find_by_organisation(organisation.id)
     people = {person.id: person for person in r.organisations.get_members(organisation.id)}
@@ -186,17 +191,11 @@ def show(
         teams=teams,
         projects=r.organisations.get_projects(organisation.id),
         roles=list(MembershipRole),
+        may_manage=role in MANAGE,
+        may_work=role in WORK,
         error=error,
         status=status,
     )
-
-
-def managed(p: Platform, user: User, organisation_id: str) -> Organisation:
-    """The organisation, if the user is its owner or an admin of it."""
-    organisation = organisation_for(p, user, organisation_id)
-    if membership_role(p, user, organisation.id) not in MANAGERS:
-        raise hutch.IntegrityError("Only the organisation's owners and admins manage its members.")
-    return organisation
 
 
 def existing_user(p: Platform, email: str) -> User:

@@ -1,7 +1,8 @@
 """Projects of an organisation: their status, and the resources provisioned in them.
 
 Deleting a project deletes its resources and their files with it (the
-platform's ``cascade`` policy), in the one transaction of the form.
+platform's ``cascade`` policy), in the one transaction of the form. Members of
+the organisation (not viewers) work on its projects.
 """
 
 from __future__ import annotations
@@ -9,10 +10,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from hutch.plugins.platform import Project, ProjectStatus, ResourceStatus, ResourceType, User
+from hutch.plugins.platform import (
+    MembershipRole,
+    Project,
+    ProjectStatus,
+    ResourceStatus,
+    ResourceType,
+    User,
+)
 
 from .organisations import show as show_organisation
 from .web import (
+    SEE,
+    WORK,
     PageNotFound,
     Platform,
     Posted,
@@ -21,6 +31,7 @@ from .web import (
     act,
     checked_id,
     field,
+    membership_role,
     organisation_for,
     render,
 )
@@ -37,7 +48,7 @@ def create(
     p: Site,
 ) -> Response:
     def create() -> str:
-        organisation = organisation_for(p, user, organisation_id)
+        organisation = organisation_for(p, user, organisation_id, WORK)
         project = p.repos.projects.create(name=field(data, "name"), organisation_id=organisation.id)
         return f"/projects/{project.id}"
 
@@ -63,7 +74,7 @@ def change_status(
     p: Site,
 ) -> Response:
     def change() -> str:
-        project = project_for(p, user, project_id)
+        project = project_for(p, user, project_id, WORK)
         p.repos.projects.update(project.id, status=field(data, "status"))
         return f"/projects/{project.id}"
 
@@ -79,7 +90,7 @@ def delete(
     p: Site,
 ) -> Response:
     def delete() -> str:
-        project = project_for(p, user, project_id)
+        project = project_for(p, user, project_id, WORK)
         p.repos.projects.delete(project.id)
         return f"/organisations/{project.organisation_id}"
 
@@ -95,6 +106,7 @@ def show(
     status: int = 200,
 ) -> Response:
     project = project_for(p, user, project_id)
+    role = membership_role(p, user, project.organisation_id)
     return render(
         request,
         "project.html",
@@ -105,15 +117,18 @@ def show(
         statuses=list(ProjectStatus),
         resource_types=list(ResourceType),
         resource_statuses=list(ResourceStatus),
+        may_work=role in WORK,
         error=error,
         status=status,
     )
 
 
-def project_for(p: Platform, user: User, project_id: str) -> Project:
-    """The project, if the user is a member of its organisation; else :class:`PageNotFound`."""
+def project_for(
+    p: Platform, user: User, project_id: str, may: tuple[MembershipRole, ...] = SEE
+) -> Project:
+    """The project, if the user is a member of its organisation with a role in ``may``."""
     project = p.repos.projects.get(checked_id(project_id))
     if project is None:
         raise PageNotFound()
-    organisation_for(p, user, project.organisation_id)
+    organisation_for(p, user, project.organisation_id, may)
     return project

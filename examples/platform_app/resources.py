@@ -9,11 +9,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from hutch.plugins.platform import Resource, ResourceStatus, User
+from hutch.plugins.platform import MembershipRole, Resource, ResourceStatus, User
 
 from .projects import project_for
 from .projects import show as show_project
 from .web import (
+    SEE,
+    WORK,
     PageNotFound,
     Platform,
     Posted,
@@ -22,6 +24,7 @@ from .web import (
     act,
     checked_id,
     field,
+    membership_role,
     render,
 )
 
@@ -37,7 +40,7 @@ def provision(
     p: Site,
 ) -> Response:
     def provision() -> str:
-        project = project_for(p, user, project_id)
+        project = project_for(p, user, project_id, WORK)
         resource = p.repos.resources.create(
             name=field(data, "name"),
             project_id=project.id,
@@ -68,7 +71,7 @@ def change_status(
     p: Site,
 ) -> Response:
     def change() -> str:
-        resource = resource_for(p, user, resource_id)
+        resource = resource_for(p, user, resource_id, WORK)
         p.repos.resources.update(resource.id, status=field(data, "status"))
         return f"/resources/{resource.id}"
 
@@ -84,7 +87,7 @@ def delete(
     p: Site,
 ) -> Response:
     def delete() -> str:
-        resource = resource_for(p, user, resource_id)
+        resource = resource_for(p, user, resource_id, WORK)
         p.repos.resources.delete(resource.id)
         return f"/projects/{resource.project_id}"
 
@@ -100,22 +103,28 @@ def show(
     status: int = 200,
 ) -> Response:
     resource = resource_for(p, user, resource_id)
+    project = p.repos.projects.get(resource.project_id)
+    role = membership_role(p, user, project.organisation_id) if project else None
     return render(
         request,
         "resource.html",
         user=user,
         resource=resource,
-        project=p.repos.projects.get(resource.project_id),
+        project=project,
         statuses=list(ResourceStatus),
+        may_work=role in WORK,
         error=error,
         status=status,
     )
 
 
-def resource_for(p: Platform, user: User, resource_id: str) -> Resource:
-    """The resource, if the user is a member of its project's organisation."""
+def resource_for(
+    p: Platform, user: User, resource_id: str, may: tuple[MembershipRole, ...] = SEE
+) -> Resource:
+    """The resource, if the user is a member of its project's organisation with a role in
+    ``may``."""
     resource = p.repos.resources.get(checked_id(resource_id))
     if resource is None:
         raise PageNotFound()
-    project_for(p, user, resource.project_id)
+    project_for(p, user, resource.project_id, may)
     return resource

@@ -3,7 +3,8 @@
 A team member has a membership of the organisation that names the team; removing
 them from the team deletes that membership (an organisation-wide one stays).
 Deleting a team turns its memberships organisation-wide (the platform's
-``set_null`` policy): nobody loses the organisation with it.
+``set_null`` policy): nobody loses the organisation with it. Owners and admins
+of the organisation manage its teams; every member sees them.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from hutch.plugins.platform import Team, User
+from hutch.plugins.platform import MembershipRole, Team, User
 
 from .organisations import existing_user
 from .organisations import show as show_organisation
 from .web import (
+    MANAGE,
+    SEE,
     PageNotFound,
     Platform,
     Posted,
@@ -24,6 +27,7 @@ from .web import (
     act,
     checked_id,
     field,
+    membership_role,
     organisation_for,
     render,
 )
@@ -40,7 +44,7 @@ def create(
     p: Site,
 ) -> Response:
     def create() -> str:
-        organisation = organisation_for(p, user, organisation_id)
+        organisation = organisation_for(p, user, organisation_id, MANAGE)
         team = p.repos.teams.create(name=field(data, "name"), organisation_id=organisation.id)
         return f"/teams/{team.id}"
 
@@ -61,7 +65,7 @@ def rename(
     p: Site,
 ) -> Response:
     def rename() -> str:
-        team = team_for(p, user, team_id)
+        team = team_for(p, user, team_id, MANAGE)
         p.repos.teams.update(team.id, name=field(data, "name"))
         return f"/teams/{team.id}"
 
@@ -77,7 +81,7 @@ def delete(
     p: Site,
 ) -> Response:
     def delete() -> str:
-        team = team_for(p, user, team_id)
+        team = team_for(p, user, team_id, MANAGE)
         p.repos.teams.delete(team.id)
         return f"/organisations/{team.organisation_id}"
 
@@ -93,7 +97,7 @@ def add_member(
     p: Site,
 ) -> Response:
     def add() -> str:
-        team = team_for(p, user, team_id)
+        team = team_for(p, user, team_id, MANAGE)
         member = existing_user(p, field(data, "email"))
         p.repos.memberships.create(
             user_id=member.id, organisation_id=team.organisation_id, team_id=team.id
@@ -113,7 +117,7 @@ def remove_member(
     p: Site,
 ) -> Response:
     def remove() -> str:
-        team = team_for(p, user, team_id)
+        team = team_for(p, user, team_id, MANAGE)
         membership = p.repos.memberships.get(checked_id(membership_id))
         if membership is None or membership.team_id != team.id:
             raise PageNotFound()
@@ -132,6 +136,7 @@ def show(
     status: int = 200,
 ) -> Response:
     team = team_for(p, user, team_id)
+    role = membership_role(p, user, team.organisation_id)
     memberships = p.repos.memberships.find_by_team(team.id)
     people = {person.id: person for person in p.repos.teams.get_members(team.id)}
     return render(
@@ -142,15 +147,16 @@ def show(
         organisation=p.repos.organisations.get(team.organisation_id),
         memberships=memberships,
         people=people,
+        may_manage=role in MANAGE,
         error=error,
         status=status,
     )
 
 
-def team_for(p: Platform, user: User, team_id: str) -> Team:
-    """The team, if the user is a member of its organisation; else :class:`PageNotFound`."""
+def team_for(p: Platform, user: User, team_id: str, may: tuple[MembershipRole, ...] = SEE) -> Team:
+    """The team, if the user is a member of its organisation with a role in ``may``."""
     team = p.repos.teams.get(checked_id(team_id))
     if team is None:
         raise PageNotFound()
-    organisation_for(p, user, team.organisation_id)
+    organisation_for(p, user, team.organisation_id, may)
     return team

@@ -65,6 +65,10 @@ class PageNotFound(Exception):
     """What the page names does not exist, or the signed-in user may not see it."""
 
 
+class NotAllowed(hutch.HutchError):
+    """The signed-in user's role in the organisation does not allow what they asked."""
+
+
 class FormRefused(Exception):
     """A form came without the CSRF token of this browser's cookie."""
 
@@ -87,13 +91,19 @@ def session_secret(request: Request) -> str | None:
     )
 
 
-def viewer(request: Request, p: Site) -> User:
-    """The signed-in user, from the session cookie; else :class:`SignInRequired`."""
+def session_user(request: Request, p: Platform) -> User | None:
+    """The user of the browser's session cookie, or ``None`` (no cookie, no such session)."""
     token = request.cookies.get(security.SESSION_COOKIE)
     found = p.auth.get_session_and_user(token) if token else None
-    if found is None:
+    return None if found is None else found[1]
+
+
+def viewer(request: Request, p: Site) -> User:
+    """The signed-in user, from the session cookie; else :class:`SignInRequired`."""
+    user = session_user(request, p)
+    if user is None:
         raise SignInRequired()
-    return found[1]
+    return user
 
 
 async def form(request: Request) -> dict[str, str]:
@@ -162,6 +172,8 @@ def problem(error: hutch.HutchError) -> tuple[str, int]:
     """What to tell the user about ``error``, and the status of the page that says it."""
     if isinstance(error, hutch.ValidationError | hutch.InvalidValue | hutch.InvalidId):
         return str(error), 400
+    if isinstance(error, NotAllowed):
+        return str(error), 403
     if isinstance(error, hutch.IntegrityError):
         return str(error), 409
     if isinstance(error, hutch.NotFound):
@@ -189,6 +201,12 @@ def checked_id(row_id: str) -> str:
     return row_id
 
 
+#: What an action asks of the user's role in the organisation; seeing asks only membership.
+WORK = (MembershipRole.OWNER, MembershipRole.ADMIN, MembershipRole.MEMBER)  # projects, resources
+MANAGE = (MembershipRole.OWNER, MembershipRole.ADMIN)  # members, teams, the organisation's name
+SEE = tuple(MembershipRole)
+
+
 def membership_role(p: Platform, user: User, organisation_id: str) -> MembershipRole | None:
     """The user's highest role in the organisation, or ``None`` if they are not a member."""
     memberships = p.repos.memberships.find(user_id=user.id, organisation_id=organisation_id)
@@ -196,11 +214,23 @@ def membership_role(p: Platform, user: User, organisation_id: str) -> Membership
     return next((role for role in MembershipRole if role in roles), None)
 
 
-def organisation_for(p: Platform, user: User, organisation_id: str) -> Organisation:
-    """The organisation, if the user is one of its members; else :class:`PageNotFound`."""
+def organisation_for(
+    p: Platform, user: User, organisation_id: str, may: tuple[MembershipRole, ...] = SEE
+) -> Organisation:
+    """The organisation, if the user is a member with one of the roles ``may``.
+
+    Not a member: :class:`PageNotFound` (whether it exists is not theirs to know).
+    A member whose role is not enough: :class:`NotAllowed`.
+    """
     organisation = p.repos.organisations.get(checked_id(organisation_id))
-    if organisation is None or membership_role(p, user, organisation.id) is None:
+    role = None if organisation is None else membership_role(p, user, organisation.id)
+    if organisation is None or role is None:
         raise PageNotFound()
+    if role not in may:
+        raise NotAllowed(
+            f"As {role.value.lower()} of {organisation.name} you may not do that: "
+            "ask one of its owners or admins."
+        )
     return organisation
 
 
