@@ -1,9 +1,11 @@
 """``AuthAdapter``: the Auth.js adapter contract over a hutch database, secure by default.
 
-Every method runs in one store transaction, so each is atomic and, on a
-backend shared by several processes (a folder, a database server), starts from
-what the others committed: a session signed out in one worker is gone in the
-next request to any other, and a verification token is redeemed exactly once.
+Every method that writes runs in one store transaction, so each is atomic and,
+on a backend shared by several processes (a folder, a database server), starts
+from what the others committed; the lookups start from there too (``db.refresh()``,
+one ``stat`` when nothing changed) without taking the write lock, which a web
+application asks on every page. So a session signed out in one worker is gone in
+the next request to any other, and a verification token is redeemed exactly once.
 
 Session and verification tokens are stored only as :func:`hash_token` (SHA-256,
 hex): the raw token never reaches the store, the data folder or a database
@@ -235,14 +237,19 @@ class AuthAdapter:
     def get_session_and_user(self, session_token: str) -> tuple[Session, User] | None:
         """The session and its user; ``None`` if there is none or it expired (then deleted)."""
         digest = hash_token(session_token)
-        with self._store.transaction():
+        # Every page view asks this: a read takes in what others committed and no write lock.
+        self.db.refresh()
+        with self._store.lock:
             session = self.sessions.find_one(session_token=digest)
-            if session is None:
-                return None
-            if _expired(session.expires, _now()):
-                self.sessions.delete(session.id)
-                return None
-            user = self.users.get(session.user_id)
+            user = None if session is None else self.users.get(session.user_id)
+        if session is None:
+            return None
+        if _expired(session.expires, _now()):
+            with self._store.transaction():
+                session = self.sessions.find_one(session_token=digest)
+                if session is not None:
+                    self.sessions.delete(session.id)
+            return None
         if user is None:
             return None
         return attrs.evolve(session, session_token=session_token), user
