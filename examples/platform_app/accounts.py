@@ -49,8 +49,11 @@ def signup(request: Request, data: Posted, p: Site) -> Response:
     def failed(message: str, status: int) -> Response:
         return render(request, "signup.html", error=message, status=status, email=email, name=name)
 
-    if len(password) < security.MIN_PASSWORD:
-        return failed(f"Choose a password of at least {security.MIN_PASSWORD} characters.", 400)
+    if not security.MIN_PASSWORD <= len(password) <= security.MAX_PASSWORD:
+        return failed(
+            f"Choose a password of {security.MIN_PASSWORD} to {security.MAX_PASSWORD} characters.",
+            400,
+        )
     password_hash = security.hash_password(password)  # (slow on purpose: outside the lock)
 
     def create() -> str:

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
 
 import hutch
 from hutch.contrib.fresh import FreshASGI
@@ -62,6 +63,11 @@ def create_app(url: str | None = None) -> FastAPI:
     def form_refused(request: Request, _: Exception) -> Response:
         message = "This form has expired or came from another site: reload the page and try again."
         return show_problem(request, message, 403)
+
+    @app.exception_handler(HTTPException)
+    def framework_refused(request: Request, error: Exception) -> Response:
+        assert isinstance(error, HTTPException)  # (an unknown page, a form that does not parse)
+        return show_problem(request, f"{error.detail}.", error.status_code)
 
     @app.exception_handler(hutch.HutchError)
     def refused(request: Request, error: Exception) -> Response:

@@ -27,6 +27,7 @@ from .web import (
     Site,
     act,
     checked_id,
+    choice,
     field,
     membership_role,
     organisation_for,
@@ -121,9 +122,15 @@ def add_member(
     def add() -> str:
         organisation = organisation_for(p, user, organisation_id, MANAGE)
         member = existing_user(p, field(data, "email"))
-        role = field(data, "role")
-        if role == MembershipRole.OWNER.value and organisation.owner_id != user.id:
+        role = choice(data, "role", MembershipRole)
+        if role is MembershipRole.OWNER and organisation.owner_id != user.id:
             raise NotAllowed("Only the organisation's owner makes someone else an owner.")
+        if p.repos.memberships.find(
+            user_id=member.id, organisation_id=organisation.id, team_id=None
+        ):
+            raise hutch.IntegrityError(
+                f"{member.email} is a member of {organisation.name} already."
+            )
         p.repos.memberships.create(user_id=member.id, organisation_id=organisation.id, role=role)
         return f"/organisations/{organisation.id}"
 
@@ -146,6 +153,8 @@ def remove_member(
             raise PageNotFound()
         if membership.user_id == organisation.owner_id and membership.team_id is None:
             raise hutch.IntegrityError("The owner stays a member of their organisation.")
+        if membership.role is MembershipRole.OWNER and organisation.owner_id != user.id:
+            raise NotAllowed("Only the organisation's owner removes an owner.")
         p.repos.memberships.delete(membership.id)
         return f"/organisations/{organisation.id}"
 

@@ -30,6 +30,7 @@ from .web import (
     Site,
     act,
     checked_id,
+    choice,
     field,
     membership_role,
     organisation_for,
@@ -75,7 +76,7 @@ def change_status(
 ) -> Response:
     def change() -> str:
         project = project_for(p, user, project_id, WORK)
-        p.repos.projects.update(project.id, status=field(data, "status"))
+        p.repos.projects.update(project.id, status=choice(data, "status", ProjectStatus))
         return f"/projects/{project.id}"
 
     return act(p, change, lambda m, s: show(request, p, user, project_id, m, s))

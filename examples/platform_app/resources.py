@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from hutch.plugins.platform import MembershipRole, Resource, ResourceStatus, User
+from hutch.plugins.platform import MembershipRole, Resource, ResourceStatus, ResourceType, User
 
 from .projects import project_for
 from .projects import show as show_project
@@ -23,6 +23,7 @@ from .web import (
     Site,
     act,
     checked_id,
+    choice,
     field,
     membership_role,
     render,
@@ -44,7 +45,7 @@ def provision(
         resource = p.repos.resources.create(
             name=field(data, "name"),
             project_id=project.id,
-            type=field(data, "type"),
+            type=choice(data, "type", ResourceType),
             status=ResourceStatus.PROCESSING,
         )
         return f"/resources/{resource.id}"
@@ -72,7 +73,7 @@ def change_status(
 ) -> Response:
     def change() -> str:
         resource = resource_for(p, user, resource_id, WORK)
-        p.repos.resources.update(resource.id, status=field(data, "status"))
+        p.repos.resources.update(resource.id, status=choice(data, "status", ResourceStatus))
         return f"/resources/{resource.id}"
 
     return act(p, change, lambda m, s: show(request, p, user, resource_id, m, s))

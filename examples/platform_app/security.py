@@ -22,8 +22,8 @@ from pwdlib import PasswordHash
 SESSION_COOKIE = "platform_session"
 PRESESSION_COOKIE = "platform_presession"
 SESSION_DAYS = 30
-#: The shortest password a sign-up accepts.
-MIN_PASSWORD = 8
+#: The shortest and the longest password a sign-up accepts.
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 
 _hasher = PasswordHash.recommended()
 _DECOY = _hasher.hash(secrets.token_urlsafe(16))
@@ -37,7 +37,7 @@ def hash_password(password: str) -> str:
 def password_matches(password: str, stored: str | None) -> bool:
     """Whether ``password`` is the one ``stored`` was made from; ``None`` (no password) never
     matches, after as much work as a real check."""
-    if stored is None:
+    if stored is None or len(password) > MAX_PASSWORD:
         _hasher.verify(password, _DECOY)
         return False
     try:

@@ -2,8 +2,10 @@
 
 A team member has a membership of the organisation that names the team; removing
 them from the team deletes that membership (an organisation-wide one stays).
-Deleting a team turns its memberships organisation-wide (the platform's
-``set_null`` policy): nobody loses the organisation with it. Owners and admins
+Deleting a team turns the memberships of those who had no other place in the
+organisation organisation-wide (the platform's ``set_null`` policy), and drops
+the others': nobody loses the organisation with it, nobody is in it twice. A
+team membership carries the member's role in the organisation. Owners and admins
 of the organisation manage its teams; every member sees them.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+import hutch
 from hutch.plugins.platform import MembershipRole, Team, User
 
 from .organisations import existing_user
@@ -82,6 +85,13 @@ def delete(
 ) -> Response:
     def delete() -> str:
         team = team_for(p, user, team_id, MANAGE)
+        for membership in p.repos.memberships.find_by_team(team.id):
+            places = p.repos.memberships.find(
+                user_id=membership.user_id, organisation_id=team.organisation_id
+            )
+            if len(places) > 1:  # still in the organisation otherwise: no duplicate left
+                p.repos.memberships.delete(membership.id)
+        # The others become organisation-wide (the platform's set_null): their one place in it.
         p.repos.teams.delete(team.id)
         return f"/organisations/{team.organisation_id}"
 
@@ -99,8 +109,12 @@ def add_member(
     def add() -> str:
         team = team_for(p, user, team_id, MANAGE)
         member = existing_user(p, field(data, "email"))
+        if p.repos.memberships.find(user_id=member.id, team_id=team.id):
+            raise hutch.IntegrityError(f"{member.email} is in {team.name} already.")
+        # A team membership gives no role of its own: the member's role in the organisation.
+        role = membership_role(p, member, team.organisation_id) or MembershipRole.MEMBER
         p.repos.memberships.create(
-            user_id=member.id, organisation_id=team.organisation_id, team_id=team.id
+            user_id=member.id, organisation_id=team.organisation_id, team_id=team.id, role=role
         )
         return f"/teams/{team.id}"
 

@@ -9,10 +9,12 @@ form's page again with the problem written on it.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,6 +32,9 @@ from hutch.plugins.platform import (
 
 from . import security
 
+#: The longest text a form field may hold (names, emails).
+MAX_TEXT = 200
+Choice = TypeVar("Choice", bound=Enum)
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 #: Headers of every page: no framing by other sites, no scripts or styles from elsewhere.
 PAGE_HEADERS = {
@@ -235,5 +240,27 @@ def organisation_for(
 
 
 def field(data: Mapping[str, str], name: str) -> str:
-    """A form field's text, stripped ("" if the form lacks it)."""
-    return data.get(name, "").strip()
+    """A form field's text, stripped: "" if the form lacks it or it shows nothing (only
+    spaces and invisible characters), refused if too long or holding control characters."""
+    value = data.get(name, "").strip()
+    if len(value) > MAX_TEXT:
+        raise hutch.ValidationError(
+            f"The {name} is too long: at most {MAX_TEXT} characters.", {name: "too long"}
+        )
+    if any(unicodedata.category(character) == "Cc" for character in value):
+        raise hutch.ValidationError(
+            f"The {name} holds control characters: type it again.", {name: "control characters"}
+        )
+    if not any(character.isprintable() and not character.isspace() for character in value):
+        return ""
+    return value
+
+
+def choice(data: Mapping[str, str], name: str, options: type[Choice]) -> Choice:
+    """A form field naming one of ``options`` (an enum of the platform), or refused."""
+    value = data.get(name, "")
+    for option in options:
+        if option.value == value:
+            return option
+    named = ", ".join(option.value for option in options)
+    raise hutch.ValidationError(f"Choose the {name} among {named}.", {name: "not a choice"})
