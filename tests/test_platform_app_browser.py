@@ -442,7 +442,7 @@ def test_the_platform_through_a_restart(
             "members": [
                 [ADA.email, "OWNER", "(whole organisation)"],
                 [BOB.email, "ADMIN", "(whole organisation)"],
-                [BOB.email, "MEMBER", "Rockets"],
+                [BOB.email, "ADMIN", "Rockets"],  # a team membership carries the role
             ],
             "teams": ["Rockets"],
             "projects": [["Intranet", "ACTIVE"], ["Website", "COMPLETED"]],
