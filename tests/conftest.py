@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from crashcheck import scratch_folder
+from pgcluster import Cluster, Unavailable
 
 import hutch
 import hutch.backends.memory
@@ -47,3 +50,29 @@ def several_opens() -> Iterator[None]:
     each Database with its own files, locks and threads, as another process would have."""
     with OpenStores.allow_several():
         yield
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A throw-away PostgreSQL cluster for the whole run (see :mod:`pgcluster`), stopped at the
+    end however the run ends; the tests that need it skip, saying why, where none can start."""
+    try:
+        cluster = Cluster()
+        cluster.start()
+    except Unavailable as error:
+        pytest.skip(f"no PostgreSQL cluster could be started: {error}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster, request: pytest.FixtureRequest) -> str:
+    """The URL of a fresh, empty ``postgresql://`` store: a new schema, named after the test."""
+    from hutch.backends.postgres.testing import fresh_url
+
+    node = request.node
+    digest = hashlib.sha1(node.nodeid.encode()).hexdigest()[:6]  # (one name in two modules)
+    slug = re.sub(r"\W+", "_", node.name)
+    return fresh_url(pg_cluster.database("tests"), f"{slug}_{digest}")

@@ -113,9 +113,9 @@ def test_an_error_says_what_and_exits_1(tmp_path: Path) -> None:
 
 
 def test_passwords_in_urls_are_never_printed() -> None:
-    result = run("stats", "postgresql://app:s3cret@db.example/app", code=1)
+    result = run("stats", "postgresql://app:s3cret@127.0.0.1:1/app", code=1)  # no server
     assert "s3cret" not in result.output
-    assert "app:***@db.example" in result.output
+    assert "app:***@127.0.0.1:1" in result.output
 
 
 def test_the_url_defaults_to_hutch_url_then_dot_data(

@@ -23,7 +23,7 @@ from hutch.cli import cli
 from hutch.verify import verify
 
 SECRET = "s3cret"
-PG_URL = f"postgresql://app:{SECRET}@db.example/app"
+PG_URL = f"postgresql://app:{SECRET}@127.0.0.1:1/app"  # no server there: refused at once
 NOW = "2026-01-01T00:00:00+00:00"
 
 

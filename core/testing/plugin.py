@@ -282,11 +282,10 @@ class Opener:
     def __call__(self, url: str | None = None, **kwargs: Any) -> hutch.Database:
         target = self.url if url is None else url
         if self.mirror_base and "mirrors" not in kwargs:
-            mirror = self._mirrors.setdefault(
-                target,
-                _fresh_url(self._request, self.mirror_base, f"mirror{len(self._mirrors)}"),
-            )
-            kwargs["mirrors"] = [mirror]
+            if target not in self._mirrors:  # (a reopen keeps its mirror)
+                label = f"mirror{len(self._mirrors)}"
+                self._mirrors[target] = _fresh_url(self._request, self.mirror_base, label)
+            kwargs["mirrors"] = [self._mirrors[target]]
         db = hutch.open(target, plugins=self.plugins, **(self.options | kwargs))
         self.opened.append(db)
         self._check_capabilities(db)
@@ -320,7 +319,7 @@ class Opener:
             for mirror in db.mirrors:
                 with (
                     OpenStores.allow_several(),  # as another process would open it
-                    hutch.open(str(mirror.url), plugins=self.plugins, follow=False) as alone,
+                    hutch.open(mirror.url.raw, plugins=self.plugins, follow=False) as alone,
                 ):
                     ours, theirs = _content(db), _content(alone)
                 if ours != theirs:
