@@ -128,7 +128,8 @@ def delete_account(
         owned = p.repos.organisations.find_by_owner(user.id)
         if owned:  # (the platform's restrict policy refuses it too, in its own words)
             names = ", ".join(organisation.name for organisation in owned)
-            raise hutch.IntegrityError(f"You own {names}: delete it first, then your account.")
+            them = "it" if len(owned) == 1 else "them"
+            raise hutch.IntegrityError(f"You own {names}: delete {them} first, then your account.")
         p.auth.delete_user(user.id)  # its sessions and memberships go with it
         return "/signin"
 
