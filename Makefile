@@ -1,4 +1,4 @@
-# The three commands of the README: `make demo`, `make test` and `make app`. Both start from nothing but python3.
+# The three commands of the README: `make demo`, `make test` and `make app`. Each starts from nothing but python3.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -47,4 +47,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/app.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache data
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache data app.db app.db-wal app.db-shm

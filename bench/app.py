@@ -56,10 +56,9 @@ from hutch.plugins.platform import PlatformRepositories, ProjectStatus, Resource
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
-from platform_app.server import AppServer  # noqa: E402
+from platform_app.server import AppServer, data_url, form_token  # noqa: E402
 
 PASSWORD = "load-check-password"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 #: The share of writes that change a project's status (the others provision a resource).
 STATUS_SHARE = 0.2
 SEED = 20240601
@@ -149,10 +148,10 @@ def percentile(latencies: list[float], p: float) -> float | None:
 
 
 def csrf_of(response: httpx.Response) -> str:
-    found = CSRF.search(response.text)
+    found = form_token(response.text)
     if response.status_code != 200 or found is None:
         raise SetupFailed(f"GET {response.url.path}: {response.status_code}, no CSRF token")
-    return found.group(1)
+    return found
 
 
 def redirected(response: httpx.Response, pattern: str) -> str:
@@ -354,12 +353,6 @@ def lost_writes(url: str, load: Load) -> list[str]:
         db.close()
 
 
-def data_url(backend: str, folder: Path) -> str:
-    if backend == "file":
-        return f"file://{folder / 'data'}"
-    return f"sqlite:///{folder / 'app.db'}"
-
-
 def load_average() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -462,7 +455,7 @@ def main() -> None:
     counts = tuple(int(part) for part in args.workers.split(",") if part.strip())
     if args.quick:
         requests, concurrency, people, counts = 200, 10, min(people, 5), (2,)
-    root = Path(tempfile.mkdtemp(prefix="hutch-app-", dir=args.dir))
+    root = Path(tempfile.mkdtemp(prefix="hutch-app-", dir=args.dir)).resolve()
     failed = False
     try:
         print(

@@ -840,6 +840,53 @@ def test_an_expired_session_is_none_and_deleted(env: Env) -> None:
     assert env.auth.get_session_and_user(fresh) is not None
 
 
+def test_an_expired_session_found_in_a_callers_transaction_goes_with_it(env: Env) -> None:
+    user = make_user(env.auth)
+    expired = env.auth.create_session(
+        session_token="stale", user_id=user.id, expires=earlier(seconds=1)
+    )
+    seen: list[object] = []
+
+    def look_then_change_mind() -> None:
+        with env.store.transaction():
+            seen.append(env.auth.get_session_and_user("stale"))
+            seen.append(env.store.has_row("sessions", expired.id))
+            raise RuntimeError("the caller changes its mind")
+
+    with pytest.raises(RuntimeError):
+        look_then_change_mind()
+    assert seen == [None, False]  # gone inside the transaction...
+    assert env.store.has_row("sessions", expired.id)  # ...and back with the rest
+
+
+@pytest.mark.usefixtures("several_opens")
+def test_a_read_only_database_does_not_return_an_expired_session(shared: Env) -> None:
+    user = make_user(shared.auth)
+    expired = shared.auth.create_session(
+        session_token="stale", user_id=user.id, expires=earlier(seconds=1)
+    )
+    shared.auth.create_session(session_token="live", user_id=user.id, expires=later(days=1))
+    with hutch.open(shared.url, plugins=shared.plugins, read_only=True) as looking:
+        auth = AuthAdapter(looking)
+        assert auth.get_session_and_user("stale") is None
+        found = auth.get_session_and_user("live")
+        assert found is not None
+        assert found[1] == user
+    assert shared.store.has_row("sessions", expired.id)
+
+
+@pytest.mark.usefixtures("several_opens")
+def test_a_session_extended_elsewhere_is_not_taken_for_expired(shared: Env) -> None:
+    user = make_user(shared.auth)
+    shared.auth.create_session(session_token="t", user_id=user.id, expires=earlier(seconds=1))
+    with shared.open() as other:
+        AuthAdapter(other).update_session("t", expires=later(days=1))
+        found = shared.auth.get_session_and_user("t")  # without db.refresh() first
+    assert found is not None
+    assert found[1] == user
+    assert shared.store.get_row_count("sessions") == 1
+
+
 def test_a_session_that_expires_now_has_expired(env: Env) -> None:
     user = make_user(env.auth)
     moment = datetime.now(UTC)

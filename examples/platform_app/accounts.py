@@ -7,6 +7,8 @@ sign-out deletes it, in every worker at once, since sessions live in the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -15,6 +17,8 @@ from hutch.plugins.platform import User
 
 from . import security
 from .web import (
+    MAX_TEXT,
+    Failure,
     Platform,
     Posted,
     SignedIn,
@@ -43,10 +47,10 @@ def signup_page(request: Request) -> Response:
 
 @router.post("/signup")
 def signup(request: Request, data: Posted, p: Site) -> Response:
-    email, name, password = field(data, "email"), field(data, "name"), data.get("password", "")
-    token = security.new_token()
+    password = data.get("password", "")
 
     def failed(message: str, status: int) -> Response:
+        email, name = data.get("email", "")[:MAX_TEXT], data.get("name", "")[:MAX_TEXT]
         return render(request, "signup.html", error=message, status=status, email=email, name=name)
 
     if not security.MIN_PASSWORD <= len(password) <= security.MAX_PASSWORD:
@@ -56,19 +60,15 @@ def signup(request: Request, data: Posted, p: Site) -> Response:
         )
     password_hash = security.hash_password(password)  # (slow on purpose: outside the lock)
 
-    def create() -> str:
+    def create() -> User:
+        email, name = field(data, "email"), field(data, "name")
         if p.repos.users.find_by_email(email) is not None:
             raise hutch.IntegrityError(
                 "An account with this email exists already: sign in instead."
             )
-        user = p.auth.create_user(email, name=name or None, password_hash=password_hash)
-        p.auth.create_session(token, user.id, security.session_expiry())
-        return "/organisations"
+        return p.auth.create_user(email, name=name or None, password_hash=password_hash)
 
-    response = act(p, create, failed)
-    if response.status_code == 303:
-        start_session(request, response, token)
-    return response
+    return open_session(request, p, create, failed)
 
 
 @router.get("/signin")
@@ -78,28 +78,16 @@ def signin_page(request: Request) -> Response:
 
 @router.post("/signin")
 def signin(request: Request, data: Posted, p: Site) -> Response:
-    email = field(data, "email")
-    user = p.repos.users.find_by_email(email)
-    if not security.password_matches(
-        data.get("password", ""), user.password_hash if user else None
-    ):
-        return render(
-            request, "signin.html", error="Wrong email or password.", status=401, email=email
-        )
-    assert user is not None
-    token = security.new_token()
+    email = data.get("email", "").strip()
+    user = p.repos.users.find_by_email(email) if len(email) <= MAX_TEXT else None
 
     def failed(message: str, status: int) -> Response:
-        return render(request, "signin.html", error=message, status=status, email=email)
+        return render(request, "signin.html", error=message, status=status, email=email[:MAX_TEXT])
 
-    def create() -> str:
-        p.auth.create_session(token, user.id, security.session_expiry())
-        return "/organisations"
-
-    response = act(p, create, failed)
-    if response.status_code == 303:
-        start_session(request, response, token)
-    return response
+    stored = None if user is None else user.password_hash
+    if not security.password_matches(data.get("password", ""), stored) or user is None:
+        return failed("Wrong email or password.", 401)
+    return open_session(request, p, lambda: user, failed)
 
 
 @router.post("/signout")
@@ -128,7 +116,8 @@ def delete_account(
         owned = p.repos.organisations.find_by_owner(user.id)
         if owned:  # (the platform's restrict policy refuses it too, in its own words)
             names = ", ".join(organisation.name for organisation in owned)
-            raise hutch.IntegrityError(f"You own {names}: delete it first, then your account.")
+            them = "it" if len(owned) == 1 else "them"
+            raise hutch.IntegrityError(f"You own {names}: delete {them} first, then your account.")
         p.auth.delete_user(user.id)  # its sessions and memberships go with it
         return "/signin"
 
@@ -148,8 +137,26 @@ def show_account(
     return render(request, "account.html", user=user, owned=owned, error=error, status=status)
 
 
-def start_session(request: Request, response: Response, token: str) -> None:
-    """Give the browser its new session cookie."""
-    max_age = security.SESSION_DAYS * 24 * 3600
-    set_cookie(request, response, security.SESSION_COOKIE, token, max_age=max_age)
-    response.delete_cookie(security.PRESESSION_COOKIE, path="/")
+def open_session(
+    request: Request, p: Platform, user_of: Callable[[], User], failed: Failure
+) -> Response:
+    """Find or create the user (``user_of``) and give them a new session, in one transaction.
+
+    The browser's previous session, if it had one, ends in the same transaction, so that a
+    sign-in never leaves an old token alive; the new token goes into the cookie.
+    """
+    token, previous = security.new_token(), request.cookies.get(security.SESSION_COOKIE)
+
+    def start() -> str:
+        user = user_of()
+        if previous:
+            p.auth.delete_session(previous)
+        p.auth.create_session(token, user.id, security.session_expiry())
+        return "/organisations"
+
+    response = act(p, start, failed)
+    if response.status_code == 303:
+        max_age = security.SESSION_DAYS * 24 * 3600
+        set_cookie(request, response, security.SESSION_COOKIE, token, max_age=max_age)
+        response.delete_cookie(security.PRESESSION_COOKIE, path="/")
+    return response

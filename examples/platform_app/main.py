@@ -26,6 +26,7 @@ from .web import (
     PageNotFound,
     Platform,
     SignInRequired,
+    platform_of,
     problem,
     render,
     see,
@@ -85,11 +86,6 @@ def show_problem(request: Request, message: str, status: int) -> Response:
     except hutch.HutchError:  # (the data may be what went wrong)
         user = None
     return render(request, "problem.html", user=user, error=message, status=status)
-
-
-def platform_of(app: FastAPI) -> Platform:
-    found: Platform = app.state.platform
-    return found
 
 
 app = create_app()

@@ -3,9 +3,10 @@
 Whoever creates an organisation owns it and is its first member (``OWNER``).
 Every member sees it; members (not viewers) work on its projects and resources;
 owners and admins manage its name, teams and members, and only the owner makes
-another owner. Only the owner deletes it, and only once its teams are gone (they
-hold people's memberships, so the app asks for that step by hand rather than
-cascade it).
+(or removes) another owner. Removing someone's organisation-wide membership
+removes them from its teams as well. Only the owner deletes it, and only once
+its teams are gone (they hold people's memberships, so the app asks for that
+step by hand rather than cascade it).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def delete(
     def delete() -> str:
         organisation = organisation_for(p, user, organisation_id)
         if organisation.owner_id != user.id:
-            raise hutch.IntegrityError("Only the organisation's owner may delete it.")
+            raise NotAllowed("Only the organisation's owner may delete it.")
         teams = p.repos.organisations.get_teams(organisation.id)
         if teams:
             names = ", ".join(team.name for team in teams)
@@ -155,7 +156,13 @@ def remove_member(
             raise hutch.IntegrityError("The owner stays a member of their organisation.")
         if membership.role is MembershipRole.OWNER and organisation.owner_id != user.id:
             raise NotAllowed("Only the organisation's owner removes an owner.")
-        p.repos.memberships.delete(membership.id)
+        leaving = [membership]  # out of the organisation: out of its teams too
+        if membership.team_id is None:
+            leaving = p.repos.memberships.find(
+                user_id=membership.user_id, organisation_id=organisation.id
+            )
+        for gone in leaving:
+            p.repos.memberships.delete(gone.id)
         return f"/organisations/{organisation.id}"
 
     return act(p, remove, lambda m, s: show(request, p, user, organisation_id, m, s))

@@ -18,6 +18,7 @@ import secrets
 from datetime import UTC, datetime, timedelta
 
 from pwdlib import PasswordHash
+from pwdlib.exceptions import PwdlibError
 
 SESSION_COOKIE = "platform_session"
 PRESESSION_COOKIE = "platform_presession"
@@ -42,7 +43,7 @@ def password_matches(password: str, stored: str | None) -> bool:
         return False
     try:
         return _hasher.verify(password, stored)
-    except ValueError:  # a hash this hasher cannot read: treat it as a wrong password
+    except PwdlibError:  # a hash this hasher cannot read (made elsewhere): a wrong password
         return False
 
 

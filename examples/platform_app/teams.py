@@ -2,10 +2,12 @@
 
 A team member has a membership of the organisation that names the team; removing
 them from the team deletes that membership (an organisation-wide one stays).
-Deleting a team turns the memberships of those who had no other place in the
-organisation organisation-wide (the platform's ``set_null`` policy), and drops
-the others': nobody loses the organisation with it, nobody is in it twice. A
-team membership carries the member's role in the organisation. Owners and admins
+Someone added to a team who is not in the organisation yet joins it too (an
+organisation-wide ``MEMBER`` membership): their role lives there, and a team
+membership carries none. Deleting a team deletes its memberships; anyone whose
+only place in the organisation it was (as another program may leave them) keeps
+an organisation-wide one (the platform's ``set_null`` policy): nobody loses the
+organisation with a team, nobody is in it twice. Owners and admins
 of the organisation manage its teams; every member sees them.
 """
 
@@ -109,12 +111,13 @@ def add_member(
     def add() -> str:
         team = team_for(p, user, team_id, MANAGE)
         member = existing_user(p, field(data, "email"))
-        if p.repos.memberships.find(user_id=member.id, team_id=team.id):
+        places = p.repos.memberships.find(user_id=member.id, organisation_id=team.organisation_id)
+        if any(place.team_id == team.id for place in places):
             raise hutch.IntegrityError(f"{member.email} is in {team.name} already.")
-        # A team membership gives no role of its own: the member's role in the organisation.
-        role = membership_role(p, member, team.organisation_id) or MembershipRole.MEMBER
+        if not any(place.team_id is None for place in places):  # new to the organisation
+            p.repos.memberships.create(user_id=member.id, organisation_id=team.organisation_id)
         p.repos.memberships.create(
-            user_id=member.id, organisation_id=team.organisation_id, team_id=team.id, role=role
+            user_id=member.id, organisation_id=team.organisation_id, team_id=team.id
         )
         return f"/teams/{team.id}"
 

@@ -16,7 +16,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -78,10 +78,15 @@ class FormRefused(Exception):
     """A form came without the CSRF token of this browser's cookie."""
 
 
-def platform(request: Request) -> Platform:
+def platform_of(app: FastAPI) -> Platform:
     """The worker's :class:`Platform` (opened at start-up)."""
-    found: Platform = request.app.state.platform
+    found: Platform = app.state.platform
     return found
+
+
+def platform(request: Request) -> Platform:
+    """The :class:`Platform` of the application serving ``request``."""
+    return platform_of(request.app)
 
 
 #: What a handler asks for: ``p: Site`` (the worker's platform), ``user: SignedIn``,
@@ -185,10 +190,14 @@ def problem(error: hutch.HutchError) -> tuple[str, int]:
         return str(error), 404
     if isinstance(error, hutch.LockTimeout):
         return "The data is busy: try again in a moment.", 503
-    return f"That could not be saved ({type(error).__name__}): try again.", 503
+    return f"That could not be done ({type(error).__name__}): try again in a moment.", 503
 
 
-def act(p: Platform, action: Callable[[], str], failed: Callable[[str, int], Response]) -> Response:
+#: Shows a form's page again with a problem: ``failed(message, status)``.
+Failure = Callable[[str, int], Response]
+
+
+def act(p: Platform, action: Callable[[], str], failed: Failure) -> Response:
     """Run a form's ``action`` in one transaction and show the page it returns; if hutch
     refuses it, nothing is written and ``failed(message, status)`` shows the problem."""
     try:
@@ -213,10 +222,14 @@ SEE = tuple(MembershipRole)
 
 
 def membership_role(p: Platform, user: User, organisation_id: str) -> MembershipRole | None:
-    """The user's highest role in the organisation, or ``None`` if they are not a member."""
+    """The user's role in the organisation: that of their organisation-wide membership (the
+    highest, if several), ``MEMBER`` for someone only in its teams (as another program may
+    leave them), ``None`` for someone in neither. Team memberships carry no role of their own."""
     memberships = p.repos.memberships.find(user_id=user.id, organisation_id=organisation_id)
-    roles = {membership.role for membership in memberships}
-    return next((role for role in MembershipRole if role in roles), None)
+    roles = {membership.role for membership in memberships if membership.team_id is None}
+    if not roles:
+        return MembershipRole.MEMBER if memberships else None
+    return next(role for role in MembershipRole if role in roles)
 
 
 def organisation_for(

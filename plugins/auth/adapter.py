@@ -1,11 +1,12 @@
 """``AuthAdapter``: the Auth.js adapter contract over a hutch database, secure by default.
 
-Every method that writes runs in one store transaction, so each is atomic and,
-on a backend shared by several processes (a folder, a database server), starts
-from what the others committed; the lookups start from there too (``db.refresh()``,
-one ``stat`` when nothing changed) without taking the write lock, which a web
-application asks on every page. So a session signed out in one worker is gone in
-the next request to any other, and a verification token is redeemed exactly once.
+Every method runs in one store transaction, so each is atomic and, on a backend
+shared by several processes (a folder, a database server), starts from what the
+others committed: a session signed out in one worker is gone in the next request
+to any other, and a verification token is redeemed exactly once. The exception
+is :meth:`AuthAdapter.get_session_and_user`, which a web application calls on
+every page: it takes in the others' commits (``db.refresh()``) and then reads
+without a transaction; only an expired session opens one, to delete it.
 
 Session and verification tokens are stored only as :func:`hash_token` (SHA-256,
 hex): the raw token never reaches the store, the data folder or a database
@@ -237,20 +238,22 @@ class AuthAdapter:
     def get_session_and_user(self, session_token: str) -> tuple[Session, User] | None:
         """The session and its user; ``None`` if there is none or it expired (then deleted)."""
         digest = hash_token(session_token)
-        # Every page view asks this: a read takes in what others committed and no write lock.
+        # A web application asks this on every page: it reads without a transaction (which
+        # would queue the page behind other processes' commits) once up to date.
         self.db.refresh()
         with self._store.lock:
             session = self.sessions.find_one(session_token=digest)
             user = None if session is None else self.users.get(session.user_id)
-        if session is None:
-            return None
-        if _expired(session.expires, _now()):
-            with self._store.transaction():
+        if session is not None and _expired(session.expires, _now()):
+            if self._store.read_only:
+                return None
+            with self._store.transaction():  # (another process may have extended it meanwhile)
                 session = self.sessions.find_one(session_token=digest)
-                if session is not None:
+                if session is not None and _expired(session.expires, _now()):
                     self.sessions.delete(session.id)
-            return None
-        if user is None:
+                    return None
+                user = None if session is None else self.users.get(session.user_id)
+        if session is None or user is None:
             return None
         return attrs.evolve(session, session_token=session_token), user
 
