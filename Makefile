@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/models.py
 	$(BIN)/python bench/plugins.py
 	$(BIN)/python bench/workers.py
+	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/app.py
 

@@ -6,10 +6,11 @@ connections, in one run: what a web application with several worker processes se
   processes writing at once, and from 8 threads of one process (hutch: one
   database; SQLite: a connection per thread). Commits per second over the
   whole run, and each commit's latency (p50, p99).
-- Staleness: one process commits a row every millisecond or so, stamped with
-  the time; another, which never writes nor refreshes, hears each through a
-  listener (its follower takes other processes' commits in): p50, p99 and the
-  longest time from commit to being seen.
+- Staleness: one process commits a row about every millisecond (each due a
+  millisecond after the one before), stamped with the time; another, which
+  never writes nor refreshes, hears each through a listener (its follower takes
+  other processes' commits in): p50, p99 and the longest time from commit to
+  being seen.
 - A checkpoint: one process commits single rows while another changes
   ``--checkpointed`` records and checkpoints them: the writer's longest wait.
 - Readers: a thread of one process reads (taking the store's lock) while that
@@ -54,6 +55,10 @@ TARGETS = {"1 process": 1.2, "4 processes": 1.0, "8 threads": 1.0}
 SPAWN = multiprocessing.get_context("spawn")
 #: The databases this process opened, closed before the temp folder goes.
 OPENED: list[hutch.Database] = []
+#: Makes a worker's commit function from where the store is and the worker's name.
+Writer = Callable[[Any, str], Callable[[int], None]]
+#: Opens a database from where the store is.
+Opener = Callable[[Any], hutch.Database]
 
 
 @dataclass
@@ -125,19 +130,20 @@ def sqlite_writer(path: Path, name: str) -> Callable[[int], None]:
 
 
 def writer_process(
-    kind: str, where: Path, name: str, start: Barrier, seconds: float, out: Any
+    writer: Writer, where: Any, name: str, start: Barrier, seconds: float, out: Any
 ) -> None:
-    commit = (hutch_writer if kind == "hutch" else sqlite_writer)(where, name)
+    commit = writer(where, name)
     start.wait()
     out.put(commit_loop(commit, time.monotonic() + seconds))
 
 
-def in_processes(kind: str, where: Path, count: int, seconds: float) -> Run:
-    """``count`` processes committing at once for ``seconds``."""
+def in_processes(writer: Writer, where: Any, count: int, seconds: float) -> Run:
+    """``count`` processes committing at once for ``seconds``, each through ``writer`` (a
+    function of a module, so that a spawned process finds it)."""
     start = SPAWN.Barrier(count + 1)
     out = SPAWN.Queue()
     workers = [
-        SPAWN.Process(target=writer_process, args=(kind, where, f"p{i}", start, seconds, out))
+        SPAWN.Process(target=writer_process, args=(writer, where, f"p{i}", start, seconds, out))
         for i in range(count)
     ]
     for worker in workers:
@@ -151,15 +157,15 @@ def in_processes(kind: str, where: Path, count: int, seconds: float) -> Run:
     return Run(len(latencies), took, latencies)
 
 
-def threads(kind: str, where: Path, count: int, seconds: float) -> Run:
+def threads(writer: Writer, where: Path, count: int, seconds: float) -> Run:
     """``count`` threads of this process committing at once: hutch shares one database,
     SQLite has a connection per thread."""
     commits: list[Callable[[int], None]]
-    if kind == "hutch":
+    if writer is hutch_writer:
         shared = hutch_writer(where, "t")
         commits = [partial(lambda i, n: shared(n * 100 + i), i) for i in range(count)]
     else:
-        commits = [sqlite_writer(where, f"t{i}") for i in range(count)]
+        commits = [writer(where, f"t{i}") for i in range(count)]
     until = time.monotonic() + seconds
     found: list[list[float]] = [[] for _ in range(count)]
     began = time.monotonic()
@@ -178,21 +184,24 @@ def threads(kind: str, where: Path, count: int, seconds: float) -> Run:
 # -- staleness, checkpoints, readers ------------------------------------------------------------
 
 
-def stamping_writer(folder: Path, ready: Event, seconds: float) -> None:
-    db = open_hutch(folder)
+def stamping_writer(opener: Opener, where: Any, ready: Event, seconds: float) -> None:
+    """Commit a row stamped with the time about every millisecond: each is due a millisecond
+    after the one before, and made at once when the writer is late."""
+    db = opener(where)
     ready.wait()
-    until = time.monotonic() + seconds
+    began = time.monotonic()
     n = 0
-    while time.monotonic() < until:
+    while time.monotonic() < began + seconds:
         db.store.set_row(TABLE, f"s{n}", {"n": n, "t": time.time()})
         n += 1
-        time.sleep(0.001)
+        time.sleep(max(0.0, began + n * 0.001 - time.monotonic()))
     db.close()
 
 
-def staleness(folder: Path, seconds: float) -> list[float]:
-    """How long a commit of another process takes to reach this one's listeners."""
-    db = open_hutch(folder)
+def staleness(opener: Opener, where: Any, seconds: float) -> list[float]:
+    """How long a commit of another process takes to reach this one's listeners (both open
+    the store with ``opener``, a function of a module)."""
+    db = opener(where)
     seen: list[float] = []
 
     def heard(changes: hutch.Changes) -> None:
@@ -203,7 +212,7 @@ def staleness(folder: Path, seconds: float) -> list[float]:
 
     db.store.add_listener(heard, TABLE)
     ready = SPAWN.Event()
-    writer = SPAWN.Process(target=stamping_writer, args=(folder, ready, seconds))
+    writer = SPAWN.Process(target=stamping_writer, args=(opener, where, ready, seconds))
     writer.start()
     ready.set()
     writer.join()
@@ -270,7 +279,9 @@ def reads_while_writing(folder: Path, seconds: float) -> list[float]:
     start = SPAWN.Barrier(4)
     out = SPAWN.Queue()
     others = [
-        SPAWN.Process(target=writer_process, args=("hutch", folder, f"o{i}", start, seconds, out))
+        SPAWN.Process(
+            target=writer_process, args=(hutch_writer, folder, f"o{i}", start, seconds, out)
+        )
         for i in range(3)
     ]
     for other in others:
@@ -328,7 +339,7 @@ def main() -> None:
         )
         print(header)
         print("-" * len(header))
-        plans: list[tuple[str, Callable[[str, Path], Run]]] = [
+        plans: list[tuple[str, Callable[[Writer, Path], Run]]] = [
             (f"{n} process{'es' if n > 1 else ''}", partial(in_processes, count=n, seconds=seconds))
             for n in (1, 2, 4, 8)
         ]
@@ -339,8 +350,8 @@ def main() -> None:
                 continue
             say(label)
             folder = root / f"hutch-{number}"
-            mine = run("hutch", folder)
-            theirs = run("sqlite", root / f"sqlite-{number}.db")
+            mine = run(hutch_writer, folder)
+            theirs = run(sqlite_writer, root / f"sqlite-{number}.db")
             ratio = mine.rate / theirs.rate
             target = TARGETS.get(label)
             met = "-" if target is None else "yes" if ratio >= target else "NO"
@@ -355,7 +366,7 @@ def main() -> None:
             return
         print()
         say("staleness")
-        seen = staleness(root / "staleness", seconds)
+        seen = staleness(open_hutch, root / "staleness", seconds)
         if seen:
             p50, p99 = seen[len(seen) // 2], seen[min(len(seen) - 1, int(len(seen) * 0.99))]
             print(

@@ -17,7 +17,7 @@ import abc
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -219,8 +219,9 @@ class AlreadyOpen(ConfigError):
 
 
 class OpenStores:
-    """The stores open in this process, keyed on their file or folder's device and inode, so
-    that another path to one counts too.
+    """The stores open in this process, keyed on their file or folder's device and inode (or
+    on what else names a store wherever it is reached from: a PostgreSQL schema's cluster,
+    database and schema), so that another path to one counts too.
 
     Two ``Database`` objects on one store in one process would each keep a copy of
     every row and take each other's commits in only as another process's: refused,
@@ -228,7 +229,7 @@ class OpenStores:
     one that had a store open may open it (its parent's entry is not its own).
     """
 
-    _held: ClassVar[dict[tuple[int, int], tuple[int, str]]] = {}
+    _held: ClassVar[dict[Hashable, tuple[int, str]]] = {}
     _lock: ClassVar[threading.Lock] = threading.Lock()
     _several: ClassVar[int] = 0  # how many allow_several() blocks are open
 
@@ -246,9 +247,10 @@ class OpenStores:
             with cls._lock:
                 cls._several -= 1
 
-    def __init__(self, found: os.stat_result, where: object) -> None:
-        """Claim the store ``found`` describes (``where`` names it in messages)."""
-        self._key = (found.st_dev, found.st_ino)
+    def __init__(self, found: os.stat_result | tuple[Hashable, ...], where: object) -> None:
+        """Claim the store ``found`` describes: its file or folder's ``stat``, or a key of the
+        backend's own (``where`` names it in messages)."""
+        self._key = (found.st_dev, found.st_ino) if isinstance(found, os.stat_result) else found
         self._pid = os.getpid()
         self._claimed = False
         with OpenStores._lock:
@@ -320,6 +322,13 @@ def become_follower() -> None:
     """Mark the calling thread as a database's follower: :meth:`Background.check` raises
     nothing there, so a background failure waits for a call of the application."""
     _this_thread.follower = True
+
+
+def is_follower() -> bool:
+    """Whether the calling thread is a database's follower: a backend's ``behind`` may answer
+    it from a wake-up that can come late (a notification), where ``refresh()`` on another
+    thread must see every commit made before it was called."""
+    return bool(getattr(_this_thread, "follower", False))
 
 
 class Background:

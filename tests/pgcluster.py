@@ -1,10 +1,12 @@
-"""A throw-away PostgreSQL cluster for the tests: made in a temporary folder, always stopped.
+"""A throw-away PostgreSQL cluster for the tests and bench/postgres.py: made in a temporary
+folder, always stopped.
 
 Debian's server binaries (``pg_config --bindir``: initdb, pg_ctl, postgres) make
 a cluster that listens on 127.0.0.1 and a free port, with a generated password
 (so the URLs the tests use carry one, as a deployment's do). As root the
 cluster runs as the ``postgres`` user (the server refuses root), in a folder
-made for it under ``/tmp`` (a checkout or ``$TMPDIR`` may be private to root).
+made for it under ``/tmp`` (a checkout or ``$TMPDIR`` may be private to root),
+or under the folder the caller names (the benchmark's, on the disk it measures).
 Each test gets a fresh store: a schema of its own in a database shared by the
 tests, named on the search path of its URL (see
 :mod:`hutch.backends.postgres.testing`); a run of the parity suite gets a
@@ -59,8 +61,9 @@ def bindir() -> Path:
 class Cluster:
     """A PostgreSQL cluster of its own: :meth:`start` it, :meth:`stop` it (always)."""
 
-    def __init__(self) -> None:
+    def __init__(self, under: Path | None = None) -> None:
         self.bin = bindir()
+        self._under = under  # where its folder goes (else a temporary folder others reach)
         self.password = secrets.token_urlsafe(18)
         self.port = 0
         self._folder: Path | None = None
@@ -92,7 +95,8 @@ class Cluster:
 
     def start(self) -> None:
         """Make the cluster and start it, or raise :class:`Unavailable` saying why."""
-        self._folder = Path(tempfile.mkdtemp(prefix="hutch-pg-", dir=_reachable_temp()))
+        under = self._under or _reachable_temp()
+        self._folder = Path(tempfile.mkdtemp(prefix="hutch-pg-", dir=under))
         try:
             if self._user is not None:
                 os.chown(self._folder, self._user.pw_uid, self._user.pw_gid)
@@ -159,6 +163,13 @@ class Cluster:
         shutil.rmtree(self._folder, ignore_errors=True)
         self._folder = None
 
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the server on the same port, returning once it takes connections again:
+        ``fast`` ends every session (as an administrator's restart does), ``immediate`` kills
+        the server (a crash: it recovers from its WAL as it starts)."""
+        data, log = str(self.folder / "data"), str(self.folder / "log")
+        self._run("pg_ctl", "-D", data, "-l", log, "-m", mode, "-w", "-t", str(WAIT), "restart")
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             text = (self.folder / "log").read_text(encoding="utf-8", errors="replace")
@@ -194,9 +205,10 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running() -> Iterator[Cluster]:
-    """A started cluster, stopped when the block ends however it ends."""
-    cluster = Cluster()
+def running(under: Path | None = None) -> Iterator[Cluster]:
+    """A started cluster (its folder made in ``under``, which the server's user must reach),
+    stopped when the block ends however it ends."""
+    cluster = Cluster(under)
     cluster.start()
     try:
         yield cluster

@@ -32,6 +32,7 @@ import hutch.backends.jsonl
 from hutch.backends.file import FilePersister, indices, records, wal
 from hutch.backends.file.folder import parse_manifest
 from hutch.backends.jsonl import lines
+from hutch.cells import plain_json
 
 FIXTURES = Path(__file__).parent / "data"
 COLLECTIONS: dict[str, Any] = {
@@ -213,7 +214,7 @@ def _parse_manifest(data: bytes) -> None:
 
 def test_jsonl_logs_read_or_refuse(seeds: Seeds) -> None:
     """A jsonl log's readers take each line or report the first bad one, whatever the bytes;
-    and the shortcut for rows that need no check (``lines.plain``) takes exactly the lines
+    and the shortcut for rows that need no check (``plain_json``) takes exactly the lines
     the full check takes."""
     paths = _files(seeds["jsonl"], _logs)
     donors = [path.read_bytes() for path in paths]
@@ -238,7 +239,7 @@ def _read_log(name: str, data: bytes, count: int, expected: int | None) -> None:
         return
     shortcut, checked = (
         lines.read_lines(body, count, lines.check_for(name, plain=plain))
-        for plain in (lines.plain(body), False)
+        for plain in (plain_json(body), False)
     )
     assert (shortcut.entries, shortcut.bad is None) == (checked.entries, checked.bad is None)
     lines.live(checked.entries, name)

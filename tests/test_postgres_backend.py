@@ -421,20 +421,34 @@ def test_the_postgres_scheme_is_an_alias(pg_url: str) -> None:
 def test_a_lost_connection_fails_the_call_in_flight_and_the_next_connects_again(
     pg_url: str,
 ) -> None:
-    with hutch.open(pg_url, follow=False) as db:
-        db.store.set_row("users", "u1", {"n": 1})
-        with psycopg.connect(pg_url, autocommit=True) as sql:  # the server ends hutch's session
+    """The server ends hutch's session inside a transaction: its commit fails and memory
+    rolls back; ended between transactions, the next one connects again and goes through."""
+    with (
+        hutch.open(pg_url, follow=False) as db,
+        psycopg.connect(pg_url, autocommit=True) as sql,
+    ):
+
+        def end_hutchs_session() -> None:
             ended = sql.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "SELECT count(pg_terminate_backend(pid, 60000)) FROM pg_stat_activity "
                 "WHERE application_name = 'hutch' AND datname = current_database()"
             ).fetchone()
-        assert ended == (1,)
+            assert ended == (1,)
+
+        def write_as_the_session_ends() -> None:
+            with db.store.transaction():
+                db.store.set_row("users", "u1", {"n": 2})
+                end_hutchs_session()
+
+        db.store.set_row("users", "u1", {"n": 1})
         with pytest.raises(hutch.StorageError, match="the connection to the server was lost"):
-            db.store.set_row("users", "u1", {"n": 2})
+            write_as_the_session_ends()
         assert db.store.get_row("users", "u1") == {"n": 1}
         db.store.set_row("users", "u1", {"n": 3})
+        end_hutchs_session()
+        db.store.set_row("users", "u1", {"n": 4})
     with hutch.open(pg_url) as again:
-        assert again.store.get_row("users", "u1") == {"n": 3}
+        assert again.store.get_row("users", "u1") == {"n": 4}
 
 
 def test_a_wrong_password_is_a_storage_error_that_hides_it(pg_cluster: Cluster) -> None:

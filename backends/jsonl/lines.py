@@ -105,8 +105,8 @@ def torn_header(data: bytes, folder: str, name: str) -> bool:
 
 def row_check(table: str, *, plain: bool) -> Check:
     """The check of a collection's lines. ``plain``: the bytes hold nothing that orjson
-    accepts and a row may not (see :func:`plain`), so a row that is a dict of plain cells
-    is good as read (a list or dict cell is checked: it might nest too deep)."""
+    accepts and a row may not (see :func:`~hutch.cells.plain_json`), so a row that is a dict
+    of plain cells is good as read (a list or dict cell is checked: it might nest too deep)."""
 
     def check(entry: Any) -> None:
         if type(entry) is not list or len(entry) != 3 or not _count(entry[0], least=1):
@@ -147,13 +147,6 @@ def live(entries: list[Entry], name: str) -> list[Entry]:
         latest.pop(entry[1], None)  # keep the lines in commit order
         latest[entry[1]] = entry
     return [entry for entry in latest.values() if not deletes(entry, name)]
-
-
-def plain(data: bytes) -> bool:
-    """Whether ``data`` holds nothing that orjson accepts but a row may not: an ``"id"`` or
-    empty key, an escape (``\\u0000`` is a NUL, ``\\u0069d`` is ``id``). Substring searches,
-    not a regex: they scan at memory speed. Long numbers are checked apart."""
-    return b'"id"' not in data and b'""' not in data and b"\\u" not in data
 
 
 @attrs.frozen

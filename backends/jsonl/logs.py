@@ -44,6 +44,7 @@ import attrs
 
 from hutch import CorruptData
 from hutch.backends.file import fsio
+from hutch.cells import plain_json
 
 from . import lines
 from .lines import COMMITS, Entry
@@ -424,7 +425,7 @@ class Logs:
         else:
             count = max(goal - view.base_lines, 0) if view.generation == generation else 0
         read = lines.read_lines(
-            view.data, count, lines.check_for(name, plain=lines.plain(view.data))
+            view.data, count, lines.check_for(name, plain=plain_json(view.data))
         )
         if adopt and (bad := read.bad) is not None:
             raise CorruptData(
@@ -816,7 +817,7 @@ class Logs:
         assert file.fd is not None
         data = fsio.read_at(file.fd, file.start, file.end - file.start)
         read = lines.read_lines(
-            data, file.lines, lines.check_for(file.name, plain=lines.plain(data))
+            data, file.lines, lines.check_for(file.name, plain=plain_json(data))
         )
         if read.bad is not None:
             raise CorruptData(

@@ -10,9 +10,13 @@ what no commit ended. The lock is held from before the first number is handed
 out until the commit is visible, so the log's order is the commit order and a
 reader never skips a line that commits later with a lower number.
 
-Outside the lock, :meth:`behind` compares the log's last number with this node's
-position (on a connection of its own), and :meth:`catch_up` reads what is new in
-one snapshot (``REPEATABLE READ``), for the :meth:`poll` that follows.
+Outside the lock, :meth:`behind` compares the last number the change feed heard
+(:mod:`.feed`: ``LISTEN``, a wake-up only; on the follower thread) or the log's last
+number (now and then, and for ``refresh()``) with this node's position, and
+:meth:`catch_up` reads what is new in one snapshot
+(``REPEATABLE READ``), for the :meth:`poll` that follows. Now and then a commit
+prunes the log (:mod:`.pruning`); a node whose position was pruned, or that finds
+the log restarted, reads everything again.
 
 The layout, the SQL and its checks are in :mod:`.schema`; docs/postgres-format.md
 describes them for a person.
@@ -28,7 +32,7 @@ import re
 import threading
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import psycopg
@@ -54,12 +58,15 @@ from hutch import (
     StorageError,
     StoragePermissionError,
 )
-from hutch.cells import Row, check_exact_numbers, check_row, check_value
+from hutch.cells import Row, check_exact_numbers, check_value
 from hutch.config import URL, redact_text
-from hutch.ids import check_value_id, is_row_id
-from hutch.persister import ProcessGuard, Unseen
+from hutch.ids import check_value_id
+from hutch.persister import OpenStores, ProcessGuard, Unseen, is_follower
 
-from . import CAPABILITIES
+from . import CAPABILITIES, forks, pruning, upkeep
+from .connection import BoundedConnection, Silent, ended
+from .feed import Feed
+from .rows import read_at_once, read_each
 from .schema import (
     CHANGES_TABLE,
     META_TABLE,
@@ -74,6 +81,9 @@ from .schema import (
     table_name,
 )
 
+if TYPE_CHECKING:
+    from hutch.relationships import Relationship
+
 log = logging.getLogger("hutch.backends.postgres")
 
 Connection = psycopg.Connection[tuple[Any, ...]]
@@ -81,11 +91,30 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 #: Seconds to wait for the server when the URL sets no ``connect_timeout``: a server that
 #: cannot be reached is an error after that, not a hang.
 CONNECT_TIMEOUT = 10
+#: libpq's TCP settings hutch adds where the URL sets none of its own: a peer that is gone (a
+#: machine off, a network cut) fails the connection within about 30 s, not the kernel's
+#: hours. The server's side of each session gets the same (see :func:`_session_setup`).
+TCP = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # milliseconds
+}
+#: Seconds a command may go without a word from the server, beyond ``lock_timeout``, when
+#: ``hutch.open`` is given no ``response_timeout`` (see :mod:`.connection`).
+RESPONSE_TIMEOUT = 60.0
 #: ``synchronous_commit`` for each durability: ``batch`` and ``none`` let the server
 #: acknowledge a commit before its WAL reaches the disk (a crash may lose the last ones).
 _SYNCHRONOUS = {"commit": "on", "batch": "off", "none": "off"}
 #: PostgreSQL's ``lock_timeout`` is an int of milliseconds (0: wait for ever).
 _LONGEST_LOCK_TIMEOUT_MS = 2**31 - 1
+
+
+def _lock_timeout_ms(seconds: float) -> int:
+    """``lock_timeout`` in seconds as PostgreSQL's setting (beyond its longest: for ever)."""
+    timeout = seconds * 1000
+    return 0 if timeout > _LONGEST_LOCK_TIMEOUT_MS else max(1, math.ceil(timeout))
 
 
 class PostgresPersister(Persister):
@@ -94,10 +123,20 @@ class PostgresPersister(Persister):
     capabilities = CAPABILITIES
 
     def __init__(self, config: BackendConfig) -> None:
-        config.check_options()
+        config.check_options("response_timeout", *pruning.OPTIONS)
         self._url = config.url
         self._where = config.url.redacted()  # the schema is added once known
+        self._pruning = pruning.Pruning(config.options, self._where)
+        #: How often this node read everything again, its position in the change log lost
+        #: (pruned past it, or the log restarted): each time is logged, saying why.
+        self.reloads = 0
+        #: How many rows and values this node read from the store's tables (at open, then
+        #: those the change log named, and everything at each reload).
+        self.rows_read = 0
         self._params = _connection_parameters(config.url)
+        self._session = _session_setup(config.url, self._params, config.durability)
+        #: How long a command may hear nothing from the server: a lock wait, then an answer.
+        self._patience = config.lock_timeout + _response_timeout(config)
         self._durability = config.durability
         self._settings: dict[str, CollectionSettings] = dict(config.collections)
         self._lock_timeout = config.lock_timeout
@@ -122,11 +161,15 @@ class PostgresPersister(Persister):
         self._conn = self._connect()
         try:
             self._layout = self._find_schema()
+            self._where = f"{self._where} (schema {self._layout.schema!r})"
+            with self._errors("open"):
+                key = upkeep.store_key(self._conn, self._layout)
+            self._claim = OpenStores(key, self._where)
         except BaseException:
             self._conn.close()
             raise
-        self._where = f"{self._where} (schema {self._layout.schema!r})"
         self._process = ProcessGuard(self._where)
+        self._feed = Feed(self._connect, self._layout.channel, self._where)
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -160,12 +203,17 @@ class PostgresPersister(Persister):
             self._give_connection()
 
     def behind(self) -> bool:
-        """Whether the change log goes further than this node's position (asked on a
-        connection of its own: the other may be a transaction's, on another thread)."""
+        """Whether the change log goes further than this node's position: for the follower,
+        without a query while the feed can tell (see :mod:`.feed`); else asked on a
+        connection of its own (the other may be a transaction's, on another thread), so that
+        ``refresh()`` sees every commit made before it was called."""
         if self._user == threading.get_ident():  # holding the lock: nobody else commits
             return self._set_off is not None
         if os.getpid() != self._process.pid:  # a forked child: never the parent's connection
             return True  # (catch_up refuses it, saying why)
+        # What was heard first, then what is read or waiting (see hutch.persister.Unseen).
+        if self._found and is_follower() and (news := self._feed.news(self._seq)) is not None:
+            return news or bool(self._unseen)
         try:
             with self._watch_lock:
                 if self._watch is None or self._watch.broken:
@@ -173,7 +221,9 @@ class PostgresPersister(Persister):
                 if not self._found:  # read-only, before any writer made the store
                     query = f"SELECT to_regclass({literal(self._layout.changes)}) IS NOT NULL"
                     return bool(_one(self._watch.execute(query)))
+                asked = self._feed.asking(self._seq)
                 head = _one(self._watch.execute(f"SELECT max(seq) FROM {self._layout.changes}"))
+                self._feed.answered(asked, head or 0)
             # The log first, then what is read or waiting (see hutch.persister.Unseen).
             return (head or 0) != self._seq or bool(self._unseen)
         except (psycopg.Error, HutchError):
@@ -209,13 +259,27 @@ class PostgresPersister(Persister):
                 self._head = self._lock()
             tables = dict(self._tables)
             try:
-                written = sum(self._write(*target) for target in self._targets(changes))
-                # How far the log goes, read in the COMMIT's round trip: a line beyond what
-                # hutch wrote was set off by a person's trigger (read below).
-                cursor = self._conn.execute(
-                    f"SELECT count(*), max(seq) FROM {self._layout.changes} "
-                    f"WHERE seq > {self._head}; COMMIT"
+                targets = self._targets(changes)
+                if self._pruning.due():  # now and then (see .pruning)
+                    self._pruning.run(self._conn, self._layout, self._head, self._where)
+                # One message, one round trip: each table's writes, how far the log then goes
+                # (a line beyond what hutch wrote was set off by a person's trigger: read
+                # below; a range: see _read_news), and the COMMIT, which PostgreSQL skips once
+                # a statement before it failed.
+                changes_table = self._layout.changes
+                statements = [self._write(*target) for target in targets]
+                statements.append(
+                    f"SELECT count(*), max(seq) FROM {changes_table} WHERE seq > {self._head} "
+                    f"AND seq <= (SELECT max(seq) FROM {changes_table})"
                 )
+                if ended(self._conn):  # the server ended the session as the transaction ran
+                    raise psycopg.OperationalError("the connection is closed; nothing was sent")
+                with self._committing():
+                    cursor = self._conn.execute("; ".join([*statements, "COMMIT"]))
+                written = 0
+                for _ in targets:
+                    written += _one(cursor)
+                    cursor.nextset()
                 lines, last = _row(cursor)
             except BaseException:
                 self._tables = tables  # a table made in the transaction is gone with it
@@ -234,7 +298,138 @@ class PostgresPersister(Persister):
         """The settings given to ``hutch.open``: the schema keeps none of its own."""
         return dict(self._settings)
 
+    # -- looking after the store (see .upkeep) -----------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Sizes, rows, the change log's length and oldest line, waiters for the write lock."""
+        self._process.check()
+        with self._errors("look at"), self._connection(), self._snapshot():
+            if META_TABLE not in self._relations():  # read-only, before any writer made it
+                return {}
+            return upkeep.stats(self._conn, self._layout, self._read_tables())
+
+    def verify(self) -> list[str]:
+        """What a person's SQL may have broken (see :func:`.upkeep.problems`), in one snapshot."""
+        self._process.check()
+        with self._errors("check"), self._connection(), self._snapshot():
+            if META_TABLE not in self._relations():
+                return []
+            shown = self._url.redacted()
+            return upkeep.problems(self._conn, self._layout, self._where, shown, self._settings)
+
+    def reindex(self) -> None:
+        """Make the missing indexes of ``indexed`` fields (holding the write lock: two nodes
+        making one index would collide), then ``REINDEX`` every table."""
+        self._process.check()
+        self._refuse_writing("reindex")
+        with self._errors("reindex"):
+            with self._connection(), self._holding_the_lock():
+                self._make_indexes(self._read_tables())
+            with self._maintenance() as conn:
+                upkeep.rebuild(conn, self._layout, self._tables.values())
+
+    def compact(self) -> None:
+        """Prune the change log as far as its policy allows (see :mod:`.pruning`), then rewrite
+        every table (``VACUUM FULL``) so that deleted and overwritten rows leave its files."""
+        self._process.check()
+        self._refuse_writing("compact")
+        with self._errors("compact"):
+            with self._connection(), self._holding_the_lock() as head:
+                tables = list(self._read_tables().values())
+                self._pruning.run(self._conn, self._layout, head, self._where)
+            with self._maintenance() as conn:
+                upkeep.vacuum(conn, self._layout, tables, self._where)
+
+    def describe_relationship(self, relationship_id: str, relationship: Relationship) -> None:
+        """One line of the comment of the local collection's table (made if missing) says what
+        the relationship links; nothing enforces it. A role that may not comment on the
+        table (only its owner may) leaves it as it is, saying so in the log."""
+        self._process.check()
+        if self._read_only:
+            return  # the comment only describes: a read-only open changes nothing
+        with self._errors(f"describe relationship {relationship_id!r} in"), self._connection():
+            local = self._table_of(relationship.local)
+            if local is not None and not self._comments(relationship_id, relationship, local):
+                return  # described already (every node defines it as it starts)
+            tables = dict(self._tables)
+            try:
+                with self._holding_the_lock():
+                    local = self._table_of(relationship.local) or self._create_table(
+                        relationship.local
+                    )
+                    changed = self._comments(relationship_id, relationship, local)
+                    for table, comment in changed.items():
+                        self._conn.execute(upkeep.comment_statement(self._layout, table, comment))
+            except BaseException as error:
+                self._tables = tables  # a table made in the transaction is gone with it
+                if not isinstance(error, pg_errors.InsufficientPrivilege):
+                    raise
+                log.warning(
+                    "relationship %r is not described in %s: %s (only a table's owner may "
+                    "comment on it)",
+                    relationship_id,
+                    self._where,
+                    redact_text(str(error).strip()),
+                )
+
+    @contextmanager
+    def _holding_the_lock(self) -> Iterator[int]:
+        """One transaction holding the store's write lock, committed as the block ends (rolled
+        back if it raises); yields how far the change log went when the lock was taken."""
+        head = self._lock()
+        try:
+            yield head
+            self._conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(psycopg.Error):
+                self._rollback()
+            raise
+        finally:
+            self._locked = False
+
+    @contextmanager
+    def _maintenance(self) -> Iterator[Connection]:
+        """A connection of its own for ``VACUUM`` and ``REINDEX``, closed after: this node's
+        transactions go on meanwhile, and the server may stay silent for as long as a large
+        table takes (no bound on silence, as :mod:`.connection` sets for the others). The
+        wait for a table's lock is bounded by ``lock_timeout``: a session holding one for long
+        would otherwise queue every node's reads and writes of it behind this one."""
+        conn = self._connect()
+        if isinstance(conn, BoundedConnection):
+            conn.patience = None
+        with contextlib.closing(conn):
+            conn.execute(f"SET lock_timeout = {_lock_timeout_ms(self._lock_timeout)}")
+            yield conn
+
+    def _comments(
+        self, relationship_id: str, relationship: Relationship, local: str
+    ) -> dict[str, str | None]:
+        """The comments of collections' tables that must change to describe the relationship
+        on ``local`` (and on no other table, where an earlier definition put it)."""
+        remote = self._tables.get(relationship.remote, relationship.remote)
+        line = upkeep.relationship_line(relationship_id, relationship.on, remote)
+        now = upkeep.comments(self._conn, self._layout)
+        changed: dict[str, str | None] = {}
+        for table in {local} | (now.keys() & set(self._tables.values())):
+            comment = upkeep.commented(
+                now.get(table), relationship_id, line if table == local else None
+            )
+            if comment != now.get(table):
+                changed[table] = comment
+        return changed
+
+    def _make_indexes(self, tables: dict[str, str]) -> None:
+        """Make the index of each ``indexed`` field of ``tables`` (collection -> table) that is
+        missing (holding the write lock)."""
+        statements = upkeep.missing_indexes(self._layout, tables, self._settings, self._relations())
+        for statement in statements:
+            self._conn.execute(statement)
+
     def close(self) -> None:
+        if os.getpid() != self._process.pid:  # a forked child: the connections went at the
+            self._closed = True  # fork (see .forks), and a lock that a thread of the parent's
+            return  # held then would never be let go here
+        self._feed.close()
         # Another thread's catch_up may be using the connection: wait for it, a while.
         taken = self._connection_lock.acquire(timeout=min(self._lock_timeout, 60))
         try:
@@ -246,6 +441,7 @@ class PostgresPersister(Persister):
                 if self._watch is not None:
                     self._watch.close()
         finally:
+            self._claim.release()
             if taken:
                 self._connection_lock.release()
 
@@ -253,17 +449,21 @@ class PostgresPersister(Persister):
 
     def _connect(self) -> Connection:
         """A connection in autocommit mode (hutch says BEGIN and COMMIT itself), giving up
-        after ``connect_timeout``, committing as the durability asks."""
+        after ``connect_timeout``, and on a command the server leaves unanswered (see
+        :mod:`.connection`), committing as the durability asks."""
         try:
-            conn = psycopg.connect(self._url.raw, autocommit=True, **self._params)
+            conn = BoundedConnection.connect(self._url.raw, autocommit=True, **self._params)
         except psycopg.OperationalError as error:
             raise connect_error(error, self._url, self._where) from error
+        conn.patience = self._patience
         try:
-            conn.execute(f"SET synchronous_commit = {_SYNCHRONOUS[self._durability]}")
-        except BaseException:
+            conn.execute(self._session)
+        except BaseException as error:
             conn.close()
+            if isinstance(error, psycopg.Error):
+                raise storage_error(error, "set up a session with", self._where) from error
             raise
-        return conn
+        return forks.track(conn)
 
     def _find_schema(self) -> Layout:
         """The store's schema: the first on the search path that exists, in a UTF8 database."""
@@ -300,7 +500,7 @@ class PostgresPersister(Persister):
         try:
             if self._closed:  # a stray call through a closed database
                 raise ClosedError("the database is closed; open it again with hutch.open(...)")
-            if self._conn.broken or self._conn.closed:  # the server restarted, the network cut
+            if ended(self._conn):  # the server restarted, the network cut
                 self._conn = self._connect()
         except BaseException:
             self._connection_lock.release()
@@ -328,11 +528,9 @@ class PostgresPersister(Persister):
     def _lock(self, *, head: bool = True) -> int:
         """Open a transaction and take the store's write lock, waiting at most lock_timeout;
         return how far the change log goes (read once the lock is held: ``head``)."""
-        timeout = self._lock_timeout * 1000
-        millis = 0 if timeout > _LONGEST_LOCK_TIMEOUT_MS else max(1, math.ceil(timeout))
         statements = [
             "BEGIN ISOLATION LEVEL READ COMMITTED",  # each statement sees what committed before
-            f"SET LOCAL lock_timeout = {millis}",
+            f"SET LOCAL lock_timeout = {_lock_timeout_ms(self._lock_timeout)}",
             f"SELECT pg_advisory_xact_lock({self._layout.lock_key})",
         ]
         if head:
@@ -356,6 +554,18 @@ class PostgresPersister(Persister):
                 ) from error
             if isinstance(error, psycopg.Error):
                 raise storage_error(error, "lock", self._where) from error
+            raise
+
+    @contextmanager
+    def _committing(self) -> Iterator[None]:
+        """A COMMIT in flight: a connection lost meanwhile leaves it unknown whether it
+        happened, and the error says so. This node's position stays before it, so the node
+        takes it in from the change log, if it happened, as it next reads the log."""
+        try:
+            yield
+        except psycopg.Error as error:
+            if self._conn.closed or connection_lost(error):
+                raise commit_unknown(error, self._where) from error
             raise
 
     def _lock_holders(self) -> str:
@@ -384,7 +594,7 @@ class PostgresPersister(Persister):
     def _rollback(self) -> None:
         """End the transaction in flight, if any, writing nothing."""
         self._locked = False
-        if not self._conn.broken and self._conn.info.transaction_status != TransactionStatus.IDLE:
+        if not self._conn.closed and self._conn.info.transaction_status != TransactionStatus.IDLE:
             self._conn.execute("ROLLBACK")
 
     @contextmanager
@@ -432,6 +642,7 @@ class PostgresPersister(Persister):
                 for trigger, statement in layout.triggers(name, collection).items():
                     if (name, trigger) not in have:
                         self._conn.execute(statement)
+            self._make_indexes(self._tables)
             self._conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(psycopg.Error):
@@ -478,6 +689,7 @@ class PostgresPersister(Persister):
             (collection, name),
         )
         self._tables[collection] = name
+        self._make_indexes({collection: name})
         return name
 
     # -- writing -----------------------------------------------------------------------------
@@ -486,14 +698,10 @@ class PostgresPersister(Persister):
         """What ``changes`` writes, table by table (a new collection's table made first)."""
         targets: list[_Target] = []
         if changes.values or changes.deleted_values:
-            values = [(key, orjson.dumps(value).decode()) for key, value in changes.values.items()]
+            values = dict(changes.values)  # (orjson writes dicts only)
             targets.append((VALUES_TABLE, "value", list(changes.deleted_values), values))
         for collection, rows in changes.tables.items():
-            kept = [
-                (row_id, orjson.dumps(row).decode())
-                for row_id, row in rows.items()
-                if row is not None
-            ]
+            kept = {row_id: row for row_id, row in rows.items() if row is not None}
             name = self._table_of(collection)
             if name is None:
                 if not kept:
@@ -503,36 +711,31 @@ class PostgresPersister(Persister):
             targets.append((name, "row", deleted, kept))
         return targets
 
-    def _write(
-        self, table: str, column: str, deleted: list[str], kept: list[tuple[str, str]]
-    ) -> int:
-        """Write one table's part of a commit; how many rows it wrote (each logs one line)."""
+    def _write(self, table: str, column: str, deleted: list[str], kept: dict[str, Any]) -> str:
+        """The statement that writes one table's part of a commit and answers how many rows it
+        wrote (each logs one line); it fails if PostgreSQL skipped a row it upserts without an
+        error (``_hutch_written``, see :meth:`.schema.Layout.functions`). The rows are
+        literals, so that the commit is one message of the simple protocol: that costs both
+        sides less than psycopg's pipeline of statements with parameters."""
         quoted = self._layout.qualified(table)
-        logged = 0
+        parts, counts = [], []
         if deleted:
-            cursor = self._conn.execute(f"DELETE FROM {quoted} WHERE id = ANY(%s)", (deleted,))
-            logged += cursor.rowcount
+            ids = ", ".join(map(literal, deleted))
+            parts.append(f"gone AS (DELETE FROM {quoted} WHERE id IN ({ids}) RETURNING 1)")
+            counts.append("(SELECT count(*) FROM gone)")
         if kept:
-            cursor = self._conn.execute(
-                f"INSERT INTO {quoted} (id, {column}) SELECT * FROM "
-                "unnest(%s::text[], %s::text[]::json[]) "
-                f"ON CONFLICT (id) DO UPDATE SET {column} = excluded.{column}",
-                ([key for key, _ in kept], [text for _, text in kept]),
+            rows = ", ".join(
+                f"({literal(key)}, {literal(orjson.dumps(value).decode())})"
+                for key, value in kept.items()
             )
-            self._check_written(cursor.rowcount, len(kept), table)
-            logged += cursor.rowcount
-        return logged
-
-    def _check_written(self, written: int, rows: int, table: str) -> None:
-        """Fail if PostgreSQL skipped a row without an error (a person's ``BEFORE`` trigger
-        that returns NULL): memory, which holds the write, would part from the table."""
-        if written != rows:
-            raise StorageError(
-                f"{self._where}, table {table!r}: PostgreSQL skipped {rows - written} of "
-                f"{rows} row(s) without an error: a trigger of the table (not hutch's) returns "
-                "NULL for them, so the table would not hold what hutch holds. The transaction was "
-                "rolled back and nothing was written: change or drop the trigger"
+            parts.append(
+                f"put AS (INSERT INTO {quoted} (id, {column}) VALUES {rows} "
+                f"ON CONFLICT (id) DO UPDATE SET {column} = excluded.{column} RETURNING 1)"
             )
+            counts.append(
+                f"{self._layout.written}({literal(table)}, {len(kept)}, (SELECT count(*) FROM put))"
+            )
+        return f"WITH {', '.join(parts)} SELECT {' + '.join(counts)}"
 
     def _take_set_off(self, changes: Changes, last: int) -> bool:
         """Read what the commit just made wrote beside ``changes`` (a person's triggers on
@@ -550,7 +753,7 @@ class PostgresPersister(Persister):
             with self._snapshot():
                 for collection, row_id in self._conn.execute(
                     f"SELECT DISTINCT collection, row_id FROM {self._layout.changes} "
-                    "WHERE seq > %s AND seq <= %s",
+                    "WHERE seq > %s::bigint AND seq <= %s::bigint",  # (see _read_news)
                     (self._head, last),
                 ):
                     if (collection, row_id) not in ours:
@@ -585,25 +788,33 @@ class PostgresPersister(Persister):
     def _read_news(self) -> Changes | None:
         """What others committed since this node last looked, as the change log names it (in a
         snapshot, or holding the write lock): the rows it names, never a whole table, unless
-        a line names one whole (a ``TRUNCATE``) or the log restarted (then every row)."""
+        a line names one whole (a ``TRUNCATE``), or the log lost this node's position: it
+        was restarted, or pruned past it (then every row)."""
         if not self._found:
             return self._difference() if META_TABLE in self._relations() else None
         head = self._head if self._locked else self._last_seq()
         if head == self._seq:
             return None
         if head < self._seq:
-            log.warning(
-                "the change log of %s ends at %d, before this node's position %d (it was "
-                "restarted or emptied): reading every row",
-                self._where,
-                head,
-                self._seq,
+            return self._reload(
+                f"its change log ends at {head}, before this node's position {self._seq} (it "
+                "was restarted or emptied)"
             )
-            return self._difference()
+        through = pruning.pruned_through(self._conn, self._layout, self._where)
+        if self._seq < through <= head:  # (beyond the end: from before a restart, read above)
+            return self._reload(
+                f"its change log was pruned through line {through}, past this node's position "
+                f"{self._seq} (see log_keep_seconds, log_keep_rows)"
+            )
         named: dict[str, set[str] | None] = {}
         for collection, row_id in self._conn.execute(
-            f"SELECT DISTINCT collection, row_id FROM {self._layout.changes} WHERE seq > %s",
-            (self._seq,),
+            f"SELECT DISTINCT collection, row_id FROM {self._layout.changes} "
+            # A range of bigints (as seq: psycopg sends a small int as a smallint), so that
+            # the end of the log is read through its index however many lines it has: for a
+            # bound on one side, PostgreSQL guesses that a third of the lines match (without
+            # statistics yet, or in the plan psycopg prepares for any number), and reads all.
+            "WHERE seq > %s::bigint AND seq <= %s::bigint",
+            (self._seq, head),
         ):
             _name(named, collection, row_id)
         changes = self._read_named(named)
@@ -613,6 +824,13 @@ class PostgresPersister(Persister):
 
     def _last_seq(self) -> int:
         return _one(self._conn.execute(f"SELECT max(seq) FROM {self._layout.changes}")) or 0
+
+    def _reload(self, why: str) -> Changes | None:
+        """Every row and value again, as :meth:`_difference` reads them, when the log cannot
+        say what this node missed: counted (:attr:`reloads`) and logged, saying ``why``."""
+        self.reloads += 1
+        log.warning("%s: %s; this node reads every row again", self._where, why)
+        return self._difference()
 
     def _read_named(self, named: dict[str, set[str] | None]) -> Changes:
         """The rows and values ``named`` names (``None``: every one of that collection), and
@@ -660,23 +878,13 @@ class PostgresPersister(Persister):
         cursor = (
             self._conn.execute(select)
             if ids is None
-            else self._conn.execute(f"{select} WHERE id = ANY(%s)", (list(ids),))
+            else self._conn.execute(f"{select} WHERE id = ANY(%b)", (list(ids),))
         )
-        rows: dict[str, Row] = {}
-        for row_id, text in cursor.fetchall():
-            where = f"{self._where}, table {name!r}, row id {row_id!r}"
-            if not is_row_id(row_id):
-                raise CorruptData(f"{where}: not a valid row id; fix or delete it")
-            try:
-                loaded = orjson.loads(text)
-                check_exact_numbers(text)
-                if type(loaded) is not dict:
-                    raise TypeError("the row is not a JSON object")
-                row, _ = check_row(collection, row_id, loaded)
-            except (ValueError, TypeError, InvalidId, InvalidValue) as error:
-                raise CorruptData(f"{where}: {error}; fix or delete it") from None
-            if row:  # a row without cells does not exist
-                rows[row_id] = row
+        pairs = cursor.fetchall()
+        rows = read_at_once(pairs, collection)
+        if rows is None:  # one may not check: read them one by one, to name the first
+            rows = read_each(pairs, collection, f"{self._where}, table {name!r}")
+        self.rows_read += len(rows)
         return rows
 
     def _read_values(self, keys: Collection[str] | None = None) -> dict[str, Any]:
@@ -684,7 +892,7 @@ class PostgresPersister(Persister):
         cursor = (
             self._conn.execute(select)
             if keys is None
-            else self._conn.execute(f"{select} WHERE id = ANY(%s)", (list(keys),))
+            else self._conn.execute(f"{select} WHERE id = ANY(%b)", (list(keys),))
         )
         values: dict[str, Any] = {}
         for key, text in cursor.fetchall():
@@ -695,6 +903,7 @@ class PostgresPersister(Persister):
             except (ValueError, TypeError, InvalidId, InvalidValue) as error:
                 where = f"{self._where}, table {VALUES_TABLE!r}, id {key!r}"
                 raise CorruptData(f"{where}: {error}; fix or delete it") from None
+        self.rows_read += len(values)
         return values
 
     def _take_in(self, changes: Changes) -> None:
@@ -719,9 +928,9 @@ class PostgresPersister(Persister):
             raise storage_error(error, doing, self._where) from error
 
 
-#: One table's part of a commit: the table, its JSON column, the ids deleted, and the
-#: ``(id, JSON text)`` upserted.
-_Target = tuple[str, str, list[str], list[tuple[str, str]]]
+#: One table's part of a commit: the table, its JSON column, the ids deleted, and the rows
+#: (or values) upserted, by id.
+_Target = tuple[str, str, list[str], dict[str, Any]]
 
 
 def _name(named: dict[str, set[str] | None], collection: str, row_id: str | None) -> None:
@@ -732,21 +941,25 @@ def _name(named: dict[str, set[str] | None], collection: str, row_id: str | None
         ids.add(row_id)
 
 
-def _row(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+Cursor = psycopg.Cursor[tuple[Any, ...]]
+
+
+def _row(cursor: Cursor) -> tuple[Any, ...]:
     found = cursor.fetchone()
     if found is None:
         raise StorageError("PostgreSQL returned no row for a query that always returns one")
     return found
 
 
-def _one(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Any:
+def _one(cursor: Cursor) -> Any:
     return _row(cursor)[0]
 
 
 def _connection_parameters(url: URL) -> dict[str, Any]:
-    """What hutch adds to the URL's own parameters: ``connect_timeout`` and an
-    ``application_name`` (that lock holders are shown by), unless the URL sets them, and
-    ``client_encoding`` (the text hutch sends is UTF-8, whatever the environment says)."""
+    """What hutch adds to the URL's own parameters: ``connect_timeout``, an
+    ``application_name`` (that lock holders are shown by) and the :data:`TCP` settings,
+    each unless the URL sets it, and ``client_encoding`` (the text hutch sends is UTF-8,
+    whatever the environment says)."""
     try:
         given = conninfo_to_dict(url.raw)
     except psycopg.Error as error:
@@ -759,9 +972,60 @@ def _connection_parameters(url: URL) -> dict[str, Any]:
         added["connect_timeout"] = CONNECT_TIMEOUT
     if "application_name" not in given:
         added["application_name"] = "hutch"
+    added.update((name, value) for name, value in TCP.items() if name not in given)
     return added
 
 
+def _session_setup(url: URL, params: dict[str, Any], durability: str) -> str:
+    """What each new session runs first: the durability's ``synchronous_commit``, and the
+    server's side of the connection's TCP settings (the URL's, else hutch's), so that the
+    server ends the session of a node that died or was cut off, letting its write lock go,
+    as soon as the node would notice; while a command runs, the server also looks for the
+    node that often (``client_connection_check_interval``). A setting the server does not
+    know (an older version) or cannot take (on its platform) is left as it is."""
+    used = {**params, **conninfo_to_dict(url.raw)}
+    settings: dict[str, int] = {}
+    try:
+        if str(used["keepalives"]).strip() != "0":
+            interval = int(used["keepalives_interval"])
+            settings["tcp_keepalives_idle"] = int(used["keepalives_idle"])
+            settings["tcp_keepalives_interval"] = interval
+            settings["tcp_keepalives_count"] = int(used["keepalives_count"])
+            settings["client_connection_check_interval"] = interval * 1000
+        settings["tcp_user_timeout"] = int(used["tcp_user_timeout"])
+    except ValueError:
+        raise ConfigError(
+            f"{url.redacted()!r}: keepalives, keepalives_idle, keepalives_interval, "
+            "keepalives_count and tcp_user_timeout take whole numbers (seconds, and "
+            "milliseconds for tcp_user_timeout)"
+        ) from None
+    values = ", ".join(f"('{name}', '{value}')" for name, value in settings.items())
+    return (
+        f"SET synchronous_commit = {_SYNCHRONOUS[durability]}; "
+        "DO $$ DECLARE s record; BEGIN "
+        f"FOR s IN SELECT * FROM (VALUES {values}) AS v (name, setting) LOOP "
+        "BEGIN PERFORM set_config(s.name, s.setting, false); "
+        "EXCEPTION WHEN undefined_object OR invalid_parameter_value THEN NULL; END; "
+        "END LOOP; END $$"
+    )
+
+
+def _response_timeout(config: BackendConfig) -> float:
+    """The ``response_timeout`` given to ``hutch.open`` (seconds), else :data:`RESPONSE_TIMEOUT`."""
+    value = config.options.get("response_timeout", RESPONSE_TIMEOUT)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(
+            f"response_timeout takes a number of seconds above 0, not {value!r} (given to "
+            f"hutch.open for {config.url.redacted()})"
+        )
+    return float(value)
+
+
+#: What the server says while it starts, stops or recovers (SQLSTATE 57P03, which libpq drops).
+_STARTING_OR_STOPPING = re.compile(
+    r"the database system is (starting up|shutting down|in recovery mode|"
+    r"not (yet )?accepting connections)"
+).search
 #: What libpq says when the server refuses the URL's credentials (or this host).
 _REFUSED = re.compile(
     r"password authentication failed|no pg_hba\.conf entry|role .* does not exist"
@@ -780,6 +1044,11 @@ def connect_error(error: psycopg.OperationalError, url: URL, where: str) -> Hutc
         )
     if re.search(r"database .* does not exist", text):
         return ConfigError(f"{what}; create the database (CREATE DATABASE), or fix the URL")
+    if _STARTING_OR_STOPPING(text):
+        return StorageError(
+            f"{what}; the server is starting or stopping (a restart, a recovery): try again in "
+            "a moment"
+        )
     return StorageError(
         f"{what}; the server could not be reached within connect_timeout: check that it runs, "
         "the host and port of the URL, and that the network reaches it"
@@ -825,12 +1094,41 @@ def storage_error(error: psycopg.Error, doing: str, where: str) -> HutchError:
         )
     if state in ("40001", "40P01"):
         return StorageError(f"{what}; nothing was written: try again")
-    lost = isinstance(error, psycopg.OperationalError) and not state  # (libpq's own)
-    if lost or state.startswith(("08", "57P")):
+    if connection_lost(error):
         return StorageError(
-            f"{what}; the connection to the server was lost (it restarted, or the network "
-            "failed). Nothing of a transaction in flight was written (a commit in flight may "
-            "have been: this node reads it from the change log once connected again), and the "
-            "next call connects again"
+            f"{what}; the connection to the server was lost ({_why_lost(error)}). Nothing was "
+            "written, and the next call connects again"
         )
     return StorageError(what)
+
+
+def _why_lost(error: psycopg.Error) -> str:
+    """What may have ended a connection that ``error`` says was lost."""
+    if isinstance(error, Silent):
+        return (
+            "lock_timeout + response_timeout: the network may be cut, or the server or a proxy "
+            "on the way stuck; give hutch.open a larger response_timeout if the server is only "
+            "slow"
+        )
+    return "it restarted, the session was ended, or the network failed"
+
+
+def connection_lost(error: psycopg.Error) -> bool:
+    """Whether ``error`` ended the connection: libpq's own errors carry no SQLSTATE, and the
+    server's that end a session are 08... (connection) and 57P.. (shut down, ended)."""
+    state = error.sqlstate or ""
+    own = isinstance(error, psycopg.OperationalError) and not state
+    return own or state.startswith(("08", "57P"))
+
+
+def commit_unknown(error: psycopg.Error, where: str) -> StorageError:
+    """The error of a COMMIT whose connection was lost while it was in flight (sent with the
+    commit's rows, in one message)."""
+    return StorageError(
+        f"PostgreSQL did not confirm the commit to {where} ({type(error).__name__}: "
+        f"{redact_text(str(error).strip())}): the connection was lost while the commit was in "
+        f"flight ({_why_lost(error)}), so it may or may not have happened. Memory was rolled "
+        "back, and the next call connects again; this node then reads the change log (its "
+        "next transaction, or db.refresh()) and takes the commit in if it happened: read the "
+        "rows again then, before writing them once more"
+    )

@@ -51,8 +51,12 @@ def ident(name: str) -> str:
 
 
 def literal(text: str) -> str:
-    """``text`` as a SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1)."""
-    return "'" + text.replace("'", "''") + "'"
+    """``text`` as a SQL string literal, read alike whatever ``standard_conforming_strings``
+    says: ``E'...'``, its backslashes doubled, where it holds one (JSON's escapes do)."""
+    quoted = text.replace("'", "''")
+    if "\\" in text:
+        return "E'" + quoted.replace("\\", "\\\\") + "'"
+    return "'" + quoted + "'"
 
 
 class Layout:
@@ -71,6 +75,8 @@ class Layout:
         self.values = self.qualified(VALUES_TABLE)
         self.changes = self.qualified(CHANGES_TABLE)
         self.sequence = self.qualified(SEQUENCE)
+        #: What a commit's upsert calls with how many rows it wrote (see :meth:`functions`).
+        self.written = self.qualified("_hutch_written")
 
     def qualified(self, name: str) -> str:
         """A table (or other object) of the store's schema, as SQL names it."""
@@ -101,7 +107,11 @@ class Layout:
         )
 
     def functions(self) -> dict[str, str]:
-        """hutch's trigger functions, by name: the body each must have (``prosrc``)."""
+        """hutch's functions, by name: the body each must have (``prosrc``). The triggers call
+        all but ``_hutch_written``, which fails a commit whose upsert PostgreSQL cut short
+        without an error (a person's ``BEFORE`` trigger that returns NULL for a row): memory,
+        which holds the write, would part from the table. Checked in the statement, it fails
+        the COMMIT sent with it (one round trip)."""
         sequence = literal(self.sequence)
         log = f"INSERT INTO {self.changes} (seq, collection, row_id)"
         return {
@@ -141,14 +151,26 @@ BEGIN
     RETURN NULL;
 END
 """,
+            "_hutch_written": """
+BEGIN
+    IF written <> expected THEN
+        RAISE EXCEPTION 'table %: PostgreSQL skipped % of % row(s) without an error: a trigger '
+            'of the table (not hutch''s) returns NULL for them, so the table would not hold '
+            'what hutch holds. The transaction was rolled back and nothing was written: change '
+            'or drop the trigger', quote_literal(tbl), expected - written, expected;
+    END IF;
+    RETURN written;
+END
+""",
         }
 
     def create_function(self, name: str, body: str) -> str:
         tag = "$hutch$"
         while tag in body:  # (a schema named so)
             tag = tag[:-1] + "_$"
+        signature = _SIGNATURES.get(name, "() RETURNS trigger")
         return (
-            f"CREATE OR REPLACE FUNCTION {self.qualified(name)}() RETURNS trigger "
+            f"CREATE OR REPLACE FUNCTION {self.qualified(name)}{signature} "
             f"LANGUAGE plpgsql AS {tag}{body}{tag}"
         )
 
@@ -208,6 +230,10 @@ END
             f"WHERE c.relnamespace = {self.oid} AND NOT t.tgisinternal AND t.tgenabled = 'O' "
             "AND t.tgname LIKE '\\_hutch\\_%'"
         )
+
+
+#: The arguments and result of the functions that are not trigger functions.
+_SIGNATURES = {"_hutch_written": "(tbl text, expected bigint, written bigint) RETURNS bigint"}
 
 
 def table_name(collection: str, taken: Iterable[str]) -> str:
