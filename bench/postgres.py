@@ -355,9 +355,9 @@ def print_nodes(runs: list[tuple[int, Run, Run]]) -> None:
     print(header)
     print("-" * len(header))
     for count, mine, theirs in runs:
+        label = f"{count} process{'es' if count > 1 else ''}"
         print(
-            f"{count} process{'es' if count > 1 else '':2} {'':10} {mine.rate:9,.0f} "
-            f"{theirs.rate:10,.0f} {mine.rate / theirs.rate:6.2f}x"
+            f"{label:18} {mine.rate:9,.0f} {theirs.rate:10,.0f} {mine.rate / theirs.rate:6.2f}x"
             f"  {fmt_time(mine.percentile(0.5)):>10} {fmt_time(mine.percentile(0.99)):>10}"
             f"  {fmt_time(theirs.percentile(0.5)):>11} {fmt_time(theirs.percentile(0.99)):>10}"
         )
@@ -438,7 +438,8 @@ def main() -> None:
         "  peer's INSERT + commit() is BEGIN, INSERT and COMMIT. Several nodes' commits queue\n"
         "  for the one write lock, so hutch's commits/s across nodes is the store's ceiling.\n"
         "  Reads: a batch of SELECTs is a tenth of hutch's batch. Cold opens: one untimed\n"
-        "  warm-up each, the server's cache warm.\n"
+        "  warm-up each, the server's cache warm; hutch's connects (SCRAM) and checks the\n"
+        "  schema, the COPY runs on a connection made before.\n"
         f"  total {time.perf_counter() - started:.1f} s (cluster stopped, temp folder removed)"
     )
     if profiles:
