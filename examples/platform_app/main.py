@@ -45,7 +45,15 @@ def create_app(url: str | None = None) -> FastAPI:
         finally:
             app.state.platform.db.close()
 
-    app = FastAPI(title="platform", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No redirects to add or drop a trailing slash: built from the Host header, they could
+    # send a browser to another site.
+    app = FastAPI(
+        title="platform",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+    )
     for module in (accounts, organisations, teams, projects, resources):
         app.include_router(module.router)
 
@@ -68,7 +76,9 @@ def create_app(url: str | None = None) -> FastAPI:
     @app.exception_handler(HTTPException)
     def framework_refused(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)  # (an unknown page, a form that does not parse)
-        return show_problem(request, f"{error.detail}.", error.status_code)
+        response = show_problem(request, f"{error.detail}.", error.status_code)
+        response.headers.update(error.headers or {})  # (a 405 says what is allowed)
+        return response
 
     @app.exception_handler(hutch.HutchError)
     def refused(request: Request, error: Exception) -> Response:
