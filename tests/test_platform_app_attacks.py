@@ -14,7 +14,8 @@ new connection so that the workers share them at random:
 - crashes: ``kill -9`` of one worker while writes are in flight (the other goes
   on serving), then of the whole process group: every write acknowledged (303)
   before is there after a restart, and the store opens;
-- a graceful stop that one slow client must not hold up;
+- start and stop: a new SQLite store that one worker opens while another sets it up;
+  a graceful stop that one slow client must not hold up;
 - hostile requests: HEAD and other methods on every route, redirects towards
   another host, cookies with bytes no browser sends.
 
@@ -52,6 +53,8 @@ ALERT = re.compile(r'role="alert">([^<]*)</p>')
 WAIT = 30.0
 #: How long a graceful stop may take before ``AppServer`` kills the process group.
 STOP_WAIT = 8.0
+#: How long a test watches for something that must not happen yet.
+LOOK = 2.0
 
 
 # -- people, as browsers ---------------------------------------------------------------------------
@@ -474,12 +477,12 @@ def test_one_slow_client_does_not_turn_a_graceful_stop_into_kill_9(
 ) -> None:
     """A client that sent a form's headers but not yet its body (a slow upload, a stalled
     phone) must not keep the server from stopping. Without a limit on uvicorn's graceful
-    shutdown (``--timeout-graceful-shutdown``, which ``server.py``, ``make app`` and the
-    systemd unit of docs/platform-app.md leave out) the worker serving it waits for it
-    forever: ``AppServer.stop`` (or systemd) ends it only by killing the process group, so
-    that worker never closes its database, and meanwhile every new connection waits in the
-    listening socket's queue, which the supervisor keeps open. (Under load, a keep-alive
-    connection that uvicorn accepted just as it began to shut down holds it up the same way.)
+    shutdown (``--timeout-graceful-shutdown``: ``GRACEFUL_STOP`` in ``server.py``, and in
+    ``make app``) the worker serving it waits for it forever: ``AppServer.stop`` (or systemd)
+    ends it only by killing the process group, so that worker never closes its database,
+    and meanwhile every new connection waits in the listening socket's queue, which the
+    supervisor keeps open. (Under load, a keep-alive connection that uvicorn accepted just
+    as it began to shut down holds it up the same way.)
     """
     server = AppServer(data_url("sqlite", tmp_path), workers=2, log=tmp_path / "server.log")
     server.start()
@@ -568,8 +571,8 @@ FORMS = [
 
 def test_head_is_answered_as_get_is(site: Site) -> None:
     """RFC 9110 (9.1): a server answers HEAD wherever it answers GET, with the same status
-    and headers and no body. Uptime checks and link checkers send HEAD; here every page
-    says 405 (FastAPI's ``@router.get`` takes GET only)."""
+    and headers and no body. Uptime checks and link checkers send HEAD, and FastAPI's
+    ``@router.get`` alone takes GET only (every page said 405)."""
     differ = []
     for template in PAGES:
         path = site.path(template)
@@ -583,8 +586,8 @@ def test_head_is_answered_as_get_is(site: Site) -> None:
 
 def test_a_method_a_route_refuses_gets_a_405_that_says_which_it_allows(site: Site) -> None:
     """RFC 9110 (15.5.6): a 405 answer MUST carry ``Allow``. The handler of framework errors
-    (``main.framework_refused``) draws the problem page and drops the headers of the
-    ``HTTPException`` it was given, ``Allow`` among them. Nothing else goes wrong: no 5xx."""
+    (``main.framework_refused``) draws the problem page, and must keep the headers of the
+    ``HTTPException`` it was given (it dropped them, ``Allow`` among them). And no 5xx."""
     problems = []
     with client(site.server.url, site.owner.cookies) as http:
         for template in [*PAGES, *FORMS]:
@@ -599,10 +602,11 @@ def test_a_method_a_route_refuses_gets_a_405_that_says_which_it_allows(site: Sit
 
 
 def test_no_answer_redirects_to_another_host(site: Site) -> None:
-    """Every redirect of the application is a path on this site; but a URL with a trailing
-    slash gets Starlette's slash redirect (307), an absolute URL built from the request's
-    ``Host`` header: whoever sets that header (a misrouted or caching proxy) chooses the
-    host the browser goes to next, and a 307 makes it post the form there again."""
+    """Every redirect of the application is a path on this site. Starlette's own slash
+    redirect (a 307 for a URL with a trailing slash, unless ``redirect_slashes=False``) is an
+    absolute URL built from the request's ``Host`` header: whoever sets that header (a
+    misrouted or caching proxy) would choose the host the browser goes to next, and a 307
+    makes it post the form there again."""
     own = urlsplit(site.server.url).netloc
     elsewhere = []
     with client(site.server.url, site.owner.cookies) as http:
