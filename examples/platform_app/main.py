@@ -33,6 +33,9 @@ from .web import (
     session_user,
 )
 
+#: The modules of pages, each with its ``router``.
+PAGE_MODULES = (accounts, organisations, teams, projects, resources)
+
 
 def create_app(url: str | None = None) -> FastAPI:
     """The application over ``url`` (``None``: ``$HUTCH_URL``, else ``./data``)."""
@@ -50,11 +53,10 @@ def create_app(url: str | None = None) -> FastAPI:
     app = FastAPI(
         title="platform",
         lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
+        openapi_url=None,  # (pages, not an API)
         redirect_slashes=False,
     )
-    for module in (accounts, organisations, teams, projects, resources):
+    for module in PAGE_MODULES:
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)
