@@ -19,7 +19,8 @@ demo: $(STAMP)
 
 # The example platform application on http://127.0.0.1:8000, two workers on $HUTCH_URL (./data).
 app: $(STAMP)
-	$(BIN)/python -m uvicorn --app-dir examples platform_app.main:app --host 127.0.0.1 --port 8000 --workers 2
+	$(BIN)/python -m uvicorn --app-dir examples platform_app.main:app --host 127.0.0.1 --port 8000 --workers 2 \
+		--timeout-graceful-shutdown 10
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest

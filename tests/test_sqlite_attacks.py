@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -572,3 +573,39 @@ def test_a_trigger_of_hutchs_name_whose_text_mimics_hutchs_is_read_back(tmp_path
     with hutch.open(f"sqlite:///{path}", plugins=[hutch.backends.sqlite]) as db:
         db.store.set_row("users", "u2", {"name": "b"})
         assert db.store.get_row("users", "u2") == {"name": "CHANGED"}
+
+
+def test_a_worker_opening_a_new_sqlite_store_waits_for_the_one_setting_it_up(
+    tmp_path: Path,
+) -> None:
+    """Two workers of a web application opening a new file at once: each switches it to WAL,
+    which SQLite refuses at once (without its busy timeout) while the other holds the lock.
+    Here a plain connection holds the file's lock as the other worker does in that moment;
+    the open must wait for it (up to ``lock_timeout``), not fail."""
+    path = tmp_path / "app.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE setting_up (x)")  # (a new file: a rollback journal, locked)
+    outcome: list[str] = []
+    finished = threading.Event()
+
+    def open_store() -> None:
+        try:
+            with hutch.open(f"sqlite:///{path}", lock_timeout=30, plugins=[hutch.backends.sqlite]):
+                outcome.append("opened")
+        except hutch.HutchError as error:
+            outcome.append(f"{type(error).__name__}: {error}")
+        finally:
+            finished.set()
+
+    opener = threading.Thread(target=open_store)
+    opener.start()
+    try:
+        # A bounded look: an open that waits for the lock is still waiting after it.
+        refused_while_locked = finished.wait(2)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        opener.join(60)
+    assert not refused_while_locked, outcome
+    assert outcome == ["opened"]

@@ -27,6 +27,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
@@ -173,7 +174,7 @@ class SqlitePersister(Persister):
     def _prepare(self) -> None:
         """Set the connection up for writing; make hutch's tables and the indexes."""
         if not self._prepared:
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._set_wal_mode()
             self._conn.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self._durability]}")
             # Foreign keys describe relationships; the model layer enforces them.
             self._conn.execute("PRAGMA foreign_keys=OFF")
@@ -188,6 +189,27 @@ class SqlitePersister(Persister):
                 for field in settings.indexed:
                     self._schema.index(collection, field)
         self._prepared = True
+
+    def _set_wal_mode(self) -> None:
+        """``PRAGMA journal_mode=WAL``, waiting up to ``lock_timeout`` for another opener.
+
+        Switching a new file to WAL needs it to itself, and SQLite refuses at once (its busy
+        timeout does not apply) while another connection holds its lock: two workers
+        opening a new file together would fail one of them.
+        """
+        deadline = time.monotonic() + self._lock_timeout
+        pause = 0.001
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)  # (SQLite's own busy handler waits the same way)
+            pause = min(pause * 2, 0.05)
 
     def begin(self) -> None:
         self._process.check()

@@ -18,6 +18,7 @@ from hutch.plugins.platform import User
 from . import security
 from .web import (
     MAX_TEXT,
+    PAGE,
     Failure,
     Platform,
     Posted,
@@ -33,14 +34,14 @@ from .web import (
 router = APIRouter()
 
 
-@router.get("/")
+@router.api_route("/", methods=PAGE)
 def home(request: Request) -> Response:
     """Signed in: your organisations; else the sign-in page."""
     signed_in = request.cookies.get(security.SESSION_COOKIE)
     return see("/organisations" if signed_in else "/signin")
 
 
-@router.get("/signup")
+@router.api_route("/signup", methods=PAGE)
 def signup_page(request: Request) -> Response:
     return render(request, "signup.html", email="", name="")
 
@@ -71,7 +72,7 @@ def signup(request: Request, data: Posted, p: Site) -> Response:
     return open_session(request, p, create, failed)
 
 
-@router.get("/signin")
+@router.api_route("/signin", methods=PAGE)
 def signin_page(request: Request) -> Response:
     return render(request, "signin.html", email="")
 
@@ -100,7 +101,7 @@ def signout(request: Request, _: Posted, p: Site) -> Response:
     return response
 
 
-@router.get("/account")
+@router.api_route("/account", methods=PAGE)
 def account_page(request: Request, user: SignedIn, p: Site) -> Response:
     return show_account(request, p, user)
 

@@ -33,6 +33,9 @@ from .web import (
     session_user,
 )
 
+#: The modules of pages, each with its ``router``.
+PAGE_MODULES = (accounts, organisations, teams, projects, resources)
+
 
 def create_app(url: str | None = None) -> FastAPI:
     """The application over ``url`` (``None``: ``$HUTCH_URL``, else ``./data``)."""
@@ -45,8 +48,15 @@ def create_app(url: str | None = None) -> FastAPI:
         finally:
             app.state.platform.db.close()
 
-    app = FastAPI(title="platform", lifespan=lifespan, docs_url=None, redoc_url=None)
-    for module in (accounts, organisations, teams, projects, resources):
+    # No redirects to add or drop a trailing slash: built from the Host header, they could
+    # send a browser to another site.
+    app = FastAPI(
+        title="platform",
+        lifespan=lifespan,
+        openapi_url=None,  # (pages, not an API)
+        redirect_slashes=False,
+    )
+    for module in PAGE_MODULES:
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)
@@ -68,7 +78,9 @@ def create_app(url: str | None = None) -> FastAPI:
     @app.exception_handler(HTTPException)
     def framework_refused(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)  # (an unknown page, a form that does not parse)
-        return show_problem(request, f"{error.detail}.", error.status_code)
+        response = show_problem(request, f"{error.detail}.", error.status_code)
+        response.headers.update(error.headers or {})  # (a 405 says what is allowed)
+        return response
 
     @app.exception_handler(hutch.HutchError)
     def refused(request: Request, error: Exception) -> Response:

@@ -19,6 +19,7 @@ from hutch.plugins.platform import MembershipRole, User
 
 from .web import (
     MANAGE,
+    PAGE,
     WORK,
     NotAllowed,
     PageNotFound,
@@ -38,7 +39,7 @@ from .web import (
 router = APIRouter()
 
 
-@router.get("/organisations")
+@router.api_route("/organisations", methods=PAGE)
 def list_page(request: Request, user: SignedIn, p: Site) -> Response:
     return show_list(request, p, user)
 
@@ -62,7 +63,7 @@ def create(
     return act(p, create, lambda message, status: show_list(request, p, user, message, status))
 
 
-@router.get("/organisations/{organisation_id}")
+@router.api_route("/organisations/{organisation_id}", methods=PAGE)
 def page(
     request: Request,
     organisation_id: str,

@@ -21,6 +21,7 @@ from hutch.plugins.platform import (
 
 from .organisations import show as show_organisation
 from .web import (
+    PAGE,
     SEE,
     WORK,
     PageNotFound,
@@ -56,7 +57,7 @@ def create(
     return act(p, create, lambda m, s: show_organisation(request, p, user, organisation_id, m, s))
 
 
-@router.get("/projects/{project_id}")
+@router.api_route("/projects/{project_id}", methods=PAGE)
 def page(
     request: Request,
     project_id: str,

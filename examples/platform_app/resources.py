@@ -14,6 +14,7 @@ from hutch.plugins.platform import MembershipRole, Resource, ResourceStatus, Res
 from .projects import project_for
 from .projects import show as show_project
 from .web import (
+    PAGE,
     SEE,
     WORK,
     PageNotFound,
@@ -53,7 +54,7 @@ def provision(
     return act(p, provision, lambda m, s: show_project(request, p, user, project_id, m, s))
 
 
-@router.get("/resources/{resource_id}")
+@router.api_route("/resources/{resource_id}", methods=PAGE)
 def page(
     request: Request,
     resource_id: str,

@@ -34,6 +34,9 @@ PORT_TAKEN = b"address already in use"
 #: Seconds a worker may take to answer uvicorn's health check before it is replaced: more
 #: than uvicorn's 5, for a loaded machine (the tests and the load check run on one).
 HEALTH_CHECK = 60
+#: Seconds a stopping worker waits for requests in flight (a slow client's, say) before it
+#: cancels them and closes the database: without a bound, one client holds up the stop.
+GRACEFUL_STOP = 5
 
 
 class AppServer:
@@ -70,6 +73,7 @@ class AppServer:
             "platform_app.main:app", "--host", "127.0.0.1", "--port", str(self.port),
             "--workers", str(self.workers), "--no-access-log",
             "--timeout-worker-healthcheck", str(HEALTH_CHECK),
+            "--timeout-graceful-shutdown", str(GRACEFUL_STOP),
         ]  # fmt: skip
         environment = {**os.environ, "HUTCH_URL": self.hutch_url}
         self._process = subprocess.Popen(

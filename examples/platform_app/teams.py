@@ -23,6 +23,7 @@ from .organisations import existing_user
 from .organisations import show as show_organisation
 from .web import (
     MANAGE,
+    PAGE,
     SEE,
     PageNotFound,
     Platform,
@@ -56,7 +57,7 @@ def create(
     return act(p, create, lambda m, s: show_organisation(request, p, user, organisation_id, m, s))
 
 
-@router.get("/teams/{team_id}")
+@router.api_route("/teams/{team_id}", methods=PAGE)
 def page(request: Request, team_id: str, user: SignedIn, p: Site) -> Response:
     return show(request, p, user, team_id)
 

@@ -32,6 +32,8 @@ from hutch.plugins.platform import (
 
 from . import security
 
+#: The methods a page answers: HEAD as GET (the server leaves the body out).
+PAGE = ["GET", "HEAD"]
 #: The longest text a form field may hold (names, emails).
 MAX_TEXT = 200
 Choice = TypeVar("Choice", bound=Enum)
