@@ -63,6 +63,9 @@ FORM_REFUSED = "This form has expired or came from another site"
 NOT_ALLOWED = "you may not do that"
 OWNER_ONLY = "Only the organisation's owner may delete it."
 BACKENDS = ["file", "sqlite"]
+#: Where storage decides the outcome: the backends above, and PostgreSQL (a throw-away
+#: cluster; skipped, saying why, where none can start).
+EVERY_BACKEND = [*BACKENDS, "postgresql"]
 #: Argon2id at its lightest: hashes in the stored format, in milliseconds.
 LIGHT = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1),))
 
@@ -1074,11 +1077,23 @@ def test_a_user_without_an_organisation_deletes_their_account(world: World) -> N
 # -- several workers, and time ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """The application's ``HUTCH_URL`` on ``backend``: a fresh schema for ``postgresql``."""
+    if backend == "postgresql":
+        url: str = request.getfixturevalue("pg_url")
+        return url
+    return data_url(backend, tmp_path)
+
+
+@pytest.mark.parametrize("backend", EVERY_BACKEND)
 def test_two_workers_on_one_store_agree_at_once(
-    tmp_path: Path, backend: str, light_hashes: None, several_opens: None
+    tmp_path: Path,
+    backend: str,
+    light_hashes: None,
+    several_opens: None,
+    request: pytest.FixtureRequest,
 ) -> None:
-    url = data_url(backend, tmp_path)
+    url = store_url(backend, tmp_path, request)
     first_app, second_app = create_app(url), create_app(url)
     with client(first_app) as first, client(second_app) as second:
         assert platform_of(first_app).db is not platform_of(second_app).db
@@ -1118,11 +1133,11 @@ def test_an_expired_session_sends_the_browser_to_sign_in(
         assert sessions_of(app, token) == []  # and it is gone from the store
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", EVERY_BACKEND)
 def test_a_session_that_expired_while_the_app_was_stopped(
-    tmp_path: Path, backend: str, light_hashes: None
+    tmp_path: Path, backend: str, light_hashes: None, request: pytest.FixtureRequest
 ) -> None:
-    url = data_url(backend, tmp_path)
+    url = store_url(backend, tmp_path, request)
     with client(create_app(url)) as http:
         browser = Visitor(http)
         browser.sign_up(OWNER)
