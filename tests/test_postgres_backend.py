@@ -326,7 +326,9 @@ def test_what_a_persons_triggers_do_to_a_commit(pg_url: str) -> None:
                 )
         with pytest.raises(hutch.StorageError, match="no thirteen here"):
             db.store.set_cell("users", "u1", "n", 13)
-        with pytest.raises(hutch.StorageError, match=r"skipped 1 of 1 row\(s\) without an error"):
+        with pytest.raises(
+            hutch.StorageError, match=r"wrote or deleted 0 of 1 row\(s\) without an error"
+        ):
             db.store.set_cell("users", "u1", "n", 0)
         assert db.store.get_table("users") == {"u1": {"n": 1}}
         heard: list[hutch.Changes] = []
@@ -339,6 +341,62 @@ def test_what_a_persons_triggers_do_to_a_commit(pg_url: str) -> None:
         ]
     with hutch.open(pg_url) as again:
         assert again.store.get_table("audit") == {"a0": {"n": 0}, "of-u1": {"n": 2}}
+
+
+STAMP = """CREATE FUNCTION stamp() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    NEW.row := (NEW.row::jsonb || '{"stamped": true}')::json;
+    RETURN NEW;
+END $$"""
+TOUCH = """CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    IF NEW.row->>'touched' IS NULL THEN
+        UPDATE notes SET row = (row::jsonb || '{"touched": 1}')::json WHERE id = NEW.id;
+    END IF;
+    RETURN NULL;
+END $$"""
+KEEP = """CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    RETURN NULL;
+END $$"""
+
+
+def test_a_persons_triggers_that_change_or_keep_hutchs_own_rows(pg_url: str) -> None:
+    """A row stored otherwise than hutch sent it (a BEFORE trigger that edits it, an AFTER
+    trigger that updates it again) reaches the writing node's memory with the commit, as
+    every other node reads it; a delete a trigger skips fails, and memory keeps the row."""
+    with hutch.open(pg_url) as db, psycopg.connect(pg_url, autocommit=True) as sql:
+        db.store.set_row("users", "u0", {"n": 0})
+        db.store.set_row("notes", "x0", {"n": 0})
+        for statement in (STAMP, TOUCH, KEEP):
+            sql.execute(statement)
+        sql.execute(
+            "CREATE TRIGGER stamp BEFORE INSERT OR UPDATE ON users "
+            "FOR EACH ROW EXECUTE FUNCTION stamp()"
+        )
+        sql.execute(
+            "CREATE TRIGGER touch AFTER INSERT OR UPDATE ON notes "
+            "FOR EACH ROW EXECUTE FUNCTION touch()"
+        )
+        sql.execute(
+            "CREATE TRIGGER keep BEFORE DELETE ON notes FOR EACH ROW EXECUTE FUNCTION keep()"
+        )
+        heard: list[hutch.Changes] = []
+        db.store.add_listener(heard.append)
+
+        db.store.set_row("users", "u1", {"n": 1})
+        assert db.store.get_row("users", "u1") == {"n": 1, "stamped": True}
+        db.store.set_row("notes", "x1", {"n": 1})
+        assert db.store.get_row("notes", "x1") == {"n": 1, "touched": 1}
+        assert [changes.tables for changes in heard] == [
+            {"users": {"u1": {"n": 1}}},
+            {"users": {"u1": {"n": 1, "stamped": True}}},
+            {"notes": {"x1": {"n": 1}}},
+            {"notes": {"x1": {"n": 1, "touched": 1}}},
+        ]
+        with pytest.raises(hutch.StorageError, match=r"wrote or deleted 0 of 1 row\(s\)"):
+            db.store.del_row("notes", "x1")
+        assert db.store.get_row("notes", "x1") == {"n": 1, "touched": 1}
+        mine = {name: db.store.get_table(name) for name in ("users", "notes")}
+    with hutch.open(pg_url) as again:
+        assert {name: again.store.get_table(name) for name in ("users", "notes")} == mine
 
 
 # -- the write lock ----------------------------------------------------------------------------
@@ -467,6 +525,7 @@ def test_a_wrong_password_is_a_storage_error_that_hides_it(pg_cluster: Cluster) 
         "postgresql://app:pw@s3cret@127.0.0.1:1/db",  # libpq ends the password at the first @
         "postgresql://app:pw/s3cret@127.0.0.1:1/db",  # and at a /
         "postgresql://app:s3cret@[::1/db",  # no URL at all
+        "postgresql://app:s3cret%C3@127.0.0.1:1/db",  # an escape that is not UTF-8
     ],
 )
 def test_no_piece_of_a_password_libpq_misreads_is_shown(url: str) -> None:
@@ -484,6 +543,14 @@ def test_a_server_that_is_not_there_is_an_error_not_a_hang(pg_cluster: Cluster) 
 def test_a_schema_that_does_not_exist_is_refused(pg_cluster: Cluster) -> None:
     url = pg_cluster.url() + "?options=-csearch_path%3Dnowhere"
     with pytest.raises(hutch.ConfigError, match=r"search_path \(nowhere\).*CREATE SCHEMA"):
+        hutch.open(url)
+
+
+def test_a_schema_whose_name_holds_a_percent_sign_is_refused(pg_cluster: Cluster) -> None:
+    with psycopg.connect(pg_cluster.url(), autocommit=True) as sql:
+        sql.execute('CREATE SCHEMA IF NOT EXISTS "50%off"')
+    url = pg_cluster.url() + "?options=-csearch_path%3D50%25off"
+    with pytest.raises(hutch.ConfigError, match=r"holds '%' \('50%off'\).*CREATE SCHEMA"):
         hutch.open(url)
 
 

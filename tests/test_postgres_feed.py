@@ -351,6 +351,31 @@ def test_a_node_that_finds_the_log_restarted_reads_everything_again(
     assert b.store.get_row("users", "u1") == {"n": 10}
 
 
+def test_a_pruning_after_the_log_restarted_is_still_noticed(
+    nodes: Callable[..., hutch.Database], pg_url: str
+) -> None:
+    """The mark of what pruning deleted, from before the log was emptied and its numbers
+    restarted, gives way to the next pruning's: a node whose position that pruning passes
+    reads everything again, rather than missing the lines that went."""
+    a = nodes()
+    for n in range(20):  # the mark goes beyond where the restarted log gets to
+        a.store.set_row("users", f"u{n}", {"n": n})
+    nodes(log_keep_seconds=0, log_keep_rows=0).store.set_row("users", "p", {"n": 5})
+    with psycopg.connect(pg_url) as sql:
+        sql.execute("TRUNCATE _hutch_changes")
+        sql.execute("ALTER SEQUENCE _hutch_seq RESTART")
+    a.refresh()
+    behind = nodes(follow=False)
+    a.store.set_row("users", "u1", {"n": 10})
+    a.store.del_row("users", "u2")
+    nodes(log_keep_seconds=0, log_keep_rows=0).store.set_row("users", "q", {"n": 6})
+    behind.refresh()
+    assert _backend(behind).reloads == 1
+    a.refresh()
+    assert _contents(behind) == _contents(a)
+    assert behind.store.get_row("users", "u1") == {"n": 10}
+
+
 def test_a_pruning_the_role_may_not_do_leaves_the_commit_alone(
     nodes: Callable[..., hutch.Database], pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -276,9 +276,11 @@ class PostgresPersister(Persister):
                     raise psycopg.OperationalError("the connection is closed; nothing was sent")
                 with self._committing():
                     cursor = self._conn.execute("; ".join([*statements, "COMMIT"]))
-                written = 0
+                written, reworked = 0, 0
                 for _ in targets:
-                    written += _one(cursor)
+                    count, changed = _row(cursor)
+                    written += count
+                    reworked += changed
                     cursor.nextset()
                 lines, last = _row(cursor)
             except BaseException:
@@ -289,7 +291,7 @@ class PostgresPersister(Persister):
             finally:
                 self._locked = False
             self._take_in(changes)
-            if lines != written and not self._take_set_off(changes, last):
+            if (lines != written or reworked) and not self._take_set_off(changes, last):
                 return  # (this node reads the commit again, as another node's)
         if self._seq == self._head:  # this node had taken in everything before its commit
             self._seq = last or self._head
@@ -486,6 +488,12 @@ class PostgresPersister(Persister):
                 f"{self._where}: no schema on the search_path ({path}) exists, so there is no "
                 "place for hutch's tables; create one (CREATE SCHEMA name) and name it in the "
                 "URL: ?options=-csearch_path%3Dname"
+            )
+        if "%" in name:  # (psycopg would read it in hutch's queries as a placeholder)
+            raise ConfigError(
+                f"{self._where}: hutch cannot keep a store in a schema whose name holds '%' "
+                f"({name!r}); create one without it (CREATE SCHEMA name) and name it in the URL: "
+                "?options=-csearch_path%3Dname"
             )
         return Layout(name, oid)
 
@@ -713,42 +721,52 @@ class PostgresPersister(Persister):
 
     def _write(self, table: str, column: str, deleted: list[str], kept: dict[str, Any]) -> str:
         """The statement that writes one table's part of a commit and answers how many rows it
-        wrote (each logs one line); it fails if PostgreSQL skipped a row it upserts without an
-        error (``_hutch_written``, see :meth:`.schema.Layout.functions`). The rows are
-        literals, so that the commit is one message of the simple protocol: that costs both
-        sides less than psycopg's pipeline of statements with parameters."""
+        wrote or deleted (each logs one line), and how many a person's trigger stored other
+        than sent (those are read back once committed: :meth:`_take_set_off`). It fails if
+        PostgreSQL skipped a row without an error (``_hutch_written``, see
+        :meth:`.schema.Layout.functions`). The rows are literals, so that the commit is one
+        message of the simple protocol: that costs both sides less than psycopg's pipeline of
+        statements with parameters."""
         quoted = self._layout.qualified(table)
-        parts, counts = [], []
+        written = self._layout.written
+        parts, counts, changed = [], [], "0"
         if deleted:
             ids = ", ".join(map(literal, deleted))
             parts.append(f"gone AS (DELETE FROM {quoted} WHERE id IN ({ids}) RETURNING 1)")
-            counts.append("(SELECT count(*) FROM gone)")
+            counts.append(
+                f"{written}({literal(table)}, {len(deleted)}, (SELECT count(*) FROM gone))"
+            )
         if kept:
             rows = ", ".join(
                 f"({literal(key)}, {literal(orjson.dumps(value).decode())})"
                 for key, value in kept.items()
             )
+            parts.append(f"sent (id, body) AS (VALUES {rows})")
             parts.append(
-                f"put AS (INSERT INTO {quoted} (id, {column}) VALUES {rows} "
-                f"ON CONFLICT (id) DO UPDATE SET {column} = excluded.{column} RETURNING 1)"
+                f"put AS (INSERT INTO {quoted} (id, {column}) SELECT id, body::json FROM sent "
+                f"ON CONFLICT (id) DO UPDATE SET {column} = excluded.{column} "
+                f"RETURNING id, {column}::text AS stored)"
             )
-            counts.append(
-                f"{self._layout.written}({literal(table)}, {len(kept)}, (SELECT count(*) FROM put))"
-            )
-        return f"WITH {', '.join(parts)} SELECT {' + '.join(counts)}"
+            counts.append(f"{written}({literal(table)}, {len(kept)}, (SELECT count(*) FROM put))")
+            changed = "(SELECT count(*) FROM put JOIN sent USING (id) WHERE stored <> body)"
+        return f"WITH {', '.join(parts)} SELECT {' + '.join(counts)}, {changed}"
 
     def _take_set_off(self, changes: Changes, last: int) -> bool:
-        """Read what the commit just made wrote beside ``changes`` (a person's triggers on
-        hutch's tables), for the poll that follows it; whether that went well.
+        """Read what the commit just made wrote beyond ``changes`` (a person's triggers on
+        hutch's tables: other rows, or ``changes``' own rows stored otherwise than sent), for
+        the poll that follows it; whether that went well. Every row the commit logged is read
+        back: the store keeps only those that differ from what it holds.
 
         Read once committed, in a snapshot (another node's later commit to those rows reads
         as newer: its own lines bring it again). A row that does not read back is logged
         here, and this node reads the commit again from its position, as another's, which
         raises :class:`~hutch.CorruptData` naming it.
         """
-        ours = {(collection, row_id) for collection, row_id, _ in changes.rows()}
-        ours |= {(VALUES, key) for key in (*changes.values, *changes.deleted_values)}
         named: dict[str, set[str] | None] = {}
+        for collection, row_id, _ in changes.rows():  # (a BEFORE trigger logs no line more)
+            _name(named, collection, row_id)
+        for key in (*changes.values, *changes.deleted_values):
+            _name(named, VALUES, key)
         try:
             with self._snapshot():
                 for collection, row_id in self._conn.execute(
@@ -756,8 +774,7 @@ class PostgresPersister(Persister):
                     "WHERE seq > %s::bigint AND seq <= %s::bigint",  # (see _read_news)
                     (self._head, last),
                 ):
-                    if (collection, row_id) not in ours:
-                        _name(named, collection, row_id)
+                    _name(named, collection, row_id)
                 set_off = self._read_named(named)
         except (psycopg.Error, StorageError):
             log.warning("reading what a commit set off in %s failed", self._where, exc_info=True)
@@ -962,7 +979,7 @@ def _connection_parameters(url: URL) -> dict[str, Any]:
     whatever the environment says)."""
     try:
         given = conninfo_to_dict(url.raw)
-    except psycopg.Error as error:
+    except (psycopg.Error, ValueError) as error:  # (ValueError: a %-escape that is not UTF-8)
         raise ConfigError(
             f"{url.redacted()!r} is not a libpq URL ({_scrubbed(error, url)}); write "
             "postgresql://user:password@host:port/database"
@@ -1055,7 +1072,7 @@ def connect_error(error: psycopg.OperationalError, url: URL, where: str) -> Hutc
     )
 
 
-def _scrubbed(error: psycopg.Error, url: URL) -> str:
+def _scrubbed(error: Exception, url: URL) -> str:
     """libpq's message, with the URL's password hidden however libpq split the URL: it ends a
     password at its first unescaped ``@`` or ``/`` (and may show the rest as the host), where
     :meth:`~hutch.URL.redacted` hides everything up to the last ``@``."""

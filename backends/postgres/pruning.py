@@ -109,8 +109,10 @@ class Pruning:
                 f"WHERE seq < least({head}, coalesce({young}, {head}), {newest}) RETURNING seq) "
                 f"INSERT INTO {layout.meta} AS m (key, value) "
                 f"SELECT {literal(PRUNED_THROUGH)}, max(seq)::text FROM gone HAVING count(*) > 0 "
-                "ON CONFLICT (key) DO UPDATE "
-                "SET value = greatest(m.value::bigint, excluded.value::bigint)::text; "
+                "ON CONFLICT (key) DO UPDATE SET value = CASE "
+                # a mark beyond the log's end is from before it was restarted: replaced
+                f"WHEN m.value::bigint > {head} THEN excluded.value "
+                "ELSE greatest(m.value::bigint, excluded.value::bigint)::text END; "
                 f"RELEASE SAVEPOINT {SAVEPOINT}"
             )
         except psycopg.Error as error:

@@ -108,8 +108,9 @@ class Layout:
 
     def functions(self) -> dict[str, str]:
         """hutch's functions, by name: the body each must have (``prosrc``). The triggers call
-        all but ``_hutch_written``, which fails a commit whose upsert PostgreSQL cut short
-        without an error (a person's ``BEFORE`` trigger that returns NULL for a row): memory,
+        all but ``_hutch_written``, which fails a commit whose upsert or delete PostgreSQL cut
+        short without an error (a person's ``BEFORE`` trigger that returns NULL for a row, a
+        row deleted while hutch's triggers were off): memory,
         which holds the write, would part from the table. Checked in the statement, it fails
         the COMMIT sent with it (one round trip)."""
         sequence = literal(self.sequence)
@@ -154,10 +155,12 @@ END
             "_hutch_written": """
 BEGIN
     IF written <> expected THEN
-        RAISE EXCEPTION 'table %: PostgreSQL skipped % of % row(s) without an error: a trigger '
-            'of the table (not hutch''s) returns NULL for them, so the table would not hold '
-            'what hutch holds. The transaction was rolled back and nothing was written: change '
-            'or drop the trigger', quote_literal(tbl), expected - written, expected;
+        RAISE EXCEPTION 'table %: PostgreSQL wrote or deleted % of % row(s) without an error: '
+            'a trigger of the table (not hutch''s) returns NULL for the others, or rows were '
+            'deleted with hutch''s triggers off, so the table would not hold what hutch holds. '
+            'The transaction was rolled back and nothing was written: change or drop the '
+            'trigger, or write with its triggers on',
+            quote_literal(tbl), written, expected;
     END IF;
     RETURN written;
 END
