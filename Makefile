@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/plugins.py
 	$(BIN)/python bench/workers.py
 	$(BIN)/python bench/postgres.py
+	$(BIN)/python bench/import_sql.py
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/app.py
 

@@ -201,7 +201,7 @@ def default_url() -> str:
     return _settings().url
 
 
-def _models() -> list[type[Model]]:
+def chosen_models() -> list[type[Model]]:
     """The models of the plugins named with ``--plugin`` (installed ones, loaded by name), and
     those named with ``--models``."""
     settings = _settings()
@@ -265,14 +265,18 @@ def _read(url: str, out: Output, collections: list[str] | None = None) -> Snapsh
 
 
 @contextlib.contextmanager
-def _target(
-    url: str, settings: Mapping[str, CollectionSettings] | None = None
+def open_target(
+    url: str,
+    settings: Mapping[str, CollectionSettings] | None = None,
+    *,
+    plugins: Sequence[str] = (),
 ) -> Iterator[Database]:
     """The store at ``url`` opened to be written into, with ``settings`` for its collections
-    (refused as :func:`_check_target` says)."""
+    and the domain ``plugins`` named (refused as :func:`_check_target` says): for the
+    commands of plugins too."""
     _check_target(url)
     try:
-        db = hutch.open(url, follow=False, collections=settings)
+        db = hutch.open(url, follow=False, collections=settings, plugins=plugins)
     except AlreadyOpen as error:
         raise _same_store(url) from error
     with db:
@@ -355,8 +359,9 @@ def _outside_stores(folder: Path) -> Path:
     return folder
 
 
-def _table(rows: Iterable[Sequence[object]], header: Sequence[str]) -> str:
-    """Columns padded to their widest cell; numbers to the right."""
+def text_table(rows: Iterable[Sequence[object]], header: Sequence[str]) -> str:
+    """Columns padded to their widest cell; numbers to the right (for the commands of plugins
+    too)."""
     lines = [list(map(str, header)), *[[str(cell) for cell in row] for row in rows]]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     numeric = [i > 0 and all(line[i].isdigit() for line in lines[1:]) for i in range(len(header))]
@@ -420,7 +425,7 @@ def copy(
             out.result(data, _listing(counts, len(snapshot.values)) + "\n" + data["verdict"])
             return
         kept = {name: settings[name] for name in snapshot.tables if name in settings}
-        with _target(dst, kept) as db:
+        with open_target(dst, kept) as db:
             _write(db, snapshot, out, scope=names, replace=("--replace", replace))
     data["seconds"] = round(time.monotonic() - start, 3)
     out.result(
@@ -460,7 +465,7 @@ def _dry_run(url: str, scope: Sequence[str] | None, allowed_by: str | None) -> d
 def _listing(counts: dict[str, int], values: int) -> str:
     rows = [(name, count) for name, count in counts.items()]
     rows.append((snapshots.VALUES, values))
-    return _table(rows, ("collection", "rows"))
+    return text_table(rows, ("collection", "rows"))
 
 
 @cli.command()
@@ -547,8 +552,8 @@ def import_(
     source = _local(folder, "DIR")
     where = _local(rejects, "--rejects") if rejects else _rejects_beside(source)
     snapshot, refused = exchange.read_export(source)
-    with _target(url) as db:
-        snapshot, invalid = exchange.check_models(snapshot, _models())
+    with open_target(url) as db:
+        snapshot, invalid = exchange.check_models(snapshot, chosen_models())
         refused += invalid
         scope = snapshots.scope_of(snapshot)
         held = snapshots.held(db, scope)
@@ -629,7 +634,7 @@ def verify_command(
                     f"{_shown(other)} is {_shown(url)} (by another name, perhaps); name "
                     "another store to compare with"
                 ) from error
-        report = verify(db, models=_models(), against=against, sample=sample, seed=seed)
+        report = verify(db, models=chosen_models(), against=against, sample=sample, seed=seed)
     _report(out, report)
 
 
@@ -648,7 +653,7 @@ def _report(out: Output, report: Report) -> None:
             ]
         rows.append(row)
     verdict = "PASS" if report.passed else "FAIL"
-    lines = [_table(rows, header)]
+    lines = [text_table(rows, header)]
     if report.against is not None:
         lines.append(f"Compared with {report.against}: {report.sampled} sampled rows.")
     if not report.passed:
@@ -797,7 +802,7 @@ def backups(folder: str, as_json: bool, silent: bool) -> None:
     ]
     out.result(
         {"folder": folder, "backups": found},
-        _table(rows, ("archive", "taken at (UTC)", "rows", "bytes", "source"))
+        text_table(rows, ("archive", "taken at (UTC)", "rows", "bytes", "source"))
         if found
         else f"No backups in {folder}.",
     )
@@ -843,10 +848,10 @@ def restore(
         text = _listing(counts, len(snapshot.values)) + "\nThe archive checks. " + data["verdict"]
         out.result(data, text)
         return
-    with _target(url, manifest.settings) as db:
+    with open_target(url, manifest.settings) as db:
         _write(db, snapshot, out, replace=("--force", force))
     with snapshots.open_reading(url) as db:
-        report = verify(db, models=_models())
+        report = verify(db, models=chosen_models())
     restored = {check.name: check.sha256 for check in report.collections}  # (values too)
     expected = {name: part.sha256 for name, part in manifest.collections.items()}
     expected[snapshots.VALUES] = manifest.values.sha256
@@ -887,7 +892,7 @@ def stats(url: str | None, as_json: bool, silent: bool) -> None:
         )
         for name, count in counts.items()
     ]
-    lines = [_table(rows, ("collection", "rows", "bytes", "index files"))]
+    lines = [text_table(rows, ("collection", "rows", "bytes", "index files"))]
     lines.append(f"values: {data['values']}")
     lines += [f"{key}: {value}" for key, value in disk.items() if key != "collections"]
     out.result(data, "\n".join(lines))
@@ -928,7 +933,7 @@ def migrate(url: str | None, dry_run: bool, as_json: bool, silent: bool) -> None
     collection's schema version (see docs/models.md#migrations).
     """
     out = _out(as_json, silent)
-    models = _models()
+    models = chosen_models()
     if not models:
         raise ConfigError(
             "no models to migrate: name the plugins that register them, as in "
@@ -953,7 +958,7 @@ def migrate(url: str | None, dry_run: bool, as_json: bool, silent: bool) -> None
     else:
         lines = [f"Nothing to migrate: every collection of {shown} is at its model's version."]
     rows = [(name, v["store"], v["model"]) for name, v in versions.items()]
-    lines.append(_table(rows, ("collection", "store version", "model version")))
+    lines.append(text_table(rows, ("collection", "store version", "model version")))
     lines += [
         f"Warning: {name} is at version {v['store']}, newer than this code's {v['model']}: a "
         "newer version of the application migrated it; deploy that version"

@@ -21,7 +21,8 @@ BLOCK = re.compile(r"<!-- help: (?P<name>[a-z-]*) -->\n```text\n(?P<help>.*?)```
 
 
 def builtin_commands() -> list[str]:
-    return sorted(cli.commands)
+    """hutch's commands, those its own plugins register included (``import-sql``)."""
+    return sorted(cli.list_commands(click.Context(cli)))
 
 
 def help_of(name: str) -> str:

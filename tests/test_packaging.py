@@ -68,7 +68,7 @@ def test_the_wheel_works_in_a_fresh_virtual_environment(wheel: Path, tmp_path: P
     )
     location, backends, domains, row, named = out.splitlines()
     assert location.startswith(str(env))
-    assert backends == "['file', 'jsonl', 'memory', 'postgres', 'sqlite']"
+    assert backends == "['file', 'import_sql', 'jsonl', 'memory', 'postgres', 'sqlite']"
     assert domains == "['auth', 'fastapi_users', 'platform']"
     assert row == "{'a': 1} []"
     assert named == "11"  # the platform's seven models and auth's four

@@ -78,7 +78,7 @@ def test_an_installed_distribution_provides_a_backend(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "hello from a plugin True",
-        "['file', 'hutch_fake', 'jsonl', 'memory', 'postgres', 'sqlite']",
+        "['file', 'hutch_fake', 'import_sql', 'jsonl', 'memory', 'postgres', 'sqlite']",
     ]
 
 
@@ -268,7 +268,7 @@ def test_a_fresh_database_has_no_models_indexes_or_relationships() -> None:
         assert db.models.models() == []
         assert db.indexes.index_ids() == []
         assert db.relationships.relationship_ids() == []
-        assert plugin_names(db) == ["file", "jsonl", "memory", "postgres", "sqlite"]
+        assert plugin_names(db) == ["file", "import_sql", "jsonl", "memory", "postgres", "sqlite"]
 
 
 @pytest.mark.usefixtures("autoloading")
@@ -295,6 +295,7 @@ def test_named_domain_plugins_bring_their_models_from_the_open() -> None:
         assert plugin_names(db) == [
             "auth",
             "file",
+            "import_sql",
             "jsonl",
             "memory",
             "platform",
@@ -314,7 +315,15 @@ def test_auth_alone_brings_the_whole_platform() -> None:
 def test_a_plugin_named_twice_or_also_given_as_a_module_is_registered_once() -> None:
     given: list[object] = ["platform", platform, "platform", "memory"]
     with hutch.open("memory://", plugins=given) as db:
-        assert plugin_names(db) == ["file", "jsonl", "memory", "platform", "postgres", "sqlite"]
+        assert plugin_names(db) == [
+            "file",
+            "import_sql",
+            "jsonl",
+            "memory",
+            "platform",
+            "postgres",
+            "sqlite",
+        ]
     with hutch.open("memory://", plugins=[platform, "platform"]) as db:
         assert db.plugins.get_plugin("platform") is None  # known under the module's name
         assert set(db.models.models()) == set(platform.MODELS)
@@ -334,7 +343,7 @@ def test_an_unknown_name_is_refused_with_the_names_there_are() -> None:
         hutch.open("memory://", plugins=["platfrom"])
     message = str(caught.value)
     assert "domain plugins (they act only when named): auth, fastapi_users, platform;" in message
-    assert "file, jsonl, memory, postgres, sqlite" in message
+    assert "file, import_sql, jsonl, memory, postgres, sqlite" in message
 
 
 def test_an_installed_domain_plugin_acts_only_when_named(tmp_path: Path) -> None:

@@ -1,0 +1,217 @@
+"""``hutch import-sql``: a PostgreSQL database into a hutch store, then checked against it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hutch import ConfigError, Model
+from hutch.cli import (
+    INTEGRITY_FAILED,
+    Output,
+    chosen_models,
+    default_url,
+    open_target,
+    output_options,
+    text_table,
+)
+from hutch.config import parse_url, redact_text
+from hutch.exchange import Reject, write_rejects
+from hutch.verify import Report
+
+from . import load
+from .catalog import Schema
+from .check import check
+from .load import Imported
+from .plan import Plan, plans, skipped_by_convention
+
+#: The domain plugins whose models Prisma's tables map onto (``--prisma``).
+PRISMA_PLUGINS = ("platform", "auth")
+
+
+@click.command(name="import-sql")
+@click.argument("source", metavar="SOURCE")
+@click.argument("url", required=False)
+@click.option("--schema", default="public", show_default=True, help="The source's schema.")
+@click.option(
+    "--tables", metavar="T1,T2", help="Import only these tables (names as PostgreSQL has them)."
+)
+@click.option("--skip", metavar="T1,T2", help="Leave these tables out.")
+@click.option(
+    "--prisma",
+    is_flag=True,
+    help='Prisma\'s conventions: "User" is users, camelCase columns snake_case fields; '
+    "the platform's and Auth.js's tables checked against their models.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Read and check every row, report, and write nothing."
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="How many random rows of each table to compare field by field after the import.",
+)
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False),
+    help="Where rejected rows go (default: import-sql.rejects.jsonl in the working folder).",
+)
+@output_options
+def import_sql(
+    source: str,
+    url: str | None,
+    schema: str,
+    tables: str | None,
+    skip: str | None,
+    prisma: bool,
+    dry_run: bool,
+    sample: int,
+    rejects: str | None,
+    as_json: bool,
+    silent: bool,
+) -> None:
+    """Import the PostgreSQL database SOURCE (postgresql://...) into the store at URL.
+
+    Every table of the schema, in foreign-key order, read in one snapshot and
+    streamed; ids and timestamps kept. Rows that cannot be kept go to a reject
+    file, and the command exits 1. Then the store is checked against the
+    source (counts, foreign keys, sampled rows, ids, indexes): "Data integrity:
+    PASS", or the problems and exit 3.
+    """
+    out = Output(as_json=as_json, silent=silent)
+    url = default_url() if url is None else url
+    where = Path(rejects) if rejects else Path("import-sql.rejects.jsonl")
+    if where.exists():  # before reading anything: hutch never replaces a file it did not make
+        raise ConfigError(f"{where} exists already; move it away, or name another --rejects")
+    models = list(chosen_models())
+    if prisma:
+        models += _prisma_models()
+    with load.source(source) as conn:
+        found = load.read_source_schema(conn, source, schema)
+        left_out = skipped_by_convention(found, prisma=prisma)
+        names = _chosen(found, tables, skip, left_out)
+        planned = plans(found, names, prisma=prisma, models=models)
+        if dry_run:
+            done = _read_all(conn, source, schema, planned, out)
+            report = None
+        else:
+            plugins = PRISMA_PLUGINS if prisma else ()
+            with open_target(url, plugins=plugins) as db:
+                load.check_target(db, planned)
+                done = _read_all(conn, source, schema, planned, out)
+                refused = [reject for table in done for reject in table.rejects]
+                if refused:  # before the import commits: no rejected row goes unreported
+                    write_rejects(where, refused)
+                load.write(db, done)
+                report = check(conn, source, schema, db, done, models=models, sample=sample)
+                shown = db.url
+    refused = [reject for table in done for reject in table.rejects]
+    if refused and dry_run:
+        write_rejects(where, refused)
+    _result(out, done, left_out, report, None if dry_run else shown, where, refused)
+
+
+def _prisma_models() -> list[type[Model]]:
+    from hutch.plugins.auth.models import MODELS as AUTH
+    from hutch.plugins.platform.models import MODELS as PLATFORM
+
+    return [*PLATFORM, *AUTH]
+
+
+def _chosen(
+    schema: Schema, tables: str | None, skip: str | None, left_out: dict[str, str]
+) -> list[str]:
+    """The tables to import: ``--tables`` (or all), less ``--skip`` and the conventions'."""
+    named = _names(tables)
+    skipped = _names(skip)
+    unknown = [name for name in (*named, *skipped) if name not in schema.tables]
+    if unknown:
+        raise ConfigError(
+            f"the schema {schema.name!r} has no table {', '.join(map(repr, unknown))}; its "
+            f"tables: {', '.join(sorted(schema.tables)) or 'none'}"
+        )
+    chosen = named or sorted(schema.tables)
+    return [name for name in chosen if name not in skipped and name not in left_out]
+
+
+def _names(given: str | None) -> list[str]:
+    return [name.strip() for name in (given or "").split(",") if name.strip()]
+
+
+def _read_all(
+    conn: Any, source: str, schema: str, planned: Sequence[Plan], out: Output
+) -> list[Imported]:
+    done: dict[str, Imported] = {}
+    for plan in planned:
+        label = f"{plan.table.name} -> {plan.collection}"
+        with out.step(label, plan.table.estimated_rows) as advance:
+            table = load.read_table(conn, source, schema, plan, done, advance)
+        done[plan.table.name] = table
+        state = f"left out: {plan.dropped}" if plan.dropped else f"{len(table.rows)} rows"
+        rejected = f", {len(table.rejects)} rejected" if table.rejects else ""
+        out.say(f"{label}: {table.read} read, {state}{rejected}")
+    return list(done.values())
+
+
+def _result(
+    out: Output,
+    done: Sequence[Imported],
+    left_out: dict[str, str],
+    report: Report | None,
+    target: str | None,
+    where: Path,
+    refused: Sequence[Reject],
+) -> None:
+    rows = [
+        (
+            table.plan.table.name,
+            table.plan.collection,
+            table.read,
+            "-" if table.plan.dropped else len(table.rows),
+            len(table.rejects),
+        )
+        for table in done
+    ]
+    lines = [text_table(rows, ("table", "collection", "source rows", "imported", "rejected"))]
+    notes = {
+        **{name: why for name, why in left_out.items()},
+        **{t.plan.table.name: t.plan.dropped for t in done if t.plan.dropped is not None},
+    }
+    lines += [f"Left out {name!r}: {why}." for name, why in notes.items()]
+    if target is None:
+        lines.append("Dry run: nothing was written.")
+    else:
+        lines.append(f"Imported into {redact_text(target)}.")
+    if refused:
+        lines.append(f"{len(refused)} rows were rejected: see {where}.")
+    if report is not None:
+        if not report.passed:
+            lines.append(f"{report.problem_count} problems; the first:")
+            lines += [f"  - {redact_text(problem)}" for problem in report.problems[:20]]
+        lines.append(f"Data integrity: {'PASS' if report.passed else 'FAIL'}")
+    data: dict[str, Any] = {
+        "target": target,
+        "tables": [
+            {"table": t, "collection": c, "source_rows": n, "imported": i, "rejected": r}
+            for t, c, n, i, r in rows
+        ],
+        "left_out": notes,
+        "rejected": len(refused),
+        "rejects": str(where) if refused else None,
+        "passed": None if report is None else report.passed,
+        "problems": [] if report is None else report.problems,
+    }
+    out.result(data, "\n".join(lines))
+    if report is not None and not report.passed:
+        raise click.exceptions.Exit(INTEGRITY_FAILED)
+    if refused:
+        raise click.exceptions.Exit(1)
+
+
+def redacted(url: str) -> str:
+    return parse_url(url).redacted()

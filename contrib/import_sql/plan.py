@@ -1,0 +1,269 @@
+"""What each source table becomes: its collection, its fields, how its rows get their ids,
+and (with ``--prisma``) the model that checks them.
+
+Row ids. A table's key is its primary key, else its first unique constraint
+whose columns are all ``NOT NULL``, else the whole row. A key of one column
+whose text is a valid row id (an integer, a uuid, a cuid...) is the row id
+itself, and no field repeats it when the column is called ``id``. Any other key
+(composite, or text that breaks hutch's id rules) gives a derived id: ``k`` and
+40 hex digits of the SHA-256 of the key's JSON, the same for the same key on
+every run; an ``id`` column that is then not the row id is kept as the field
+``source_id``. Rows of a table without any key are told apart by their
+content (identical rows: ``-2``, ``-3``...; see :mod:`.load`).
+
+Links. A foreign key of one column that points at the other table's row id
+holds that row's id as text in the child's field (an integer 42 is ``"42"``),
+so that relationships and the models' relations resolve it as hutch does.
+
+Prisma (``--prisma``). Implicit many-to-many tables (``_ProjectToTeam``, with
+columns ``A`` and ``B``) become collections of links: ``project_teams`` with
+the fields ``project_id`` and ``team_id``. Tables that become a collection of
+the platform or auth plugins are checked against its model. Auth.js's session
+tokens are stored hashed, as :class:`~hutch.plugins.auth.AuthAdapter` keeps
+them (so existing sessions stay valid); its verification tokens are left out,
+because Auth.js stores them hashed with a secret of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+import orjson
+
+from hutch import ConfigError, Model
+from hutch.cells import Row
+from hutch.ids import is_row_id
+from hutch.models import spec_of
+
+from .catalog import Column, ForeignKey, Schema, Table
+from .naming import PRISMA_TABLES, collection_name, field_name, plural, snake
+from .values import NotJSON, converter
+
+#: What a source ``id`` column is called where it is not the row id ("id" is the row id's).
+SOURCE_ID = "source_id"
+#: Auth.js's tables whose rows hutch leaves out, and why (``--prisma``).
+DROPPED = {
+    "verification_tokens": "Auth.js stores verification tokens hashed with a secret of its "
+    "own, so none could be checked here: people ask for a new sign-in link"
+}
+#: The fields stored as ``hash_token(text)``, by collection (``--prisma``).
+HASHED = {"sessions": frozenset({"session_token"})}
+
+_IMPLICIT_JOIN = re.compile(r"_([A-Z][A-Za-z0-9]*)To([A-Z][A-Za-z0-9]*)")
+
+
+@attrs.frozen
+class Field:
+    """A column as a field: its name in the row, how its value becomes JSON, and whether the
+    row keeps it (an ``id`` column that is the row id is not repeated as a field)."""
+
+    column: Column
+    name: str
+    convert: Callable[[Any], Any]
+    kept: bool = True
+    parent: str | None = None  # the source table whose row id a link field holds
+
+
+@attrs.frozen
+class Plan:
+    """How one source table is imported."""
+
+    table: Table
+    collection: str
+    fields: tuple[Field, ...]  # one per column, in the table's order
+    id_column: str | None  # the key's one column, whose text is the row id (else: derived)
+    key: tuple[str, ...]  # the fields the row id derives from; () for the whole row
+    model: type[Model] | None = None
+    dropped: str | None = None  # why the table's rows are left out, if they are
+    hashed: frozenset[str] = frozenset()  # fields stored as hash_token(text)
+
+    def row(self, values: Sequence[Any]) -> tuple[str, Row]:
+        """The row id and row of a source row (``values``: one per field, as selected);
+        raises :class:`~.values.NotJSON` for a value hutch cannot keep."""
+        row: Row = {}
+        row_id = None
+        for field, value in zip(self.fields, values, strict=True):
+            converted = field.convert(value)
+            if field.column.name == self.id_column:
+                row_id = id_for(converted)
+            if field.kept:
+                row[field.name] = converted
+        if row_id is not None:
+            return row_id, row
+        return derived_id([row[name] for name in self.key] if self.key else row), row
+
+
+def id_for(value: Any) -> str:
+    """The row id of a row whose key is ``value`` (converted): its text where that is a valid
+    row id, else derived from it."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return text if is_row_id(text) else derived_id([value])
+
+
+def derived_id(key: Any) -> str:
+    """A row id for a key that is not one: ``k`` and 40 hex digits of its JSON's SHA-256."""
+    digest = hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return "k" + digest[:40]
+
+
+def plans(
+    schema: Schema,
+    names: Iterable[str],
+    *,
+    prisma: bool,
+    models: Sequence[type[Model]] = (),
+) -> list[Plan]:
+    """The plan of each table ``names`` names, in foreign-key order (a table after those it
+    points at). Two tables that would become one collection are refused."""
+    by_collection = {spec_of(model).collection: model for model in models}
+    made: dict[str, Plan] = {}
+    taken: dict[str, str] = {}
+    for name in schema.load_order(names):
+        table = schema.tables[name]
+        plan = _plan(table, schema, prisma=prisma, models=by_collection)
+        if plan.collection in taken:
+            raise ConfigError(
+                f"tables {taken[plan.collection]!r} and {name!r} would both become the "
+                f"collection {plan.collection!r}; leave one out with --skip"
+            )
+        taken[plan.collection] = name
+        made[name] = plan
+    return list(made.values())
+
+
+def skipped_by_convention(schema: Schema, *, prisma: bool) -> dict[str, str]:
+    """Tables left out whatever --tables says, and why (Prisma's own)."""
+    if not prisma:
+        return {}
+    return {
+        name: "Prisma's record of its migrations, not the application's data"
+        for name in schema.tables
+        if name in PRISMA_TABLES
+    }
+
+
+def _plan(table: Table, schema: Schema, *, prisma: bool, models: dict[str, type[Model]]) -> Plan:
+    join = _implicit_join(table) if prisma else None
+    if join is not None:
+        collection, names = join
+    else:
+        collection = collection_name(table.name, prisma=prisma)
+        names = {column.name: field_name(column.name, prisma=prisma) for column in table.columns}
+    key = _key(table)
+    hashed = HASHED.get(collection, frozenset()) if prisma else frozenset()
+    id_column = _id_column(table, prisma=prisma)
+    links = _links(table, schema, prisma=prisma)
+    fields = []
+    for column in table.columns:
+        name = names[column.name]
+        kept = not (column.name == id_column and name == "id")  # (else: the row id)
+        if name == "id" and kept:
+            name = SOURCE_ID
+        convert = converter(column)
+        parent = None
+        if column.name in links:
+            convert = _linking(convert)
+            parent = links[column.name].table
+        if name in hashed:
+            convert = _hashing(convert)
+        fields.append(Field(column, name, convert, kept, parent))
+    final = {field.column.name: field.name for field in fields}
+    taken = [field.name for field in fields if field.kept]
+    doubled = sorted({name for name in taken if taken.count(name) > 1})
+    if doubled:
+        raise ConfigError(
+            f"table {table.name!r}: several columns would become the field(s) "
+            f"{', '.join(map(repr, doubled))}; leave the table out with --skip"
+        )
+    return Plan(
+        table=table,
+        collection=collection,
+        fields=tuple(fields),
+        id_column=id_column,
+        key=() if id_column is not None else tuple(final[column] for column in key),
+        model=models.get(collection),
+        dropped=DROPPED.get(collection) if prisma else None,
+        hashed=hashed,
+    )
+
+
+def _key(table: Table) -> tuple[str, ...]:
+    """The primary key, else the first unique constraint of NOT NULL columns, else ()."""
+    if table.primary_key:
+        return table.primary_key
+    for unique in table.uniques:
+        if all(table.column(name).not_null for name in unique):
+            return unique
+    return ()
+
+
+def _id_column(table: Table, *, prisma: bool) -> str | None:
+    """The column whose text is the row id: the key's one column, unless it is an array or
+    a field stored hashed (whose clear text must not name a row)."""
+    key = _key(table)
+    if len(key) != 1 or table.column(key[0]).array:
+        return None
+    collection = collection_name(table.name, prisma=prisma)
+    hashed = HASHED.get(collection, frozenset()) if prisma else frozenset()
+    return None if field_name(key[0], prisma=prisma) in hashed else key[0]
+
+
+def _links(table: Table, schema: Schema, *, prisma: bool) -> dict[str, ForeignKey]:
+    """The columns that hold a row id of another table (or of their own): a foreign key of
+    one column to that table's id column, whether or not that table is imported."""
+    links: dict[str, ForeignKey] = {}
+    for foreign in table.foreign_keys:
+        parent = schema.tables.get(foreign.table)
+        target = None if parent is None else _id_column(parent, prisma=prisma)
+        if target is not None and foreign.columns and foreign.references == (target,):
+            links[foreign.columns[0]] = foreign
+    return links
+
+
+def _linking(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def link(value: Any) -> Any:
+        converted = convert(value)
+        return None if converted is None else id_for(converted)
+
+    return link
+
+
+def _hashing(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    from hutch.plugins.auth import hash_token
+
+    def hashed(value: Any) -> Any:
+        converted = convert(value)
+        if converted is None:
+            return None
+        if not isinstance(converted, str):
+            raise NotJSON("a token must be text")
+        return hash_token(converted)
+
+    return hashed
+
+
+def _implicit_join(table: Table) -> tuple[str, dict[str, str]] | None:
+    """A Prisma implicit many-to-many table as a collection of links and its two fields."""
+    if {column.name for column in table.columns} != {"A", "B"}:
+        return None
+    targets: dict[str, ForeignKey] = {}
+    for foreign in table.foreign_keys:
+        if len(foreign.columns) == 1:
+            targets[foreign.columns[0]] = foreign
+    if set(targets) != {"A", "B"}:
+        return None
+    first, second = snake(targets["A"].table), snake(targets["B"].table)
+    found = _IMPLICIT_JOIN.fullmatch(table.name)
+    words = second.split("_")
+    collection = f"{first}_{'_'.join([*words[:-1], plural(words[-1])])}"
+    if found is None:  # a named relation (@relation("Follows")): its own name
+        collection = snake(table.name)
+    if first == second:
+        names = {"A": f"{first}_a_id", "B": f"{second}_b_id"}
+    else:
+        names = {"A": f"{first}_id", "B": f"{second}_id"}
+    return collection_name(collection, prisma=True), names

@@ -1,0 +1,403 @@
+"""``hutch import-sql``: a Prisma-shaped platform database and a schema no ORM made,
+imported from a throw-away PostgreSQL and checked against it (tests/prisma_source.py)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+from pgcluster import Cluster
+from prisma_source import (
+    Expected,
+    add_email_collision,
+    create_generic,
+    create_prisma_platform,
+)
+
+import hutch
+from hutch.cli import cli
+from hutch.contrib.import_sql import load
+from hutch.contrib.import_sql.catalog import read_schema
+from hutch.contrib.import_sql.check import check
+from hutch.contrib.import_sql.plan import derived_id, plans
+from hutch.plugins.auth import AuthAdapter, hash_token
+from hutch.plugins.platform import Organisation, User
+
+PLUGINS = ["platform", "auth"]
+
+
+def run(*args: str, cwd: Path, code: int = 0) -> Result:
+    """``hutch ARGS`` through click's runner, in ``cwd`` (where a reject file goes); its exit
+    status must be ``code``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(cwd)
+        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == code, f"exit {result.exit_code}\n{result.output}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def prisma(pg_cluster: Cluster) -> tuple[str, Expected]:
+    """A database as Prisma and Auth.js left it, read by the tests and never written."""
+    url = pg_cluster.database("prisma_platform")
+    with psycopg.connect(url) as conn:
+        expected = create_prisma_platform(conn)
+    return url, expected
+
+
+@pytest.fixture
+def fresh_source(pg_cluster: Cluster, request: pytest.FixtureRequest) -> str:
+    """An empty database of this test's own."""
+    name = "src_" + request.node.name.lower().replace("[", "_").replace("]", "")[:40]
+    return pg_cluster.database(name)
+
+
+def _source_rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchall()
+
+
+# -- Prisma and Auth.js ------------------------------------------------------------------------
+
+
+def test_a_prisma_database_imports_whole_and_checks_out(
+    prisma: tuple[str, Expected], tmp_path: Path
+) -> None:
+    url, expected = prisma
+    target = str(tmp_path / "data")
+    result = run("import-sql", "--prisma", url, target, cwd=tmp_path)
+    assert "Data integrity: PASS" in result.output
+    assert "Left out '_prisma_migrations'" in result.output
+    assert "Left out 'VerificationToken'" in result.output
+    assert not (tmp_path / "import-sql.rejects.jsonl").exists()
+
+    collections = {
+        "User": "users",
+        "Organization": "organisations",
+        "Team": "teams",
+        "Project": "projects",
+        "Resource": "resources",
+        "Membership": "memberships",
+        "File": "files",
+        "Account": "accounts",
+        "Session": "sessions",
+        "Authenticator": "authenticators",
+        "_ProjectToTeam": "project_teams",
+    }
+    with hutch.open(target, plugins=PLUGINS) as db:
+        for table, collection in collections.items():
+            assert db.store.get_row_count(collection) == expected.counts[table], table
+        assert not db.store.has_table("verification_tokens")
+        assert not db.store.has_table("prisma_migrations")
+
+        # Ids and timestamps kept, and the rows are the platform's models.
+        users = db.repo(User)
+        for email, user_id in expected.users_by_email.items():
+            user = users.get(user_id)
+            assert user is not None
+            assert user.email == email
+        (created, updated, user_id), *_ = _source_rows(
+            url, 'SELECT "createdAt", "updatedAt", id FROM "User" ORDER BY id LIMIT 1'
+        )
+        user = users.get(user_id)
+        assert user is not None
+        assert user.created_at == created.replace(tzinfo=UTC)
+        assert user.updated_at == updated.replace(tzinfo=UTC)
+        organisations = db.repo(Organisation)
+        for org_id, owner_id in _source_rows(url, 'SELECT id, "ownerId" FROM "Organization"'):
+            organisation = organisations.get(org_id)
+            assert organisation is not None
+            assert organisation.owner_id == owner_id
+
+        # Links of the implicit many-to-many table name both rows.
+        links = db.store.get_table("project_teams")
+        pairs = set(_source_rows(url, 'SELECT "A", "B" FROM "_ProjectToTeam"'))
+        assert {(row["project_id"], row["team_id"]) for row in links.values()} == pairs
+
+        # Sessions: stored hashed, and a cookie from before the import still signs in.
+        stored = {row["session_token"] for row in db.store.get_table("sessions").values()}
+        assert not stored & set(expected.session_tokens)
+        auth = AuthAdapter(db)
+        for token, user_id in expected.session_tokens.items():
+            assert hash_token(token) in stored
+            found = auth.get_session_and_user(token)
+            assert found is not None, token
+            assert found[1].id == user_id
+        for token in expected.expired_session_tokens:
+            assert auth.get_session_and_user(token) is None
+
+    # And `hutch verify` agrees, with the models.
+    verified = run("--plugin", "platform", "--plugin", "auth", "verify", target, cwd=tmp_path)
+    assert "Data integrity: PASS" in verified.output
+
+
+def test_two_spellings_of_one_mailbox_are_reported_not_merged(
+    fresh_source: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(fresh_source) as conn:
+        expected = create_prisma_platform(conn, seed=11)
+        first, second = add_email_collision(conn)
+    target = str(tmp_path / "data")
+    result = run("import-sql", "--prisma", fresh_source, target, cwd=tmp_path, code=1)
+    assert "1 rows were rejected" in result.output
+    assert "Data integrity: PASS" in result.output  # what was imported checks out
+    rejects = [
+        orjson.loads(line)
+        for line in (tmp_path / "import-sql.rejects.jsonl").read_bytes().splitlines()
+    ]
+    assert [(r["collection"], r["row_id"]) for r in rejects] == [("users", second)]
+    assert first in rejects[0]["reason"]
+    with hutch.open(target, plugins=PLUGINS) as db:
+        assert db.store.get_row_count("users") == expected.counts["User"]
+        assert db.store.has_row("users", first)
+        assert not db.store.has_row("users", second)
+
+
+def test_a_dry_run_reads_and_reports_and_writes_nothing(
+    prisma: tuple[str, Expected], tmp_path: Path
+) -> None:
+    url, expected = prisma
+    result = run(
+        "import-sql", "--prisma", "--dry-run", "--json", url, str(tmp_path / "data"), cwd=tmp_path
+    )
+    assert not (tmp_path / "data").exists()
+    report = orjson.loads(result.output)
+    assert report["target"] is None
+    counts = {row["table"]: row["source_rows"] for row in report["tables"]}
+    assert counts["User"] == expected.counts["User"]
+    assert "_prisma_migrations" not in counts
+
+
+def test_tables_and_skip_choose_what_is_imported(
+    prisma: tuple[str, Expected], tmp_path: Path
+) -> None:
+    url, expected = prisma
+    target = str(tmp_path / "data")
+    run(
+        "import-sql",
+        "--prisma",
+        "--tables",
+        "User,Session",
+        "--skip",
+        "Session",
+        url,
+        target,
+        cwd=tmp_path,
+    )
+    with hutch.open(target) as db:
+        assert db.store.get_table_ids() == ["users"]
+        assert db.store.get_row_count("users") == expected.counts["User"]
+    unknown = run(
+        "import-sql", url, str(tmp_path / "other"), "--tables", "Nope", code=1, cwd=tmp_path
+    )
+    assert "has no table 'Nope'" in unknown.output
+    assert "User" in unknown.output  # the tables it has
+
+
+def test_an_import_refuses_a_target_that_holds_rows_there(
+    prisma: tuple[str, Expected], tmp_path: Path
+) -> None:
+    url, _ = prisma
+    target = str(tmp_path / "data")
+    with hutch.open(target) as db:
+        db.store.set_row("users", "someone", {"email": "a@example.org"})
+    result = run("import-sql", "--prisma", url, target, code=1, cwd=tmp_path)
+    assert "import into an empty store" in result.output
+    with hutch.open(target) as db:
+        assert db.store.get_row_ids("users") == ["someone"]
+
+
+# -- a schema no ORM made ----------------------------------------------------------------------
+
+
+def test_a_generic_schema_with_a_composite_key_and_arrays(
+    fresh_source: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(fresh_source) as conn:
+        counts = create_generic(conn)
+    target = str(tmp_path / "data")
+    result = run("import-sql", fresh_source, target, cwd=tmp_path, code=1)
+    assert "Data integrity: PASS" in result.output
+    # One customer's jsonb holds an integer beyond 64 bits, which no backend stores exactly:
+    # rejected, and the rows pointing at it with it.
+    first, *others = [
+        orjson.loads(line)
+        for line in (tmp_path / "import-sql.rejects.jsonl").read_bytes().splitlines()
+    ]
+    assert (first["collection"], first["row_id"]) == ("customers", "2")
+    assert "outside the 64-bit signed range" in first["reason"]
+    assert others
+    assert all("points at" in reject["reason"] for reject in others)
+    rejected = [reject["collection"] for reject in (first, *others)]
+    with hutch.open(target) as db:
+        names = {"Odd Name": "Odd_Name"}
+        for table, count in counts.items():
+            name = names.get(table, table)
+            assert db.store.get_row_count(name) == count - rejected.count(name), table
+
+        for row_id, tags, scores, balance, avatar, external, joined in _source_rows(
+            fresh_source,
+            "SELECT id, tags, scores, balance::text, avatar, external_id::text, joined "
+            "FROM customers",
+        ):
+            row = db.store.get_row("customers", str(row_id))
+            if row_id == 2:
+                assert row is None
+                continue
+            assert row is not None
+            assert row.get("tags") == tags
+            assert row.get("scores") == scores
+            assert row.get("balance") == balance
+            assert row.get("avatar") == (
+                None if avatar is None else base64.b64encode(avatar).decode()
+            )
+            assert row.get("external_id") == external
+            assert row.get("joined") == (
+                None if joined is None else joined.astimezone(UTC).isoformat()
+            )
+
+        # The composite key gives each line a derived id; the link to its order is the
+        # order's row id, as text.
+        for order_id, line_no, product in _source_rows(
+            fresh_source, "SELECT order_id, line_no, product FROM order_lines"
+        ):
+            row = db.store.get_row("order_lines", derived_id([str(order_id), line_no]))
+            assert row is not None
+            assert (row["order_id"], row["line_no"], row["product"]) == (
+                str(order_id),
+                line_no,
+                product,
+            )
+
+
+def test_a_value_json_cannot_hold_is_rejected_and_the_rest_imports(
+    fresh_source: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute("CREATE TABLE readings (id int PRIMARY KEY, value float8, at timestamptz)")
+        conn.execute(
+            "INSERT INTO readings VALUES (1, 1.5, now()), (2, 'NaN', now()), "
+            "(3, 2.5, 'infinity'), (4, NULL, NULL)"
+        )
+    target = str(tmp_path / "data")
+    rejects = tmp_path / "rejected.jsonl"
+    result = run(
+        "import-sql", fresh_source, target, "--rejects", str(rejects), code=1, cwd=tmp_path
+    )
+    assert "2 rows were rejected" in result.output
+    assert "Data integrity: PASS" in result.output
+    lines = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert len(lines) == 2
+    assert all(line["collection"] == "readings" for line in lines)
+    with hutch.open(target) as db:
+        assert db.store.get_row_ids("readings") == ["1", "4"]
+    again = run(
+        "import-sql",
+        fresh_source,
+        str(tmp_path / "again"),
+        "--rejects",
+        str(rejects),
+        code=1,
+        cwd=tmp_path,
+    )
+    assert "exists already" in again.output  # a reject file is never replaced
+
+
+def test_the_check_finds_a_store_that_parted_from_the_source(
+    fresh_source: str, tmp_path: Path
+) -> None:
+    """The check after an import, run again on a store changed since: it names each part."""
+    with psycopg.connect(fresh_source) as conn:
+        create_generic(conn)
+    target = str(tmp_path / "data")
+    run("import-sql", fresh_source, target, cwd=tmp_path, code=1)  # (a customer rejected)
+    with hutch.open(target) as db, load.source(fresh_source) as conn:
+        schema = read_schema(conn, "public")
+        planned = plans(schema, sorted(schema.tables), prisma=False)
+        done: list[load.Imported] = []
+        for plan in planned:
+            table = load.read_table(
+                conn,
+                fresh_source,
+                "public",
+                plan,
+                {t.plan.table.name: t for t in done},
+                lambda _: None,
+            )
+            done.append(table)
+        assert check(conn, fresh_source, "public", db, done, models=[], sample=100).passed
+
+        first_order = db.store.get_row_ids("orders")[0]
+        db.store.set_cell("orders", first_order, "total", "0.01")
+        line = db.store.get_row_ids("order_lines")[0]
+        db.store.set_cell("order_lines", line, "order_id", "999999")
+        db.store.del_row("tags_by_day", db.store.get_row_ids("tags_by_day")[0])
+        report = check(conn, fresh_source, "public", db, done, models=[], sample=100)
+    assert not report.passed
+    problems = "\n".join(report.problems)
+    assert f"row {first_order!r}: the fields total differ" in problems
+    assert "finds no row in 'orders'" in problems
+    assert "collection 'tags_by_day': the store holds" in problems
+
+
+def test_a_source_that_cannot_be_reached_is_a_clear_error_hiding_its_password(
+    pg_cluster: Cluster, tmp_path: Path
+) -> None:
+    url = pg_cluster.url().replace(f":{pg_cluster.port}/", ":1/")
+    result = run("import-sql", url, str(tmp_path / "data"), code=1, cwd=tmp_path)
+    assert "could not connect to the source" in result.output
+    password = pg_cluster.url().split("@")[0].rpartition(":")[2]
+    assert password not in result.output
+    wrong = run("import-sql", "sqlite:///x.db", str(tmp_path / "data"), code=1, cwd=tmp_path)
+    assert "must be a postgresql:// URL" in wrong.output
+
+
+def test_odd_keys_get_derived_ids_and_every_row_imports(fresh_source: str, tmp_path: Path) -> None:
+    """Keys that are no row ids: composite with a column called id, text the id rules
+    refuse, an array, no key at all with rows alike; and a link to a table left out."""
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute(
+            "CREATE TABLE pairs (id int, part text, note text, PRIMARY KEY (id, part));"
+            "CREATE TABLE words (word text PRIMARY KEY, seen int);"
+            "CREATE TABLE notes (id serial PRIMARY KEY, word text REFERENCES words (word));"
+            "CREATE TABLE loose (a int, b text);"
+            "INSERT INTO pairs VALUES (1, 'x', 'one'), (1, 'y', 'two');"
+            "INSERT INTO words VALUES ('hello world', 1), ('ok', 2), ('é', 3);"
+            "INSERT INTO notes (word) VALUES ('hello world'), ('ok'), (NULL);"
+            "INSERT INTO loose VALUES (1, 'same'), (1, 'same'), (2, NULL);"
+        )
+    target = str(tmp_path / "data")
+    result = run("import-sql", "--skip", "words", fresh_source, target, cwd=tmp_path)
+    assert "Data integrity: PASS" in result.output
+    with hutch.open(target) as db:
+        pairs = db.store.get_table("pairs")
+        assert pairs == {
+            derived_id([1, "x"]): {"source_id": 1, "part": "x", "note": "one"},
+            derived_id([1, "y"]): {"source_id": 1, "part": "y", "note": "two"},
+        }
+        notes = db.store.get_table("notes")
+        # the word is a link (to a table not imported): its row id, derived where the text
+        # is none
+        assert sorted(str(row.get("word")) for row in notes.values()) == [
+            "None",
+            derived_id(["hello world"]),
+            "ok",
+        ]
+        loose = db.store.get_table("loose")
+        assert len(loose) == 3
+        twins = [row_id for row_id, row in loose.items() if row == {"a": 1, "b": "same"}]
+        assert sorted(twins) == sorted(
+            [twins[0].removesuffix("-2"), twins[0].removesuffix("-2") + "-2"]
+        )
+    full = run("import-sql", fresh_source, str(tmp_path / "all"), cwd=tmp_path)
+    assert "Data integrity: PASS" in full.output
+    with hutch.open(str(tmp_path / "all")) as db:
+        assert sorted(db.store.get_row_ids("words")) == sorted(
+            [derived_id(["hello world"]), derived_id(["é"]), "ok"]
+        )
