@@ -295,6 +295,11 @@ def test_a_value_json_cannot_hold_is_rejected_and_the_rest_imports(
     lines = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
     assert len(lines) == 2
     assert all(line["collection"] == "readings" for line in lines)
+    reasons = sorted(line["reason"] for line in lines)
+    assert "column 'at'" in reasons[0]
+    assert "infinity" in reasons[0]
+    assert "column 'value'" in reasons[1]
+    assert "nan" in reasons[1]
     with hutch.open(target) as db:
         assert db.store.get_row_ids("readings") == ["1", "4"]
     again = run(

@@ -87,7 +87,10 @@ class Plan:
         row: Row = {}
         row_id = None
         for field, value in zip(self.fields, values, strict=True):
-            converted = field.convert(value)
+            try:
+                converted = field.convert(value)
+            except NotJSON as error:
+                raise NotJSON(f"column {field.column.name!r}: {error}") from None
             if field.column.name == self.id_column:
                 row_id = id_for(converted)
             if field.kept:
