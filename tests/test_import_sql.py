@@ -23,7 +23,6 @@ from prisma_source import (
 import hutch
 from hutch.cli import cli
 from hutch.contrib.import_sql import load
-from hutch.contrib.import_sql.catalog import read_schema
 from hutch.contrib.import_sql.check import check
 from hutch.contrib.import_sql.plan import derived_id, plans
 from hutch.plugins.auth import AuthAdapter, hash_token
@@ -233,7 +232,7 @@ def test_a_generic_schema_with_a_composite_key_and_arrays(
     assert (first["collection"], first["row_id"]) == ("customers", "2")
     assert "outside the 64-bit signed range" in first["reason"]
     assert others
-    assert all("points at" in reject["reason"] for reject in others)
+    assert all("names no row of 'customers'" in reject["reason"] for reject in others)
     rejected = [reject["collection"] for reject in (first, *others)]
     with hutch.open(target) as db:
         names = {"Odd Name": "Odd_Name"}
@@ -317,38 +316,47 @@ def test_a_value_json_cannot_hold_is_rejected_and_the_rest_imports(
 def test_the_check_finds_a_store_that_parted_from_the_source(
     fresh_source: str, tmp_path: Path
 ) -> None:
-    """The check after an import, run again on a store changed since: it names each part."""
+    """The check that ends an import, run on a store changed since, the way a conversion
+    gone wrong would change it: it names each row and field (the source's side is read by
+    PostgreSQL's to_jsonb, not by the import's conversions)."""
     with psycopg.connect(fresh_source) as conn:
         create_generic(conn)
-    target = str(tmp_path / "data")
-    run("import-sql", fresh_source, target, cwd=tmp_path, code=1)  # (a customer rejected)
-    with hutch.open(target) as db, load.source(fresh_source) as conn:
-        schema = read_schema(conn, "public")
+    with hutch.open(str(tmp_path / "data")) as db, load.source(fresh_source) as source:
+        schema = source.read_schema()
         planned = plans(schema, sorted(schema.tables), prisma=False)
-        done: list[load.Imported] = []
-        for plan in planned:
-            table = load.read_table(
-                conn,
-                fresh_source,
-                "public",
-                plan,
-                {t.plan.table.name: t for t in done},
-                lambda _: None,
-            )
-            done.append(table)
-        assert check(conn, fresh_source, "public", db, done, models=[], sample=100).passed
+        done = [load.read_table(source, plan, n, lambda _: None) for n, plan in enumerate(planned)]
+        load.reject_orphans(done)  # (customer 2's JSON holds an integer beyond 64 bits)
+        load.write(db, done)
+        assert check(source, db, done, models=[], sample=100).passed
 
-        first_order = db.store.get_row_ids("orders")[0]
-        db.store.set_cell("orders", first_order, "total", "0.01")
-        line = db.store.get_row_ids("order_lines")[0]
-        db.store.set_cell("order_lines", line, "order_id", "999999")
-        db.store.del_row("tags_by_day", db.store.get_row_ids("tags_by_day")[0])
-        report = check(conn, fresh_source, "public", db, done, models=[], sample=100)
+        store = db.store
+        customer = store.get_row("customers", "1")
+        assert customer is not None
+        assert isinstance(customer["joined"], str)
+        store.set_row(
+            "customers",
+            "1",
+            {
+                **customer,
+                "balance": customer["balance"] + "1",  # '1.50' -> '1.501'
+                "joined": customer["joined"].replace(":", ";", 1),
+                "tags": [*customer["tags"][:-1], "changed"],
+                "scores": None if customer["scores"] else [0],
+            },
+        )
+        first_order = store.get_row_ids("orders")[0]
+        store.set_cell("orders", first_order, "total", "0.01")
+        store.set_cell("order_lines", store.get_row_ids("order_lines")[0], "order_id", "999999")
+        store.del_row("tags_by_day", store.get_row_ids("tags_by_day")[0])
+        report = check(source, db, done, models=[], sample=100)
     assert not report.passed
     problems = "\n".join(report.problems)
-    assert f"row {first_order!r}: the fields total differ" in problems
-    assert "finds no row in 'orders'" in problems
-    assert "collection 'tags_by_day': the store holds" in problems
+    assert "collection 'customers', row '1': tags, scores, balance, joined differ" in problems, (
+        problems
+    )
+    assert f"collection 'orders', row {first_order!r}: total differ" in problems
+    assert "names no row of 'orders'" in problems
+    assert "table 'tags_by_day': the source holds 6 rows; the store holds 5" in problems
 
 
 def test_a_source_that_cannot_be_reached_is_a_clear_error_hiding_its_password(
@@ -406,3 +414,157 @@ def test_odd_keys_get_derived_ids_and_every_row_imports(fresh_source: str, tmp_p
         assert sorted(db.store.get_row_ids("words")) == sorted(
             [derived_id(["hello world"]), derived_id(["é"]), "ok"]
         )
+
+
+def _import(source: str, tmp_path: Path, *options: str, code: int = 0) -> tuple[Result, Path]:
+    target = tmp_path / "data"
+    return run("import-sql", *options, source, str(target), cwd=tmp_path, code=code), target
+
+
+def _rejects(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = (tmp_path / "import-sql.rejects.jsonl").read_bytes().splitlines()
+    return [orjson.loads(line) for line in lines]
+
+
+def test_no_value_is_lost_to_an_id(fresh_source: str, tmp_path: Path) -> None:
+    """An id column whose text is no row id keeps its value as source_id, and a table of
+    one column keeps it too (a row of no cells would be no row)."""
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute(
+            "CREATE TABLE tags (id text PRIMARY KEY, n int);"
+            "CREATE TABLE nums (id int PRIMARY KEY, label text);"
+            "CREATE TABLE lone (id int PRIMARY KEY);"
+            "INSERT INTO tags VALUES ('hello world', 1), ('a/b', 2), ('plain', 3);"
+            "INSERT INTO nums VALUES (-1, 'system'), (7, 'seven');"
+            "INSERT INTO lone VALUES (1), (2);"
+        )
+    result, target = _import(fresh_source, tmp_path)
+    assert "Data integrity: PASS" in result.output
+    with hutch.open(target) as db:
+        assert db.store.get_table("tags") == {
+            derived_id(["hello world"]): {"source_id": "hello world", "n": 1},
+            derived_id(["a/b"]): {"source_id": "a/b", "n": 2},
+            "plain": {"n": 3},
+        }
+        assert db.store.get_table("nums") == {
+            derived_id([-1]): {"source_id": -1, "label": "system"},
+            "7": {"label": "seven"},
+        }
+        assert db.store.get_table("lone") == {"1": {"source_id": 1}, "2": {"source_id": 2}}
+
+
+def test_foreign_keys_of_several_columns_and_cycles_reject_what_names_a_rejected_row(
+    fresh_source: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute(
+            "CREATE TABLE p (a int, b int, at timestamp, PRIMARY KEY (a, b));"
+            "CREATE TABLE c (id int PRIMARY KEY, a int, b int, FOREIGN KEY (a, b) REFERENCES p);"
+            "INSERT INTO p VALUES (1, 1, 'infinity'), (1, 2, now());"
+            "INSERT INTO c VALUES (1, 1, 1), (2, 1, 2), (3, NULL, 1);"
+            "CREATE TABLE x (id int PRIMARY KEY, y_id int);"
+            "CREATE TABLE y (id int PRIMARY KEY, x_id int REFERENCES x, day date);"
+            "ALTER TABLE x ADD FOREIGN KEY (y_id) REFERENCES y DEFERRABLE INITIALLY DEFERRED;"
+            "BEGIN; INSERT INTO x VALUES (1, 10), (2, 20); "
+            "INSERT INTO y VALUES (10, 2, 'infinity'), (20, 1, '2024-01-01'); COMMIT;"
+        )
+    result, target = _import(fresh_source, tmp_path, code=1)
+    assert "Data integrity: PASS" in result.output
+    rejected = sorted(((r["collection"], r["row_id"]) for r in _rejects(tmp_path)), key=str)
+    # p's infinite row, c's row naming it; y's infinite row, x's row naming it, and then
+    # y's row naming that one, and x's row naming that...: the whole cycle.
+    assert ("c", "1") in rejected
+    assert ("x", "1") in rejected
+    assert [r for r in rejected if r[0] == "p"] == [("p", None)]
+    with hutch.open(target) as db:
+        assert sorted(db.store.get_row_ids("c")) == ["2", "3"]
+        assert (
+            db.store.get_row_count("x")
+            + db.store.get_row_count("y")
+            + len([r for r in rejected if r[0] in ("x", "y")])
+            == 4
+        )
+
+
+def test_keys_postgresql_takes_for_equal_name_one_row(fresh_source: str, tmp_path: Path) -> None:
+    """numeric 1 and 1.000, varchar 'ab' and char(5) 'ab   ': one row, as in PostgreSQL; and
+    rows of tables that inherit from a table are theirs, not its."""
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute(
+            "CREATE TABLE p (id numeric(10,2) PRIMARY KEY, x int);"
+            "CREATE TABLE c (id int PRIMARY KEY, pid numeric REFERENCES p);"
+            "INSERT INTO p VALUES (1, 0); INSERT INTO c VALUES (1, 1), (2, 1.000);"
+            "CREATE TABLE p2 (id char(5) PRIMARY KEY, x int);"
+            "CREATE TABLE c2 (id int PRIMARY KEY, pid varchar REFERENCES p2);"
+            "INSERT INTO p2 VALUES ('ab', 1); INSERT INTO c2 VALUES (1, 'ab');"
+            "CREATE TABLE base (id int PRIMARY KEY, x text);"
+            "CREATE TABLE derived (extra text) INHERITS (base);"
+            "INSERT INTO base VALUES (1, 'base');"
+            "INSERT INTO derived VALUES (1, 'd', 'e'), (2, 'd', 'e');"
+        )
+    result, target = _import(fresh_source, tmp_path)
+    assert "Data integrity: PASS" in result.output
+    with hutch.open(target) as db:
+        assert {row["pid"] for row in db.store.get_table("c").values()} == {"1.00"}
+        assert db.store.get_row_ids("p") == ["1.00"]
+        (link,) = [row["pid"] for row in db.store.get_table("c2").values()]
+        assert db.store.has_row("p2", link)
+        assert db.store.get_table("base") == {"1": {"x": "base"}}
+        assert db.store.get_row_count("derived") == 2
+
+
+def test_rejects_never_show_secrets(fresh_source: str, tmp_path: Path) -> None:
+    """A user rejected (a second spelling of a mailbox), with a password hash and OAuth tokens
+    on the rows that go with it: none of them reaches the reject file."""
+    with psycopg.connect(fresh_source) as conn:
+        create_prisma_platform(conn, seed=3)
+        _, second = add_email_collision(conn)
+        conn.execute(
+            """UPDATE "User" SET "passwordHash" = '$argon2id$v=19$SECRET-HASH' WHERE id = %s""",
+            (second,),
+        )
+        conn.execute(
+            """INSERT INTO "Account" ("userId", type, provider, "providerAccountId",
+            access_token, refresh_token, id_token, "updatedAt")
+            VALUES (%s, 'oauth', 'github', '999', 'gho_SECRET', 'ghr_SECRET', 'eyJSECRET',
+            now())""",
+            (second,),
+        )
+        conn.execute(
+            """INSERT INTO "Session" ("sessionToken", "userId", expires, "updatedAt")
+            VALUES ('raw-SECRET-token', %s, now() + interval '1 day', now())""",
+            (second,),
+        )
+        conn.commit()
+    _import(fresh_source, tmp_path, "--prisma", code=1)
+    text = (tmp_path / "import-sql.rejects.jsonl").read_text()
+    assert {r["collection"] for r in _rejects(tmp_path)} == {"users", "accounts", "sessions"}
+    assert "SECRET" not in text
+    assert "<secret>" in text
+
+
+def test_hostile_values_are_rejected_not_crashed_on(fresh_source: str, tmp_path: Path) -> None:
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute(
+            "CREATE TABLE deep (j jsonb);"
+            "INSERT INTO deep VALUES ((repeat('[', 300) || repeat(']', 300))::jsonb), ('1');"
+            "CREATE TABLE prices (id int PRIMARY KEY, j jsonb);"
+            """INSERT INTO prices VALUES (1, '{"p": 19.999999999999999999}'), (2, '{"p": 1.5}')"""
+        )
+    result, target = _import(fresh_source, tmp_path, code=1)
+    assert "Data integrity: PASS" in result.output
+    reasons = {r["collection"]: r["reason"] for r in _rejects(tmp_path)}
+    assert "prices" in reasons
+    assert "more digits than a float keeps" in reasons["prices"]
+    assert "deep" in reasons
+    with hutch.open(target) as db:
+        assert db.store.get_table("prices") == {"2": {"j": {"p": 1.5}}}
+        assert db.store.get_row_count("deep") == 1
+
+
+def test_a_source_that_is_no_url_is_not_echoed(tmp_path: Path) -> None:
+    result = run(
+        "import-sql", "host=127.0.0.1 password=SECRETPW dbname=x", "data", cwd=tmp_path, code=1
+    )
+    assert "must be a postgresql:// URL" in result.output
+    assert "SECRETPW" not in result.output

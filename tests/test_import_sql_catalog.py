@@ -249,12 +249,13 @@ def test_select_expressions_quote_and_cast() -> None:
         return Column(name=name, type="?", kind=kind, array=array, not_null=False)
 
     assert select_expression(column("createdAt", "int")) == '"createdAt"'
-    assert select_expression(column('say "hi"', "text", array=True)) == '"say ""hi"""'
+    assert select_expression(column('say "hi"', "text", array=True)) == '"say ""hi"""::text[]'
     assert select_expression(column("at", "timestamptz")) == '"at"::text'
     assert select_expression(column("at", "timestamptz", array=True)) == '"at"::text[]'
     assert select_expression(column("n", "numeric")) == '"n"::text'
-    assert select_expression(column("ip", "other")) == '(ARRAY["ip"]::text::text[])[1]'
-    assert select_expression(column("ip", "other", array=True)) == '"ip"::text::text[]'
+    assert select_expression(column("ip", "other")) == 'to_jsonb("ip")::text'
+    assert select_expression(column("ip", "other", array=True)) == 'to_jsonb("ip")::text'
+    assert select_expression(column("n", "numeric"), 'CAST("n" AS int)') == 'CAST("n" AS int)::text'
     with pytest.raises(ValueError, match="kind 'money'"):
         select_expression(column("m", "money"))
     with pytest.raises(ValueError, match="kind 'money'"):
@@ -687,6 +688,8 @@ def test_uuid_enum_interval_inet_and_time_as_text(conn: Connection[Any]) -> None
 
 
 def test_other_kinds_are_printed_as_psql_shows_them(conn: Connection[Any]) -> None:
+    """Each value as its type's output function prints it (composite values as objects of
+    their fields), in arrays too, whatever the array's delimiter (box's is ';')."""
     conn.execute("CREATE TYPE pair AS (a int, b text)")
     conn.execute('CREATE TABLE t (n int, ips inet[], p pair, ps pair[], c "char", m money)')
     conn.execute(
@@ -703,15 +706,82 @@ def test_other_kinds_are_printed_as_psql_shows_them(conn: Connection[Any]) -> No
         ("other", False),
     ]
     first, second = sorted(converted(conn, table), key=lambda row: row["n"])
-    assert first == {"n": 1, "ips": ["::1", None], "p": "(,)", "ps": None, "c": "x", "m": "$1.50"}
+    assert first == {
+        "n": 1,
+        "ips": ["::1", None],
+        "p": {"a": None, "b": None},
+        "ps": None,
+        "c": "x",
+        "m": "$1.50",
+    }
     assert second == {
         "n": 2,
         "ips": [["10.0.0.1/8", "1.2.3.4"], [None, "::1/64"]],
-        "p": '(1,"a ""b"", c")',
-        "ps": ["(2,)", None],
+        "p": {"a": 1, "b": 'a "b", c'},
+        "ps": [{"a": 2, "b": None}, None],
         "c": None,
         "m": None,
     }
+    conn.execute("CREATE TABLE boxes (b box, bs box[])")
+    conn.execute(
+        "INSERT INTO boxes VALUES "
+        "('((1,1),(0,0))', ARRAY['((1,1),(0,0))'::box, '((3,3),(2,2))'::box])"
+    )
+    (boxes,) = converted(conn, schema_of(conn).tables["boxes"])
+    assert boxes == {"b": "(1,1),(0,0)", "bs": ["(1,1),(0,0)", "(3,3),(2,2)"]}
+
+
+def test_arrays_of_domains_are_lists(conn: Connection[Any]) -> None:
+    for name, base in (
+        ("dtext", "text"),
+        ("dint", "int"),
+        ("dflt", "float8"),
+        ("dbool", "bool"),
+        ("dbytes", "bytea"),
+    ):
+        conn.execute(f"CREATE DOMAIN {name} AS {base}")
+    conn.execute("CREATE TABLE d (t dtext[], i dint[], f dflt[], b dbool[], y dbytes[])")
+    conn.execute(
+        """INSERT INTO d VALUES ('{a,"b c",NULL}', '{{1,2},{3,NULL}}', '{1.5,-0,NaN}',
+        '{t,NULL}', ARRAY[decode('0102', 'hex')]::dbytes[])"""
+    )
+    conn.execute("DELETE FROM d")  # a NaN rejects its row: one without it
+    conn.execute(
+        """INSERT INTO d VALUES ('{a,"b c",NULL}', '{{1,2},{3,NULL}}', '{1.5,-0}',
+        '{t,NULL}', ARRAY[decode('0102', 'hex')]::dbytes[])"""
+    )
+    (row,) = converted(conn, schema_of(conn).tables["d"])
+    assert row == {
+        "t": ["a", "b c", None],
+        "i": [[1, 2], [3, None]],
+        "f": [1.5, -0.0],
+        "b": [True, None],
+        "y": ["AQI="],
+    }
+    nan = Column("f", "dflt[]", "float", True, False)
+    with pytest.raises(NotJSON, match="nan"):
+        converter(nan)(["1.5", "NaN"])
+
+
+def test_json_numbers_a_float_cannot_hold_exactly_are_refused() -> None:
+    json_column = Column("j", "jsonb", "json", False, False)
+    read = converter(json_column)
+    assert read('{"a": 0.1, "b": 1.0, "c": 1e300, "d": 12345678901234567890}') == {
+        "a": 0.1,
+        "b": 1.0,
+        "c": 1e300,
+        "d": 12345678901234567890,
+    }
+    assert read("[-9223372036854775809]") == [-9223372036854775809]  # (hutch's write refuses)
+    for inexact in (
+        "0.1000000000000000000001",
+        '{"price": 19.999999999999999999}',
+        "123456789.123456789123",
+        "1e-400",
+        "1e400",
+    ):
+        with pytest.raises(NotJSON, match="more digits than a float keeps"):
+            read(inexact)
 
 
 def test_columns_are_frozen_values() -> None:

@@ -18,7 +18,7 @@ from hutch.cli import (
     output_options,
     text_table,
 )
-from hutch.config import parse_url, redact_text
+from hutch.config import redact_text
 from hutch.exchange import Reject, write_rejects
 from hutch.verify import Report
 
@@ -91,29 +91,31 @@ def import_sql(
     models = list(chosen_models())
     if prisma:
         models += _prisma_models()
-    with load.source(source) as conn:
-        found = load.read_source_schema(conn, source, schema)
+    with load.source(source, schema) as reading:
+        found = reading.read_schema()
         left_out = skipped_by_convention(found, prisma=prisma)
-        names = _chosen(found, tables, skip, left_out)
-        planned = plans(found, names, prisma=prisma, models=models)
+        planned = plans(found, _chosen(found, tables, skip, left_out), prisma=prisma, models=models)
         if dry_run:
-            done = _read_all(conn, source, schema, planned, out)
-            report = None
-        else:
-            plugins = PRISMA_PLUGINS if prisma else ()
-            with open_target(url, plugins=plugins) as db:
-                load.check_target(db, planned)
-                done = _read_all(conn, source, schema, planned, out)
-                refused = [reject for table in done for reject in table.rejects]
-                if refused:  # before the import commits: no rejected row goes unreported
-                    write_rejects(where, refused)
-                load.write(db, done)
-                report = check(conn, source, schema, db, done, models=models, sample=sample)
-                shown = db.url
+            done = _read_all(reading, planned, out)
+            refused = _refused(done, where)
+            _result(out, done, left_out, None, None, where, refused)
+            return
+        with open_target(url, plugins=PRISMA_PLUGINS if prisma else ()) as db:
+            load.check_target(db, planned)
+            done = _read_all(reading, planned, out)
+            refused = _refused(done, where)  # before the import commits: none goes unreported
+            load.write(db, done)
+            report = check(reading, db, done, models=models, sample=sample)
+            target = db.url
+    _result(out, done, left_out, report, target, where, refused)
+
+
+def _refused(done: Sequence[Imported], where: Path) -> list[Reject]:
+    """Every table's rejects, written to ``where`` if there are any."""
     refused = [reject for table in done for reject in table.rejects]
-    if refused and dry_run:
+    if refused:
         write_rejects(where, refused)
-    _result(out, done, left_out, report, None if dry_run else shown, where, refused)
+    return refused
 
 
 def _prisma_models() -> list[type[Model]]:
@@ -143,19 +145,20 @@ def _names(given: str | None) -> list[str]:
     return [name.strip() for name in (given or "").split(",") if name.strip()]
 
 
-def _read_all(
-    conn: Any, source: str, schema: str, planned: Sequence[Plan], out: Output
-) -> list[Imported]:
-    done: dict[str, Imported] = {}
-    for plan in planned:
+def _read_all(reading: load.Source, planned: Sequence[Plan], out: Output) -> list[Imported]:
+    """Every table, in the plans' order; then the rows whose foreign keys name rows that
+    are not imported are rejected too."""
+    done = []
+    for number, plan in enumerate(planned):
         label = f"{plan.table.name} -> {plan.collection}"
         with out.step(label, plan.table.estimated_rows) as advance:
-            table = load.read_table(conn, source, schema, plan, done, advance)
-        done[plan.table.name] = table
+            table = load.read_table(reading, plan, number, advance)
+        done.append(table)
         state = f"left out: {plan.dropped}" if plan.dropped else f"{len(table.rows)} rows"
         rejected = f", {len(table.rejects)} rejected" if table.rejects else ""
         out.say(f"{label}: {table.read} read, {state}{rejected}")
-    return list(done.values())
+    load.reject_orphans(done)
+    return done
 
 
 def _result(
@@ -172,14 +175,14 @@ def _result(
             table.plan.table.name,
             table.plan.collection,
             table.read,
-            "-" if table.plan.dropped else len(table.rows),
+            table.written or len(table.rows),  # (a dry run: what would be)
             len(table.rejects),
         )
         for table in done
     ]
     lines = [text_table(rows, ("table", "collection", "source rows", "imported", "rejected"))]
     notes = {
-        **{name: why for name, why in left_out.items()},
+        **left_out,
         **{t.plan.table.name: t.plan.dropped for t in done if t.plan.dropped is not None},
     }
     lines += [f"Left out {name!r}: {why}." for name, why in notes.items()]
@@ -211,7 +214,3 @@ def _result(
         raise click.exceptions.Exit(INTEGRITY_FAILED)
     if refused:
         raise click.exceptions.Exit(1)
-
-
-def redacted(url: str) -> str:
-    return parse_url(url).redacted()

@@ -7,13 +7,18 @@ whose text is a valid row id (an integer, a uuid, a cuid...) is the row id
 itself, and no field repeats it when the column is called ``id``. Any other key
 (composite, or text that breaks hutch's id rules) gives a derived id: ``k`` and
 40 hex digits of the SHA-256 of the key's JSON, the same for the same key on
-every run; an ``id`` column that is then not the row id is kept as the field
-``source_id``. Rows of a table without any key are told apart by their
-content (identical rows: ``-2``, ``-3``...; see :mod:`.load`).
+every run. A column called ``id`` keeps its value in the field ``source_id``
+wherever the row id is not its text (a derived id, another key, a table of no
+other column): no value is lost to an id. Rows of a table without any key are
+told apart by their content (identical rows: ``-2``, ``-3``...; see
+:mod:`.load`).
 
 Links. A foreign key of one column that points at the other table's row id
 holds that row's id as text in the child's field (an integer 42 is ``"42"``),
-so that relationships and the models' relations resolve it as hutch does.
+so that relationships and the models' relations resolve it as hutch does. The
+column is read as the other table's key type, so that values PostgreSQL takes
+for equal (``1`` and ``1.00`` in ``numeric``, ``'ab'`` and ``char(5)``'s
+``'ab   '``) name the same row.
 
 Prisma (``--prisma``). Implicit many-to-many tables (``_ProjectToTeam``, with
 columns ``A`` and ``B``) become collections of links: ``project_teams`` with
@@ -41,7 +46,7 @@ from hutch.models import spec_of
 
 from .catalog import Column, ForeignKey, Schema, Table
 from .naming import PRISMA_TABLES, collection_name, field_name, plural, snake
-from .values import NotJSON, converter
+from .values import NotJSON, converter, select_expression
 
 #: What a source ``id`` column is called where it is not the row id ("id" is the row id's).
 SOURCE_ID = "source_id"
@@ -58,11 +63,13 @@ _IMPLICIT_JOIN = re.compile(r"_([A-Z][A-Za-z0-9]*)To([A-Z][A-Za-z0-9]*)")
 
 @attrs.frozen
 class Field:
-    """A column as a field: its name in the row, how its value becomes JSON, and whether the
-    row keeps it (an ``id`` column that is the row id is not repeated as a field)."""
+    """A column as a field: its name in the row, the SQL that selects it, how its value
+    becomes JSON, and whether the row keeps it (an ``id`` column whose text is the row id
+    is not repeated as a field)."""
 
     column: Column
     name: str
+    select: str
     convert: Callable[[Any], Any]
     kept: bool = True
     parent: str | None = None  # the source table whose row id a link field holds
@@ -80,6 +87,13 @@ class Plan:
     model: type[Model] | None = None
     dropped: str | None = None  # why the table's rows are left out, if they are
     hashed: frozenset[str] = frozenset()  # fields stored as hash_token(text)
+    secret: frozenset[str] = frozenset()  # fields no reject file shows (hashed, the model's)
+
+    def field_of(self, column: str) -> Field:
+        for field in self.fields:
+            if field.column.name == column:
+                return field
+        raise KeyError(column)
 
     def row(self, values: Sequence[Any]) -> tuple[str, Row]:
         """The row id and row of a source row (``values``: one per field, as selected);
@@ -93,6 +107,8 @@ class Plan:
                 raise NotJSON(f"column {field.column.name!r}: {error}") from None
             if field.column.name == self.id_column:
                 row_id = id_for(converted)
+                if not field.kept and row_id != key_text(converted):  # (derived)
+                    row[SOURCE_ID] = converted
             if field.kept:
                 row[field.name] = converted
         if row_id is not None:
@@ -100,17 +116,25 @@ class Plan:
         return derived_id([row[name] for name in self.key] if self.key else row), row
 
 
+def key_text(value: Any) -> str:
+    """A key's value as text: a string as it is, anything else as its JSON."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
 def id_for(value: Any) -> str:
     """The row id of a row whose key is ``value`` (converted): its text where that is a valid
     row id, else derived from it."""
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = key_text(value)
     return text if is_row_id(text) else derived_id([value])
 
 
 def derived_id(key: Any) -> str:
     """A row id for a key that is not one: ``k`` and 40 hex digits of its JSON's SHA-256."""
-    digest = hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return "k" + digest[:40]
+    try:
+        text = orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:  # (nested deeper than orjson writes)
+        raise NotJSON("the row is nested too deep to derive its id from") from None
+    return "k" + hashlib.sha256(text).hexdigest()[:40]
 
 
 def plans(
@@ -163,34 +187,42 @@ def _plan(table: Table, schema: Schema, *, prisma: bool, models: dict[str, type[
     fields = []
     for column in table.columns:
         name = names[column.name]
-        kept = not (column.name == id_column and name == "id")  # (else: the row id)
+        # The row id says what an id column held, if its text is the row id; a table of no
+        # other column keeps it as a field (a row of no cells would be no row).
+        kept = not (column.name == id_column and name == "id" and len(table.columns) > 1)
         if name == "id" and kept:
             name = SOURCE_ID
-        convert = converter(column)
-        parent = None
+        select, convert, parent = select_expression(column), converter(column), None
         if column.name in links:
-            convert = _linking(convert)
-            parent = links[column.name].table
+            foreign = links[column.name]
+            target = schema.tables[foreign.table].column(foreign.references[0])
+            cast = f"CAST({_quoted(column.name)} AS {target.type})"
+            select, convert = select_expression(target, cast), _linking(converter(target))
+            parent = foreign.table
         if name in hashed:
             convert = _hashing(convert)
-        fields.append(Field(column, name, convert, kept, parent))
+        fields.append(Field(column, name, select, convert, kept, parent))
     final = {field.column.name: field.name for field in fields}
     taken = [field.name for field in fields if field.kept]
+    if not all(field.kept for field in fields):
+        taken.append(SOURCE_ID)  # (where the id's text is not the row id)
     doubled = sorted({name for name in taken if taken.count(name) > 1})
     if doubled:
         raise ConfigError(
             f"table {table.name!r}: several columns would become the field(s) "
             f"{', '.join(map(repr, doubled))}; leave the table out with --skip"
         )
+    model = models.get(collection)
     return Plan(
         table=table,
         collection=collection,
         fields=tuple(fields),
         id_column=id_column,
         key=() if id_column is not None else tuple(final[column] for column in key),
-        model=models.get(collection),
+        model=model,
         dropped=DROPPED.get(collection) if prisma else None,
         hashed=hashed,
+        secret=hashed | (spec_of(model).secret if model is not None else frozenset()),
     )
 
 
@@ -270,3 +302,7 @@ def _implicit_join(table: Table) -> tuple[str, dict[str, str]] | None:
     else:
         names = {"A": f"{first}_id", "B": f"{second}_id"}
     return collection_name(collection, prisma=True), names
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'

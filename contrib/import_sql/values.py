@@ -2,10 +2,16 @@
 converts what psycopg returns for it.
 
 A converter is chosen once per column and then runs for every row, so each is a small
-function for one kind of value. Only kinds psycopg always loads (bool, integers, floats,
-text, bytea) are selected as they are; every other column is selected as text, so that one
-odd value (an 'infinity' timestamp, a jsonb number beyond a float) cannot fail a whole
-fetch: its converter raises :class:`NotJSON` and only its row is rejected.
+function for one kind of value. Only scalars of the kinds psycopg always loads (bool,
+integers, floats, text, bytea) are selected as they are; every other column is selected
+as text, so that one odd value (an 'infinity' timestamp, a jsonb number beyond a float)
+cannot fail a whole fetch: its converter raises :class:`NotJSON` and only its row is
+rejected. Arrays are selected as ``text[]`` (psycopg knows no array of a domain), and
+columns of types hutch has no rule for through ``to_jsonb``, which prints each value (an
+array's elements too) with its type's own output function, as psql shows it.
+
+Numbers inside JSON are kept exactly or not at all: one with more digits than a float
+holds (``0.1000000000000000000001``), or beyond a float's range, rejects its row.
 
 The converters rely on the session settings in :data:`SESSION_SETTINGS` (the loader runs
 them on the connection that reads): timestamps printed in ISO format and UTC, dates as
@@ -21,6 +27,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -44,36 +51,32 @@ class NotJSON(HutchError, ValueError):
     this reason (which does not name the column: the loader does)."""
 
 
-def select_expression(column: Column) -> str:
-    """The SQL that selects ``column`` for :func:`converter`: its quoted name, cast to text
-    unless psycopg loads its kind exactly and never fails on a value of it.
-
-    A column of kind "other" is printed by its type's output function, as psql shows it:
-    ``::text`` would call a cast function where there is one (inet's shows the netmask
-    always, ``'::1/128'`` for ``'::1'``), while an array's cast to text prints it through
-    its elements' output functions, and text[]'s input reads it back (NULL stays NULL)."""
+def select_expression(column: Column, source: str | None = None) -> str:
+    """The SQL that selects ``column`` for :func:`converter`: ``source`` (by default, its
+    quoted name), cast to text unless psycopg loads its kind exactly and never fails on a
+    value of it; arrays as ``text[]``; a column of kind "other" through ``to_jsonb``."""
     if column.kind not in _CONVERTERS:
         raise ValueError(f"column {column.name!r} has the kind {column.kind!r}, not one of {KINDS}")
-    name = '"' + column.name.replace('"', '""') + '"'
+    name = source or '"' + column.name.replace('"', '""') + '"'
+    if column.kind == "other":
+        return f"to_jsonb({name})::text"
+    if column.array:
+        return f"{name}::text[]"
     if column.kind in _AS_IS:
         return name
-    if column.kind == "other":
-        return f"{name}::text::text[]" if column.array else f"(ARRAY[{name}]::text::text[])[1]"
-    return f"{name}::text[]" if column.array else f"{name}::text"
+    return f"{name}::text"
 
 
 def converter(column: Column) -> Converter:
     """The function that turns what psycopg returns for :func:`select_expression` of
     ``column`` into a JSON value (None stays None), raising :class:`NotJSON`."""
-    try:
-        convert = _CONVERTERS[column.kind]
-    except KeyError:
-        raise ValueError(
-            f"column {column.name!r} has the kind {column.kind!r}, not one of {KINDS}"
-        ) from None
-    if column.array and convert is not _same:
-        return _array(convert)
-    return convert  # psycopg's lists of bools, ints, text... are JSON already
+    if column.kind not in _CONVERTERS:
+        raise ValueError(f"column {column.name!r} has the kind {column.kind!r}, not one of {KINDS}")
+    if column.kind == "other":
+        return _json
+    if column.array:
+        return _array(_FROM_TEXT.get(column.kind, _CONVERTERS[column.kind]))
+    return _CONVERTERS[column.kind]
 
 
 def _same(value: Any) -> Any:
@@ -143,17 +146,21 @@ def _time(value: str | None) -> str | None:
     return value.ljust(15, "0")
 
 
-# orjson turns integers beyond 64 bits into floats; text with 20 digits in a row (rare) is
-# parsed by the standard library, which keeps them exact.
-_long_digits = re.compile("[0-9]{20}").search
+# orjson reads a number with a fraction or an exponent as the nearest float, and an integer
+# beyond 64 bits as a float too. Text that may hold such a number (16 digits in a row, dots
+# aside, or an exponent) is read by the standard library instead, which keeps integers
+# exact and hands each fraction to _exact_float; other text, by orjson.
+_risky = re.compile(r"[0-9][eE]|(?:[0-9]\.?){16}").search
 _orjson_loads = orjson.loads
 _json_loads = json.loads
 
 
-def _finite(text: str) -> float:
+def _exact_float(text: str) -> float:
     number = float(text)
-    if not _isfinite(number):
-        raise ValueError(f"the number {text} is beyond a float")
+    if not _isfinite(number) or Decimal(repr(number)) != Decimal(text):
+        raise ValueError(
+            f"the number {text} has more digits than a float keeps, or is beyond its range"
+        )
     return number
 
 
@@ -165,9 +172,9 @@ def _json(value: str | None) -> Any:
     if value is None:
         return None
     try:
-        if _long_digits(value) is None:
+        if _risky(value) is None:
             return _orjson_loads(value)
-        return _json_loads(value, parse_float=_finite, parse_constant=_no_constant)
+        return _json_loads(value, parse_float=_exact_float, parse_constant=_no_constant)
     except (ValueError, RecursionError) as error:
         raise NotJSON(f"the JSON could not be read exactly: {error}") from None
 
@@ -176,9 +183,27 @@ def _array(element: Converter) -> Converter:
     def convert(value: list[Any] | None) -> list[Any] | None:
         if value is None:
             return None
+        if type(value) is not list:  # (psycopg reads what select_expression selects as one)
+            raise NotJSON(f"expected an array, not {type(value).__name__}")
         return [convert(item) if type(item) is list else element(item) for item in value]
 
     return convert
+
+
+def _bool_text(value: str | None) -> bool | None:
+    return None if value is None else value == "true"
+
+
+def _int_text(value: str | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _float_text(value: str | None) -> float | None:
+    return None if value is None else _float(float(value))
+
+
+def _bytea_text(value: str | None) -> str | None:
+    return None if value is None else _bytea(bytes.fromhex(value[2:]))  # '\\x0a1b...'
 
 
 #: The kinds psycopg loads exactly, selected as they are.
@@ -202,4 +227,11 @@ _CONVERTERS: dict[str, Converter] = {
     "enum": _same,
     "other": _same,
 }
-assert set(_CONVERTERS) == set(KINDS)
+#: The converters of array elements, which arrive as text, where the kind's own does not
+#: take text.
+_FROM_TEXT: dict[str, Converter] = {
+    "bool": _bool_text,
+    "int": _int_text,
+    "float": _float_text,
+    "bytea": _bytea_text,
+}
