@@ -568,3 +568,26 @@ def test_a_source_that_is_no_url_is_not_echoed(tmp_path: Path) -> None:
     )
     assert "must be a postgresql:// URL" in result.output
     assert "SECRETPW" not in result.output
+
+
+def test_check_only_compares_an_imported_store_with_the_source_as_it_is_now(
+    fresh_source: str, tmp_path: Path
+) -> None:
+    """The cut-over's question: does the store still hold what the source holds?"""
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute(
+            "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(8,2));"
+            "INSERT INTO items VALUES (1, 'pen', 1.50), (2, 'ink', 9.99), (3, 'pad', NULL);"
+        )
+    _, target = _import(fresh_source, tmp_path)
+    checked = run("import-sql", "--check-only", fresh_source, str(target), cwd=tmp_path)
+    assert "Data integrity: PASS" in checked.output
+    assert "nothing was written" in checked.output
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute("UPDATE items SET price = 1.75 WHERE id = 1")
+        conn.execute("INSERT INTO items VALUES (4, 'nib', 0.10)")
+    changed = run("import-sql", "--check-only", fresh_source, str(target), cwd=tmp_path, code=3)
+    assert "the source holds 4 rows; the store holds 3" in changed.output
+    assert "collection 'items', row '1': price differ" in changed.output
+    with hutch.open(target) as db:
+        assert db.store.get_row("items", "1") == {"name": "pen", "price": "1.50"}

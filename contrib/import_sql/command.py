@@ -20,6 +20,7 @@ from hutch.cli import (
 )
 from hutch.config import redact_text
 from hutch.exchange import Reject, write_rejects
+from hutch.snapshots import open_reading
 from hutch.verify import Report
 
 from . import load
@@ -50,6 +51,11 @@ PRISMA_PLUGINS = ("platform", "auth")
     "--dry-run", is_flag=True, help="Read and check every row, report, and write nothing."
 )
 @click.option(
+    "--check-only",
+    is_flag=True,
+    help="Import nothing: check a store imported before against the source as it is now.",
+)
+@click.option(
     "--sample",
     type=click.IntRange(min=0),
     default=100,
@@ -70,6 +76,7 @@ def import_sql(
     skip: str | None,
     prisma: bool,
     dry_run: bool,
+    check_only: bool,
     sample: int,
     rejects: str | None,
     as_json: bool,
@@ -86,7 +93,7 @@ def import_sql(
     out = Output(as_json=as_json, silent=silent)
     url = default_url() if url is None else url
     where = Path(rejects) if rejects else Path("import-sql.rejects.jsonl")
-    if where.exists():  # before reading anything: hutch never replaces a file it did not make
+    if where.exists() and not check_only:  # (hutch never replaces a file it did not make)
         raise ConfigError(f"{where} exists already; move it away, or name another --rejects")
     models = list(chosen_models())
     if prisma:
@@ -99,6 +106,15 @@ def import_sql(
             done = _read_all(reading, planned, out)
             refused = _refused(done, where)
             _result(out, done, left_out, None, None, where, refused)
+            return
+        if check_only:  # what the source holds now, against what the store holds
+            plugins = PRISMA_PLUGINS if prisma else ()
+            with open_reading(url, plugins=plugins) as db:
+                done = _read_all(reading, planned, out)
+                for table in done:
+                    table.written, table.rows = len(table.rows), {}
+                report = check(reading, db, done, models=models, sample=sample)
+                _result(out, done, left_out, report, db.url, where, [], checked=True)
             return
         with open_target(url, plugins=PRISMA_PLUGINS if prisma else ()) as db:
             load.check_target(db, planned)
@@ -169,6 +185,8 @@ def _result(
     target: str | None,
     where: Path,
     refused: Sequence[Reject],
+    *,
+    checked: bool = False,
 ) -> None:
     rows = [
         (
@@ -188,6 +206,8 @@ def _result(
     lines += [f"Left out {name!r}: {why}." for name, why in notes.items()]
     if target is None:
         lines.append("Dry run: nothing was written.")
+    elif checked:
+        lines.append(f"Checked {redact_text(target)} against the source; nothing was written.")
     else:
         lines.append(f"Imported into {redact_text(target)}.")
     if refused:
