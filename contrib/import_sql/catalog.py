@@ -80,7 +80,8 @@ SELECT c.oid, c.relname::text,
             (SELECT coalesce(sum(greatest(l.reltuples, 0)), 0)
                FROM pg_partition_tree(c.oid) AS t JOIN pg_class AS l ON l.oid = t.relid
               WHERE t.isleaf)
-       ELSE greatest(c.reltuples, 0) END::float8
+       ELSE greatest(c.reltuples, 0) END::float8,
+       c.relkind = 'p'
   FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
  WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p') AND NOT c.relispartition
  ORDER BY c.relname
@@ -152,6 +153,7 @@ class Column:
     array: bool  # an array, of any number of dimensions
     not_null: bool
     labels: tuple[str, ...] = ()  # an enum's labels, in their order
+    padded: bool = False  # character(n) (or a domain over it): trailing spaces mean nothing
 
 
 @attrs.frozen
@@ -175,6 +177,7 @@ class Table:
     uniques: tuple[tuple[str, ...], ...]  # other unique keys of plain columns, deduplicated
     foreign_keys: tuple[ForeignKey, ...]
     estimated_rows: int  # the planner's estimate: 0 when never analysed
+    partitioned: bool = False  # its rows are its partitions' (it holds none of its own)
 
     def column(self, name: str) -> Column:
         """The column ``name`` (KeyError, naming the table's columns, when there is none)."""
@@ -230,7 +233,7 @@ def read_schema(conn: psycopg.Connection[Any], schema: str = "public") -> Schema
                 f"the database has no schema {schema!r} (its schemas: {there}); name one of those"
             )
         cur.execute(_TABLES, params)
-        relations = {oid: (name, int(rows)) for oid, name, rows in cur.fetchall()}
+        relations = {oid: (name, int(rows), parted) for oid, name, rows, parted in cur.fetchall()}
         params["tables"] = list(relations)
         cur.execute(_COLUMNS, params)
         column_rows = cur.fetchall()
@@ -250,9 +253,9 @@ def read_schema(conn: psycopg.Connection[Any], schema: str = "public") -> Schema
     columns: dict[int, list[Column]] = {oid: [] for oid in relations}
     names: dict[int, dict[int, str]] = {oid: {} for oid in relations}
     for relid, attnum, name, shown, typid, not_null in column_rows:
-        kind, array, enum = _resolve(typid, types)
+        kind, array, enum, padded = _resolve(typid, types)
         enum_labels = tuple(labels[enum]) if enum is not None else ()
-        columns[relid].append(Column(name, shown, kind, array, not_null, enum_labels))
+        columns[relid].append(Column(name, shown, kind, array, not_null, enum_labels, padded))
         names[relid][attnum] = name
 
     primary: dict[int, tuple[str, ...]] = {}
@@ -286,15 +289,17 @@ def read_schema(conn: psycopg.Connection[Any], schema: str = "public") -> Schema
             uniques=tuple(uniques[oid]),
             foreign_keys=tuple(foreign[oid]),
             estimated_rows=rows,
+            partitioned=parted,
         )
-        for oid, (name, rows) in relations.items()
+        for oid, (name, rows, parted) in relations.items()
     }
     return Schema(name=schema, tables=tables)
 
 
-def _resolve(typid: int, types: dict[int, tuple[Any, ...]]) -> tuple[str, bool, int | None]:
-    """A column type's kind, whether it is an array, and its enum type's oid if an enum:
-    domains give way to their base type, arrays to their element type."""
+def _resolve(typid: int, types: dict[int, tuple[Any, ...]]) -> tuple[str, bool, int | None, bool]:
+    """A column type's kind, whether it is an array, its enum type's oid if an enum, and
+    whether it is character(n): domains give way to their base type, arrays to their
+    element type."""
     array = False
     while True:
         name, namespace, typtype, base, is_array, element = types[typid]
@@ -303,10 +308,11 @@ def _resolve(typid: int, types: dict[int, tuple[Any, ...]]) -> tuple[str, bool, 
         elif is_array:
             array, typid = True, element
         elif typtype == "e":
-            return "enum", array, typid
+            return "enum", array, typid, False
         else:
-            kind = _BUILTIN_KINDS.get(name, "other") if namespace == "pg_catalog" else "other"
-            return kind, array, None
+            builtin = namespace == "pg_catalog"
+            kind = _BUILTIN_KINDS.get(name, "other") if builtin else "other"
+            return kind, array, None, builtin and name == "bpchar"
 
 
 def _components_in_order(names: list[str], needs: dict[str, set[str]]) -> list[list[str]]:

@@ -4,7 +4,7 @@
   rejected (or its table left out by a rule, and only counted);
 - every foreign key of the source resolves in the store;
 - ``sample`` random rows of each table equal the store's field by field. The
-  source's side is read again by PostgreSQL's own ``to_jsonb`` rather than by
+  source's side is read again by PostgreSQL's own ``row_to_json`` rather than by
   the import's conversions, and compared by what each value means (numbers as
   decimals, timestamps as instants, bytea as bytes), so that a conversion that
   went wrong shows here;
@@ -104,7 +104,9 @@ def _sampled(
     if sample == 0:
         return
     rejected = {reject.row_id for reject in done.rejects}
-    query = sql.SQL("SELECT {}, to_jsonb(t)::text FROM {} AS t ORDER BY random() LIMIT {}").format(
+    query = sql.SQL(
+        "SELECT {}, row_to_json(hutch_row.*)::text FROM {} AS hutch_row ORDER BY random() LIMIT {}"
+    ).format(
         sql.SQL(", ").join(sql.SQL(field.select) for field in plan.fields),
         source.table(plan.table),
         sql.Literal(sample),
@@ -146,10 +148,12 @@ def _holds(
     row: Row,
     original: Any,
 ) -> bool:
-    """Whether the store keeps ``original`` (the source's value, as ``to_jsonb`` gave it)
+    """Whether the store keeps ``original`` (the source's value, as ``row_to_json`` gave it)
     for ``field``: in the row, in its id, as its hash, or (a link) as the id of the row
     whose key it is."""
     if not field.kept:
+        if field.parent is not None:  # a key that is also a link (one row to one row)
+            return _link_holds(db, plans, field, row_id, original)
         return _key_holds(field, row_id, row, original)
     stored = row.get(field.name)
     if original is None or stored is None:
@@ -160,11 +164,17 @@ def _holds(
         return bool(stored == hash_token(original))
     if _same(field.column, stored, original):
         return True
-    if field.parent is None:
-        return False
-    if stored == id_for(_text_of(original)):  # a link: the id of the row it names...
+    return field.parent is not None and _link_holds(db, plans, field, stored, original)
+
+
+def _link_holds(
+    db: Database, plans: dict[str, Plan], field: Field, stored: str, original: Any
+) -> bool:
+    """Whether the link ``stored`` is the id of the row whose key is ``original``, as
+    PostgreSQL compares keys."""
+    if stored == id_for(_text_of(original)):
         return True
-    parent = plans.get(field.parent)  # ... whose key is the value, as PostgreSQL compares it
+    parent = plans.get(field.parent or "")
     if parent is None or parent.id_column is None:
         return False
     target = db.store.get_row(parent.collection, stored)
@@ -200,8 +210,10 @@ def _same(column: Column, stored: Any, original: Any) -> bool:
 def _same_value(column: Column, stored: Any, original: Any) -> bool:
     kind = column.kind
     try:
-        if kind in ("int", "float", "numeric") and not isinstance(original, str):
-            return Decimal(str(stored)) == Decimal(original)
+        if kind in ("int", "float", "numeric"):
+            if isinstance(original, str) and isinstance(stored, str):  # 'NaN', or text
+                return stored == original
+            return Decimal(str(stored)) == Decimal(str(original))  # (an oid is text in JSON)
         if kind == "bytea":
             return base64.b64decode(stored) == bytes.fromhex(original[2:])
         if kind in ("timestamptz", "timestamp"):
@@ -213,7 +225,7 @@ def _same_value(column: Column, stored: Any, original: Any) -> bool:
             return date.fromisoformat(stored) == date.fromisoformat(original)
         if kind == "time" and original != "24:00:00":
             return time.fromisoformat(stored) == time.fromisoformat(original)
-        if kind == "text" and column.type.startswith("character("):
+        if kind == "text" and column.padded:
             return bool(stored.rstrip(" ") == original.rstrip(" "))  # (padding means nothing)
         if kind in ("json", "other"):
             return _same_json(stored, original)
@@ -246,7 +258,7 @@ def _same_json(stored: Any, original: Any) -> bool:
 
 
 def _text_of(value: Any) -> str:
-    """A key's value (as ``to_jsonb`` gave it) as the import writes it in an id."""
+    """A key's value (as ``row_to_json`` gave it) as the import writes it in an id."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):

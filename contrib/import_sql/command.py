@@ -153,8 +153,24 @@ def _chosen(
             f"the schema {schema.name!r} has no table {', '.join(map(repr, unknown))}; its "
             f"tables: {', '.join(sorted(schema.tables)) or 'none'}"
         )
-    chosen = named or sorted(schema.tables)
-    return [name for name in chosen if name not in skipped and name not in left_out]
+    chosen = [
+        name
+        for name in named or sorted(schema.tables)
+        if name not in skipped and name not in left_out
+    ]
+    taken = set(chosen)
+    dangling = sorted(
+        f"{name!r} ({foreign.name}) names rows of {foreign.table!r}"
+        for name in chosen
+        for foreign in schema.tables[name].foreign_keys
+        if foreign.table not in taken
+    )
+    if dangling:  # (its rows would point nowhere: import both, or neither)
+        raise ConfigError(
+            f"a table left out is named by tables imported: {'; '.join(dangling)}; import "
+            "those tables too (--tables), or leave the others out as well (--skip)"
+        )
+    return chosen
 
 
 def _names(given: str | None) -> list[str]:

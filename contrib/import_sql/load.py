@@ -37,7 +37,7 @@ from hutch.persister import Snapshot
 from hutch.snapshots import NotEmpty, held
 
 from .catalog import ForeignKey, Schema, Table, read_schema
-from .plan import Plan, id_for
+from .plan import Plan, canonical, id_for
 from .values import SESSION_SETTINGS, NotJSON
 
 #: Rows fetched from the server at a time.
@@ -83,8 +83,10 @@ class Source:
             ) from None
 
     def table(self, table: Table) -> sql.Composable:
-        """The table, its own rows only (``ONLY``: not those of tables inheriting from it)."""
-        return sql.SQL("ONLY {}").format(sql.Identifier(self.schema, table.name))
+        """The table, its own rows only (``ONLY``: not those of tables inheriting from it);
+        a partitioned table, its partitions' rows."""
+        name = sql.Identifier(self.schema, table.name)
+        return name if table.partitioned else sql.SQL("ONLY {}").format(name)
 
     def count(self, table: Table) -> int:
         with self.reading(f"count table {table.name!r}"):
@@ -109,7 +111,9 @@ def source(url: str, schema: str = "public") -> Iterator[Source]:
             "hold a password): postgresql://user:password@host:port/database"
         )
     try:
-        conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, application_name="hutch")
+        conn = psycopg.connect(
+            url, connect_timeout=CONNECT_TIMEOUT, application_name="hutch", client_encoding="UTF8"
+        )
     except (psycopg.Error, ValueError) as error:
         raise StorageError(
             f"could not connect to the source {parsed.redacted()} ({_said(error, parsed)}); "
@@ -263,11 +267,17 @@ def unresolved(
 
 
 def _key(plan: Plan, row_id: str, row: Row, columns: Sequence[str]) -> tuple[Any, ...]:
-    values = []
+    values: list[str | None] = []
     for column in columns:
         field = plan.field_of(column)
-        value = row_id if not field.kept else row.get(field.name)
-        values.append(None if value is None else id_for(value))
+        if not field.kept:
+            values.append(row_id)
+            continue
+        value = row.get(field.name)
+        if field.parent is not None or value is None:  # (a link holds a row id already)
+            values.append(value)
+        else:
+            values.append(id_for(canonical(field.column, value)))
     return tuple(values)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import attrs
@@ -59,6 +60,8 @@ DROPPED = {
 HASHED = {"sessions": frozenset({"session_token"})}
 
 _IMPLICIT_JOIN = re.compile(r"_([A-Z][A-Za-z0-9]*)To([A-Z][A-Za-z0-9]*)")
+#: What a derived id looks like: a key whose text does is derived too, so no two keys meet.
+_DERIVED = re.compile(r"k[0-9a-f]{40}").fullmatch
 
 
 @attrs.frozen
@@ -106,8 +109,9 @@ class Plan:
             except NotJSON as error:
                 raise NotJSON(f"column {field.column.name!r}: {error}") from None
             if field.column.name == self.id_column:
-                row_id = id_for(converted)
-                if not field.kept and row_id != key_text(converted):  # (derived)
+                # (a key that is a link holds the id of the row it names: its own id too)
+                row_id = converted if field.parent else id_for(canonical(field.column, converted))
+                if not field.kept and row_id != key_text(converted):  # (not its text)
                     row[SOURCE_ID] = converted
             if field.kept:
                 row[field.name] = converted
@@ -121,11 +125,25 @@ def key_text(value: Any) -> str:
     return value if isinstance(value, str) else orjson.dumps(value).decode()
 
 
+def canonical(column: Column, value: Any) -> Any:
+    """A key's value (converted) as PostgreSQL compares keys: a ``numeric`` without the
+    zeros its scale adds (``1.50`` is ``1.5``), a float's ``-0`` as ``0``."""
+    if column.kind == "numeric" and isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return value
+        return value if not number.is_finite() else format(number.normalize(), "f")
+    if column.kind == "float" and value == 0:
+        return 0.0
+    return value
+
+
 def id_for(value: Any) -> str:
     """The row id of a row whose key is ``value`` (converted): its text where that is a valid
-    row id, else derived from it."""
+    row id (and not one a derived id could be), else derived from it."""
     text = key_text(value)
-    return text if is_row_id(text) else derived_id([value])
+    return text if is_row_id(text) and not _DERIVED(text) else derived_id([value])
 
 
 def derived_id(key: Any) -> str:
@@ -197,7 +215,7 @@ def _plan(table: Table, schema: Schema, *, prisma: bool, models: dict[str, type[
             foreign = links[column.name]
             target = schema.tables[foreign.table].column(foreign.references[0])
             cast = f"CAST({_quoted(column.name)} AS {target.type})"
-            select, convert = select_expression(target, cast), _linking(converter(target))
+            select, convert = select_expression(target, cast), _linking(target)
             parent = foreign.table
         if name in hashed:
             convert = _hashing(convert)
@@ -220,10 +238,17 @@ def _plan(table: Table, schema: Schema, *, prisma: bool, models: dict[str, type[
         id_column=id_column,
         key=() if id_column is not None else tuple(final[column] for column in key),
         model=model,
-        dropped=DROPPED.get(collection) if prisma else None,
+        dropped=_dropped(table, collection, prisma=prisma),
         hashed=hashed,
         secret=hashed | (spec_of(model).secret if model is not None else frozenset()),
     )
+
+
+def _dropped(table: Table, collection: str, *, prisma: bool) -> str | None:
+    """Why a table's rows are left out (and only counted), if they are."""
+    if not table.columns:
+        return "a table of no columns holds nothing a row could keep"
+    return DROPPED.get(collection) if prisma else None
 
 
 def _key(table: Table) -> tuple[str, ...]:
@@ -259,10 +284,13 @@ def _links(table: Table, schema: Schema, *, prisma: bool) -> dict[str, ForeignKe
     return links
 
 
-def _linking(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _linking(target: Column) -> Callable[[Any], Any]:
+    """The converter of a link to the row whose key column is ``target``: that row's id."""
+    convert = converter(target)
+
     def link(value: Any) -> Any:
         converted = convert(value)
-        return None if converted is None else id_for(converted)
+        return None if converted is None else id_for(canonical(target, converted))
 
     return link
 

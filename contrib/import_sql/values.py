@@ -3,7 +3,7 @@ converts what psycopg returns for it.
 
 A converter is chosen once per column and then runs for every row, so each is a small
 function for one kind of value. Only scalars of the kinds psycopg always loads (bool,
-integers, floats, text, bytea) are selected as they are; every other column is selected
+integers, floats, bytea) are selected as they are; every other column is selected
 as text, so that one odd value (an 'infinity' timestamp, a jsonb number beyond a float)
 cannot fail a whole fetch: its converter raises :class:`NotJSON` and only its row is
 rejected. Arrays are selected as ``text[]`` (psycopg knows no array of a domain), and
@@ -206,8 +206,9 @@ def _bytea_text(value: str | None) -> str | None:
     return None if value is None else _bytea(bytes.fromhex(value[2:]))  # '\\x0a1b...'
 
 
-#: The kinds psycopg loads exactly, selected as they are.
-_AS_IS = frozenset({"bool", "int", "float", "text", "bytea"})
+#: The kinds psycopg loads exactly, selected as they are (text is cast to text: character(n)
+#: then drops its padding, as it does in an array).
+_AS_IS = frozenset({"bool", "int", "float", "bytea"})
 
 #: Each kind's converter. numeric, uuid, enum and other are selected as PostgreSQL's text,
 #: which is the value to keep ('1.50' stays '1.50', an enum its label).
