@@ -60,7 +60,8 @@ DROPPED = {
 HASHED = {"sessions": frozenset({"session_token"})}
 
 _IMPLICIT_JOIN = re.compile(r"_([A-Z][A-Za-z0-9]*)To([A-Z][A-Za-z0-9]*)")
-#: What a derived id looks like: a key whose text does is derived too, so no two keys meet.
+#: What a derived id looks like: a key whose text looks so is derived too, so that no two
+#: keys meet in one id.
 _DERIVED = re.compile(r"k[0-9a-f]{40}").fullmatch
 
 
@@ -93,6 +94,7 @@ class Plan:
     secret: frozenset[str] = frozenset()  # fields no reject file shows (hashed, the model's)
 
     def field_of(self, column: str) -> Field:
+        """The field of the source column ``column``."""
         for field in self.fields:
             if field.column.name == column:
                 return field
