@@ -666,3 +666,90 @@ def test_json_jsonb_cannot_hold_is_rejected_and_the_check_goes_on(
     result, _ = _import(fresh_source, tmp_path, "--sample", "1000", code=1)
     assert "Data integrity: PASS" in result.output
     assert [r["row_id"] for r in _rejects(tmp_path)] == ["500"]
+
+
+def test_the_check_holds_each_kind_to_the_type_and_form_it_is_stored_in(
+    fresh_source: str, tmp_path: Path
+) -> None:
+    """A value of the right meaning in the wrong JSON type or form (a number as text, a
+    numeric's scale lost, a timestamp not in UTC, a field no column holds) fails the check;
+    and --check-only compares every row, not a sample."""
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute(
+            "CREATE TABLE k (id int PRIMARY KEY, i int, n numeric(10,2), f float8, "
+            "ts timestamptz, s text);"
+            "INSERT INTO k SELECT g, g, 1.50, 1.5, '2024-01-01 08:00:00+00', 'x' "
+            "FROM generate_series(1, 500) g;"
+        )
+    _, target = _import(fresh_source, tmp_path)
+    tampered: dict[str, dict[str, Any]] = {
+        "1": {"i": "1"},
+        "2": {"n": "1.5"},
+        "3": {"f": "1.5"},
+        "4": {"ts": "2024-01-01T10:00:00+02:00"},
+        "5": {"extra": True},
+    }
+    with hutch.open(target) as db:
+        for row_id, change in tampered.items():
+            db.store.set_partial_row("k", row_id, change)
+        db.store.set_cell("k", "400", "s", "changed")  # (outside any small sample)
+    checked = run(
+        "import-sql",
+        "--check-only",
+        "--sample",
+        "5",
+        fresh_source,
+        str(target),
+        cwd=tmp_path,
+        code=3,
+    )
+    assert "5 rows differ between the source and the store" not in checked.output
+    assert "6 rows differ between the source and the store" in checked.output
+    every = run(
+        "import-sql",
+        "--check-only",
+        "--sample",
+        "500",
+        fresh_source,
+        str(target),
+        cwd=tmp_path,
+        code=3,
+    )
+    for row_id, field in (("1", "i"), ("2", "n"), ("3", "f"), ("4", "ts"), ("5", "extra")):
+        assert f"row {row_id!r}: {field}" in every.output, (row_id, every.output)
+    both = run(
+        "import-sql",
+        "--check-only",
+        "--dry-run",
+        fresh_source,
+        str(target),
+        cwd=tmp_path,
+        code=2,
+    )
+    assert "give one of the two" in both.output
+
+
+def test_links_find_their_row_by_postgresqls_own_equality(
+    fresh_source: str, tmp_path: Path
+) -> None:
+    with psycopg.connect(fresh_source) as conn:
+        conn.execute(
+            "CREATE TABLE spans (span interval PRIMARY KEY, label text);"
+            "CREATE TABLE uses (id int PRIMARY KEY, span interval REFERENCES spans);"
+            "INSERT INTO spans VALUES ('1 day', 'a day'); INSERT INTO uses VALUES (1, '24 hours');"
+            "CREATE DOMAIN pid AS integer NOT NULL;"
+            "CREATE TABLE parents (id pid PRIMARY KEY);"
+            "CREATE TABLE kids (id int PRIMARY KEY, parent int REFERENCES parents);"
+            "INSERT INTO parents VALUES (1); INSERT INTO kids VALUES (1, 1), (2, NULL);"
+            "CREATE TABLE big (k jsonb PRIMARY KEY, note text);"
+            "INSERT INTO big VALUES ('12345678901234567890123', 'a'), ('7', 'b');"
+        )
+    result, target = _import(fresh_source, tmp_path, code=1)
+    assert "Data integrity: PASS" in result.output
+    (reject,) = _rejects(tmp_path)
+    assert reject["collection"] == "big"
+    assert "cannot be written as JSON" in reject["reason"]
+    with hutch.open(target) as db:
+        (span,) = db.store.get_row_ids("spans")
+        assert db.store.get_row("uses", "1") == {"span": span}
+        assert db.store.get_table("kids") == {"1": {"parent": "1"}, "2": {"parent": None}}

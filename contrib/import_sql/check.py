@@ -24,12 +24,12 @@ from typing import Any
 from psycopg import sql
 
 from hutch import Database, Model
-from hutch.cells import Row
+from hutch.cells import Row, same_json
 from hutch.verify import Report, verify
 
-from .catalog import Column
+from .catalog import Column, ForeignKey
 from .load import Imported, Source, unresolved
-from .plan import SOURCE_ID, Field, Plan, id_for
+from .plan import ROW, SOURCE_ID, Field, Plan
 from .values import NotJSON
 
 #: How many rows a problem of one kind names at most, per table.
@@ -47,7 +47,6 @@ def check(
     """Check ``db`` against the source that ``tables`` were read from (see the module)."""
     report = verify(db, models=list(models))
     by_name = {done.plan.table.name: done for done in tables}
-    plans = {name: done.plan for name, done in by_name.items() if done.plan.dropped is None}
     for done in tables:
         problems = [*_counted(source, db, done)]
         if done.plan.dropped is None:
@@ -55,7 +54,7 @@ def check(
                 parent = by_name.get(foreign.table)
                 if parent is not None and parent.plan.dropped is None:
                     problems += _unresolved(db, done.plan, parent.plan, foreign)
-            problems += _sampled(source, db, done, plans, sample)
+            problems += _sampled(source, db, done, sample)
         for problem in problems:
             report.add(problem)
     return report
@@ -76,7 +75,7 @@ def _counted(source: Source, db: Database, done: Imported) -> Iterator[str]:
         )
 
 
-def _unresolved(db: Database, plan: Plan, parent: Plan, foreign: Any) -> Iterator[str]:
+def _unresolved(db: Database, plan: Plan, parent: Plan, foreign: ForeignKey) -> Iterator[str]:
     store = db.store
     with store.lock:
         missing = unresolved(
@@ -96,18 +95,15 @@ def _unresolved(db: Database, plan: Plan, parent: Plan, foreign: Any) -> Iterato
         yield f"collection {plan.collection!r}: {len(missing) - NAMED} more rows like those"
 
 
-def _sampled(
-    source: Source, db: Database, done: Imported, plans: dict[str, Plan], sample: int
-) -> Iterator[str]:
+def _sampled(source: Source, db: Database, done: Imported, sample: int) -> Iterator[str]:
     """``sample`` random source rows against the store's rows of the same ids."""
     plan = done.plan
     if sample == 0:
         return
     rejected = {reject.row_id for reject in done.rejects}
-    query = sql.SQL(
-        "SELECT {}, row_to_json(hutch_row.*)::text FROM {} AS hutch_row ORDER BY random() LIMIT {}"
-    ).format(
+    query = sql.SQL("SELECT {}, row_to_json({}.*)::text FROM {} ORDER BY random() LIMIT {}").format(
         sql.SQL(", ").join(sql.SQL(field.select) for field in plan.fields),
+        sql.Identifier(ROW),
         source.table(plan.table),
         sql.Literal(sample),
     )
@@ -116,7 +112,7 @@ def _sampled(
     named = 0
     for *values, text in picked:
         try:
-            row_id, _ = plan.row(values)  # (the id only: the values are read again below)
+            row_id, expected = plan.row(values)  # (the id and links: the rest is read again)
         except NotJSON:
             continue  # rejected at the import, and reported there
         if row_id in rejected:
@@ -129,7 +125,11 @@ def _sampled(
             differing = [
                 field.column.name
                 for field in plan.fields
-                if not _holds(db, plans, plan, field, row_id, stored, original[field.column.name])
+                if not _holds(plan, field, row_id, stored, original[field.column.name], expected)
+            ]
+            known = {field.name for field in plan.fields if field.kept} | {SOURCE_ID}
+            differing += [
+                f"{name} (no column of the source's)" for name in stored if name not in known
             ]
         if differing and named < NAMED:
             named += 1
@@ -139,21 +139,15 @@ def _sampled(
             )
 
 
-def _holds(
-    db: Database,
-    plans: dict[str, Plan],
-    plan: Plan,
-    field: Field,
-    row_id: str,
-    row: Row,
-    original: Any,
-) -> bool:
+def _holds(plan: Plan, field: Field, row_id: str, row: Row, original: Any, expected: Row) -> bool:
     """Whether the store keeps ``original`` (the source's value, as ``row_to_json`` gave it)
-    for ``field``: in the row, in its id, as its hash, or (a link) as the id of the row
-    whose key it is."""
+    for ``field``: in the row, in its id, or as its hash. A link holds the id of the row
+    PostgreSQL finds for it (``expected``: the import's reading of this sample; that the
+    store has that row, the foreign-key check says)."""
+    if field.parent is not None:
+        link = row.get(field.name) if field.kept else row_id
+        return bool(link == expected.get(field.name, row_id))
     if not field.kept:
-        if field.parent is not None:  # a key that is also a link (one row to one row)
-            return _link_holds(db, plans, field, row_id, original)
         return _key_holds(field, row_id, row, original)
     stored = row.get(field.name)
     if original is None or stored is None:
@@ -162,24 +156,7 @@ def _holds(
         from hutch.plugins.auth import hash_token
 
         return bool(stored == hash_token(original))
-    if _same(field.column, stored, original):
-        return True
-    return field.parent is not None and _link_holds(db, plans, field, stored, original)
-
-
-def _link_holds(
-    db: Database, plans: dict[str, Plan], field: Field, stored: str, original: Any
-) -> bool:
-    """Whether the link ``stored`` is the id of the row whose key is ``original``, as
-    PostgreSQL compares keys."""
-    if stored == id_for(_text_of(original)):
-        return True
-    parent = plans.get(field.parent or "")
-    if parent is None or parent.id_column is None:
-        return False
-    target = db.store.get_row(parent.collection, stored)
-    key = parent.field_of(parent.id_column)
-    return target is not None and _key_holds(key, stored, target, original)
+    return _same(field.column, stored, original)
 
 
 def _key_holds(field: Field, row_id: str, row: Row, original: Any) -> bool:
@@ -190,8 +167,10 @@ def _key_holds(field: Field, row_id: str, row: Row, original: Any) -> bool:
     elif SOURCE_ID in row:
         kept = row[SOURCE_ID]
     else:
-        return row_id == _text_of(original) or _same_value(field.column, row_id, original)
-    return kept is not None and _same_value(field.column, kept, original)
+        kept = row_id
+        if kept == _text_of(original):
+            return True
+    return kept is not None and _same_value(field.column, kept, original, as_key=True)
 
 
 def _same(column: Column, stored: Any, original: Any) -> bool:
@@ -207,16 +186,47 @@ def _same(column: Column, stored: Any, original: Any) -> bool:
     return _same_value(column, stored, original)
 
 
-def _same_value(column: Column, stored: Any, original: Any) -> bool:
+#: The JSON type the import stores each kind of value as (json and "other": any).
+_STORED_AS: dict[str, type | tuple[type, ...]] = {
+    "bool": bool,
+    "int": int,
+    "float": (int, float),
+    "numeric": str,
+    "text": str,
+    "uuid": str,
+    "bytea": str,
+    "timestamptz": str,
+    "timestamp": str,
+    "date": str,
+    "time": str,
+    "enum": str,
+}
+
+
+def _same_value(column: Column, stored: Any, original: Any, *, as_key: bool = False) -> bool:
+    """Whether ``stored`` is what the import stores for the source's ``original``: of the
+    JSON type it stores that kind as, and meaning the same (``as_key``: equal as PostgreSQL
+    compares keys, ``1.00`` as ``1.0``)."""
     kind = column.kind
+    wanted = _STORED_AS.get(kind)
+    if (
+        wanted is not None
+        and not as_key  # (a key may be the text of a row id)
+        and (not isinstance(stored, wanted) or (kind != "bool" and isinstance(stored, bool)))
+    ):
+        return False
     try:
+        if kind == "numeric" and not isinstance(original, str) and not as_key:  # scale too
+            return Decimal(stored).as_tuple() == Decimal(original).as_tuple()
         if kind in ("int", "float", "numeric"):
-            if isinstance(original, str) and isinstance(stored, str):  # 'NaN', or text
-                return stored == original
+            if isinstance(original, str) and kind == "numeric":  # 'NaN'
+                return bool(stored == original)
             return Decimal(str(stored)) == Decimal(str(original))  # (an oid is text in JSON)
         if kind == "bytea":
             return base64.b64decode(stored) == bytes.fromhex(original[2:])
         if kind in ("timestamptz", "timestamp"):
+            if not stored.endswith("+00:00"):  # (UTC, as hutch's models store it)
+                return False
             instant = datetime.fromisoformat(original)
             if instant.tzinfo is None:
                 instant = instant.replace(tzinfo=UTC)
@@ -250,11 +260,8 @@ def _same_json(stored: Any, original: Any) -> bool:
         )
     if isinstance(original, bool) or original is None or isinstance(original, str):
         return bool(stored == original) and type(stored) is type(original)
-    return (
-        isinstance(stored, int | float)
-        and not isinstance(stored, bool)
-        and Decimal(str(stored)) == Decimal(original)
-    )
+    number = float if isinstance(original, Decimal) else int  # (a fraction or exponent: float)
+    return type(stored) is number and Decimal(str(stored)) == Decimal(original)
 
 
 def _text_of(value: Any) -> str:
@@ -266,3 +273,30 @@ def _text_of(value: Any) -> str:
     if isinstance(value, int | Decimal):
         return str(value)
     return json.dumps(value, default=str)
+
+
+def changed_since(db: Database, tables: Sequence[Imported]) -> Iterator[str]:
+    """Every row of the source (read and converted again, in ``tables``) against the store's:
+    rows it lacks, rows it holds that the source no longer has, and rows that differ."""
+    store = db.store
+    for done in tables:
+        plan = done.plan
+        if plan.dropped is not None:
+            continue
+        with store.lock:
+            held = store.rows_of(plan.collection)
+            missing = sorted(set(done.rows) - set(held))
+            gone = sorted(set(held) - set(done.rows))
+            differ = sorted(
+                row_id
+                for row_id, row in done.rows.items()
+                if row_id in held and not same_json(row, held[row_id])
+            )
+        for what, ids in (
+            ("the store lacks", missing),
+            ("the source no longer has", gone),
+            ("differ between the source and the store", differ),
+        ):
+            if ids:
+                shown = ", ".join(map(repr, ids[:NAMED])) + (" ..." if len(ids) > NAMED else "")
+                yield f"collection {plan.collection!r}: {len(ids)} rows {what}: {shown}"

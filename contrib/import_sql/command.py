@@ -25,7 +25,7 @@ from hutch.verify import Report
 
 from . import load
 from .catalog import Schema
-from .check import check
+from .check import changed_since, check
 from .load import Imported
 from .plan import Plan, plans, skipped_by_convention
 
@@ -90,11 +90,16 @@ def import_sql(
     source (counts, foreign keys, sampled rows, ids, indexes): "Data integrity:
     PASS", or the problems and exit 3.
     """
+    if dry_run and check_only:
+        raise click.UsageError("--dry-run imports nothing already: give one of the two")
     out = Output(as_json=as_json, silent=silent)
     url = default_url() if url is None else url
     where = Path(rejects) if rejects else Path("import-sql.rejects.jsonl")
-    if where.exists() and not check_only:  # (hutch never replaces a file it did not make)
-        raise ConfigError(f"{where} exists already; move it away, or name another --rejects")
+    if not check_only:  # before reading anything (hutch never replaces a file it did not make)
+        if where.exists():
+            raise ConfigError(f"{where} exists already; move it away, or name another --rejects")
+        if not where.parent.is_dir():
+            raise ConfigError(f"{where.parent} is no folder: name a --rejects file in one")
     models = list(chosen_models())
     if prisma:
         models += _prisma_models()
@@ -111,9 +116,12 @@ def import_sql(
             plugins = PRISMA_PLUGINS if prisma else ()
             with open_reading(url, plugins=plugins) as db:
                 done = _read_all(reading, planned, out)
+                changed = list(changed_since(db, done))
                 for table in done:
                     table.written, table.rows = len(table.rows), {}
                 report = check(reading, db, done, models=models, sample=sample)
+                for problem in changed:
+                    report.add(problem)
                 _result(out, done, left_out, report, db.url, where, [], checked=True)
             return
         with open_target(url, plugins=PRISMA_PLUGINS if prisma else ()) as db:

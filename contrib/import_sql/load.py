@@ -37,7 +37,7 @@ from hutch.persister import Snapshot
 from hutch.snapshots import NotEmpty, held
 
 from .catalog import ForeignKey, Schema, Table, read_schema
-from .plan import Plan, canonical, id_for
+from .plan import ROW, Plan, canonical, id_for
 from .values import SESSION_SETTINGS, NotJSON
 
 #: Rows fetched from the server at a time.
@@ -84,9 +84,10 @@ class Source:
 
     def table(self, table: Table) -> sql.Composable:
         """The table, its own rows only (``ONLY``: not those of tables inheriting from it);
-        a partitioned table, its partitions' rows."""
+        a partitioned table, its partitions' rows. Links name it :data:`~.plan.ROW`."""
         name = sql.Identifier(self.schema, table.name)
-        return name if table.partitioned else sql.SQL("ONLY {}").format(name)
+        found = name if table.partitioned else sql.SQL("ONLY {}").format(name)
+        return sql.SQL("{} AS {}").format(found, sql.Identifier(ROW))
 
     def count(self, table: Table) -> int:
         with self.reading(f"count table {table.name!r}"):
@@ -184,12 +185,15 @@ def read_table(source: Source, plan: Plan, number: int, advance: Callable[[int],
 
 def _ordered(plan: Plan) -> sql.Composable:
     """``ORDER BY`` the table's key, if it has one."""
-    key = [field.column.name for field in plan.fields if field.name in plan.key]
+    columns = {field.name: field.column.name for field in plan.fields}
+    key = [columns[name] for name in plan.key]
     if plan.id_column is not None:
         key = [plan.id_column]
     if not key:
         return sql.SQL("")
-    return sql.SQL(" ORDER BY {}").format(sql.SQL(", ").join(map(sql.Identifier, key)))
+    return sql.SQL(" ORDER BY {}").format(
+        sql.SQL(", ").join(sql.Identifier(ROW, name) for name in key)
+    )
 
 
 def _take(done: Imported, values: Sequence[Any]) -> None:
@@ -257,16 +261,18 @@ def unresolved(
     """The rows (of ``child``) whose foreign key names no row of ``parent``, and what it
     holds. Values are compared as keys are (``42`` as ``"42"``); a key holding NULL names
     nothing, as in SQL."""
-    found = {_key(parent, row_id, row, foreign.references) for row_id, row in parent_rows.items()}
+    found = {
+        _key_values(parent, row_id, row, foreign.references) for row_id, row in parent_rows.items()
+    }
     missing = {}
     for row_id, row in rows.items():
-        key = _key(child, row_id, row, foreign.columns)
+        key = _key_values(child, row_id, row, foreign.columns)
         if None not in key and key not in found:
             missing[row_id] = key
     return missing
 
 
-def _key(plan: Plan, row_id: str, row: Row, columns: Sequence[str]) -> tuple[Any, ...]:
+def _key_values(plan: Plan, row_id: str, row: Row, columns: Sequence[str]) -> tuple[Any, ...]:
     values: list[str | None] = []
     for column in columns:
         field = plan.field_of(column)

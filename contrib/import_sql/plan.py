@@ -16,9 +16,10 @@ told apart by their content (identical rows: ``-2``, ``-3``...; see
 Links. A foreign key of one column that points at the other table's row id
 holds that row's id as text in the child's field (an integer 42 is ``"42"``),
 so that relationships and the models' relations resolve it as hutch does. The
-column is read as the other table's key type, so that values PostgreSQL takes
-for equal (``1`` and ``1.00`` in ``numeric``, ``'ab'`` and ``char(5)``'s
-``'ab   '``) name the same row.
+row is found by PostgreSQL's own equality (a lookup of its key), so that values
+it takes for equal (``1`` and ``1.00``, ``citext``'s ``'Ab'`` and ``'ab'``,
+``'1 day'`` and ``'24 hours'``) name the same row. A key that is also such a
+link (one row to one row) is the id of the row it names.
 
 Prisma (``--prisma``). Implicit many-to-many tables (``_ProjectToTeam``, with
 columns ``A`` and ``B``) become collections of links: ``project_teams`` with
@@ -87,7 +88,8 @@ class Plan:
     collection: str
     fields: tuple[Field, ...]  # one per column, in the table's order
     id_column: str | None  # the key's one column, whose text is the row id (else: derived)
-    key: tuple[str, ...]  # the fields the row id derives from; () for the whole row
+    key: tuple[str, ...]  # the fields a derived row id comes from, in key order; () for the
+    # whole row, or where id_column gives the id
     model: type[Model] | None = None
     dropped: str | None = None  # why the table's rows are left out, if they are
     hashed: frozenset[str] = frozenset()  # fields stored as hash_token(text)
@@ -124,7 +126,18 @@ class Plan:
 
 def key_text(value: Any) -> str:
     """A key's value as text: a string as it is, anything else as its JSON."""
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    if isinstance(value, str):
+        return value
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        raise _unwritable() from None
+
+
+def _unwritable() -> NotJSON:
+    return NotJSON(
+        "the key cannot be written as JSON (an integer beyond 64 bits, or nested too deep)"
+    )
 
 
 def canonical(column: Column, value: Any) -> Any:
@@ -152,8 +165,8 @@ def derived_id(key: Any) -> str:
     """A row id for a key that is not one: ``k`` and 40 hex digits of its JSON's SHA-256."""
     try:
         text = orjson.dumps(key, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:  # (nested deeper than orjson writes)
-        raise NotJSON("the row is nested too deep to derive its id from") from None
+    except orjson.JSONEncodeError:
+        raise _unwritable() from None
     return "k" + hashlib.sha256(text).hexdigest()[:40]
 
 
@@ -215,10 +228,10 @@ def _plan(table: Table, schema: Schema, *, prisma: bool, models: dict[str, type[
         select, convert, parent = select_expression(column), converter(column), None
         if column.name in links:
             foreign = links[column.name]
-            target = schema.tables[foreign.table].column(foreign.references[0])
-            cast = f"CAST({_quoted(column.name)} AS {target.type})"
-            select, convert = select_expression(target, cast), _linking(target)
-            parent = foreign.table
+            named = schema.tables[foreign.table]
+            target = named.column(foreign.references[0])
+            select = select_expression(target, _key_named(schema.name, named, target, column))
+            convert, parent = _linking(target), foreign.table
         if name in hashed:
             convert = _hashing(convert)
         fields.append(Field(column, name, select, convert, kept, parent))
@@ -332,6 +345,23 @@ def _implicit_join(table: Table) -> tuple[str, dict[str, str]] | None:
     else:
         names = {"A": f"{first}_id", "B": f"{second}_id"}
     return collection_name(collection, prisma=True), names
+
+
+#: What the loader and the check call the table a row is read from, in their SQL.
+ROW = "hutch_row"
+
+
+def _key_named(schema: str, parent: Table, key: Column, column: Column) -> str:
+    """The SQL that reads a link: the key of the row the column names, as that row holds it,
+    found by PostgreSQL's own equality (citext, numeric scales, intervals, collations...);
+    NULL where it names none."""
+    relation = f"{_quoted(schema)}.{_quoted(parent.name)}"
+    if not parent.partitioned:
+        relation = "ONLY " + relation
+    return (
+        f"(SELECT named.{_quoted(key.name)} FROM {relation} AS named "
+        f"WHERE named.{_quoted(key.name)} = {ROW}.{_quoted(column.name)} LIMIT 1)"
+    )
 
 
 def _quoted(name: str) -> str:

@@ -7,8 +7,9 @@ integers, floats, bytea) are selected as they are; every other column is selecte
 as text, so that one odd value (an 'infinity' timestamp, a jsonb number beyond a float)
 cannot fail a whole fetch: its converter raises :class:`NotJSON` and only its row is
 rejected. Arrays are selected as ``text[]`` (psycopg knows no array of a domain), and
-columns of types hutch has no rule for through ``to_jsonb``, which prints each value (an
-array's elements too) with its type's own output function, as psql shows it.
+columns of types hutch has no rule for through ``to_jsonb``: a type's cast to JSON where
+it has one (hstore, PostGIS), else each value (an array's elements too) printed by its
+type's own output function, as psql shows it.
 
 Numbers inside JSON are kept exactly or not at all: one with more digits than a float
 holds (``0.1000000000000000000001``), or beyond a float's range, rejects its row.
@@ -79,7 +80,7 @@ def converter(column: Column) -> Converter:
     return _CONVERTERS[column.kind]
 
 
-def _same(value: Any) -> Any:
+def _unchanged(value: Any) -> Any:
     return value
 
 
@@ -213,20 +214,20 @@ _AS_IS = frozenset({"bool", "int", "float", "bytea"})
 #: Each kind's converter. numeric, uuid, enum and other are selected as PostgreSQL's text,
 #: which is the value to keep ('1.50' stays '1.50', an enum its label).
 _CONVERTERS: dict[str, Converter] = {
-    "bool": _same,
-    "int": _same,
+    "bool": _unchanged,
+    "int": _unchanged,
     "float": _float,
-    "numeric": _same,
-    "text": _same,
+    "numeric": _unchanged,
+    "text": _unchanged,
     "json": _json,
-    "uuid": _same,
+    "uuid": _unchanged,
     "bytea": _bytea,
     "timestamptz": _timestamptz,
     "timestamp": _timestamp,
     "date": _date,
     "time": _time,
-    "enum": _same,
-    "other": _same,
+    "enum": _unchanged,
+    "other": _unchanged,
 }
 #: The converters of array elements, which arrive as text, where the kind's own does not
 #: take text.
