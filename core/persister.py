@@ -314,6 +314,48 @@ class Unseen:
         return bool(self._readers or self._waiting)
 
 
+class KnownIds:
+    """The ids of the rows and keyed values a backend has handed its store, kept current
+    with every change it takes in: what tells, when the backend must read everything again
+    (a log it cannot follow), which rows and values are gone."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, set[str]] = {}  # by collection
+        self.values: set[str] = set()
+
+    def reset(self, tables: Mapping[str, Mapping[str, Row]], values: Mapping[str, Any]) -> None:
+        """Know exactly ``tables`` and ``values`` (what was read whole)."""
+        self.rows = {collection: set(rows) for collection, rows in tables.items()}
+        self.values = set(values)
+
+    def take_in(self, changes: Changes) -> None:
+        for collection, rows in changes.tables.items():
+            ids = self.rows.setdefault(collection, set())
+            for row_id, row in rows.items():
+                if row is None:
+                    ids.discard(row_id)
+                else:
+                    ids.add(row_id)
+        self.values.update(changes.values)
+        self.values.difference_update(changes.deleted_values)
+
+    def difference(
+        self, tables: Mapping[str, Mapping[str, Row]], values: Mapping[str, Any]
+    ) -> Changes:
+        """Everything read whole, as ``Changes`` that also delete what was known and is
+        gone (then known as it now is)."""
+        changed: dict[str, dict[str, Row | None]] = {}
+        for collection in set(tables) | set(self.rows):
+            rows: dict[str, Row | None] = dict(tables.get(collection, {}))
+            for gone in self.rows.get(collection, set()) - rows.keys():
+                rows[gone] = None
+            if rows:
+                changed[collection] = rows
+        deleted = frozenset(self.values - values.keys())
+        self.reset(tables, values)
+        return Changes(changed, dict(values), deleted)
+
+
 #: Marks the follower thread (see :func:`become_follower`).
 _this_thread = threading.local()
 

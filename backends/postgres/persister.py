@@ -61,7 +61,7 @@ from hutch import (
 from hutch.cells import Row, check_exact_numbers, check_value
 from hutch.config import URL, redact_text
 from hutch.ids import check_value_id
-from hutch.persister import OpenStores, ProcessGuard, Unseen, is_follower
+from hutch.persister import KnownIds, OpenStores, ProcessGuard, Unseen, is_follower
 
 from . import CAPABILITIES, forks, pruning, upkeep
 from .connection import BoundedConnection, Silent, ended
@@ -155,8 +155,7 @@ class PostgresPersister(Persister):
         #: read before it: the poll that follows the commit, under the same lock, reports it.
         self._set_off: Changes | None = None
         self._tables: dict[str, str] = {}  # collection -> its table, as last read
-        self._ids: dict[str, set[str]] = {}  # the row ids this node knows, by collection
-        self._value_keys: set[str] = set()
+        self._known = KnownIds()  # what this node has handed the store
         self._found = False  # hutch's tables are there (a writing open makes them)
         self._conn = self._connect()
         try:
@@ -180,6 +179,7 @@ class PostgresPersister(Persister):
                 self._prepare()
             with self._snapshot():
                 tables, values = self._read_everything()
+        self._known.reset(tables, values)
         return Snapshot(tables=tables, values=values)
 
     def begin(self) -> None:
@@ -290,7 +290,7 @@ class PostgresPersister(Persister):
                 raise
             finally:
                 self._locked = False
-            self._take_in(changes)
+            self._known.take_in(changes)
             if (lines != written or reworked) and not self._take_set_off(changes, last):
                 return  # (this node reads the commit again, as another node's)
         if self._seq == self._head:  # this node had taken in everything before its commit
@@ -779,7 +779,7 @@ class PostgresPersister(Persister):
         except (psycopg.Error, StorageError):
             log.warning("reading what a commit set off in %s failed", self._where, exc_info=True)
             return False
-        self._take_in(set_off)
+        self._known.take_in(set_off)
         self._set_off = set_off
         return True
 
@@ -798,8 +798,6 @@ class PostgresPersister(Persister):
                 tables[collection] = rows
         values = self._read_values()
         self._seq, self._found = head, True
-        self._ids = {collection: set(rows) for collection, rows in tables.items()}
-        self._value_keys = set(values)
         return tables, values
 
     def _read_news(self) -> Changes | None:
@@ -836,7 +834,7 @@ class PostgresPersister(Persister):
             _name(named, collection, row_id)
         changes = self._read_named(named)
         self._seq = head
-        self._take_in(changes)
+        self._known.take_in(changes)
         return changes if changes else None
 
     def _last_seq(self) -> int:
@@ -858,7 +856,7 @@ class PostgresPersister(Persister):
             if name is None:
                 continue  # the keyed values (below), or a line naming no collection of hutch's
             found = self._read_rows(collection, name, ids)
-            gone = self._ids.get(collection, set()) if ids is None else ids
+            gone = self._known.rows.get(collection, set()) if ids is None else ids
             rows: dict[str, Row | None] = {row_id: None for row_id in gone if row_id not in found}
             rows.update(found)
             if rows:
@@ -868,22 +866,13 @@ class PostgresPersister(Persister):
         if VALUES in named:
             keys = named[VALUES]
             values = self._read_values(keys)
-            gone = self._value_keys if keys is None else keys
+            gone = self._known.values if keys is None else keys
             deleted = frozenset(key for key in gone if key not in values)
         return Changes(tables, values, deleted)
 
     def _difference(self) -> Changes | None:
         """Every row and value as ``Changes``, with what this node knew and is gone."""
-        known, known_values = self._ids, self._value_keys
-        tables, values = self._read_everything()
-        changed: dict[str, dict[str, Row | None]] = {}
-        for collection in set(tables) | set(known):
-            rows: dict[str, Row | None] = dict(tables.get(collection, {}))
-            for gone in known.get(collection, set()) - rows.keys():
-                rows[gone] = None
-            if rows:
-                changed[collection] = rows
-        changes = Changes(changed, values, frozenset(known_values - values.keys()))
+        changes = self._known.difference(*self._read_everything())
         return changes if changes else None
 
     def _read_rows(
@@ -922,18 +911,6 @@ class PostgresPersister(Persister):
                 raise CorruptData(f"{where}: {error}; fix or delete it") from None
         self.rows_read += len(values)
         return values
-
-    def _take_in(self, changes: Changes) -> None:
-        """Keep the known ids current with ``changes``, for the next whole read."""
-        for collection, rows in changes.tables.items():
-            ids = self._ids.setdefault(collection, set())
-            for row_id, row in rows.items():
-                if row is None:
-                    ids.discard(row_id)
-                else:
-                    ids.add(row_id)
-        self._value_keys.update(changes.values)
-        self._value_keys.difference_update(changes.deleted_values)
 
     # -- errors ------------------------------------------------------------------------------
 

@@ -62,7 +62,7 @@ from hutch.backends.file.fsio import lock_holders as lock_holders_of
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
-from hutch.persister import OpenStores, ProcessGuard, Unseen
+from hutch.persister import KnownIds, OpenStores, ProcessGuard, Unseen
 
 from . import CAPABILITIES
 from .cells import META, OrphanTag, decode_row, encode_row
@@ -157,8 +157,7 @@ class SqlitePersister(Persister):
         #: What the file's own triggers did in this connection's last commit, read back
         #: before it: the poll that follows the commit, under the same lock, reports it.
         self._set_off: Changes | None = None
-        self._ids: dict[str, set[str]] = {}  # the row ids this connection knows, by collection
-        self._value_keys: set[str] = set()
+        self._known = KnownIds()  # what this connection has handed the store
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -168,7 +167,7 @@ class SqlitePersister(Persister):
             if not self._read_only:  # a read-only open reads the file as it is
                 self._prepare()
             tables, values = self._read_everything()
-        self._remember(tables, values)
+        self._known.reset(tables, values)
         return Snapshot(tables=tables, values=values)
 
     def _prepare(self) -> None:
@@ -287,7 +286,7 @@ class SqlitePersister(Persister):
             with self._reading():
                 changes = self._read_logged()
                 if changes is None:  # the log cannot tell: compare every row
-                    changes = self._difference(*self._read_everything())
+                    changes = self._known.difference(*self._read_everything())
         except BaseException:
             # Nothing was taken in: behind() says so, and the next refresh() (or the
             # follower) reads again, and meets the same error until it is fixed.
@@ -311,9 +310,9 @@ class SqlitePersister(Persister):
             # a load checks it: a commit hutch could not read back fails, writing nothing.
             set_off = self._read_back(start) if self._schema.triggers else None
             self._cut_changes()
-        self._take_in(changes)
+        self._known.take_in(changes)
         if set_off is not None:
-            self._take_in(set_off)
+            self._known.take_in(set_off)
             self._set_off = set_off  # for the poll that follows, still under the lock
 
     def describe_relationship(self, relationship_id: str, relationship: Relationship) -> None:
@@ -565,7 +564,7 @@ class SqlitePersister(Persister):
         try:
             self._conn = self._connect()
             self._schema = Schema(self._conn, self.path)
-            changes = self._difference(*self._read_everything())
+            changes = self._known.difference(*self._read_everything())
         except BaseException:
             if self._conn is not before[1]:
                 self._conn.close()
@@ -864,7 +863,7 @@ class SqlitePersister(Persister):
             if collection is None:
                 continue  # _values, or a table that holds no collection
             found = self._read_rows(collection, self._schema.tables[name], keys)
-            known_ids = self._ids.get(collection, set())
+            known_ids = self._known.rows.get(collection, set())
             gone = known_ids if keys is None else keys & known_ids  # None: read whole
             rows: dict[str, Row | None] = {key: None for key in gone if key not in found}
             rows.update(found)
@@ -875,27 +874,12 @@ class SqlitePersister(Persister):
         keys = named.get(VALUES_TABLE)
         if keys:
             values = self._read_values(keys)
-            deleted = frozenset(key for key in keys & self._value_keys if key not in values)
+            deleted = frozenset(key for key in keys & self._known.values if key not in values)
         self._data_version, self._seq = data_version, last
         self._taken, self._taken_version = taken, version
         changes = Changes(tables, values, deleted)
-        self._take_in(changes)
+        self._known.take_in(changes)
         return changes
-
-    def _difference(
-        self, tables: dict[str, dict[str, Row]], values: dict[str, Any]
-    ) -> Changes | None:
-        """Every row and value as ``Changes``, with what this connection knew and is gone."""
-        changed: dict[str, dict[str, Row | None]] = {}
-        for collection in set(tables) | set(self._ids):
-            rows: dict[str, Row | None] = dict(tables.get(collection, {}))
-            for gone in self._ids.get(collection, set()) - rows.keys():
-                rows[gone] = None
-            if rows:
-                changed[collection] = rows
-        deleted = frozenset(self._value_keys - values.keys())
-        self._remember(tables, values)
-        return Changes(changed, values, deleted)
 
     def _read_rows(
         self,
@@ -968,22 +952,6 @@ class SqlitePersister(Persister):
             chunk = listed[start : start + _IDS_PER_QUERY]
             marks = ", ".join("?" * len(chunk))
             yield self._conn.execute(f"{select} WHERE {key} IN ({marks})", chunk)
-
-    def _remember(self, tables: dict[str, dict[str, Row]], values: dict[str, Any]) -> None:
-        self._ids = {collection: set(rows) for collection, rows in tables.items()}
-        self._value_keys = set(values)
-
-    def _take_in(self, changes: Changes) -> None:
-        """Keep the known ids current with ``changes``, for the next full comparison."""
-        for collection, rows in changes.tables.items():
-            ids = self._ids.setdefault(collection, set())
-            for row_id, row in rows.items():
-                if row is None:
-                    ids.discard(row_id)
-                else:
-                    ids.add(row_id)
-        self._value_keys.update(changes.values)
-        self._value_keys.difference_update(changes.deleted_values)
 
     # -- errors ------------------------------------------------------------------------------
 
