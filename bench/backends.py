@@ -44,7 +44,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -433,21 +433,9 @@ def cold_open(backend: str, root: Path, plan: Plan) -> Result:
     def open_ready() -> hutch.Database:
         return open_hutch(backend, folder)
 
-    say(f"{plan.opens} + 1 cold opens of each")
-    ours, theirs = [], []
-    for attempt in range(plan.opens + 1):  # the first of each warms up, untimed
-        took, db = timed(open_ready)
-        count = db.store.get_row_count(TABLE)
-        db.close()
-        del db
-        bare_took, loaded = timed(lambda: read_records_bare(records))
-        if count != plan.records or len(loaded) != plan.records:
-            raise RuntimeError(f"read {count} and {len(loaded)} records, not {plan.records}")
-        del loaded
-        if attempt:
-            ours.append(took)
-            theirs.append(bare_took)
-    ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+    ours_median, theirs_median = cold_opens(
+        plan.opens, plan.records, open_ready, lambda: read_records_bare(records)
+    )
     return Result(
         f"cold open, {plan.records:,} records + index",
         ours_median,
@@ -456,6 +444,31 @@ def cold_open(backend: str, root: Path, plan: Plan) -> Result:
         ours_median / theirs_median,
         1.5,
     )
+
+
+def cold_opens(
+    opens: int,
+    records: int,
+    open_db: Callable[[], hutch.Database],
+    read_peer: Callable[[], Sized],
+) -> tuple[float, float]:
+    """The medians of ``opens`` cold opens of hutch and of the peer's read of the same
+    ``records`` rows, alternating, after one untimed warm-up of each."""
+    say(f"{opens} + 1 cold opens of each")
+    ours, theirs = [], []
+    for attempt in range(opens + 1):
+        took, db = timed(open_db)
+        count = db.store.get_row_count(TABLE)
+        db.close()
+        del db
+        peer_took, loaded = timed(read_peer)
+        if count != records or len(loaded) != records:
+            raise RuntimeError(f"read {count} and {len(loaded)} rows, not {records}")
+        del loaded
+        if attempt:
+            ours.append(took)
+            theirs.append(peer_took)
+    return statistics.median(ours), statistics.median(theirs)
 
 
 def profile_cold_open(backend: str, root: Path) -> str:

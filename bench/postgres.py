@@ -52,6 +52,7 @@ import hutch.backends.postgres
 from backends import (
     ROWS,
     Result,
+    cold_opens,
     make_row,
     make_rows,
     median_batched,
@@ -275,22 +276,10 @@ def cold_open(server: Server, plan: Plan) -> tuple[Result, str]:
                 rows[row_id] = orjson.loads(text)
         return rows
 
-    say(f"{plan.opens} + 1 cold opens of each")
-    ours, theirs = [], []
     with psycopg.connect(url, autocommit=True) as conn:  # (the store's schema on its path)
-        for attempt in range(plan.opens + 1):  # the first of each warms up, untimed
-            took, opened = timed(lambda: open_node(url))
-            count = opened.store.get_row_count(TABLE)
-            opened.close()
-            del opened
-            copy_took, loaded = timed(lambda: copied(conn))
-            if count != plan.records or len(loaded) != plan.records:
-                raise RuntimeError(f"read {count} and {len(loaded)} rows, not {plan.records}")
-            del loaded
-            if attempt:
-                ours.append(took)
-                theirs.append(copy_took)
-    ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+        ours_median, theirs_median = cold_opens(
+            plan.opens, plan.records, lambda: open_node(url), lambda: copied(conn)
+        )
     result = Result(
         f"cold open, {plan.records:,} rows",
         ours_median,

@@ -26,7 +26,7 @@ import attrs
 from hutch.cells import Row
 from hutch.changes import Changes
 from hutch.config import URL, CollectionSettings, Durability
-from hutch.errors import ConfigError, StorageError
+from hutch.errors import ConfigError, LockTimeout, StorageError
 
 if TYPE_CHECKING:
     from hutch.relationships import Relationship
@@ -312,6 +312,64 @@ class Unseen:
 
     def __bool__(self) -> bool:
         return bool(self._readers or self._waiting)
+
+
+class Turns:
+    """A backend's one connection, used by one thread at a time: a transaction's, from
+    ``begin`` to ``end``, or a read's. A thread waits its turn at most ``lock_timeout`` (then
+    :class:`~hutch.LockTimeout`), and the thread whose turn it is goes on without waiting
+    (a read inside its own transaction)."""
+
+    def __init__(self, lock_timeout: float, where: object) -> None:
+        self._lock = threading.Lock()
+        self._lock_timeout = lock_timeout
+        self._where = where
+        self._holder: int | None = None
+
+    def mine(self) -> bool:
+        """Whether it is the calling thread's turn."""
+        return self._holder == threading.get_ident()
+
+    def take(self, ready: Callable[[], None]) -> None:
+        """Wait for the turn, then call ``ready`` (which may raise, giving the turn back: the
+        database was closed, the connection must be made again...)."""
+        if not self._lock.acquire(timeout=min(self._lock_timeout, threading.TIMEOUT_MAX)):
+            raise LockTimeout(
+                f"could not use the connection to {self._where} within "
+                f"{self._lock_timeout:g} s (lock_timeout): another thread of this process held "
+                "it (a transaction); find out why it takes so long, or give hutch.open a "
+                "larger lock_timeout"
+            )
+        try:
+            ready()
+        except BaseException:
+            self._lock.release()
+            raise
+        self._holder = threading.get_ident()
+
+    def take_within(self, seconds: float) -> bool:
+        """Wait for the turn at most ``seconds`` (a close); whether it came."""
+        if not self._lock.acquire(timeout=min(seconds, threading.TIMEOUT_MAX)):
+            return False
+        self._holder = threading.get_ident()
+        return True
+
+    def give(self) -> None:
+        self._holder = None
+        self._lock.release()
+
+    @contextmanager
+    def held(self, ready: Callable[[], None]) -> Iterator[None]:
+        """The turn for the block: taken (see :meth:`take`) unless it is already this
+        thread's, and then given back."""
+        if self.mine():
+            yield
+            return
+        self.take(ready)
+        try:
+            yield
+        finally:
+            self.give()
 
 
 class KnownIds:

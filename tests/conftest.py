@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from crashcheck import scratch_folder
-from pgcluster import Cluster, Unavailable
+from pgcluster import Cluster, running_or_skip
 
 import hutch
 import hutch.backends.memory
@@ -56,15 +56,8 @@ def several_opens() -> Iterator[None]:
 def pg_cluster() -> Iterator[Cluster]:
     """A throw-away PostgreSQL cluster for the whole run (see :mod:`pgcluster`), stopped at the
     end however the run ends; the tests that need it skip, saying why, where none can start."""
-    try:
-        cluster = Cluster()
-        cluster.start()
-    except Unavailable as error:
-        pytest.skip(f"no PostgreSQL cluster could be started: {error}")
-    try:
+    with running_or_skip() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -216,6 +216,19 @@ def running(under: Path | None = None) -> Iterator[Cluster]:
         cluster.stop()
 
 
+@contextlib.contextmanager
+def running_or_skip() -> Iterator[Cluster]:
+    """:func:`running`, for a test: skipped, saying why, where no cluster can start."""
+    import pytest
+
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(running())
+        except Unavailable as error:
+            pytest.skip(f"no PostgreSQL cluster could be started: {error}")
+        yield cluster
+
+
 def _server_user() -> pwd.struct_passwd | None:
     """The user the server runs as: ``postgres`` when this process is root, else this one."""
     if os.geteuid() != 0:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import pytest
 from children import WAIT, Child
-from pgcluster import Cluster, Unavailable
+from pgcluster import Cluster, running_or_skip
 
 import hutch
 from hutch.backends.postgres.testing import fresh_url
@@ -162,15 +162,8 @@ def proxy(pg_cluster: Cluster) -> Iterator[Proxy]:
 @pytest.fixture
 def own_cluster() -> Iterator[Cluster]:
     """A cluster of the test's own, which it may restart or crash."""
-    try:
-        cluster = Cluster()
-        cluster.start()
-    except Unavailable as error:
-        pytest.skip(f"no PostgreSQL cluster could be started: {error}")
-    try:
+    with running_or_skip() as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def _connection(db: hutch.Database) -> Any:

@@ -31,7 +31,7 @@ import os
 import re
 import threading
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -61,7 +61,7 @@ from hutch import (
 from hutch.cells import Row, check_exact_numbers, check_value
 from hutch.config import URL, redact_text
 from hutch.ids import check_value_id
-from hutch.persister import KnownIds, OpenStores, ProcessGuard, Unseen, is_follower
+from hutch.persister import KnownIds, OpenStores, ProcessGuard, Turns, Unseen, is_follower
 
 from . import CAPABILITIES, forks, pruning, upkeep
 from .connection import BoundedConnection, Silent, ended
@@ -141,9 +141,7 @@ class PostgresPersister(Persister):
         self._settings: dict[str, CollectionSettings] = dict(config.collections)
         self._lock_timeout = config.lock_timeout
         self._read_only = config.read_only
-        # The connection serves one thread at a time: a transaction's, from begin() to end().
-        self._connection_lock = threading.Lock()
-        self._user: int | None = None  # the thread holding it
+        self._turns = Turns(config.lock_timeout, self._where)  # (one thread's at a time)
         self._watch: Connection | None = None  # for behind(), from any thread
         self._watch_lock = threading.Lock()
         self._unseen = Unseen()  # read by catch_up(), for the next poll()
@@ -185,11 +183,11 @@ class PostgresPersister(Persister):
     def begin(self) -> None:
         self._process.check()
         self._refuse_writing("lock")
-        self._take_connection()
+        self._turns.take(self._ready)
         try:
             self._head = self._lock()
         except BaseException:
-            self._give_connection()
+            self._turns.give()
             raise
 
     def end(self) -> None:
@@ -200,14 +198,14 @@ class PostgresPersister(Persister):
         finally:
             self._locked = False
             self._set_off = None  # (a mirror's: nobody polls it)
-            self._give_connection()
+            self._turns.give()
 
     def behind(self) -> bool:
         """Whether the change log goes further than this node's position: for the follower,
         without a query while the feed can tell (see :mod:`.feed`); else asked on a
         connection of its own (the other may be a transaction's, on another thread), so that
         ``refresh()`` sees every commit made before it was called."""
-        if self._user == threading.get_ident():  # holding the lock: nobody else commits
+        if self._turns.mine():  # holding the lock: nobody else commits
             return self._set_off is not None
         if os.getpid() != self._process.pid:  # a forked child: never the parent's connection
             return True  # (catch_up refuses it, saying why)
@@ -241,7 +239,7 @@ class PostgresPersister(Persister):
 
     def poll(self) -> Changes | None:
         self._process.check()
-        if self._user == threading.get_ident():
+        if self._turns.mine():
             if self._locked:  # a transaction begins: read up to the last line, under the lock
                 with self._errors("read"):
                     if news := self._read_news():
@@ -375,12 +373,13 @@ class PostgresPersister(Persister):
                 )
 
     @contextmanager
-    def _holding_the_lock(self) -> Iterator[int]:
+    def _holding_the_lock(self, *, head: bool = True) -> Iterator[int]:
         """One transaction holding the store's write lock, committed as the block ends (rolled
-        back if it raises); yields how far the change log went when the lock was taken."""
-        head = self._lock()
+        back if it raises); yields how far the change log went when the lock was taken (0
+        without ``head``)."""
+        last = self._lock(head=head)
         try:
-            yield head
+            yield last
             self._conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(psycopg.Error):
@@ -433,7 +432,7 @@ class PostgresPersister(Persister):
             return  # held then would never be let go here
         self._feed.close()
         # Another thread's catch_up may be using the connection: wait for it, a while.
-        taken = self._connection_lock.acquire(timeout=min(self._lock_timeout, 60))
+        taken = self._turns.take_within(min(self._lock_timeout, 60))
         try:
             self._closed = True
             with contextlib.suppress(psycopg.Error):
@@ -445,7 +444,7 @@ class PostgresPersister(Persister):
         finally:
             self._claim.release()
             if taken:
-                self._connection_lock.release()
+                self._turns.give()
 
     # -- connections -------------------------------------------------------------------------
 
@@ -497,39 +496,16 @@ class PostgresPersister(Persister):
             )
         return Layout(name, oid)
 
-    def _take_connection(self) -> None:
-        wait = min(self._lock_timeout, threading.TIMEOUT_MAX)
-        if not self._connection_lock.acquire(timeout=wait):
-            raise LockTimeout(
-                f"could not use the connection to {self._where} within {self._lock_timeout:g} s "
-                "(lock_timeout): another thread of this process held it (a transaction); find "
-                "out why it takes so long, or give hutch.open a larger lock_timeout"
-            )
-        try:
-            if self._closed:  # a stray call through a closed database
-                raise ClosedError("the database is closed; open it again with hutch.open(...)")
-            if ended(self._conn):  # the server restarted, the network cut
-                self._conn = self._connect()
-        except BaseException:
-            self._connection_lock.release()
-            raise
-        self._user = threading.get_ident()
+    def _ready(self) -> None:
+        """The connection, ready for the thread whose turn it is."""
+        if self._closed:  # a stray call through a closed database
+            raise ClosedError("the database is closed; open it again with hutch.open(...)")
+        if ended(self._conn):  # the server restarted, the network cut
+            self._conn = self._connect()
 
-    def _give_connection(self) -> None:
-        self._user = None
-        self._connection_lock.release()
-
-    @contextmanager
-    def _connection(self) -> Iterator[None]:
+    def _connection(self) -> AbstractContextManager[None]:
         """The connection, for this thread alone (already so inside its transaction)."""
-        if self._user == threading.get_ident():
-            yield
-            return
-        self._take_connection()
-        try:
-            yield
-        finally:
-            self._give_connection()
+        return self._turns.held(self._ready)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -631,8 +607,7 @@ class PostgresPersister(Persister):
         """Make hutch's tables, functions and triggers where they are missing (under the write
         lock, so that two nodes opening a new store do not both make them)."""
         layout = self._layout
-        self._lock(head=False)
-        try:
+        with self._holding_the_lock(head=False):
             names = self._relations()
             if not {META_TABLE, VALUES_TABLE, CHANGES_TABLE} <= names:
                 for statement in layout.create():
@@ -651,13 +626,6 @@ class PostgresPersister(Persister):
                     if (name, trigger) not in have:
                         self._conn.execute(statement)
             self._make_indexes(self._tables)
-            self._conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(psycopg.Error):
-                self._rollback()
-            raise
-        finally:
-            self._locked = False
 
     def _relations(self) -> set[str]:
         return {name for (name,) in self._conn.execute(self._layout.names_query())}

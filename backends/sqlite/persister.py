@@ -29,7 +29,7 @@ import stat
 import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,7 @@ from hutch.backends.file.fsio import lock_holders as lock_holders_of
 from hutch.cells import Row, check_exact_numbers, check_row, check_value
 from hutch.config import URL
 from hutch.ids import check_value_id, is_row_id
-from hutch.persister import KnownIds, OpenStores, ProcessGuard, Unseen
+from hutch.persister import KnownIds, OpenStores, ProcessGuard, Turns, Unseen
 
 from . import CAPABILITIES
 from .cells import META, OrphanTag, decode_row, encode_row
@@ -138,9 +138,7 @@ class SqlitePersister(Persister):
             raise
         self._schema = Schema(self._conn, self.path)
         self._process = ProcessGuard(self.path)
-        # The connection serves one thread at a time: a transaction's, from begin() to end().
-        self._connection_lock = threading.Lock()
-        self._user: int | None = None  # the thread holding it
+        self._turns = Turns(config.lock_timeout, self.path)  # (one thread's at a time)
         self._watch: sqlite3.Connection | None = None  # for behind(), from any thread
         self._watch_lock = threading.Lock()
         self._unseen = Unseen()  # read by catch_up(), for the next poll()
@@ -213,7 +211,7 @@ class SqlitePersister(Persister):
     def begin(self) -> None:
         self._process.check()
         self._refuse_writing("lock")
-        self._take_connection()
+        self._turns.take(self._ready)
         try:
             with self._errors("lock"):
                 self._conn.execute("BEGIN IMMEDIATE")
@@ -223,7 +221,7 @@ class SqlitePersister(Persister):
                     with contextlib.suppress(sqlite3.Error):
                         self._conn.execute("ROLLBACK")
             finally:
-                self._give_connection()
+                self._turns.give()
             raise
         self._locked = True
 
@@ -235,7 +233,7 @@ class SqlitePersister(Persister):
         finally:
             self._locked = False
             self._set_off = None  # (a mirror's: nobody polls it)
-            self._give_connection()
+            self._turns.give()
 
     def behind(self) -> bool:
         """Whether another connection committed since :meth:`poll` last read (SQLite's
@@ -264,7 +262,7 @@ class SqlitePersister(Persister):
 
     def poll(self) -> Changes | None:
         self._process.check()
-        if self._user == threading.get_ident():  # a transaction begins: read up to the last
+        if self._turns.mine():  # a transaction begins: read up to the last
             with self._errors("read"):
                 if news := self._read_news():
                     self._unseen.put(news)  # after what catch_up() read before it
@@ -582,34 +580,13 @@ class SqlitePersister(Persister):
                 "nothing; open it again without read_only to write"
             )
 
-    def _take_connection(self) -> None:
-        wait = min(self._lock_timeout, threading.TIMEOUT_MAX)
-        if not self._connection_lock.acquire(timeout=wait):
-            raise LockTimeout(
-                f"could not use the connection to {self.path} within {self._lock_timeout:g} s "
-                "(lock_timeout): another thread of this process held it (a transaction); find "
-                "out why it takes so long, or give hutch.open a larger lock_timeout"
-            )
+    def _ready(self) -> None:
         if self._closed:  # a stray call through a closed database
-            self._connection_lock.release()
             raise ClosedError("the database is closed; open it again with hutch.open(...)")
-        self._user = threading.get_ident()
 
-    def _give_connection(self) -> None:
-        self._user = None
-        self._connection_lock.release()
-
-    @contextmanager
-    def _connection(self) -> Iterator[None]:
+    def _connection(self) -> AbstractContextManager[None]:
         """The connection, for this thread alone (already so inside its transaction)."""
-        if self._user == threading.get_ident():
-            yield
-            return
-        self._take_connection()
-        try:
-            yield
-        finally:
-            self._give_connection()
+        return self._turns.held(self._ready)
 
     @contextmanager
     def _write(self) -> Iterator[None]:
